@@ -1,0 +1,257 @@
+"""The saved-model bundle: one directory with the model, its scaler, settings, metrics and plots.
+
+A bundle is written into a temporary directory beside its target and moved
+into place only when complete, so a failed or killed save never leaves a
+half-written bundle and never damages the previous one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import uuid
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from forecaster.config import Settings
+from forecaster.errors import BundleError, ForecasterError
+from forecaster.windows import Scaler
+
+MODEL_FILE = "model.keras"
+SCALER_FILE = "scaler.json"
+METADATA_FILE = "metadata.json"
+METRICS_FILE = "metrics.json"
+INTERVALS_FILE = "intervals.json"
+REQUIRED = (MODEL_FILE, SCALER_FILE, METADATA_FILE)
+FORMAT_VERSION = 1  # bumped when the bundle layout changes incompatibly
+
+
+def write_directory_atomically(
+    target: str | os.PathLike, write: Callable[[Path], None], replace: bool = False
+) -> Path:
+    """Call `write(tmp)` on a fresh directory beside `target`, then move it into place.
+
+    If `target` exists and `replace` is false, nothing is written. If `write`
+    raises, the temporary directory is removed and `target` is untouched. The
+    old directory is moved aside only once the new one is complete, and
+    deleted only after the new one is in place.
+    """
+    target = Path(target)
+    if target.exists() and not replace:
+        raise ForecasterError(
+            f"{str(target)!r} already exists: add --force to replace it (the old one is "
+            "kept until the new one is complete), or choose another --out."
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex[:8]
+    tmp = target.with_name(f".{target.name}.tmp-{tag}")
+    old = target.with_name(f".{target.name}.old-{tag}")
+    tmp.mkdir()
+    try:
+        write(tmp)
+        if target.exists():
+            os.rename(target, old)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if old.exists():
+                os.rename(old, target)
+            raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def write_file_atomically(
+    path: str | os.PathLike, write: Callable[[Path], None]
+) -> Path:
+    """Call `write(tmp_path)`, then replace `path` with it in one rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{uuid.uuid4().hex[:8]}{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def library_versions() -> dict:
+    """Versions of the libraries a bundle depends on (imported ones only)."""
+    import sys
+
+    import numpy
+    import pandas
+
+    versions = {
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+    }
+    for name in ("tensorflow", "keras", "sklearn"):
+        module = sys.modules.get(name)
+        if module is not None:
+            versions[name] = getattr(module, "__version__", "unknown")
+    from forecaster import __version__
+
+    versions["forecaster"] = __version__
+    return versions
+
+
+def write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: everything needed to rebuild the trained pipeline."""
+
+    path: Path
+    settings: Settings
+    scaler: Scaler
+    metadata: dict
+    metrics: dict
+    intervals: dict | None
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def window(self) -> int:
+        return self.settings.prep.window
+
+    @property
+    def horizon(self) -> int:
+        return self.settings.prep.horizon
+
+    @property
+    def representation(self) -> str:
+        return self.settings.prep.representation
+
+
+def load_bundle(path: str | os.PathLike) -> Bundle:
+    """Read a bundle's JSON parts and check them; the model itself loads lazily."""
+    path = Path(path)
+    if not path.is_dir():
+        raise BundleError(
+            f"No bundle at {str(path)!r}: it is not a directory. Train one with "
+            "`python train.py`, or pass --model with a bundle directory."
+        )
+    missing = [name for name in REQUIRED if not (path / name).is_file()]
+    if missing:
+        raise BundleError(
+            f"{str(path)!r} is not a complete bundle (missing {', '.join(missing)}): "
+            "the bundle is damaged or incompatible, retrain it with train.py."
+        )
+    metadata = _read_json(path / METADATA_FILE, path)
+    scaler_raw = _read_json(path / SCALER_FILE, path)
+    try:
+        settings = Settings.from_dict(metadata["settings"]).validate()
+        scaler = Scaler.from_dict(scaler_raw)
+    except (KeyError, TypeError, ForecasterError) as err:
+        raise BundleError(
+            f"Bundle {str(path)!r} has unusable metadata or scaler ({err}): the bundle "
+            "is damaged or incompatible, retrain it with train.py."
+        ) from None
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"Bundle {str(path)!r} has format_version={metadata.get('format_version')!r}, "
+            f"this forecaster reads {FORMAT_VERSION}: retrain it with train.py."
+        )
+    if scaler.log != (settings.prep.representation == "log-delta"):
+        raise BundleError(
+            f"Bundle {str(path)!r}: the scaler does not match representation "
+            f"{settings.prep.representation!r}; the bundle is damaged, retrain it."
+        )
+    _check_model_archive(path / MODEL_FILE, settings)
+    metrics = (
+        _read_json(path / METRICS_FILE, path) if (path / METRICS_FILE).exists() else {}
+    )
+    intervals = (
+        _read_json(path / INTERVALS_FILE, path)
+        if (path / INTERVALS_FILE).exists()
+        else None
+    )
+    return Bundle(path, settings, scaler, metadata, metrics, intervals)
+
+
+def _read_json(file: Path, bundle: Path):
+    try:
+        return json.loads(file.read_text())
+    except (OSError, ValueError) as err:
+        raise BundleError(
+            f"Cannot read {file.name} in bundle {str(bundle)!r} ({type(err).__name__}): "
+            "the bundle is damaged or incompatible, retrain it with train.py."
+        ) from None
+
+
+def _check_model_archive(file: Path, settings: Settings) -> None:
+    """Check model.keras is a whole archive whose input and output match the settings."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            if archive.testzip() is not None:
+                raise zipfile.BadZipFile("a member fails its checksum")
+            config = json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as err:
+        raise BundleError(
+            f"{str(file)!r} is not a readable Keras model ({err}): the bundle is damaged "
+            "or incompatible, retrain it with train.py."
+        ) from None
+    layers = config.get("config", {}).get("layers", [])
+    shape = _input_shape(config, layers)
+    units = next(
+        (
+            layer.get("config", {}).get("units")
+            for layer in reversed(layers)
+            if layer.get("class_name") == "Dense"
+        ),
+        None,
+    )
+    expected = (settings.prep.window, settings.prep.horizon)
+    if shape is None or units is None or (shape[1], units) != expected:
+        raise BundleError(
+            f"The model in {str(file)!r} takes window {shape and shape[1]} and predicts "
+            f"{units} step(s), but metadata.json says window={expected[0]}, "
+            f"horizon={expected[1]}: the bundle is damaged or incompatible, retrain it."
+        )
+
+
+def _input_shape(config: dict, layers: list) -> list | None:
+    for layer in layers:
+        if layer.get("class_name") == "InputLayer":
+            cfg = layer.get("config", {})
+            return cfg.get("batch_shape") or cfg.get("batch_input_shape")
+    build = config.get("build_config", {}).get("input_shape")
+    return build
+
+
+def load_keras_model(file: str | os.PathLike):
+    """Load model.keras with Keras' safe mode on (no arbitrary code, no pickle)."""
+    import keras
+
+    try:
+        return keras.saving.load_model(file, compile=False, safe_mode=True)
+    except Exception as err:  # Keras raises many kinds for a damaged archive
+        first = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        raise BundleError(
+            f"Cannot load the model in {str(file)!r} ({first}): the bundle is damaged "
+            "or incompatible, retrain it with train.py."
+        ) from None

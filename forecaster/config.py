@@ -1,0 +1,166 @@
+"""Settings as dataclasses: what to load, how to window it, what to build and how to train.
+
+Every field has a default; the command line overrides them and the saved bundle
+records them, so a forecast rebuilds exactly the pipeline that was trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from forecaster.errors import ForecasterError
+
+CELLS = ("lstm", "gru", "rnn")
+REPRESENTATIONS = ("level", "delta", "log-delta")
+
+
+@dataclass
+class DataSettings:
+    """Where the prices come from."""
+
+    csv: str | None = None  # path to a CSV; None with no ticker = the shipped sample
+    ticker: str | None = None  # a symbol to download with yfinance instead of a CSV
+    start: str | None = None  # first date for a ticker (None = ten years back)
+    end: str | None = None  # last date for a ticker (None = today)
+    column: str | None = (
+        None  # price column; None = "Adj Close" if present, else "Close"
+    )
+    cache_dir: str = "data/cache"  # where ticker downloads are cached as CSV
+
+
+@dataclass
+class PrepSettings:
+    """How the price series becomes scaled windows."""
+
+    window: int = 100  # input steps per window
+    horizon: int = 1  # steps the model predicts at once (1 = one-step, >1 = direct)
+    train_fraction: float = 0.75  # share of the series, oldest first, used for training
+    val_fraction: float = (
+        0.1  # share of the training windows, newest, for early stopping
+    )
+    representation: str = "log-delta"  # "level" (scaled price), "delta" (change from
+    #   the window's last scaled price) or "log-delta" (the same on log prices)
+
+    def validate(self) -> None:
+        if self.window < 1:
+            raise ForecasterError(
+                f"window must be at least 1. Received: window={self.window}"
+            )
+        if self.horizon < 1:
+            raise ForecasterError(
+                f"horizon must be at least 1. Received: horizon={self.horizon}"
+            )
+        if not 0 < self.train_fraction < 1:
+            raise ForecasterError(
+                "train-fraction must be between 0 and 1 (exclusive). "
+                f"Received: train_fraction={self.train_fraction}"
+            )
+        if not 0 < self.val_fraction < 1:
+            raise ForecasterError(
+                "val-fraction must be between 0 and 1 (exclusive). "
+                f"Received: val_fraction={self.val_fraction}"
+            )
+        check_choice("representation", self.representation, REPRESENTATIONS)
+
+
+@dataclass
+class ModelSettings:
+    """The stacked recurrent network."""
+
+    cell: str = "lstm"  # "lstm", "gru" or "rnn" (SimpleRNN)
+    units: int = 50  # units in each recurrent layer
+    layers: int = 3  # stacked recurrent layers
+    dropout: float = (
+        0.0  # Dropout between layers (never recurrent_dropout: keeps cuDNN)
+    )
+    bidirectional: bool = False  # wrap each recurrent layer in Bidirectional
+    learning_rate: float = 1e-3  # Adam's learning rate
+
+    def validate(self) -> None:
+        check_choice("cell", self.cell, CELLS)
+        if self.units < 1:
+            raise ForecasterError(
+                f"units must be at least 1. Received: units={self.units}"
+            )
+        if self.layers < 1:
+            raise ForecasterError(
+                f"layers must be at least 1. Received: layers={self.layers}"
+            )
+        if not 0 <= self.dropout < 1:
+            raise ForecasterError(
+                f"dropout must be in [0, 1). Received: dropout={self.dropout}"
+            )
+        if not self.learning_rate > 0:
+            raise ForecasterError(
+                "learning-rate must be positive. "
+                f"Received: learning_rate={self.learning_rate}"
+            )
+
+
+@dataclass
+class TrainSettings:
+    """The training loop."""
+
+    epochs: int = 50  # upper bound; early stopping usually ends sooner
+    batch_size: int = 64  # windows per gradient step
+    patience: int = 8  # epochs without a better validation loss before stopping
+    seed: int = 42  # same seed, data and machine -> same metrics
+    verbose: int = 1  # Keras progress bar (1), one line per epoch (2) or silent (0)
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise ForecasterError(
+                f"epochs must be at least 1. Received: epochs={self.epochs}"
+            )
+        if self.batch_size < 1:
+            raise ForecasterError(
+                f"batch-size must be at least 1. Received: batch_size={self.batch_size}"
+            )
+        if self.patience < 0:
+            raise ForecasterError(
+                f"patience must be 0 or more. Received: patience={self.patience}"
+            )
+
+
+@dataclass
+class Settings:
+    """Everything a training run needs; saved in the bundle's metadata.json."""
+
+    data: DataSettings = field(default_factory=DataSettings)
+    prep: PrepSettings = field(default_factory=PrepSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+    def validate(self) -> Settings:
+        self.prep.validate()
+        self.model.validate()
+        self.train.validate()
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Settings:
+        """Rebuild settings saved by `to_dict`, ignoring keys this version lacks."""
+        parts = {}
+        for name, kind in (
+            ("data", DataSettings),
+            ("prep", PrepSettings),
+            ("model", ModelSettings),
+            ("train", TrainSettings),
+        ):
+            known = {f.name for f in dataclasses.fields(kind)}
+            parts[name] = kind(
+                **{k: v for k, v in raw.get(name, {}).items() if k in known}
+            )
+        return cls(**parts)
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise a ForecasterError listing the valid choices when `value` is not one."""
+    if value not in choices:
+        raise ForecasterError(
+            f"Unknown {name} {value!r}: choose one of {', '.join(choices)}."
+        )

@@ -1,0 +1,170 @@
+"""Forecasting engines: the NumPy reference (no TensorFlow import) and Keras with an in-graph loop.
+
+Both expose the same two calls on scaled data:
+`predict(windows)` for one model call on a batch of windows, and
+`forecast(context, steps, block)` for a recursive forecast that feeds its own
+predictions back, `block` steps at a time (1 = one-step recursion, the model's
+horizon = direct multi-step).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from forecaster.errors import ForecasterError, UnsupportedModelError
+from forecaster.windows import decode_outputs, encode_inputs
+
+ENGINES = ("auto", "numpy", "keras")
+
+
+class Engine:
+    """Shared logic; subclasses provide `_call(inputs) -> outputs`."""
+
+    name = "base"
+
+    def __init__(self, representation: str, window: int, horizon: int):
+        self.representation = representation
+        self.window = window
+        self.horizon = horizon
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """Scaled windows (b, window) to scaled predictions (b, horizon), float64."""
+        windows = np.asarray(windows, dtype=np.float32)
+        outputs = self._call(encode_inputs(windows, self.representation))
+        return decode_outputs(windows, outputs, self.representation)
+
+    def forecast(self, context: np.ndarray, steps: int, block: int = 1) -> np.ndarray:
+        """Recursive forecast from scaled contexts (b, window): returns (b, steps) scaled.
+
+        Each model call predicts `horizon` steps; the first `block` of them are
+        kept and appended to the context for the next call.
+        """
+        _check_block(block, self.horizon)
+        context = np.array(context, dtype=np.float32)
+        pieces, done = [], 0
+        while done < steps:
+            predicted = self.predict(context)[:, :block]
+            pieces.append(predicted)
+            context = np.concatenate(
+                [context[:, block:], predicted.astype(np.float32)], 1
+            )
+            done += block
+        return np.concatenate(pieces, axis=1)[:, :steps]
+
+    def _call(self, inputs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class NumpyEngine(Engine):
+    """The NumPy reference cells of forecaster.reference: never imports TensorFlow."""
+
+    name = "numpy"
+
+    def __init__(
+        self, model_path: Path, representation: str, window: int, horizon: int
+    ):
+        from forecaster.reference import ReferenceModel
+
+        super().__init__(representation, window, horizon)
+        self.model = ReferenceModel.load(model_path)
+
+    def _call(self, inputs: np.ndarray) -> np.ndarray:
+        return self.model.predict(inputs)
+
+
+class KerasEngine(Engine):
+    """The Keras model, called through compiled tf.functions (no per-call Keras overhead)."""
+
+    name = "keras"
+
+    def __init__(self, model, representation: str, window: int, horizon: int):
+        import tensorflow as tf
+
+        super().__init__(representation, window, horizon)
+        self.model = model
+        spec = tf.TensorSpec([None, window, 1], tf.float32)
+        self._compiled = tf.function(
+            lambda x: model(x, training=False), input_signature=[spec]
+        )
+        self._loops = {}
+
+    @classmethod
+    def from_file(
+        cls, model_path: Path, representation: str, window: int, horizon: int
+    ):
+        from forecaster.bundle import load_keras_model
+
+        return cls(load_keras_model(model_path), representation, window, horizon)
+
+    def _call(self, inputs: np.ndarray) -> np.ndarray:
+        return self._compiled(inputs).numpy()
+
+    def forecast(self, context: np.ndarray, steps: int, block: int = 1) -> np.ndarray:
+        """The whole recursive loop runs inside one compiled TensorFlow graph."""
+        _check_block(block, self.horizon)
+        if block not in self._loops:
+            self._loops[block] = self._build_loop(block)
+        n_blocks = -(-steps // block)
+        out = self._loops[block](np.asarray(context, dtype=np.float32), n_blocks)
+        return out.numpy().astype(np.float64)[:, :steps]
+
+    def _build_loop(self, block: int):
+        import tensorflow as tf
+
+        model, relative = self.model, self.representation != "level"
+        spec = [
+            tf.TensorSpec([None, self.window], tf.float32),
+            tf.TensorSpec([], tf.int32),
+        ]
+
+        @tf.function(input_signature=spec)
+        def loop(context, n_blocks):
+            predictions = tf.TensorArray(tf.float32, size=n_blocks)
+
+            def body(i, ctx, predictions):
+                last = ctx[:, -1:]
+                inputs = ctx - last if relative else ctx
+                out = model(inputs[:, :, None], training=False)[:, :block]
+                if relative:
+                    out = out + last
+                return (
+                    i + 1,
+                    tf.concat([ctx[:, block:], out], 1),
+                    predictions.write(i, out),
+                )
+
+            _, _, predictions = tf.while_loop(
+                lambda i, *_: i < n_blocks, body, (tf.constant(0), context, predictions)
+            )
+            stacked = predictions.stack()  # (n_blocks, batch, block)
+            return tf.reshape(
+                tf.transpose(stacked, [1, 0, 2]), [tf.shape(context)[0], -1]
+            )
+
+        return loop
+
+
+def _check_block(block: int, horizon: int) -> None:
+    if not 1 <= block <= horizon:
+        raise ForecasterError(
+            f"block must be between 1 and the model's horizon {horizon}. Received: "
+            f"block={block}"
+        )
+
+
+def make_engine(bundle, engine: str = "auto") -> Engine:
+    """The engine for a loaded bundle: NumPy when it supports the model, else Keras."""
+    if engine not in ENGINES:
+        raise ForecasterError(
+            f"Unknown engine {engine!r}: choose one of {', '.join(ENGINES)}."
+        )
+    args = (bundle.representation, bundle.window, bundle.horizon)
+    if engine in ("auto", "numpy"):
+        try:
+            return NumpyEngine(bundle.model_path, *args)
+        except UnsupportedModelError:
+            if engine == "numpy":
+                raise
+    return KerasEngine.from_file(bundle.model_path, *args)

@@ -1,0 +1,143 @@
+"""Plots written as PNG files: loss curves, test predictions, the forecast with its bands, backtests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+HISTORY_DAYS = 250  # days of real prices shown before a forecast
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    from forecaster.bundle import write_file_atomically
+
+    write_file_atomically(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    _pyplot().close(fig)
+
+
+def plot_loss(history: pd.DataFrame, path: Path, best_epoch: int) -> None:
+    """Training and validation loss per epoch, the kept epoch marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(history["epoch"], history["loss"], label="training loss")
+    ax.plot(history["epoch"], history["val_loss"], label="validation loss")
+    ax.axvline(
+        best_epoch, color="grey", linestyle="--", label=f"kept: epoch {best_epoch}"
+    )
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE (scaled units)")
+    ax.set_title("Loss per epoch")
+    ax.legend()
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_test(
+    predictions: pd.DataFrame,
+    path: Path,
+    title: str,
+    model_rmse: float,
+    naive_rmse: float,
+) -> None:
+    """Actual vs predicted prices on the test days, with both RMSEs in the title."""
+    plt = _pyplot()
+    dates = pd.to_datetime(predictions["date"])
+    fig, ax = plt.subplots(figsize=(10, 5))
+    ax.plot(dates, predictions["actual"], label="actual", color="black", linewidth=1)
+    ax.plot(
+        dates,
+        predictions["predicted"],
+        label="model (one day ahead)",
+        color="tab:orange",
+        linewidth=1,
+    )
+    ax.set_title(
+        f"{title}: test days\nRMSE model {model_rmse:.3f}, "
+        f"naive (tomorrow = today) {naive_rmse:.3f}"
+    )
+    ax.set_ylabel("price")
+    ax.legend()
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_forecast(
+    history: pd.Series,
+    forecast: pd.DataFrame,
+    path: Path,
+    title: str,
+    test: pd.DataFrame | None = None,
+) -> None:
+    """Recent prices, test-period predictions, and the future forecast with its bands."""
+    plt = _pyplot()
+    recent = history.iloc[-HISTORY_DAYS:]
+    dates = pd.to_datetime(forecast["date"])
+    fig, ax = plt.subplots(figsize=(10, 5))
+    ax.plot(recent.index, recent.to_numpy(), color="black", linewidth=1, label="actual")
+    if test is not None and len(test):
+        shown = test[pd.to_datetime(test["date"]) >= recent.index[0]]
+        if len(shown):
+            ax.plot(
+                pd.to_datetime(shown["date"]),
+                shown["predicted"],
+                color="tab:orange",
+                linewidth=1,
+                label="test-period predictions",
+            )
+    for level, alpha in ((95, 0.15), (80, 0.3)):
+        if f"lower_{level}" in forecast:
+            ax.fill_between(
+                dates,
+                forecast[f"lower_{level}"],
+                forecast[f"upper_{level}"],
+                color="tab:blue",
+                alpha=alpha,
+                linewidth=0,
+                label=f"{level}% interval",
+            )
+    ax.plot(
+        dates, forecast["forecast"], color="tab:blue", linewidth=1.5, label="forecast"
+    )
+    ax.axvline(
+        recent.index[-1],
+        color="grey",
+        linestyle="--",
+        label=f"last real date {recent.index[-1]:%Y-%m-%d}",
+    )
+    ax.set_title(title)
+    ax.set_ylabel("price")
+    ax.legend(loc="upper left")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_backtest(folds: pd.DataFrame, path: Path, title: str) -> None:
+    """Test RMSE per walk-forward fold, model beside naive."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    x = range(len(folds))
+    ax.bar([i - 0.2 for i in x], folds["model_rmse"], width=0.4, label="model")
+    ax.bar([i + 0.2 for i in x], folds["naive_rmse"], width=0.4, label="naive")
+    ax.set_xticks(
+        list(x),
+        [f"{a}\n{b}" for a, b in zip(folds["test_start"], folds["test_end"])],
+        fontsize=7,
+    )
+    ax.set_ylabel("RMSE (price)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    _save(fig, path)

@@ -1,0 +1,298 @@
+"""Training: scale on the training part, stream windows through tf.data, fit with early stopping.
+
+Windows are gathered batch by batch from the scaled series inside the tf.data
+pipeline, so no window matrix is ever materialised (a 1,000,000-point series
+trains in bounded memory). Early stopping watches a validation slice cut from
+the end of the training part, restores the best weights, and its state is
+checkpointed after every epoch so a killed run can `--resume`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forecaster.config import PrepSettings, Settings
+from forecaster.errors import ForecasterError
+from forecaster.windows import Scaler, Split, scaler_for, split_series
+
+log = logging.getLogger("forecaster")
+
+
+@dataclass
+class Prepared:
+    """A price series cut by time and scaled with a scaler fitted on its training part."""
+
+    dates: pd.DatetimeIndex  # (n,)
+    prices: np.ndarray  # (n,) float64, price units
+    scaled: np.ndarray  # (n,) float64, scaler.transform(prices)
+    scaler: Scaler  # fitted on prices[:split.n_train] only
+    split: Split
+    representation: str
+
+
+def prepare(
+    values: pd.Series, prep: PrepSettings, n_train: int | None = None
+) -> Prepared:
+    """Split `values` by time and fit the scaler on the training part only."""
+    prices = values.to_numpy(dtype=np.float64)
+    split = split_series(len(prices), prep, n_train=n_train)
+    scaler = scaler_for(prep.representation).fit(prices[: split.n_train])
+    return Prepared(
+        dates=pd.DatetimeIndex(values.index),
+        prices=prices,
+        scaled=scaler.transform(prices),
+        scaler=scaler,
+        split=split,
+        representation=prep.representation,
+    )
+
+
+def window_dataset(
+    scaled: np.ndarray,
+    targets: tuple[int, int],
+    prep: PrepSettings,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+):
+    """A tf.data pipeline of (inputs, targets) batches for first-target indices in `targets`.
+
+    Yields inputs (batch, window, 1) and targets (batch, horizon), float32,
+    encoded in `prep.representation`. Only the series and one batch of
+    windows are in memory at a time.
+    """
+    import tensorflow as tf
+
+    series = tf.constant(np.asarray(scaled, dtype=np.float32))
+    input_offsets = tf.range(-prep.window, 0, dtype=tf.int64)
+    target_offsets = tf.range(0, prep.horizon, dtype=tf.int64)
+    relative = prep.representation != "level"
+
+    def gather(t):
+        x = tf.gather(series, t[:, None] + input_offsets)
+        y = tf.gather(series, t[:, None] + target_offsets)
+        if relative:
+            last = x[:, -1:]
+            x, y = x - last, y - last
+        return x[:, :, None], y
+
+    start, stop = targets
+    indices = tf.data.Dataset.range(start, stop)
+    if shuffle:
+        indices = indices.shuffle(
+            stop - start, seed=seed, reshuffle_each_iteration=True
+        )
+    return indices.batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)
+
+
+# ---------------------------------------------------------------- the loop
+
+
+@dataclass
+class TrainResult:
+    """What `fit_model` returns."""
+
+    model: object  # the compiled keras model, best weights restored
+    history: list[dict]  # one row per epoch: epoch, loss, val_loss
+    best_epoch: int  # 1-based epoch whose weights were kept
+    seconds: float  # wall time of the fit
+    resumed_from: int = 0  # epochs already done when --resume picked the run up
+    notes: list[str] = field(default_factory=list)
+
+
+def fit_model(
+    prepared: Prepared,
+    settings: Settings,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Train a fresh (or resumed) model on the fit windows, early-stopping on validation.
+
+    With `checkpoint_dir`, the model, its best weights and the early-stopping
+    state are written there (atomically) after every epoch; `resume=True`
+    continues from the last completed epoch found there.
+    """
+    import keras
+    import tensorflow as tf
+
+    from forecaster.models import build_model
+
+    warnings.filterwarnings("ignore", message=".*shuffle=True.*tf.data.Dataset")
+    keras.utils.set_random_seed(settings.train.seed)
+    tf.config.experimental.enable_op_determinism()
+    split, prep, train = prepared.split, settings.prep, settings.train
+    fit_data = window_dataset(
+        prepared.scaled,
+        split.fit_targets,
+        prep,
+        train.batch_size,
+        shuffle=True,
+        seed=train.seed,
+    )
+    val_data = window_dataset(prepared.scaled, split.val_targets, prep, 1024)
+
+    state = _CheckpointState.read(checkpoint_dir) if resume else None
+    if resume and state is None:
+        raise ForecasterError(
+            f"--resume found no checkpoint at {str(checkpoint_dir)!r}: nothing to resume. "
+            "Run without --resume to start training."
+        )
+    if state is not None:
+        model = keras.saving.load_model(state.model_path, safe_mode=True)
+    else:
+        model = build_model(settings.model, prep.window, prep.horizon)
+    stopper = EarlyStoppingCheckpoint(train.patience, checkpoint_dir, state)
+    started = time.perf_counter()
+    if not stopper.finished:
+        model.fit(
+            fit_data,
+            validation_data=val_data,
+            epochs=train.epochs,
+            initial_epoch=stopper.epochs_done,
+            callbacks=[stopper],
+            verbose=train.verbose,
+        )
+    stopper.restore_best(model)
+    return TrainResult(
+        model=model,
+        history=stopper.history,
+        best_epoch=stopper.best_epoch,
+        seconds=time.perf_counter() - started,
+        resumed_from=state.epochs_done if state else 0,
+    )
+
+
+@dataclass
+class _CheckpointState:
+    epochs_done: int
+    best: float
+    best_epoch: int
+    wait: int
+    history: list[dict]
+    model_path: Path
+    best_weights_path: Path
+
+    @classmethod
+    def read(cls, directory) -> _CheckpointState | None:
+        if directory is None:
+            return None
+        directory = Path(directory)
+        path = directory / "state.json"
+        if not path.exists():
+            return None
+        try:
+            raw = json.loads(path.read_text())
+            return cls(
+                epochs_done=int(raw["epochs_done"]),
+                best=float(raw["best"]),
+                best_epoch=int(raw["best_epoch"]),
+                wait=int(raw["wait"]),
+                history=list(raw["history"]),
+                model_path=directory / "last.keras",
+                best_weights_path=directory / "best.weights.npz",
+            )
+        except (ValueError, KeyError, TypeError) as err:
+            raise ForecasterError(
+                f"The checkpoint at {str(directory)!r} is damaged ({err!r}); "
+                "run without --resume to start over."
+            ) from None
+
+
+def _keras_callback_base():
+    import keras
+
+    return keras.callbacks.Callback
+
+
+class EarlyStoppingCheckpoint(_keras_callback_base()):
+    """Early stopping on val_loss that restores the best weights and can be resumed.
+
+    Keras' own EarlyStopping forgets its state between runs; this one writes
+    the last model, the best weights and its counters after every epoch.
+    """
+
+    def __init__(
+        self, patience: int, checkpoint_dir=None, state: _CheckpointState | None = None
+    ):
+        super().__init__()
+        self.patience = patience
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.best = state.best if state else np.inf
+        self.best_epoch = state.best_epoch if state else 0
+        self.wait = state.wait if state else 0
+        self.history = list(state.history) if state else []
+        self.epochs_done = state.epochs_done if state else 0
+        self.best_weights = None
+        if state is not None:
+            with np.load(state.best_weights_path) as saved:
+                self.best_weights = [saved[f"w{i}"] for i in range(len(saved.files))]
+
+    @property
+    def finished(self) -> bool:
+        return (
+            self.epochs_done > 0 and self.wait > self.patience - 1 and self.patience > 0
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        val_loss = float(logs.get("val_loss", np.nan))
+        self.history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": float(logs.get("loss", np.nan)),
+                "val_loss": val_loss,
+            }
+        )
+        self.epochs_done = epoch + 1
+        if val_loss < self.best:
+            self.best, self.best_epoch, self.wait = val_loss, epoch + 1, 0
+            self.best_weights = [w.copy() for w in self.model.get_weights()]
+        else:
+            self.wait += 1
+        if self.checkpoint_dir is not None:
+            self._save_checkpoint()
+        if self.patience > 0 and self.wait >= self.patience:
+            self.model.stop_training = True
+
+    def restore_best(self, model) -> None:
+        if self.best_weights is not None:
+            model.set_weights(self.best_weights)
+
+    def _save_checkpoint(self) -> None:
+        from forecaster.bundle import write_directory_atomically
+
+        def write(tmp: Path) -> None:
+            self.model.save(tmp / "last.keras")
+            np.savez(
+                tmp / "best.weights.npz",
+                **{f"w{i}": w for i, w in enumerate(self.best_weights)},
+            )
+            (tmp / "state.json").write_text(
+                json.dumps(
+                    {
+                        "epochs_done": self.epochs_done,
+                        "best": self.best,
+                        "best_epoch": self.best_epoch,
+                        "wait": self.wait,
+                        "history": self.history,
+                    }
+                )
+            )
+
+        write_directory_atomically(self.checkpoint_dir, write, replace=True)
+
+
+def discard_checkpoint(checkpoint_dir) -> None:
+    """Remove a finished run's checkpoint."""
+    if checkpoint_dir is not None and Path(checkpoint_dir).exists():
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
