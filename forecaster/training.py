@@ -148,10 +148,13 @@ def fit_model(
             "Run without --resume to start training."
         )
     if state is not None:
+        _check_same_run(state, settings, checkpoint_dir)
         model = keras.saving.load_model(state.model_path, safe_mode=True)
     else:
         model = build_model(settings.model, prep.window, prep.horizon)
-    stopper = EarlyStoppingCheckpoint(train.patience, checkpoint_dir, state)
+    stopper = EarlyStoppingCheckpoint(
+        train.patience, checkpoint_dir, state, run_key=_run_key(settings)
+    )
     started = time.perf_counter()
     if not stopper.finished:
         model.fit(
@@ -181,6 +184,7 @@ class _CheckpointState:
     history: list[dict]
     model_path: Path
     best_weights_path: Path
+    run_key: dict
 
     @classmethod
     def read(cls, directory) -> _CheckpointState | None:
@@ -200,6 +204,7 @@ class _CheckpointState:
                 history=list(raw["history"]),
                 model_path=directory / "last.keras",
                 best_weights_path=directory / "best.weights.npz",
+                run_key=dict(raw["run_key"]),
             )
         except (ValueError, KeyError, TypeError) as err:
             raise ForecasterError(
@@ -222,9 +227,14 @@ class EarlyStoppingCheckpoint(_keras_callback_base()):
     """
 
     def __init__(
-        self, patience: int, checkpoint_dir=None, state: _CheckpointState | None = None
+        self,
+        patience: int,
+        checkpoint_dir=None,
+        state: _CheckpointState | None = None,
+        run_key: dict | None = None,
     ):
         super().__init__()
+        self.run_key = run_key or {}
         self.patience = patience
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.best = state.best if state else np.inf
@@ -239,9 +249,8 @@ class EarlyStoppingCheckpoint(_keras_callback_base()):
 
     @property
     def finished(self) -> bool:
-        return (
-            self.epochs_done > 0 and self.wait > self.patience - 1 and self.patience > 0
-        )
+        """True when a resumed run had already stopped early."""
+        return self.patience > 0 and self.epochs_done > 0 and self.wait >= self.patience
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -285,6 +294,7 @@ class EarlyStoppingCheckpoint(_keras_callback_base()):
                         "best_epoch": self.best_epoch,
                         "wait": self.wait,
                         "history": self.history,
+                        "run_key": self.run_key,
                     }
                 )
             )
@@ -296,3 +306,27 @@ def discard_checkpoint(checkpoint_dir) -> None:
     """Remove a finished run's checkpoint."""
     if checkpoint_dir is not None and Path(checkpoint_dir).exists():
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+
+def _run_key(settings: Settings) -> dict:
+    """The settings a resumed run must share with the killed one (not epochs/patience)."""
+    key = settings.to_dict()
+    for name in ("epochs", "patience", "verbose"):
+        key["train"].pop(name)
+    return key
+
+
+def _check_same_run(state: _CheckpointState, settings: Settings, directory) -> None:
+    now = _run_key(settings)
+    if state.run_key != now:
+        changed = sorted(
+            f"{part}.{name}"
+            for part in now
+            for name in now[part]
+            if state.run_key.get(part, {}).get(name) != now[part][name]
+        )
+        raise ForecasterError(
+            f"--resume: the checkpoint at {str(directory)!r} was trained with other "
+            f"settings ({', '.join(changed)} differ). Resume with the same flags, or "
+            "run without --resume to start over."
+        )

@@ -1,0 +1,239 @@
+"""Tests for training runs and bundles: round trip, metrics, atomic saves, resume, seeds."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import make_prices, tiny_settings, write_csv
+from forecaster import bundle as bundle_io
+from forecaster import pipeline
+from forecaster.bundle import load_bundle, load_keras_model
+from forecaster.data import read_price_csv
+from forecaster.engines import KerasEngine, NumpyEngine
+from forecaster.errors import BundleError, ForecasterError
+from forecaster.training import prepare
+
+BUNDLE_FILES = {"model.keras", "scaler.json", "metadata.json", "metrics.json",
+                "intervals.json", "test_predictions.csv", "history.csv",
+                "rmse_by_step.csv", "loss.png", "test_predictions.png"}
+
+
+def _tree(path):
+    return {p.relative_to(path).as_posix(): p.read_bytes()
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_bundle_has_every_part(trained_bundle):
+    assert BUNDLE_FILES <= {p.name for p in trained_bundle.iterdir()}
+    meta = json.loads((trained_bundle / "metadata.json").read_text())
+    assert meta["source"]["kind"] == "csv" and meta["column"] == "Adj Close"
+    assert meta["date_range"]["first"] == "2020-01-01"
+    assert meta["settings"]["prep"]["window"] == 10
+    assert {"tensorflow", "keras", "numpy", "pandas", "sklearn"} <= set(meta["versions"])
+    scaler = json.loads((trained_bundle / "scaler.json").read_text())
+    assert scaler["kind"] == "sklearn.preprocessing.MinMaxScaler"
+    history = pd.read_csv(trained_bundle / "history.csv")
+    assert list(history.columns) == ["epoch", "loss", "val_loss"] and len(history) == 2
+
+
+def test_scaler_is_fitted_on_training_part_only(trained_bundle):
+    meta = json.loads((trained_bundle / "metadata.json").read_text())
+    prices = read_price_csv(meta["source"]["path"]).values
+    n_train = meta["rows"]["train"]
+    scaler = json.loads((trained_bundle / "scaler.json").read_text())
+    assert scaler["data_max_"] == pytest.approx(np.log(prices.iloc[:n_train].max()))
+    assert scaler["data_max_"] < np.log(prices.max())  # the walk rises past training
+
+
+def test_test_predictions_are_price_units_with_naive(trained_bundle):
+    frame = pd.read_csv(trained_bundle / "test_predictions.csv")
+    assert list(frame.columns) == ["date", "actual", "predicted", "naive"]
+    meta = json.loads((trained_bundle / "metadata.json").read_text())
+    assert len(frame) == meta["rows"]["total"] - meta["rows"]["train"]
+    np.testing.assert_allclose(frame["naive"].iloc[1:], frame["actual"].iloc[:-1])
+    assert frame["date"].iloc[0] == meta["date_range"]["test_start"]
+    metrics = json.loads((trained_bundle / "metrics.json").read_text())
+    rmse = np.sqrt(np.mean((frame["predicted"] - frame["actual"]) ** 2))
+    naive = np.sqrt(np.mean((frame["naive"] - frame["actual"]) ** 2))
+    assert metrics["model"]["rmse"] == pytest.approx(rmse)
+    assert metrics["naive"]["rmse"] == pytest.approx(naive)
+    assert set(metrics["interval_coverage_one_step"]) == {"0.8", "0.95"}
+    assert metrics["rmse_by_step"]["step"] == list(range(1, 11))
+
+
+def test_reload_gives_identical_predictions(trained_bundle):
+    bundle = load_bundle(trained_bundle)
+    meta = bundle.metadata
+    values = read_price_csv(meta["source"]["path"]).values
+    prepared = prepare(values, bundle.settings.prep)
+    model = load_keras_model(bundle.model_path)
+    engine = KerasEngine(model, bundle.representation, bundle.window, bundle.horizon)
+    from forecaster.forecast import test_predictions
+
+    again = test_predictions(engine, prepared)
+    saved = pd.read_csv(trained_bundle / "test_predictions.csv")
+    np.testing.assert_allclose(again["predicted"], saved["predicted"], rtol=1e-9)
+    numpy_engine = NumpyEngine(bundle.model_path, bundle.representation, bundle.window,
+                               bundle.horizon)
+    np.testing.assert_allclose(test_predictions(numpy_engine, prepared)["predicted"],
+                               saved["predicted"], rtol=1e-5)
+
+
+def test_same_seed_same_metrics(tmp_path):
+    csv = write_csv(tmp_path / "W.csv", make_prices(seed=3))
+    first = pipeline.run_training(tiny_settings(csv), out=tmp_path / "a")
+    second = pipeline.run_training(tiny_settings(csv), out=tmp_path / "b")
+    assert first.metrics["model"] == second.metrics["model"]
+    third = pipeline.run_training(tiny_settings(csv, train__seed=7), out=tmp_path / "c")
+    assert third.metrics["model"]["rmse"] != first.metrics["model"]["rmse"]
+
+
+def test_existing_bundle_is_not_overwritten_without_force(bundle_copy, prices_csv):
+    before = _tree(bundle_copy)
+    with pytest.raises(ForecasterError, match="already exists: add --force"):
+        pipeline.run_training(tiny_settings(prices_csv), out=bundle_copy)
+    assert _tree(bundle_copy) == before
+
+
+def test_failed_save_leaves_previous_bundle_byte_identical(bundle_copy, prices_csv,
+                                                           monkeypatch):
+    before = _tree(bundle_copy)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr("forecaster.plotting.plot_test", crash)
+    with pytest.raises(OSError, match="simulated"):
+        pipeline.run_training(tiny_settings(prices_csv), out=bundle_copy, force=True)
+    assert _tree(bundle_copy) == before
+    leftovers = [p.name for p in bundle_copy.parent.iterdir() if p.name.startswith(".")]
+    assert [name for name in leftovers if ".tmp-" in name or ".old-" in name] == []
+
+
+def test_force_replaces_only_when_complete(bundle_copy, prices_csv):
+    old_model = (bundle_copy / "model.keras").read_bytes()
+    pipeline.run_training(tiny_settings(prices_csv, train__seed=11), out=bundle_copy,
+                          force=True)
+    assert (bundle_copy / "model.keras").read_bytes() != old_model
+    assert BUNDLE_FILES <= {p.name for p in bundle_copy.iterdir()}
+
+
+def test_atomic_directory_write_cleans_up(tmp_path):
+    target = tmp_path / "out"
+
+    def half(tmp):
+        (tmp / "a.txt").write_text("partial")
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError):
+        bundle_io.write_directory_atomically(target, half)
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_resume_continues_from_checkpoint(tmp_path):
+    csv = write_csv(tmp_path / "W.csv", make_prices(seed=5))
+    out = tmp_path / "bundle"
+    checkpoint = pipeline.checkpoint_dir_for(out)
+    from forecaster.training import fit_model
+
+    settings = tiny_settings(csv, train__epochs=2)
+    prepared = prepare(read_price_csv(csv).values, settings.prep)
+    fit_model(prepared, settings, checkpoint_dir=checkpoint)  # a run that "died" at 2
+    state = json.loads((checkpoint / "state.json").read_text())
+    assert state["epochs_done"] == 2
+    resumed = pipeline.run_training(tiny_settings(csv, train__epochs=4), out=out,
+                                    resume=True)
+    meta = json.loads((resumed.out / "metadata.json").read_text())
+    assert meta["training"]["resumed_from_epoch"] == 2
+    assert meta["training"]["epochs_run"] == 4
+    assert not checkpoint.exists()
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    csv = write_csv(tmp_path / "W.csv", make_prices(seed=5))
+    out = tmp_path / "bundle"
+    from forecaster.training import fit_model
+
+    settings = tiny_settings(csv)
+    prepared = prepare(read_price_csv(csv).values, settings.prep)
+    fit_model(prepared, settings, checkpoint_dir=pipeline.checkpoint_dir_for(out))
+    with pytest.raises(ForecasterError, match=r"other settings \(model.units differ\)"):
+        pipeline.run_training(tiny_settings(csv, model__units=5), out=out, resume=True)
+
+
+def test_resume_without_checkpoint_is_an_error(tmp_path, prices_csv):
+    with pytest.raises(ForecasterError, match="--resume found no checkpoint"):
+        pipeline.run_training(tiny_settings(prices_csv), out=tmp_path / "x", resume=True)
+
+
+def test_backtest_scores_each_fold_beside_naive(tmp_path, prices_csv):
+    out, table = pipeline.run_backtest(tiny_settings(prices_csv), folds=2,
+                                       out=tmp_path / "bt")
+    assert list(table["fold"]) == [1, 2, "mean"]
+    assert (out / "backtest.csv").exists() and (out / "backtest.png").exists()
+    assert table["test_days"].iloc[:2].sum() == 260 - int(260 * 0.75)
+    assert (table["naive_rmse"].iloc[:2] > 0).all()
+    assert table["train_days"].iloc[1] > table["train_days"].iloc[0]
+
+
+# ------------------------------------------------------------- damaged bundles
+
+
+def test_not_a_bundle(tmp_path):
+    with pytest.raises(BundleError, match="not a complete bundle"):
+        load_bundle(tmp_path)
+    with pytest.raises(BundleError, match="not a directory"):
+        load_bundle(tmp_path / "nothing")
+
+
+def test_missing_scaler(bundle_copy):
+    (bundle_copy / "scaler.json").unlink()
+    with pytest.raises(BundleError, match=r"missing scaler.json.*damaged or incompatible"):
+        load_bundle(bundle_copy)
+
+
+def test_truncated_model(bundle_copy):
+    data = (bundle_copy / "model.keras").read_bytes()
+    (bundle_copy / "model.keras").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BundleError, match="damaged or incompatible, retrain"):
+        load_bundle(bundle_copy)
+
+
+def test_metadata_that_does_not_match_the_model(bundle_copy):
+    path = bundle_copy / "metadata.json"
+    meta = json.loads(path.read_text())
+    meta["settings"]["prep"]["window"] = 20
+    path.write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="takes window 10 .* metadata.json says "
+                                          "window=20"):
+        load_bundle(bundle_copy)
+
+
+def test_unreadable_metadata(bundle_copy):
+    (bundle_copy / "metadata.json").write_text("{not json")
+    with pytest.raises(BundleError, match="Cannot read metadata.json"):
+        load_bundle(bundle_copy)
+
+
+def test_keras_loads_in_safe_mode(bundle_copy, monkeypatch):
+    import keras
+
+    seen = {}
+    real = keras.saving.load_model
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(keras.saving, "load_model", spy)
+    load_keras_model(bundle_copy / "model.keras")
+    assert seen.get("safe_mode") is True
+
+
+def test_bundle_files_are_never_pickles(trained_bundle):
+    for path in trained_bundle.iterdir():
+        assert path.suffix in {".keras", ".json", ".csv", ".png"}, path.name
+    assert os.path.getsize(trained_bundle / "scaler.json") < 1000
