@@ -1,0 +1,118 @@
+"""Tests for forecasting: engines agree, the in-graph loop matches step by step, dates, bands."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import make_prices, tiny_settings, write_csv
+from forecaster import pipeline
+from forecaster.bundle import load_bundle, load_keras_model
+from forecaster.config import DataSettings
+from forecaster.engines import Engine, KerasEngine, NumpyEngine, make_engine
+from forecaster.errors import ForecasterError
+from forecaster.forecast import forecast_future, future_dates, run_forecast
+
+
+def _engines(bundle):
+    model = load_keras_model(bundle.model_path)
+    args = (bundle.representation, bundle.window, bundle.horizon)
+    return KerasEngine(model, *args), NumpyEngine(bundle.model_path, *args)
+
+
+def _step_by_step(model, context, steps, representation):
+    """The tutorial's loop: one model.predict call per day (the reference)."""
+    ctx, out = context.astype(np.float32).copy(), []
+    for _ in range(steps):
+        last = ctx[:, -1:]
+        x = ctx - last if representation != "level" else ctx
+        y = model.predict(x[:, :, None], verbose=0)[:, :1]
+        y = y + last if representation != "level" else y
+        out.append(y)
+        ctx = np.concatenate([ctx[:, 1:], y], axis=1)
+    return np.concatenate(out, axis=1)
+
+
+def test_in_graph_loop_matches_step_by_step_and_numpy(trained_bundle):
+    bundle = load_bundle(trained_bundle)
+    keras_engine, numpy_engine = _engines(bundle)
+    rng = np.random.default_rng(0)
+    context = np.cumsum(rng.normal(0, 0.01, size=(3, bundle.window)), axis=1) + 0.5
+    fast = keras_engine.forecast(context, 12)
+    slow = _step_by_step(keras_engine.model, context, 12, bundle.representation)
+    np.testing.assert_allclose(fast, slow, atol=1e-5)
+    np.testing.assert_allclose(numpy_engine.forecast(context, 12), fast, atol=1e-5)
+    generic = Engine.forecast(keras_engine, context, 12)  # the plain Python loop
+    np.testing.assert_allclose(generic, fast, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def direct_bundle(tmp_path_factory):
+    root = tmp_path_factory.mktemp("direct")
+    csv = write_csv(root / "WALK.csv", make_prices(seed=2))
+    return pipeline.run_training(tiny_settings(csv, prep__horizon=3),
+                                 out=root / "bundle").out
+
+
+def test_direct_multi_step_bundle(direct_bundle):
+    bundle = load_bundle(direct_bundle)
+    assert bundle.horizon == 3 and bundle.metadata["default_method"] == "direct"
+    keras_engine, numpy_engine = _engines(bundle)
+    context = np.linspace(0.4, 0.6, bundle.window)[None, :]
+    direct = keras_engine.forecast(context, 7, block=3)
+    np.testing.assert_allclose(numpy_engine.forecast(context, 7, block=3), direct,
+                               atol=1e-5)
+    first_call = keras_engine.predict(context)
+    np.testing.assert_allclose(direct[:, :3], first_call, atol=1e-5)
+    steps = pd.read_csv(direct_bundle / "rmse_by_step.csv")
+    assert list(steps.columns) == ["step", "recursive", "direct", "naive"]
+    assert steps["naive"].iloc[-1] > steps["naive"].iloc[0]
+
+
+def test_run_forecast_both_methods(direct_bundle, tmp_path):
+    for method in ("recursive", "direct"):
+        report = run_forecast(str(direct_bundle), days=5, method=method, out=tmp_path)
+        assert report.method == method
+        frame = pd.read_csv(report.csv)
+        assert list(frame.columns) == ["date", "forecast", "lower_80", "upper_80",
+                                       "lower_95", "upper_95"]
+        assert (frame["lower_95"] <= frame["lower_80"]).all()
+        assert (frame["lower_80"] < frame["forecast"]).all()
+        assert (frame["forecast"] < frame["upper_80"]).all()
+
+
+def test_horizon_larger_than_bundle_is_refused(direct_bundle, tmp_path):
+    with pytest.raises(ForecasterError, match=r"--horizon 5 is larger than the bundle "
+                                              r"was trained for \(3\)"):
+        run_forecast(str(direct_bundle), days=5, method="direct", block=5, out=tmp_path)
+
+
+def test_forecast_dates_skip_weekends():
+    dates = future_dates(pd.Timestamp("2024-05-03"), 3)  # a Friday
+    assert [d.strftime("%a %d") for d in dates] == ["Mon 06", "Tue 07", "Wed 08"]
+
+
+def test_forecast_needs_a_full_window(trained_bundle):
+    bundle = load_bundle(trained_bundle)
+    engine = make_engine(bundle)
+    short = make_prices(5)
+    with pytest.raises(ForecasterError, match="need at least 10 prices .* got 5"):
+        forecast_future(engine, short, bundle.scaler, 3, "recursive")
+
+
+@pytest.mark.parametrize("days", [0, -3])
+def test_days_must_be_positive(trained_bundle, days):
+    with pytest.raises(ForecasterError, match=f"days={days}"):
+        run_forecast(str(trained_bundle), days=days)
+
+
+def test_reuse_on_new_data(trained_bundle, tmp_path):
+    other = write_csv(tmp_path / "OTHER.csv", make_prices(150, seed=9, start=40.0))
+    report = run_forecast(str(trained_bundle), days=4, data=DataSettings(csv=other),
+                          out=tmp_path)
+    assert report.last_date == make_prices(150).index[-1].strftime("%Y-%m-%d")
+    assert report.frame["forecast"].between(20, 80).all()
+
+
+def test_unknown_engine(trained_bundle):
+    with pytest.raises(ForecasterError, match="choose one of auto, numpy, keras"):
+        make_engine(load_bundle(trained_bundle), "torch")
