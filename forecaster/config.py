@@ -103,7 +103,8 @@ class TrainSettings:
     """The training loop."""
 
     epochs: int = 50  # upper bound; early stopping usually ends sooner
-    batch_size: int = 64  # windows per gradient step
+    batch_size: int = 256  # windows per gradient step (measured: ~2-3x the
+    #   throughput of 64 on 2 CPU cores; see BENCHMARKS.md)
     patience: int = 8  # epochs without a better validation loss before stopping
     seed: int = 42  # same seed, data and machine -> same metrics
     verbose: int = 1  # Keras progress bar (1), one line per epoch (2) or silent (0)
