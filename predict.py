@@ -1,4 +1,4 @@
-"""Forecast the next trading days with a saved bundle; write forecast.csv and forecast.png.
+"""Forecast the next trading days with a saved bundle; write forecast.csv and .png.
 
 python predict.py                                  # the default bundle, 30 days
 python predict.py --model models/MSFT-gru --days 10

@@ -120,7 +120,8 @@ def main(argv=None) -> int:
         + ", ".join(f"{float(k):.0%} band -> {v:.1%}" for k, v in coverage.items())
     )
     print(
-        f"\nsaved bundle {report.out}/ (model.keras, metrics.json, test_predictions.csv, "
+        f"\nsaved bundle {report.out}/ (model.keras, metrics.json, "
+        "test_predictions.csv, "
         "loss.png, test_predictions.png)"
     )
     print(f"next: python predict.py --model {report.out}")

@@ -1,4 +1,4 @@
-"""forecaster: daily closing-price forecasts with stacked LSTM, GRU and SimpleRNN models.
+"""forecaster: daily closing-price forecasts with stacked LSTM, GRU and SimpleRNN.
 
 Importing the package is cheap: TensorFlow, scikit-learn and yfinance are
 imported only by the functions that need them, so forecasting with the NumPy

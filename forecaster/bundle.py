@@ -1,4 +1,4 @@
-"""The saved-model bundle: one directory with the model, its scaler, settings, metrics and plots.
+"""The saved-model bundle: model, scaler, settings, metrics and plots in one directory.
 
 A bundle is written into a temporary directory beside its target and moved
 into place only when complete, so a failed or killed save never leaves a
@@ -43,8 +43,8 @@ def write_directory_atomically(
     target = Path(target)
     if target.exists() and not replace:
         raise ForecasterError(
-            f"{str(target)!r} already exists: add --force to replace it (the old one is "
-            "kept until the new one is complete), or choose another --out."
+            f"{str(target)!r} already exists: add --force to replace it (the old one "
+            "is kept until the new one is complete), or choose another --out."
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:8]
@@ -173,7 +173,8 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         ) from None
     if metadata.get("format_version") != FORMAT_VERSION:
         raise BundleError(
-            f"Bundle {str(path)!r} has format_version={metadata.get('format_version')!r}, "
+            f"Bundle {str(path)!r} has format_version="
+            f"{metadata.get('format_version')!r}, "
             f"this forecaster reads {FORMAT_VERSION}: retrain it with train.py."
         )
     if scaler.log != (settings.prep.representation == "log-delta"):
@@ -198,13 +199,14 @@ def _read_json(file: Path, bundle: Path):
         return json.loads(file.read_text())
     except (OSError, ValueError) as err:
         raise BundleError(
-            f"Cannot read {file.name} in bundle {str(bundle)!r} ({type(err).__name__}): "
+            f"Cannot read {file.name} in bundle {str(bundle)!r} "
+            f"({type(err).__name__}): "
             "the bundle is damaged or incompatible, retrain it with train.py."
         ) from None
 
 
 def _check_model_archive(file: Path, settings: Settings) -> None:
-    """Check model.keras is a whole archive whose input and output match the settings."""
+    """Check model.keras is a whole archive whose input/output match the settings."""
     try:
         with zipfile.ZipFile(file) as archive:
             if archive.testzip() is not None:
@@ -212,7 +214,8 @@ def _check_model_archive(file: Path, settings: Settings) -> None:
             config = json.loads(archive.read("config.json"))
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as err:
         raise BundleError(
-            f"{str(file)!r} is not a readable Keras model ({err}): the bundle is damaged "
+            f"{str(file)!r} is not a readable Keras model ({err}): the bundle is "
+            "damaged "
             "or incompatible, retrain it with train.py."
         ) from None
     layers = config.get("config", {}).get("layers", [])
@@ -228,7 +231,8 @@ def _check_model_archive(file: Path, settings: Settings) -> None:
     expected = (settings.prep.window, settings.prep.horizon)
     if shape is None or units is None or (shape[1], units) != expected:
         raise BundleError(
-            f"The model in {str(file)!r} takes window {shape and shape[1]} and predicts "
+            f"The model in {str(file)!r} takes window {shape and shape[1]} and "
+            "predicts "
             f"{units} step(s), but metadata.json says window={expected[0]}, "
             f"horizon={expected[1]}: the bundle is damaged or incompatible, retrain it."
         )

@@ -1,4 +1,4 @@
-"""Shared command-line plumbing: logging to stderr and one-line errors instead of tracebacks."""
+"""Command-line plumbing: logging to stderr, one-line errors instead of tracebacks."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
             raise
         message = (str(err).splitlines() or [""])[0][:300]
         print(
-            f"error: unexpected {type(err).__name__}: {message} (set FORECASTER_DEBUG=1 "
+            f"error: unexpected {type(err).__name__}: {message} "
+            "(set FORECASTER_DEBUG=1 "
             "for the traceback)",
             file=sys.stderr,
         )

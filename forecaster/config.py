@@ -1,4 +1,4 @@
-"""Settings as dataclasses: what to load, how to window it, what to build and how to train.
+"""Settings as dataclasses: what to load, how to window, what to build, how to train.
 
 Every field has a default; the command line overrides them and the saved bundle
 records them, so a forecast rebuilds exactly the pipeline that was trained.

@@ -1,8 +1,11 @@
-"""Loading daily closing prices: from a CSV file, or from a ticker via yfinance with a cache."""
+"""Loading daily closing prices: from a CSV or a ticker (yfinance, cached)."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import datetime as dt
+import io
 import logging
 import os
 import re
@@ -23,6 +26,19 @@ DATE_NAMES = ("date", "datetime", "timestamp", "time", "day")
 PRICE_FALLBACKS = ("adj close", "adj_close", "adjclose", "close", "close/last", "price")
 MISSING_TOKENS = {"", "null", "none", "nan", "na", "n/a", "-", "--", "#n/a", "nil"}
 MAX_NAMED = 5  # dates listed in a warning or error before "and N more"
+# Tried in order; the whole column must parse with one format, so 03/04/2024 is
+# read the same way in every row (never month-first here and day-first there).
+DATE_FORMATS = (
+    "ISO8601",
+    "%m/%d/%Y",
+    "%d/%m/%Y",
+    "%d.%m.%Y",
+    "%d-%b-%Y",
+    "%b %d, %Y",
+    "%d %b %Y",
+)
+EARLIEST_DATE = pd.Timestamp("1900-01-01")  # earlier or later dates are typos
+LATEST_DATE = pd.Timestamp("2200-12-31")
 
 
 @dataclass
@@ -73,217 +89,351 @@ def read_price_csv(path: str | os.PathLike, column: str | None = None) -> Prices
 
     The price column is `column` if given, else "Adj Close" if present, else
     "Close" (case-insensitive). Handles Yahoo's layout, yfinance's three-line
-    header, Nasdaq's "$" prices, newest-first files and text prices.
+    header, Nasdaq's "$" prices, newest-first files and text prices. Rows with
+    no price are dropped with a warning; anything else unusable raises
+    ForecasterError.
     """
     path = Path(path)
-    frame = _read_table(path)
-    date_col = _find_date_column(frame, path)
-    price_col = _find_price_column(frame, column, path)
-    dates = _parse_dates(frame[date_col], path, date_col)
-    prices = _parse_prices(frame[price_col], dates, path, price_col)
-    series = _clean_series(pd.Series(prices, index=dates, name=price_col), path)
-    source = {"kind": "csv", "path": str(path), "column": price_col}
-    return Prices(series.values_series, source, series.notes)
+    where = repr(str(path))
+    text = _decode(_read_bytes(path), where)
+    series, notes = _parse_price_text(text, where, column)
+    source = {"kind": "csv", "path": str(path), "column": series.name}
+    return Prices(series, source, notes)
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise ForecasterError(
-            f"CSV file not found: {str(path)!r}. Check the path, or omit --csv to use "
-            f"the sample {SAMPLE_CSV}."
-        )
-    if path.is_dir():
-        raise ForecasterError(
-            f"Expected a CSV file but got a directory: {str(path)!r}."
-        )
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise ForecasterError(
-            f"CSV file is empty: {str(path)!r}. Give a file with prices."
-        )
-    if b"\x00" in raw[:4096]:
-        raise ForecasterError(
-            f"File is not a CSV text file (it holds binary data): {str(path)!r}."
-        )
+def _read_bytes(path: Path) -> bytes:
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    try:
-        from io import StringIO
-
-        frame = pd.read_csv(
-            StringIO(text),
-            dtype=str,
-            keep_default_na=False,
-            skipinitialspace=True,
-            on_bad_lines="skip",
-        )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if not path.exists():
+            raise ForecasterError(
+                f"CSV file not found: {str(path)!r}. Check the path, or omit --csv to "
+                f"use the sample {SAMPLE_CSV}."
+            )
+        if path.is_dir():
+            raise ForecasterError(
+                f"Expected a CSV file but got a directory: {str(path)!r}. Give the "
+                "path of a .csv file inside it."
+            )
+        return path.read_bytes()
+    except OSError as err:
         raise ForecasterError(
-            f"Could not read {str(path)!r} as CSV ({first}). Give a comma-separated "
-            "file with a header row, e.g. Date,Close."
+            f"Could not read {str(path)!r}: {err.strerror or err}. Check that the file "
+            "is readable."
         ) from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    frame = _undo_yfinance_header(frame)
-    if frame.shape[1] < 2:
-        raise ForecasterError(
-            f"{str(path)!r} does not look like a CSV with a date and a price column: "
-            f"found columns {list(frame.columns)}."
-        )
-    if frame.empty:
-        raise ForecasterError(
-            f"CSV file has a header but no rows: {str(path)!r} (columns "
-            f"{list(frame.columns)}). Give a file with prices."
-        )
-    return frame
 
 
-def _undo_yfinance_header(frame: pd.DataFrame) -> pd.DataFrame:
+def _decode(raw: bytes, where: str) -> str:
+    if not raw.strip():
+        raise ForecasterError(f"CSV file is empty: {where}. Give a file with prices.")
+    if b"\x00" in raw:
+        raise ForecasterError(
+            f"File is not a CSV text file (it holds binary data, or is UTF-16): "
+            f"{where}. Give a comma-separated UTF-8 text file such as Date,Close."
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")  # older spreadsheet exports
+
+
+def _parse_price_text(
+    text: str, where: str, column: str | None
+) -> tuple[pd.Series, list[str]]:
+    """CSV text to a clean price series (named after its column) and notes."""
+    table = _read_table(text, where)
+    date_col = _find_date_column(table, where)
+    price_col = _find_price_column(table, column, date_col, where)
+    dates = _parse_dates(table[date_col], where, date_col)
+    prices = _parse_prices(table[price_col], dates, where, price_col)
+    return _clean_series(pd.Series(prices, index=dates, name=price_col), where)
+
+
+def _read_table(text: str, where: str) -> pd.DataFrame:
+    """CSV text to a frame of stripped strings, one column per header cell."""
+    rows = _csv_rows(text, where)
+    header, body = _undo_yfinance_header(rows[0][1], rows[1:], where)
+    names = _column_names(header)
+    if len(names) < 2:
+        raise ForecasterError(
+            f"{where} does not look like a CSV with a date and a price column: found "
+            f"columns {_show(names)}. Give a comma-separated file such as Date,Close."
+        )
+    if not body:
+        raise ForecasterError(
+            f"CSV file has a header but no rows: {where} (columns {_show(names)}). "
+            "Give a file with prices."
+        )
+    cells = [_fit_row(row, len(names), line, where) for line, row in body]
+    return pd.DataFrame(cells, columns=names, dtype=object)
+
+
+def _csv_rows(text: str, where: str) -> list[tuple[int, list[str]]]:
+    """(line number, stripped cells) for each row that is not blank."""
+    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
+    rows = []
+    line = 0
+    try:
+        for cells in reader:
+            # A row starts on the line after the previous row ended.
+            first_line, line = line + 1, reader.line_num
+            # Spreadsheets append rows of bare commas; they hold nothing.
+            if not any(cell.strip() for cell in cells):
+                continue
+            if any("\n" in cell or "\r" in cell for cell in cells):
+                # Only an unclosed quote makes a cell span lines, and it would
+                # silently swallow the rows after it.
+                raise ForecasterError(
+                    f"Line {first_line} of {where} has a quoted cell that runs "
+                    "over several lines (an unclosed '\"'?). Fix the quotes."
+                )
+            rows.append((first_line, [cell.strip() for cell in cells]))
+    except csv.Error as err:
+        raise ForecasterError(
+            f"Could not read {where} as CSV (line {reader.line_num}: {err}). Give a "
+            "comma-separated file with a header row, e.g. Date,Close."
+        ) from None
+    if not rows:
+        raise ForecasterError(f"CSV file is empty: {where}. Give a file with prices.")
+    return rows
+
+
+def _undo_yfinance_header(header: list[str], body: list, where: str):
     """Turn yfinance's `to_csv` layout (Price / Ticker / Date header lines) flat."""
-    if not len(frame.columns) or frame.columns[0].lower() != "price" or len(frame) < 2:
-        return frame
-    first_cells = frame.iloc[:2, 0].str.strip().str.lower().tolist()
-    if first_cells[0] != "ticker" or first_cells[1] not in DATE_NAMES:
-        return frame
-    frame = frame.iloc[2:].reset_index(drop=True)
-    frame.columns = ["Date"] + list(frame.columns[1:])
-    return frame
+    if len(body) < 2 or header[0].lower() != "price":
+        return header, body
+    tickers_row, dates_row = body[0][1], body[1][1]
+    if (
+        tickers_row[0].lower() != "ticker"
+        or dates_row[0].lower() not in DATE_NAMES
+        or any(dates_row[1:])
+    ):
+        return header, body
+    tickers = sorted({name for name in tickers_row[1:] if name})
+    if len(tickers) > 1:
+        raise ForecasterError(
+            f"{where} holds prices for several tickers {tickers}: save one ticker per "
+            "file."
+        )
+    return ["Date"] + header[1:], body[2:]
 
 
-def _find_date_column(frame: pd.DataFrame, path: Path) -> str:
-    for name in frame.columns:
+def _column_names(header: list[str]) -> list[str]:
+    """Header cells as unique names: blanks become 'Unnamed: i', repeats get '.1'."""
+    names: list[str] = []
+    for i, cell in enumerate(header):
+        name = cell or f"Unnamed: {i}"
+        base, repeat = name, 1
+        while name in names:
+            name, repeat = f"{base}.{repeat}", repeat + 1
+        names.append(name)
+    return names
+
+
+def _fit_row(cells: list[str], width: int, line: int, where: str) -> list[str]:
+    """Pad a short row with blanks; refuse a long one, whose cells would shift."""
+    if len(cells) > width:
+        if any(cells[width:]):
+            raise ForecasterError(
+                f"Line {line} of {where} has {len(cells)} cells but the header has "
+                f"{width}: {_short(','.join(cells))}. Quote numbers that contain "
+                'commas, e.g. "1,234.50".'
+            )
+        cells = cells[:width]  # trailing commas
+    return cells + [""] * (width - len(cells))
+
+
+def _find_date_column(table: pd.DataFrame, where: str) -> str:
+    for name in table.columns:
         if name.lower() in DATE_NAMES:
             return name
-    first = frame.columns[0]
-    sample = frame[first].head(20)
-    parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
-    if len(sample) and parsed.notna().mean() > 0.8:
+    first = table.columns[0]
+    parsed = _to_timestamps(table[first].head(20))
+    if parsed.notna().mean() > 0.8:
         return first
     raise ForecasterError(
-        f"No date column in {str(path)!r}: found columns {list(frame.columns)}. "
-        "Name the date column 'Date'."
+        f"No date column in {where}: found columns {_show(table.columns)}. Name the "
+        "date column 'Date'."
     )
 
 
-def _find_price_column(frame: pd.DataFrame, column: str | None, path: Path) -> str:
-    by_lower = {name.lower(): name for name in frame.columns}
+def _find_price_column(
+    table: pd.DataFrame, column: str | None, date_col: str, where: str
+) -> str:
+    by_lower: dict[str, str] = {}
+    for name in table.columns:
+        by_lower.setdefault(name.lower(), name)
     if column is not None:
-        if column.lower() in by_lower:
-            return by_lower[column.lower()]
-        raise ForecasterError(
-            f"Column {column!r} (from --column) is not in {str(path)!r}: found columns "
-            f"{list(frame.columns)}."
-        )
+        name = by_lower.get(str(column).strip().lower())
+        if name is None:
+            raise ForecasterError(
+                f"Column {column!r} (from --column) is not in {where}: found columns "
+                f"{_show(table.columns)}. Choose one of those."
+            )
+        if name == date_col:
+            raise ForecasterError(
+                f"Column {column!r} (from --column) is the date column of {where}. "
+                "Name a price column such as 'Close'."
+            )
+        return name
     for candidate in PRICE_FALLBACKS:
         if candidate in by_lower:
             return by_lower[candidate]
     raise ForecasterError(
-        f"No price column in {str(path)!r}: found columns {list(frame.columns)}. "
-        "Expected 'Adj Close' or 'Close', or name one with --column."
+        f"No price column in {where}: found columns {_show(table.columns)}. Expected "
+        "'Adj Close' or 'Close', or name one with --column."
     )
 
 
-def _parse_dates(raw: pd.Series, path: Path, name: str) -> pd.DatetimeIndex:
-    text = raw.astype(str).str.strip()
-    parsed = None
-    for fmt in ("ISO8601", "%m/%d/%Y", "%d.%m.%Y", "mixed"):
+# A UTC offset after a time of day, e.g. "2024-03-11 00:00:00-04:00".
+_OFFSET = re.compile(
+    r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|UTC|[+-]\d{2}(?::?\d{2})?)$",
+    re.IGNORECASE,
+)
+
+
+def _to_timestamps(text: pd.Series) -> pd.Series:
+    """Parse with the first format that reads every cell (else the one reading most).
+
+    Cells that no format reads, or outside EARLIEST_DATE..LATEST_DATE, are NaT.
+    """
+    # The date written is the exchange's trading day; offsets change with daylight
+    # saving, so they are dropped rather than converted (which could shift the day).
+    local = text.astype(str).str.strip().str.replace(_OFFSET, r"\1", regex=True)
+    best = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]")
+    for fmt in DATE_FORMATS:
         try:
-            attempt = pd.to_datetime(text, errors="coerce", format=fmt)
+            attempt = pd.to_datetime(local, errors="coerce", format=fmt)
         except (ValueError, TypeError, OverflowError):
             continue
-        if attempt.notna().all():
-            parsed = attempt
+        if not pd.api.types.is_datetime64_dtype(attempt):
+            continue  # time-zone names or other leftovers; no format fits
+        attempt = attempt.where((attempt >= EARLIEST_DATE) & (attempt <= LATEST_DATE))
+        if attempt.notna().sum() > best.notna().sum():
+            best = attempt
+        if best.notna().all():
             break
-        if parsed is None or attempt.notna().sum() > parsed.notna().sum():
-            parsed = attempt
-    if parsed is None or parsed.isna().any():
-        bad = text[parsed.isna()] if parsed is not None else text
+    return best
+
+
+def _parse_dates(raw: pd.Series, where: str, name: str) -> pd.DatetimeIndex:
+    parsed = _to_timestamps(raw)
+    if parsed.isna().any():
+        bad = raw[parsed.isna()]
         raise ForecasterError(
-            f"Column {name!r} in {str(path)!r} has {len(bad)} value(s) that are not "
-            f"dates, e.g. {bad.iloc[0]!r}. Use dates like 2024-01-31 or 01/31/2024."
+            f"Column {name!r} in {where} has {len(bad)} value(s) that are not dates "
+            f"between {EARLIEST_DATE.year} and {LATEST_DATE.year}, e.g. "
+            f"{_short(bad.iloc[0])}. Use dates like 2024-01-31 or 01/31/2024."
         )
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_localize(None)
     return pd.DatetimeIndex(parsed.dt.normalize(), name="Date")
 
 
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_PLAIN_NUMBER = re.compile(r"(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+# Commas only as thousands separators ("1,234.50"); "1,5" or "1.234,50" are
+# ambiguous and refused rather than misread.
+_GROUPED_NUMBER = re.compile(r"\d{1,3}(,\d{3})+(\.\d*)?")
 
 
-def _parse_prices(raw: pd.Series, dates: pd.DatetimeIndex, path: Path, name: str):
-    """Text prices to float64: strips '$', thousands commas and spaces; gaps -> NaN."""
+def _price_value(cell: str) -> float | None:
+    """One price cell as a float: NaN for a gap, None when it is not a number."""
+    token = cell.strip()
+    if token.lower() in MISSING_TOKENS:
+        return np.nan
+    sign = ""
+    if token[:1] in ("+", "-"):
+        sign, token = token[0], token[1:]
+    token = token.removeprefix("$").strip()  # Nasdaq writes "$123.45"
+    if not sign and token[:1] in ("+", "-"):
+        sign, token = token[0], token[1:]
+    if _PLAIN_NUMBER.fullmatch(token):
+        return float(sign + token)
+    if _GROUPED_NUMBER.fullmatch(token):
+        return float(sign + token.replace(",", ""))
+    if token.lower() in ("inf", "infinity"):
+        return float(sign + "inf")  # refused later, with its date
+    return None
+
+
+def _parse_prices(raw: pd.Series, dates: pd.DatetimeIndex, where: str, name: str):
+    """Text prices to float64: strips '$' and thousands commas; gaps -> NaN."""
     values = np.empty(len(raw), dtype=np.float64)
-    for i, cell in enumerate(raw.astype(str)):
-        token = cell.strip().replace("$", "").replace(",", "").replace(" ", "")
-        if token.lower() in MISSING_TOKENS:
-            values[i] = np.nan
-        elif _NUMBER.match(token):
-            values[i] = float(token)
-        elif token.lower().lstrip("+-") in ("inf", "infinity"):
-            values[i] = np.inf
-        else:
+    for i, cell in enumerate(raw):
+        value = _price_value(str(cell))
+        if value is None:
             raise ForecasterError(
-                f"Price column {name!r} in {str(path)!r} has a value that is not a "
-                f"number: {cell!r} on {dates[i]:%Y-%m-%d}. Fix or blank that cell."
+                f"Price column {name!r} in {where} has a value that is not a number: "
+                f"{_short(cell)} on {dates[i]:%Y-%m-%d}. Fix or blank that cell."
             )
+        values[i] = value
     return values
 
 
-@dataclass
-class _Cleaned:
-    values_series: pd.Series
-    notes: list[str]
-
-
-def _clean_series(series: pd.Series, path: Path) -> _Cleaned:
+def _clean_series(series: pd.Series, where: str) -> tuple[pd.Series, list[str]]:
     """Sort oldest first, drop gaps and identical duplicates, reject what is unsafe."""
     notes = []
     missing = series.isna()
     if missing.any():
         notes.append(
-            f"dropped {int(missing.sum())} row(s) with no price in {str(path)!r}: "
+            f"dropped {int(missing.sum())} row(s) with no price in {where}: "
             f"{_name_dates(series.index[missing])}"
         )
         series = series[~missing]
     bad = ~np.isfinite(series.to_numpy()) | (series.to_numpy() <= 0)
     if bad.any():
-        first = series.index[bad][0]
         raise ForecasterError(
             f"Prices must be positive and finite: {series[bad].iloc[0]} on "
-            f"{first:%Y-%m-%d} in {str(path)!r}. Fix or remove that row."
+            f"{series.index[bad][0]:%Y-%m-%d} in {where} ({int(bad.sum())} such "
+            "row(s)). Fix or remove those rows."
         )
     series = series.sort_index(kind="stable")
-    dup = series.index.duplicated(keep=False)
-    if dup.any():
-        groups = series[dup].groupby(level=0)
-        conflicting = [d for d, g in groups if g.nunique() > 1]
-        if conflicting:
-            raise ForecasterError(
-                f"Conflicting prices for the same date in {str(path)!r}: "
-                f"{_name_dates(pd.DatetimeIndex(conflicting))}. Keep one row per date."
-            )
-        repeated = pd.DatetimeIndex(sorted({d for d, _ in groups}))
-        notes.append(
-            f"dropped duplicate rows for {len(repeated)} date(s) in {str(path)!r}: "
-            f"{_name_dates(repeated)}"
-        )
-        series = series[~series.index.duplicated(keep="first")]
+    series, duplicate_note = _drop_identical_duplicates(series, where)
+    notes += duplicate_note
     if len(series) < 2:
         raise ForecasterError(
-            f"Only {len(series)} usable price row(s) in {str(path)!r}; a forecast needs "
-            "a long daily series (hundreds of rows)."
+            f"Only {len(series)} usable price row(s) in {where}; a forecast needs a "
+            "long daily series (hundreds of rows)."
         )
     for note in notes:
         log.warning(note)
-    return _Cleaned(series.astype(np.float64), notes)
+    return series.astype(np.float64), notes
+
+
+def _drop_identical_duplicates(series: pd.Series, where: str):
+    """Keep one row of each repeated date; refuse dates whose prices disagree."""
+    repeated = series.index.duplicated(keep=False)
+    if not repeated.any():
+        return series, []
+    groups = series[repeated].groupby(level=0)
+    conflicting = pd.DatetimeIndex([d for d, g in groups if g.nunique() > 1])
+    if len(conflicting):
+        raise ForecasterError(
+            f"Conflicting prices for the same date in {where}: "
+            f"{_name_dates(conflicting)}. Keep one row per date."
+        )
+    dates = pd.DatetimeIndex(sorted(groups.groups))
+    note = (
+        f"dropped duplicate rows for {len(dates)} date(s) in {where}: "
+        f"{_name_dates(dates)}"
+    )
+    return series[~series.index.duplicated(keep="first")], [note]
 
 
 def _name_dates(index: pd.DatetimeIndex) -> str:
     shown = ", ".join(d.strftime("%Y-%m-%d") for d in index[:MAX_NAMED])
     more = len(index) - MAX_NAMED
     return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _short(value, limit: int = 60) -> str:
+    """repr() cut to `limit` characters, so a huge cell keeps a message one line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _show(names, limit: int = 12) -> str:
+    """Column names as a list literal, shortened for messages."""
+    names = list(names)
+    shown = ", ".join(_short(str(name), 40) for name in names[:limit])
+    more = f", and {len(names) - limit} more" if len(names) > limit else ""
+    return f"[{shown}{more}]"
 
 
 # ------------------------------------------------------------------------ ticker
@@ -305,56 +455,75 @@ def download_prices(
 ) -> Prices:
     """Download daily prices with yfinance, caching each success as a CSV.
 
-    When the download fails or returns nothing, the cached CSV (if any) is used
-    instead and a warning says so. `download` replaces `yfinance.download`
-    (tests pass a fake).
+    `start` and `end` are the first and last dates wanted (both included). When
+    the download fails or is unusable, the cached CSV (if any) is used instead
+    and a warning says so; a failed download never writes, changes or deletes
+    the cache. `download` replaces `yfinance.download` (tests pass a fake).
     """
-    ticker = ticker.strip().upper()
-    if not ticker:
-        raise ForecasterError("--ticker is empty. Give a symbol such as MSFT.")
-    start = (
-        start or (dt.date.today() - dt.timedelta(days=365 * DEFAULT_YEARS)).isoformat()
-    )
+    ticker = _check_ticker(ticker)
+    start, end = _check_range(start, end)
     cache = cache_path(ticker, cache_dir)
     frame, failure = _try_download(ticker, start, end, download)
-    if frame is not None:
-        prices = _cache_download(flatten_download(frame, ticker), cache, column)
-        prices.source = {
-            "kind": "ticker",
-            "ticker": ticker,
-            "column": prices.source["column"],
-            "start": start,
-            "end": end,
-            "cache": str(cache),
-        }
-        return prices
-    if not cache.exists():
-        raise ForecasterError(
-            f"{failure} and there is no cache at {str(cache)!r}. "
-            + _ADVICE[_kind_of(failure)]
-        )
-    prices = read_price_csv(cache, column=column)
-    values = prices.values.loc[start:end] if end else prices.values.loc[start:]
-    if len(values) < 2:
-        raise ForecasterError(
-            f"{failure}, and the cache {str(cache)!r} holds no prices between {start} and "
-            f"{end or 'today'} (it covers {prices.first_date} to {prices.last_date})."
-        )
-    note = (
-        f"{failure}; using cached prices from {str(cache)!r} "
-        f"({values.index[0]:%Y-%m-%d} to {values.index[-1]:%Y-%m-%d})"
-    )
-    log.warning(note)
-    source = {
+    if failure is None:
+        prices, failure = _use_download(frame, ticker, cache, column)
+        if prices is not None:
+            prices.source = _ticker_source(ticker, prices, start, end, cache)
+            return prices
+    return _use_cache(ticker, cache, column, start, end, failure)
+
+
+def _ticker_source(ticker, prices, start, end, cache, **extra) -> dict:
+    return {
         "kind": "ticker",
         "ticker": ticker,
-        "column": prices.source["column"],
+        "column": prices.values.name,
         "start": start,
         "end": end,
         "cache": str(cache),
-        "from_cache": True,
+        **extra,
     }
-    return Prices(values, source, prices.notes + [note])
+
+
+def _check_ticker(ticker) -> str:
+    symbol = str(ticker or "").strip().upper()
+    if not symbol:
+        raise ForecasterError("--ticker is empty. Give a symbol such as MSFT.")
+    if re.search(r"[\s,]", symbol):
+        # yfinance would split this into several tickers.
+        raise ForecasterError(
+            f"--ticker must be one symbol such as MSFT. Received: ticker={ticker!r}"
+        )
+    return symbol
+
+
+def _check_range(start, end) -> tuple[str, str | None]:
+    """ISO strings for the first and last dates wanted; start defaults to 10 years."""
+    first = _parse_day("start", start) if start else None
+    last = _parse_day("end", end) if end else None
+    if first is None:
+        first = dt.date.today() - dt.timedelta(days=365 * DEFAULT_YEARS)
+    if last is not None and last < first:
+        raise ForecasterError(
+            f"--end must not be before --start. Received: start={start!r}, end={end!r}"
+        )
+    return first.isoformat(), last.isoformat() if last else None
+
+
+def _parse_day(name: str, value) -> dt.date:
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ForecasterError(
+            f"--{name} must be a date like 2015-01-31. Received: {name}={value!r}"
+        ) from None
+
+
+@dataclass
+class _Failure:
+    """Why a download gave no usable prices: a kind (picks the advice) and a reason."""
+
+    kind: str  # a key of _ADVICE
+    reason: str
 
 
 _ADVICE = {
@@ -362,21 +531,16 @@ _ADVICE = {
     "network": "Check your internet connection, or pass --csv with a saved file.",
     "symbol": "Check the symbol (e.g. on finance.yahoo.com) and the --start/--end "
     "range, or pass --csv.",
+    "unusable": "Retry later, or pass --csv with a saved file.",
+    "error": "Retry later, update yfinance (pip install -U yfinance), or pass --csv.",
+    "install": "Install it (pip install yfinance), or pass --csv with a saved file.",
 }
-
-
-def _kind_of(failure: str) -> str:
-    lowered = failure.lower()
-    if "rate" in lowered and "limit" in lowered:
-        return "rate"
-    if "reach" in lowered:
-        return "network"
-    return "symbol"
-
 
 _NETWORK_HINTS = (
     "connection",
     "resolve",
+    "name resolution",
+    "name or service not known",
     "timed out",
     "timeout",
     "curl",
@@ -388,51 +552,80 @@ _NETWORK_HINTS = (
 )
 
 
-def _classify(ticker: str, message: str) -> str:
-    lowered = message.lower()
-    if (
-        "ratelimit" in lowered.replace(" ", "").replace("_", "")
-        or "too many requests" in lowered
-    ):
-        return (
-            f"Yahoo Finance is rate-limiting downloads of {ticker!r} (YFRateLimitError)"
-        )
-    if any(hint in lowered for hint in _NETWORK_HINTS):
-        short = message.splitlines()[0][:160]
-        return f"Could not reach Yahoo Finance to download {ticker!r} ({short})"
-    return f"yfinance returned no prices for {ticker!r}: the symbol may be unknown or delisted"
-
-
 def _try_download(ticker, start, end, download):
-    """Return (frame, None) on success or (None, reason) on any failure."""
+    """Return (frame, None) on success or (None, _Failure) on any failure."""
     if download is None:
         try:
             import yfinance
         except ImportError:
-            return None, "yfinance is not installed (pip install yfinance)"
+            return None, _Failure("install", "yfinance is not installed")
         download = yfinance.download
+    # yfinance logs most failures instead of raising; keep them to explain.
+    with _captured_yfinance_errors() as messages:
+        try:
+            frame = download(
+                ticker,
+                start=start,
+                end=_day_after(end),  # yfinance's end is exclusive
+                auto_adjust=True,
+                progress=False,
+                threads=False,
+            )
+        except Exception as err:  # yfinance and its HTTP stack raise many kinds
+            return None, _classify(ticker, err, messages)
+    if not isinstance(frame, pd.DataFrame) or frame.dropna(how="all").empty:
+        return None, _classify(ticker, None, messages)
+    return frame, None
+
+
+def _day_after(day: str | None) -> str | None:
+    if day is None:
+        return None
+    return (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
+
+
+def _classify(ticker: str, err: Exception | None, messages: list[str]) -> _Failure:
+    said = [f"{type(err).__name__}: {err}"] if err is not None else []
+    said += [m.strip() for m in messages if not _FAILED_COUNT.match(m.strip())]
+    detail = " ".join(" ".join(said).split())  # one line
+    lowered = detail.lower()
+    shown = f" ({detail[:160]})" if detail else ""
+    squashed = re.sub(r"[\s_-]", "", lowered)
+    if "ratelimit" in squashed or "toomanyrequests" in squashed:
+        return _Failure(
+            "rate", f"Yahoo Finance is rate-limiting downloads of {ticker!r}{shown}"
+        )
+    if isinstance(err, (ConnectionError, TimeoutError)) or any(
+        hint in lowered for hint in _NETWORK_HINTS
+    ):
+        return _Failure(
+            "network", f"Could not reach Yahoo Finance to download {ticker!r}{shown}"
+        )
+    if err is not None:
+        return _Failure("error", f"yfinance failed to download {ticker!r}{shown}")
+    return _Failure(
+        "symbol",
+        f"yfinance returned no prices for {ticker!r}{shown}: the symbol may be "
+        "unknown or delisted",
+    )
+
+
+_FAILED_COUNT = re.compile(r"\d+ Failed downloads?:$")  # yfinance's summary line
+
+
+@contextlib.contextmanager
+def _captured_yfinance_errors():
+    """Collect what yfinance logs at ERROR level, instead of printing it."""
     captured = _CapturedErrors()
     yf_log = logging.getLogger("yfinance")
-    yf_log.addHandler(captured)
     saved_propagate = yf_log.propagate
+    yf_log.addHandler(captured)
     yf_log.propagate = False
     try:
-        frame = download(
-            ticker,
-            start=start,
-            end=end,
-            auto_adjust=True,
-            progress=False,
-            threads=False,
-        )
-    except Exception as err:  # yfinance and its HTTP stack raise many kinds
-        return None, _classify(ticker, f"{type(err).__name__}: {err}")
+        yield captured.messages
     finally:
         yf_log.removeHandler(captured)
         yf_log.propagate = saved_propagate
-    if frame is None or len(frame) == 0 or frame.dropna(how="all").empty:
-        return None, _classify(ticker, " ".join(captured.messages))
-    return frame, None
 
 
 class _CapturedErrors(logging.Handler):
@@ -464,31 +657,83 @@ def flatten_download(frame: pd.DataFrame, ticker: str) -> pd.DataFrame:
             frame = frame.droplevel(level, axis=1)
         else:
             raise ForecasterError(
-                f"The download for {ticker!r} holds other tickers: {sorted(set(tickers))}."
+                f"The download for {ticker!r} holds other tickers: "
+                f"{sorted(map(str, set(tickers)))}."
             )
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        raise ForecasterError(
+            f"The download for {ticker!r} has no dates: its index is a "
+            f"{type(frame.index).__name__}."
+        )
     frame = frame.copy()
     frame.columns = [str(c) for c in frame.columns]
-    index = pd.DatetimeIndex(frame.index)
+    index = frame.index
     if index.tz is not None:
         index = index.tz_localize(None)
     frame.index = index.normalize().rename("Date")
     return frame.dropna(how="all")
 
 
-def _cache_download(frame: pd.DataFrame, cache: Path, column: str | None) -> Prices:
-    """Check a download, then write it as the cache atomically.
+def _use_download(frame, ticker: str, cache: Path, column: str | None):
+    """Check a download, then save it as the cache: (Prices, None) or (None, why).
 
-    The new CSV is written beside the cache and read back first, so a download
-    that cannot be used never replaces a good cache.
+    The download is checked in memory before anything is written, so one that
+    cannot be used never replaces a good cache.
     """
-    cache.parent.mkdir(parents=True, exist_ok=True)
+    where = f"the download for {ticker!r}"
+    try:
+        text = flatten_download(frame, ticker).to_csv(date_format="%Y-%m-%d")
+        series, notes = _parse_price_text(text, where, column)
+    except ForecasterError as err:
+        reason = f"yfinance returned unusable prices for {ticker!r} ({err})"
+        return None, _Failure("unusable", reason)
+    _write_cache(text, cache)
+    return Prices(series, {}, notes), None
+
+
+def _write_cache(text: str, cache: Path) -> None:
+    """Replace the cache atomically; failing to write it is only a warning."""
     tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
     try:
-        frame.to_csv(tmp, date_format="%Y-%m-%d")
-        prices = read_price_csv(tmp, column=column)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8", newline="")
         os.replace(tmp, cache)
+    except OSError as err:
+        log.warning(f"could not save the download as a cache at {str(cache)!r}: {err}")
     finally:
-        if tmp.exists():
-            tmp.unlink()
-    prices.notes = [n.replace(str(tmp), str(cache)) for n in prices.notes]
-    return prices
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def _use_cache(ticker, cache: Path, column, start, end, failure: _Failure) -> Prices:
+    """Fall back on the last successful download, or explain why there is none."""
+    advice = _ADVICE[failure.kind]
+    if not cache.exists():
+        raise ForecasterError(
+            f"{failure.reason}, and there is no cache at {str(cache)!r}. {advice}"
+        )
+    try:
+        cached = read_price_csv(cache, column=column)
+    except ForecasterError as err:
+        raise ForecasterError(
+            f"{failure.reason}, and the cache {str(cache)!r} cannot be used ({err}). "
+            f"{advice}"
+        ) from None
+    index = cached.values.index
+    wanted = index >= pd.Timestamp(start)
+    if end:
+        wanted &= index <= pd.Timestamp(end)
+    values = cached.values[wanted]
+    if len(values) < 2:
+        raise ForecasterError(
+            f"{failure.reason}, and the cache {str(cache)!r} holds no prices between "
+            f"{start} and {end or 'today'} (it covers {cached.first_date} to "
+            f"{cached.last_date}). {advice}"
+        )
+    note = (
+        f"{failure.reason}; using cached prices from {str(cache)!r} "
+        f"({values.index[0]:%Y-%m-%d} to {values.index[-1]:%Y-%m-%d})"
+    )
+    log.warning(note)
+    source = _ticker_source(ticker, cached, start, end, cache, from_cache=True)
+    return Prices(values, source, cached.notes + [note])

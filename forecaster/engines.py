@@ -1,4 +1,4 @@
-"""Forecasting engines: the NumPy reference (no TensorFlow import) and Keras with an in-graph loop.
+"""Forecasting engines: NumPy reference (no TensorFlow), Keras with an in-graph loop.
 
 Both expose the same two calls on scaled data:
 `predict(windows)` for one model call on a batch of windows, and
@@ -36,7 +36,7 @@ class Engine:
         return decode_outputs(windows, outputs, self.representation)
 
     def forecast(self, context: np.ndarray, steps: int, block: int = 1) -> np.ndarray:
-        """Recursive forecast from scaled contexts (b, window): returns (b, steps) scaled.
+        """Recursive forecast from scaled contexts (b, window) to (b, steps) scaled.
 
         Each model call predicts `horizon` steps; the first `block` of them are
         kept and appended to the context for the next call.
@@ -75,7 +75,7 @@ class NumpyEngine(Engine):
 
 
 class KerasEngine(Engine):
-    """The Keras model, called through compiled tf.functions (no per-call Keras overhead)."""
+    """The Keras model, called through compiled tf.functions (no per-call overhead)."""
 
     name = "keras"
 

@@ -82,7 +82,7 @@ def format_table(model: dict, naive: dict, title: str = "test") -> str:
 def paths(
     engine, prepared, targets: tuple[int, int], steps: int, block: int
 ) -> np.ndarray:
-    """Forecasts from every origin t in `targets`, `steps` ahead: (n_origins, steps) prices."""
+    """Forecasts from each origin t in `targets`, `steps` ahead: (n_origins, steps)."""
     contexts = window_view(prepared.scaled, prepared.split.window, targets)
     out = []
     for start in range(0, len(contexts), 2048):
@@ -92,7 +92,7 @@ def paths(
 
 
 def step_errors(engine, prepared, steps: int) -> pd.DataFrame:
-    """Test RMSE by horizon step 1..steps, for recursive, direct (if horizon > 1) and naive.
+    """Test RMSE by step 1..steps: recursive, direct (if horizon > 1) and naive.
 
     Only origins whose whole path lies in the test part count, so every step
     is scored on the same origins.
@@ -165,7 +165,7 @@ def conformal_quantile(residuals: np.ndarray, level: float) -> float:
 
 
 def half_widths(intervals: dict, level: float, steps: int) -> np.ndarray:
-    """Relative half-widths for steps 1..steps, growing as sqrt(step) past the measured ones."""
+    """Relative half-widths for steps 1..steps; past the measured ones, grow as sqrt."""
     measured = np.asarray(intervals["levels"][str(level)], dtype=np.float64)
     if steps <= len(measured):
         return measured[:steps]

@@ -1,4 +1,4 @@
-"""Forecasting: test-day predictions and the future forecast, in price units, with intervals."""
+"""Forecasting: test-day predictions and the future forecast, in prices, with bands."""
 
 from __future__ import annotations
 
@@ -177,7 +177,8 @@ def _choose_block(method: str, block: int | None, horizon: int) -> int:
     if block > horizon:
         raise ForecasterError(
             f"--horizon {block} is larger than the bundle was trained for ({horizon}): "
-            f"retrain with `train.py --horizon {block}` or use --horizon {horizon} or less."
+            f"retrain with `train.py --horizon {block}` or use --horizon {horizon} or "
+            "less."
         )
     if block < 1:
         raise ForecasterError(

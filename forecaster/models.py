@@ -12,8 +12,8 @@ def build_model(
     """Build and compile the network described by `settings`.
 
     Input `(batch, window, n_features)`, output `(batch, horizon)`: `layers`
-    recurrent layers of `units` each (optionally `Bidirectional`), Dropout
-    between them when `dropout > 0`, then `Dense(horizon)`. Adam and MSE.
+    recurrent layers of `units` each (optionally `Bidirectional`), each followed
+    by Dropout when `dropout > 0`, then `Dense(horizon)`. Adam and MSE.
 
     LSTM and GRU keep Keras' defaults for activation (tanh), recurrent
     activation (sigmoid), `recurrent_dropout=0`, `unroll=False`,

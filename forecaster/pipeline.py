@@ -1,4 +1,4 @@
-"""End-to-end training runs: load, prepare, train, evaluate against naive, save the bundle; backtests."""
+"""Training runs end to end: load, prepare, train, score vs naive, save; backtests."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ MIN_EVAL_STEPS = 10  # error-by-step is reported for at least this many steps
 
 
 def default_out(settings: Settings) -> Path:
-    """models/<source>-<cell>: the bundle directory a run writes unless --out says otherwise."""
+    """models/<source>-<cell>: where a run writes its bundle unless --out says so."""
     return Path("models") / f"{source_name(settings)}-{settings.model.cell}"
 
 
@@ -71,7 +71,8 @@ def run_training(
     out = Path(out) if out else default_out(settings)
     if out.exists() and not force and not resume:
         raise ForecasterError(
-            f"Bundle {str(out)!r} already exists: add --force to replace it (the old one "
+            f"Bundle {str(out)!r} already exists: add --force to replace it (the old "
+            "one "
             "is kept until the new one is complete), or choose another --out."
         )
     prices = load_prices(settings.data, download=download)
@@ -238,7 +239,7 @@ def run_backtest(
     edges = np.linspace(first, len(values), folds + 1).astype(int)
     rows = [
         _fold(values, settings, k, int(a), int(b))
-        for k, (a, b) in enumerate(zip(edges[:-1], edges[1:]), start=1)
+        for k, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=False), start=1)
     ]
     table = pd.DataFrame(rows)
     mean = {

@@ -1,4 +1,4 @@
-"""Plots written as PNG files: loss curves, test predictions, the forecast with its bands, backtests."""
+"""PNG plots: loss curves, test predictions, the forecast with its bands, backtests."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def plot_forecast(
     title: str,
     test: pd.DataFrame | None = None,
 ) -> None:
-    """Recent prices, test-period predictions, and the future forecast with its bands."""
+    """Recent prices, test-period predictions and the future forecast with its bands."""
     plt = _pyplot()
     recent = history.iloc[-HISTORY_DAYS:]
     dates = pd.to_datetime(forecast["date"])
@@ -133,7 +133,10 @@ def plot_backtest(folds: pd.DataFrame, path: Path, title: str) -> None:
     ax.bar([i + 0.2 for i in x], folds["naive_rmse"], width=0.4, label="naive")
     ax.set_xticks(
         list(x),
-        [f"{a}\n{b}" for a, b in zip(folds["test_start"], folds["test_end"])],
+        [
+            f"{a}\n{b}"
+            for a, b in zip(folds["test_start"], folds["test_end"], strict=False)
+        ],
         fontsize=7,
     )
     ax.set_ylabel("RMSE (price)")

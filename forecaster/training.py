@@ -1,4 +1,4 @@
-"""Training: scale on the training part, stream windows through tf.data, fit with early stopping.
+"""Training: windows streamed through tf.data, early stopping, resumable checkpoints.
 
 Windows are gathered batch by batch from the scaled series inside the tf.data
 pipeline, so no window matrix is ever materialised (a 1,000,000-point series
@@ -30,7 +30,7 @@ log = logging.getLogger("forecaster")
 
 @dataclass
 class Prepared:
-    """A price series cut by time and scaled with a scaler fitted on its training part."""
+    """A price series cut by time, scaled by a scaler fitted on its training part."""
 
     dates: pd.DatetimeIndex  # (n,)
     prices: np.ndarray  # (n,) float64, price units
@@ -65,7 +65,7 @@ def window_dataset(
     shuffle: bool = False,
     seed: int = 0,
 ):
-    """A tf.data pipeline of (inputs, targets) batches for first-target indices in `targets`.
+    """A tf.data pipeline of (inputs, targets) batches for first targets in `targets`.
 
     Yields inputs (batch, window, 1) and targets (batch, horizon), float32,
     encoded in `prep.representation`. Only the series and one batch of
@@ -116,7 +116,7 @@ def fit_model(
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
 ) -> TrainResult:
-    """Train a fresh (or resumed) model on the fit windows, early-stopping on validation.
+    """Train a fresh (or resumed) model on the fit windows; early-stop on validation.
 
     With `checkpoint_dir`, the model, its best weights and the early-stopping
     state are written there (atomically) after every epoch; `resume=True`
@@ -144,7 +144,8 @@ def fit_model(
     state = _CheckpointState.read(checkpoint_dir) if resume else None
     if resume and state is None:
         raise ForecasterError(
-            f"--resume found no checkpoint at {str(checkpoint_dir)!r}: nothing to resume. "
+            f"--resume found no checkpoint at {str(checkpoint_dir)!r}: nothing to "
+            "resume. "
             "Run without --resume to start training."
         )
     if state is not None:
@@ -309,7 +310,7 @@ def discard_checkpoint(checkpoint_dir) -> None:
 
 
 def _run_key(settings: Settings) -> dict:
-    """The settings a resumed run must share with the killed one (not epochs/patience)."""
+    """Settings a resumed run must share with the killed one (not epochs, patience)."""
     key = settings.to_dict()
     for name in ("epochs", "patience", "verbose"):
         key["train"].pop(name)

@@ -1,4 +1,4 @@
-"""Windows and scaling: split by time, fit MinMaxScaler on training data, build sliding windows.
+"""Windows and scaling: split by time, fit MinMaxScaler on training data, slide windows.
 
 Pure functions on arrays. The series is split by time; the scaler is fitted on
 the training part only; windows are views into the scaled series (no copy per
@@ -150,7 +150,8 @@ def split_series(n: int, prep: PrepSettings, n_train: int | None = None) -> Spli
     if n < needed:
         raise ForecasterError(
             f"need at least {needed} rows for window={prep.window}, "
-            f"horizon={prep.horizon} and train-fraction={prep.train_fraction}, got {n}. "
+            f"horizon={prep.horizon} and train-fraction={prep.train_fraction}, "
+            f"got {n}. "
             "Use a longer series or a smaller --window."
         )
     return _split(n, prep)
@@ -176,7 +177,7 @@ def _split(n: int, prep: PrepSettings, n_train: int | None = None) -> Split:
 
 
 def minimum_rows(prep: PrepSettings) -> int:
-    """The shortest series that leaves MIN_FIT_WINDOWS, one validation and one test window."""
+    """Shortest series leaving MIN_FIT_WINDOWS, one validation and one test window."""
     n = prep.window + prep.horizon + MIN_FIT_WINDOWS
     while True:
         split = _split(n, prep)

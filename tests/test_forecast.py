@@ -1,10 +1,10 @@
-"""Tests for forecasting: engines agree, the in-graph loop matches step by step, dates, bands."""
+"""Tests for forecasting: engines agree, in-graph loop = step by step, dates, bands."""
 
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import make_prices, tiny_settings, write_csv
+
 from forecaster import pipeline
 from forecaster.bundle import load_bundle, load_keras_model
 from forecaster.config import DataSettings
@@ -49,8 +49,9 @@ def test_in_graph_loop_matches_step_by_step_and_numpy(trained_bundle):
 def direct_bundle(tmp_path_factory):
     root = tmp_path_factory.mktemp("direct")
     csv = write_csv(root / "WALK.csv", make_prices(seed=2))
-    return pipeline.run_training(tiny_settings(csv, prep__horizon=3),
-                                 out=root / "bundle").out
+    return pipeline.run_training(
+        tiny_settings(csv, prep__horizon=3), out=root / "bundle"
+    ).out
 
 
 def test_direct_multi_step_bundle(direct_bundle):
@@ -59,8 +60,9 @@ def test_direct_multi_step_bundle(direct_bundle):
     keras_engine, numpy_engine = _engines(bundle)
     context = np.linspace(0.4, 0.6, bundle.window)[None, :]
     direct = keras_engine.forecast(context, 7, block=3)
-    np.testing.assert_allclose(numpy_engine.forecast(context, 7, block=3), direct,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        numpy_engine.forecast(context, 7, block=3), direct, atol=1e-5
+    )
     first_call = keras_engine.predict(context)
     np.testing.assert_allclose(direct[:, :3], first_call, atol=1e-5)
     steps = pd.read_csv(direct_bundle / "rmse_by_step.csv")
@@ -73,16 +75,25 @@ def test_run_forecast_both_methods(direct_bundle, tmp_path):
         report = run_forecast(str(direct_bundle), days=5, method=method, out=tmp_path)
         assert report.method == method
         frame = pd.read_csv(report.csv)
-        assert list(frame.columns) == ["date", "forecast", "lower_80", "upper_80",
-                                       "lower_95", "upper_95"]
+        assert list(frame.columns) == [
+            "date",
+            "forecast",
+            "lower_80",
+            "upper_80",
+            "lower_95",
+            "upper_95",
+        ]
         assert (frame["lower_95"] <= frame["lower_80"]).all()
         assert (frame["lower_80"] < frame["forecast"]).all()
         assert (frame["forecast"] < frame["upper_80"]).all()
 
 
 def test_horizon_larger_than_bundle_is_refused(direct_bundle, tmp_path):
-    with pytest.raises(ForecasterError, match=r"--horizon 5 is larger than the bundle "
-                                              r"was trained for \(3\)"):
+    with pytest.raises(
+        ForecasterError,
+        match=r"--horizon 5 is larger than the bundle "
+        r"was trained for \(3\)",
+    ):
         run_forecast(str(direct_bundle), days=5, method="direct", block=5, out=tmp_path)
 
 
@@ -107,8 +118,9 @@ def test_days_must_be_positive(trained_bundle, days):
 
 def test_reuse_on_new_data(trained_bundle, tmp_path):
     other = write_csv(tmp_path / "OTHER.csv", make_prices(150, seed=9, start=40.0))
-    report = run_forecast(str(trained_bundle), days=4, data=DataSettings(csv=other),
-                          out=tmp_path)
+    report = run_forecast(
+        str(trained_bundle), days=4, data=DataSettings(csv=other), out=tmp_path
+    )
     assert report.last_date == make_prices(150).index[-1].strftime("%Y-%m-%d")
     assert report.frame["forecast"].between(20, 80).all()
 

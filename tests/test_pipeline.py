@@ -1,4 +1,4 @@
-"""Tests for training runs and bundles: round trip, metrics, atomic saves, resume, seeds."""
+"""Tests for training runs and bundles: round trip, metrics, atomic saves, resume."""
 
 import json
 import os
@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import make_prices, tiny_settings, write_csv
+
 from forecaster import bundle as bundle_io
 from forecaster import pipeline
 from forecaster.bundle import load_bundle, load_keras_model
@@ -16,14 +16,26 @@ from forecaster.engines import KerasEngine, NumpyEngine
 from forecaster.errors import BundleError, ForecasterError
 from forecaster.training import prepare
 
-BUNDLE_FILES = {"model.keras", "scaler.json", "metadata.json", "metrics.json",
-                "intervals.json", "test_predictions.csv", "history.csv",
-                "rmse_by_step.csv", "loss.png", "test_predictions.png"}
+BUNDLE_FILES = {
+    "model.keras",
+    "scaler.json",
+    "metadata.json",
+    "metrics.json",
+    "intervals.json",
+    "test_predictions.csv",
+    "history.csv",
+    "rmse_by_step.csv",
+    "loss.png",
+    "test_predictions.png",
+}
 
 
 def _tree(path):
-    return {p.relative_to(path).as_posix(): p.read_bytes()
-            for p in sorted(path.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(path).as_posix(): p.read_bytes()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_bundle_has_every_part(trained_bundle):
@@ -32,7 +44,9 @@ def test_bundle_has_every_part(trained_bundle):
     assert meta["source"]["kind"] == "csv" and meta["column"] == "Adj Close"
     assert meta["date_range"]["first"] == "2020-01-01"
     assert meta["settings"]["prep"]["window"] == 10
-    assert {"tensorflow", "keras", "numpy", "pandas", "sklearn"} <= set(meta["versions"])
+    assert {"tensorflow", "keras", "numpy", "pandas", "sklearn"} <= set(
+        meta["versions"]
+    )
     scaler = json.loads((trained_bundle / "scaler.json").read_text())
     assert scaler["kind"] == "sklearn.preprocessing.MinMaxScaler"
     history = pd.read_csv(trained_bundle / "history.csv")
@@ -76,10 +90,14 @@ def test_reload_gives_identical_predictions(trained_bundle):
     again = test_predictions(engine, prepared)
     saved = pd.read_csv(trained_bundle / "test_predictions.csv")
     np.testing.assert_allclose(again["predicted"], saved["predicted"], rtol=1e-9)
-    numpy_engine = NumpyEngine(bundle.model_path, bundle.representation, bundle.window,
-                               bundle.horizon)
-    np.testing.assert_allclose(test_predictions(numpy_engine, prepared)["predicted"],
-                               saved["predicted"], rtol=1e-5)
+    numpy_engine = NumpyEngine(
+        bundle.model_path, bundle.representation, bundle.window, bundle.horizon
+    )
+    np.testing.assert_allclose(
+        test_predictions(numpy_engine, prepared)["predicted"],
+        saved["predicted"],
+        rtol=1e-5,
+    )
 
 
 def test_same_seed_same_metrics(tmp_path):
@@ -98,8 +116,9 @@ def test_existing_bundle_is_not_overwritten_without_force(bundle_copy, prices_cs
     assert _tree(bundle_copy) == before
 
 
-def test_failed_save_leaves_previous_bundle_byte_identical(bundle_copy, prices_csv,
-                                                           monkeypatch):
+def test_failed_save_leaves_previous_bundle_byte_identical(
+    bundle_copy, prices_csv, monkeypatch
+):
     before = _tree(bundle_copy)
 
     def crash(*args, **kwargs):
@@ -115,8 +134,9 @@ def test_failed_save_leaves_previous_bundle_byte_identical(bundle_copy, prices_c
 
 def test_force_replaces_only_when_complete(bundle_copy, prices_csv):
     old_model = (bundle_copy / "model.keras").read_bytes()
-    pipeline.run_training(tiny_settings(prices_csv, train__seed=11), out=bundle_copy,
-                          force=True)
+    pipeline.run_training(
+        tiny_settings(prices_csv, train__seed=11), out=bundle_copy, force=True
+    )
     assert (bundle_copy / "model.keras").read_bytes() != old_model
     assert BUNDLE_FILES <= {p.name for p in bundle_copy.iterdir()}
 
@@ -144,8 +164,9 @@ def test_resume_continues_from_checkpoint(tmp_path):
     fit_model(prepared, settings, checkpoint_dir=checkpoint)  # a run that "died" at 2
     state = json.loads((checkpoint / "state.json").read_text())
     assert state["epochs_done"] == 2
-    resumed = pipeline.run_training(tiny_settings(csv, train__epochs=4), out=out,
-                                    resume=True)
+    resumed = pipeline.run_training(
+        tiny_settings(csv, train__epochs=4), out=out, resume=True
+    )
     meta = json.loads((resumed.out / "metadata.json").read_text())
     assert meta["training"]["resumed_from_epoch"] == 2
     assert meta["training"]["epochs_run"] == 4
@@ -166,12 +187,15 @@ def test_resume_refuses_other_settings(tmp_path):
 
 def test_resume_without_checkpoint_is_an_error(tmp_path, prices_csv):
     with pytest.raises(ForecasterError, match="--resume found no checkpoint"):
-        pipeline.run_training(tiny_settings(prices_csv), out=tmp_path / "x", resume=True)
+        pipeline.run_training(
+            tiny_settings(prices_csv), out=tmp_path / "x", resume=True
+        )
 
 
 def test_backtest_scores_each_fold_beside_naive(tmp_path, prices_csv):
-    out, table = pipeline.run_backtest(tiny_settings(prices_csv), folds=2,
-                                       out=tmp_path / "bt")
+    out, table = pipeline.run_backtest(
+        tiny_settings(prices_csv), folds=2, out=tmp_path / "bt"
+    )
     assert list(table["fold"]) == [1, 2, "mean"]
     assert (out / "backtest.csv").exists() and (out / "backtest.png").exists()
     assert table["test_days"].iloc[:2].sum() == 260 - int(260 * 0.75)
@@ -191,7 +215,9 @@ def test_not_a_bundle(tmp_path):
 
 def test_missing_scaler(bundle_copy):
     (bundle_copy / "scaler.json").unlink()
-    with pytest.raises(BundleError, match=r"missing scaler.json.*damaged or incompatible"):
+    with pytest.raises(
+        BundleError, match=r"missing scaler.json.*damaged or incompatible"
+    ):
         load_bundle(bundle_copy)
 
 
@@ -207,8 +233,9 @@ def test_metadata_that_does_not_match_the_model(bundle_copy):
     meta = json.loads(path.read_text())
     meta["settings"]["prep"]["window"] = 20
     path.write_text(json.dumps(meta))
-    with pytest.raises(BundleError, match="takes window 10 .* metadata.json says "
-                                          "window=20"):
+    with pytest.raises(
+        BundleError, match="takes window 10 .* metadata.json says window=20"
+    ):
         load_bundle(bundle_copy)
 
 

@@ -1,4 +1,4 @@
-"""End to end through train.py and predict.py: real processes, one-line errors, kill -9 and resume."""
+"""End to end through train.py and predict.py: errors, kill -9 and resume."""
 
 import json
 import os
@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY_FLAGS, make_prices, write_csv
 
 import predict
 import train
-from conftest import TINY_FLAGS, make_prices, write_csv
 from forecaster import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,8 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _run(*args, timeout=300):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_train_then_predict_through_the_scripts(tmp_path, prices_csv):
@@ -32,9 +38,11 @@ def test_train_then_predict_through_the_scripts(tmp_path, prices_csv):
     assert done.returncode == 0, done.stderr
     assert "RMSE" in done.stdout and "naive" in done.stdout
     assert "interval coverage" in done.stdout
-    code = ("import sys, predict; rc = predict.main(sys.argv[1:]); "
-            "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'; "
-            "sys.exit(rc)")
+    code = (
+        "import sys, predict; rc = predict.main(sys.argv[1:]); "
+        "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'; "
+        "sys.exit(rc)"
+    )
     done = _run("-c", code, "--model", str(out), "--days", "7")
     assert done.returncode == 0, done.stderr
     assert "numpy engine" in done.stdout
@@ -42,22 +50,35 @@ def test_train_then_predict_through_the_scripts(tmp_path, prices_csv):
     assert len(frame) == 7 and frame["forecast"].notna().all()
     assert (out / "forecast.png").stat().st_size > 10_000
     numpy_forecast = frame["forecast"].to_numpy()
-    done = _run("predict.py", "--model", str(out), "--days", "7", "--engine", "keras",
-                "--out", str(tmp_path))
+    done = _run(
+        "predict.py",
+        "--model",
+        str(out),
+        "--days",
+        "7",
+        "--engine",
+        "keras",
+        "--out",
+        str(tmp_path),
+    )
     assert done.returncode == 0, done.stderr
     keras_forecast = pd.read_csv(tmp_path / "forecast.csv")["forecast"].to_numpy()
     np.testing.assert_allclose(numpy_forecast, keras_forecast, rtol=1e-5)
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--window", "0"], "window must be at least 1. Received: window=0"),
-    (["--train-fraction", "1.5"], "train_fraction=1.5"),
-    (["--model", "cnn"], "Unknown cell 'cnn': choose one of lstm, gru, rnn"),
-    (["--csv", "no/such/file.csv"], "CSV file not found: 'no/such/file.csv'"),
-    (["--window", "300"], "need at least"),
-])
-def test_bad_train_flags_are_one_line_errors(flags, message, capsys, prices_csv,
-                                             tmp_path):
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--window", "0"], "window must be at least 1. Received: window=0"),
+        (["--train-fraction", "1.5"], "train_fraction=1.5"),
+        (["--model", "cnn"], "Unknown cell 'cnn': choose one of lstm, gru, rnn"),
+        (["--csv", "no/such/file.csv"], "CSV file not found: 'no/such/file.csv'"),
+        (["--window", "300"], "need at least"),
+    ],
+)
+def test_bad_train_flags_are_one_line_errors(
+    flags, message, capsys, prices_csv, tmp_path
+):
     args = ["--csv", prices_csv, "--out", str(tmp_path / "b"), *TINY_FLAGS, *flags]
     assert cli.run(train.main, args) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -66,10 +87,13 @@ def test_bad_train_flags_are_one_line_errors(flags, message, capsys, prices_csv,
     assert not (tmp_path / "b").exists()
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--days", "-3"], "days=-3"),
-    (["--model", "nowhere"], "No bundle at 'nowhere'"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--days", "-3"], "days=-3"),
+        (["--model", "nowhere"], "No bundle at 'nowhere'"),
+    ],
+)
 def test_bad_predict_flags_are_one_line_errors(flags, message, capsys):
     assert cli.run(predict.main, flags) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -85,12 +109,22 @@ def test_error_exit_code_and_no_traceback_in_a_real_process(tmp_path):
 
 def _fake_download(prices):
     def download(tickers, start=None, end=None, **kwargs):
-        frame = pd.DataFrame({"Close": prices, "High": prices, "Low": prices,
-                              "Open": prices, "Volume": 1}, index=prices.index)
+        frame = pd.DataFrame(
+            {
+                "Close": prices,
+                "High": prices,
+                "Low": prices,
+                "Open": prices,
+                "Volume": 1,
+            },
+            index=prices.index,
+        )
         frame.index.name = "Date"
-        frame.columns = pd.MultiIndex.from_product([frame.columns, [tickers]],
-                                                   names=["Price", "Ticker"])
+        frame.columns = pd.MultiIndex.from_product(
+            [frame.columns, [tickers]], names=["Price", "Ticker"]
+        )
         return frame
+
     return download
 
 
@@ -109,15 +143,34 @@ def test_ticker_path_through_the_scripts(tmp_path, monkeypatch, capsys):
 def test_kill_9_mid_training_then_resume(tmp_path):
     csv = write_csv(tmp_path / "W.csv", make_prices(seed=6))
     out = tmp_path / "bundle"
-    flags = ["--csv", csv, "--out", str(out), "--window", "10", "--units", "4",
-             "--layers", "1", "--batch-size", "32", "--patience", "0", "--quiet"]
+    flags = [
+        "--csv",
+        csv,
+        "--out",
+        str(out),
+        "--window",
+        "10",
+        "--units",
+        "4",
+        "--layers",
+        "1",
+        "--batch-size",
+        "32",
+        "--patience",
+        "0",
+        "--quiet",
+    ]
     first = _run("train.py", *flags, "--epochs", "2")
     assert first.returncode == 0, first.stderr
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "train.py", *flags, "--epochs", "100000",
-                             "--force"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "train.py", *flags, "--epochs", "100000", "--force"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     state = out.with_name(".bundle.resume") / "state.json"
     deadline = time.monotonic() + 240
     try:

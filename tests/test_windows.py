@@ -1,4 +1,4 @@
-"""Tests for forecaster.windows: exact windows, counts, the split, train-only scaling."""
+"""Tests for forecaster.windows: exact windows, counts, split, train-only scaling."""
 
 import numpy as np
 import pytest
@@ -74,19 +74,25 @@ def test_horizon_windows_stay_inside_each_part():
 def test_too_little_data_is_a_clear_error():
     prep = PrepSettings(window=100, train_fraction=0.75)
     need = minimum_rows(prep)
-    with pytest.raises(ForecasterError, match=rf"need at least {need} rows for "
-                       r"window=100, horizon=1 and train-fraction=0.75, got 150"):
+    with pytest.raises(
+        ForecasterError,
+        match=rf"need at least {need} rows for "
+        r"window=100, horizon=1 and train-fraction=0.75, got 150",
+    ):
         split_series(150, prep)
     split_series(need, prep)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"window": 0}, "window must be at least 1. Received: window=0"),
-    ({"train_fraction": 1.5}, "train_fraction=1.5"),
-    ({"train_fraction": 0.0}, "train_fraction=0.0"),
-    ({"horizon": 0}, "horizon=0"),
-    ({"representation": "ratio"}, "choose one of level, delta, log-delta"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"window": 0}, "window must be at least 1. Received: window=0"),
+        ({"train_fraction": 1.5}, "train_fraction=1.5"),
+        ({"train_fraction": 0.0}, "train_fraction=0.0"),
+        ({"horizon": 0}, "horizon=0"),
+        ({"representation": "ratio"}, "choose one of level, delta, log-delta"),
+    ],
+)
 def test_bad_prep_settings(kwargs, match):
     with pytest.raises(ForecasterError, match=match):
         PrepSettings(**kwargs).validate()
@@ -96,18 +102,23 @@ def test_scaler_matches_sklearn_and_is_fitted_on_train_only():
     prices = np.concatenate([np.linspace(10, 20, 75), np.linspace(20, 60, 25)])
     scaler = Scaler().fit(prices[:75])
     reference = MinMaxScaler().fit(prices[:75, None])
-    np.testing.assert_allclose(scaler.transform(prices),
-                               reference.transform(prices[:, None])[:, 0])
+    np.testing.assert_allclose(
+        scaler.transform(prices), reference.transform(prices[:, None])[:, 0]
+    )
     assert scaler.data_max_ == 20.0
     assert scaler.transform(np.array([60.0]))[0] == pytest.approx(5.0)
-    np.testing.assert_allclose(scaler.inverse_transform(scaler.transform(prices)), prices)
+    np.testing.assert_allclose(
+        scaler.inverse_transform(scaler.transform(prices)), prices
+    )
 
 
 def test_log_scaler_round_trip():
     prices = np.array([1.0, 10.0, 100.0])
     scaler = Scaler(log=True).fit(prices)
     np.testing.assert_allclose(scaler.transform(prices), [0, 0.5, 1])
-    np.testing.assert_allclose(scaler.inverse_transform(scaler.transform(prices)), prices)
+    np.testing.assert_allclose(
+        scaler.inverse_transform(scaler.transform(prices)), prices
+    )
     assert Scaler.from_dict(scaler.to_dict()) == scaler
 
 
@@ -123,8 +134,9 @@ def test_representations_round_trip(representation):
     x = encode_inputs(windows, representation)
     y = encode_targets(windows, targets, representation)
     assert x.shape == (2, 3, 1)
-    np.testing.assert_allclose(decode_outputs(windows, y, representation), targets,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        decode_outputs(windows, y, representation), targets, atol=1e-6
+    )
     if representation != "level":
         np.testing.assert_allclose(x[:, -1, 0], 0)
         np.testing.assert_allclose(y[:, 0], [0.05, 0.3], atol=1e-6)
