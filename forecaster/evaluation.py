@@ -18,6 +18,8 @@ from forecaster.windows import window_view
 INTERVAL_LEVELS = (0.8, 0.95)  # two-sided coverage of the forecast bands
 MAX_INTERVAL_STEPS = 30  # steps whose residuals are measured; later steps grow as sqrt
 MIN_RESIDUALS = 20  # fewest validation residuals a step's quantile may rest on
+VOLATILITY_DAYS = 20  # daily log returns whose spread scales the interval residuals
+MIN_VOLATILITY = 1e-4  # floor on that spread, so flat prices still get a band
 
 
 def scores(actual, predicted, previous) -> dict:
@@ -129,32 +131,50 @@ def conformal_intervals(
 ):
     """Split-conformal interval half-widths per step, from validation residuals.
 
-    Residuals are relative to the last known price, |actual - forecast| / last,
-    so a band keeps its meaning when prices move far from the training range.
-    Returns {"steps": k, "levels": {"0.8": [q_1..q_k], ...}, ...}.
+    Each residual is scaled by the price scale of its day, last price x recent
+    volatility (`scale_of`), so a band keeps its meaning when prices leave the
+    training range and widens in turbulent times. Returns
+    {"steps": k, "levels": {"0.8": [q_1..q_k], "0.95": [...]}, ...}: the
+    half-width for step h is q_h x scale.
     """
     split, prices = prepared.split, prepared.prices
     val_start, val_stop = split.val_targets
     steps = max(1, min(max_steps, split.n_train - val_start - MIN_RESIDUALS + 1))
     predicted = paths(engine, prepared, (val_start, val_stop), steps, block)
-    last = prices[val_start - 1 : val_stop - 1]
+    scale = scale_of(window_view(prices, split.window, (val_start, val_stop)))
     quantiles = {str(level): [] for level in INTERVAL_LEVELS}
     counts = []
     for h in range(steps):
         t = np.arange(val_start, val_stop) + h
         ok = t < split.n_train
-        residual = np.abs(prices[t[ok]] - predicted[ok, h]) / last[ok]
+        residual = np.abs(prices[t[ok]] - predicted[ok, h]) / scale[ok]
         counts.append(int(ok.sum()))
         for level in INTERVAL_LEVELS:
             quantiles[str(level)].append(conformal_quantile(residual, level))
     return {
-        "method": "split-conformal: |actual - forecast| / last price on the validation "
-        "slice; later steps grow with sqrt(step)",
+        "method": "split-conformal on the validation slice: |actual - forecast| / "
+        "(last price x std of the last 20 daily log returns); steps past the "
+        "measured ones grow with sqrt(step)",
         "block": block,
         "steps": steps,
         "residuals_per_step": counts,
         "levels": quantiles,
     }
+
+
+def scale_of(windows: np.ndarray) -> np.ndarray:
+    """Price scale of each window (b, window) in prices: last price x recent volatility.
+
+    Volatility is the standard deviation of the last `VOLATILITY_DAYS` daily
+    log returns (fewer if the window is shorter), floored so that a flat
+    stretch of prices cannot give a zero-width band. Returns (b,).
+    """
+    windows = np.asarray(windows, dtype=np.float64)
+    if windows.ndim == 1:
+        windows = windows[None, :]
+    returns = np.diff(np.log(windows[:, -(VOLATILITY_DAYS + 1) :]), axis=1)
+    volatility = returns.std(axis=1) if returns.shape[1] > 1 else np.zeros(len(windows))
+    return windows[:, -1] * np.maximum(volatility, MIN_VOLATILITY)
 
 
 def conformal_quantile(residuals: np.ndarray, level: float) -> float:
@@ -174,9 +194,9 @@ def half_widths(intervals: dict, level: float, steps: int) -> np.ndarray:
     return np.concatenate([measured, grown])
 
 
-def coverage(actual, predicted, previous, half_width: float) -> float:
-    """Share of days with |actual - predicted| <= half_width * previous."""
-    actual, predicted, previous = (
-        np.asarray(a, dtype=np.float64) for a in (actual, predicted, previous)
+def coverage(actual, predicted, scale, half_width: float) -> float:
+    """Share of days with |actual - predicted| <= half_width * scale (all (n,))."""
+    actual, predicted, scale = (
+        np.asarray(a, dtype=np.float64) for a in (actual, predicted, scale)
     )
-    return float(np.mean(np.abs(actual - predicted) <= half_width * previous))
+    return float(np.mean(np.abs(actual - predicted) <= half_width * scale))

@@ -10,7 +10,7 @@ import pandas as pd
 
 from forecaster.config import DataSettings
 from forecaster.errors import ForecasterError
-from forecaster.evaluation import INTERVAL_LEVELS, half_widths
+from forecaster.evaluation import INTERVAL_LEVELS, half_widths, scale_of
 from forecaster.windows import window_view
 
 METHODS = ("recursive", "direct")
@@ -83,9 +83,9 @@ def forecast_future(
         }
     )
     if intervals:
-        last = float(values.iloc[-1])
+        scale = float(scale_of(values.to_numpy()[-window:])[0])
         for level in INTERVAL_LEVELS:
-            width = half_widths(intervals, level, days) * last
+            width = half_widths(intervals, level, days) * scale
             tag = round(level * 100)
             frame[f"lower_{tag}"] = path - width
             frame[f"upper_{tag}"] = path + width

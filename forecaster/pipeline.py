@@ -21,10 +21,12 @@ from forecaster.evaluation import (
     coverage,
     format_table,
     naive_scores,
+    scale_of,
     scores,
     step_errors,
 )
 from forecaster.forecast import block_for, test_predictions
+from forecaster.windows import window_view
 
 log = logging.getLogger("forecaster")
 
@@ -117,9 +119,13 @@ def evaluate(model, prepared, settings: Settings) -> dict:
         for method in ({"recursive", default_method})
     }
     one_step = intervals["recursive"]["levels"]
+    split = prepared.split
+    scale = scale_of(
+        window_view(prepared.prices, split.window, (split.n_train, split.n))
+    )
     achieved = {
         str(level): coverage(
-            actual, predictions["predicted"], previous, one_step[str(level)][0]
+            actual, predictions["predicted"], scale, one_step[str(level)][0]
         )
         for level in INTERVAL_LEVELS
     }
