@@ -20,6 +20,7 @@ MAX_INTERVAL_STEPS = 30  # steps whose residuals are measured; later steps grow 
 MIN_RESIDUALS = 20  # fewest validation residuals a step's quantile may rest on
 VOLATILITY_DAYS = 20  # daily log returns whose spread scales the interval residuals
 MIN_VOLATILITY = 1e-4  # floor on that spread, so flat prices still get a band
+RESIDUAL_SCALE = "last_price_x_volatility"  # recorded in intervals.json
 
 
 def scores(actual, predicted, previous) -> dict:
@@ -155,6 +156,7 @@ def conformal_intervals(
         "method": "split-conformal on the validation slice: |actual - forecast| / "
         "(last price x std of the last 20 daily log returns); steps past the "
         "measured ones grow with sqrt(step)",
+        "scale": RESIDUAL_SCALE,
         "block": block,
         "steps": steps,
         "residuals_per_step": counts,

@@ -8,9 +8,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecaster.config import DataSettings
+from forecaster.config import DataSettings, ModelSettings
+from forecaster.data import SAMPLE_CSV
 from forecaster.errors import ForecasterError
-from forecaster.evaluation import INTERVAL_LEVELS, half_widths, scale_of
+from forecaster.evaluation import (
+    INTERVAL_LEVELS,
+    RESIDUAL_SCALE,
+    half_widths,
+    scale_of,
+)
 from forecaster.windows import window_view
 
 METHODS = ("recursive", "direct")
@@ -82,6 +88,12 @@ def forecast_future(
             "forecast": path,
         }
     )
+    if intervals and intervals.get("scale") != RESIDUAL_SCALE:
+        raise ForecasterError(
+            f"The bundle's intervals use scale {intervals.get('scale')!r}, this "
+            f"version expects {RESIDUAL_SCALE!r}: the bundle is incompatible, retrain "
+            "it."
+        )
     if intervals:
         scale = float(scale_of(values.to_numpy()[-window:])[0])
         for level in INTERVAL_LEVELS:
@@ -97,7 +109,8 @@ def future_dates(last: pd.Timestamp, days: int) -> pd.DatetimeIndex:
     return pd.bdate_range(pd.Timestamp(last) + pd.offsets.BDay(1), periods=days)
 
 
-DEFAULT_BUNDLE = "models/AAPL-lstm"  # what the default `python train.py` writes
+# What the default `python train.py` writes: models/<sample>-<default cell>.
+DEFAULT_BUNDLE = f"models/{Path(SAMPLE_CSV).stem}-{ModelSettings().cell}"
 
 
 @dataclass
