@@ -109,22 +109,11 @@ def main(argv=None) -> int:
         out, table = pipeline.run_backtest(
             settings, args.backtest, args.out, args.force
         )
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(pipeline.format_backtest(table))
         print(f"\nwrote {out}/backtest.csv and {out}/backtest.png")
         return 0
     report = pipeline.run_training(settings, args.out, args.force, args.resume)
-    print(f"\n{report.table}")
-    coverage = report.metrics["interval_coverage_one_step"]
-    print(
-        "interval coverage on test days (one step): "
-        + ", ".join(f"{float(k):.0%} band -> {v:.1%}" for k, v in coverage.items())
-    )
-    print(
-        f"\nsaved bundle {report.out}/ (model.keras, metrics.json, "
-        "test_predictions.csv, "
-        "loss.png, test_predictions.png)"
-    )
-    print(f"next: python predict.py --model {report.out}")
+    print(f"\n{report.summary()}")
     return 0
 
 

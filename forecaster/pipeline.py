@@ -60,6 +60,59 @@ class TrainReport:
     metrics: dict
     notes: list[str]
 
+    def summary(self) -> str:
+        """What train.py prints: scores beside naive, error by step, coverage, files."""
+        coverage = self.metrics["interval_coverage_one_step"]
+        lines = [
+            self.table,
+            "",
+            format_steps(self.metrics["rmse_by_step"]),
+            "",
+            "prediction intervals on the test days (one step ahead): "
+            + ", ".join(
+                f"{float(k):.0%} band covers {v:.1%}" for k, v in coverage.items()
+            ),
+            "",
+            f"saved bundle {self.out}/ (model.keras, metrics.json, "
+            "test_predictions.csv, loss.png, test_predictions.png, ...)",
+            f"next: python predict.py --model {self.out}",
+        ]
+        return "\n".join(lines)
+
+
+def format_steps(by_step: dict, shown=(1, 2, 5, 10, 20, 30)) -> str:
+    """Test RMSE by horizon step for the model's methods and naive, a few steps."""
+    steps = list(by_step["step"])
+    picked = [steps.index(k) for k in shown if k in steps]
+    if steps[-1] not in [steps[i] for i in picked]:
+        picked.append(len(steps) - 1)
+    header = "RMSE by step " + "".join(f"{steps[i]:>9}" for i in picked)
+    rows = [header]
+    for name in ("recursive", "direct", "naive"):
+        if name in by_step:
+            values = by_step[name]
+            rows.append(f"{name:<13}" + "".join(f"{values[i]:>9.3f}" for i in picked))
+    rows.append(f"(scored on the test origins with a full {steps[-1]}-day path)")
+    return "\n".join(rows)
+
+
+def format_backtest(table: pd.DataFrame) -> str:
+    """The per-fold and mean backtest table, model beside naive."""
+    columns = [
+        "fold",
+        "test_start",
+        "test_end",
+        "test_days",
+        "model_rmse",
+        "naive_rmse",
+        "rmse_ratio",
+        "model_mae",
+        "naive_mae",
+    ]
+    return table[columns].to_string(
+        index=False, na_rep="", float_format=lambda v: f"{v:.4f}"
+    )
+
 
 def run_training(
     settings: Settings,

@@ -37,7 +37,7 @@ def test_train_then_predict_through_the_scripts(tmp_path, prices_csv):
     done = _run("train.py", "--csv", prices_csv, "--out", str(out), *TINY_FLAGS)
     assert done.returncode == 0, done.stderr
     assert "RMSE" in done.stdout and "naive" in done.stdout
-    assert "interval coverage" in done.stdout
+    assert "80% band covers" in done.stdout and "RMSE by step" in done.stdout
     code = (
         "import sys, predict; rc = predict.main(sys.argv[1:]); "
         "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'; "
