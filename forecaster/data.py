@@ -210,8 +210,8 @@ def _undo_yfinance_header(header: list[str], body: list, where: str):
     tickers = sorted({name for name in tickers_row[1:] if name})
     if len(tickers) > 1:
         raise ForecasterError(
-            f"{where} holds prices for several tickers {tickers}: save one ticker per "
-            "file."
+            f"{where} holds prices for several tickers {_show(tickers)}: save one "
+            "ticker per file."
         )
     return ["Date"] + header[1:], body[2:]
 
@@ -219,12 +219,14 @@ def _undo_yfinance_header(header: list[str], body: list, where: str):
 def _column_names(header: list[str]) -> list[str]:
     """Header cells as unique names: blanks become 'Unnamed: i', repeats get '.1'."""
     names: list[str] = []
+    taken: set[str] = set()
     for i, cell in enumerate(header):
         name = cell or f"Unnamed: {i}"
         base, repeat = name, 1
-        while name in names:
+        while name in taken:
             name, repeat = f"{base}.{repeat}", repeat + 1
         names.append(name)
+        taken.add(name)
     return names
 
 
@@ -326,10 +328,10 @@ def _parse_dates(raw: pd.Series, where: str, name: str) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(parsed.dt.normalize(), name="Date")
 
 
-_PLAIN_NUMBER = re.compile(r"(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_PLAIN_NUMBER = re.compile(r"(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 # Commas only as thousands separators ("1,234.50"); "1,5" or "1.234,50" are
 # ambiguous and refused rather than misread.
-_GROUPED_NUMBER = re.compile(r"\d{1,3}(,\d{3})+(\.\d*)?")
+_GROUPED_NUMBER = re.compile(r"\d{1,3}(,\d{3})+(\.\d*)?", re.ASCII)
 
 
 def _price_value(cell: str) -> float | None:
@@ -504,7 +506,8 @@ def _check_range(start, end) -> tuple[str, str | None]:
         first = dt.date.today() - dt.timedelta(days=365 * DEFAULT_YEARS)
     if last is not None and last < first:
         raise ForecasterError(
-            f"--end must not be before --start. Received: start={start!r}, end={end!r}"
+            "--end must not be before --start. Received: "
+            f"start={first.isoformat()!r}, end={end!r}"
         )
     return first.isoformat(), last.isoformat() if last else None
 
@@ -588,8 +591,9 @@ def _classify(ticker: str, err: Exception | None, messages: list[str]) -> _Failu
     said = [f"{type(err).__name__}: {err}"] if err is not None else []
     said += [m.strip() for m in messages if not _FAILED_COUNT.match(m.strip())]
     detail = " ".join(" ".join(said).split())  # one line
-    lowered = detail.lower()
     shown = f" ({detail[:160]})" if detail else ""
+    # Without the symbol itself, so that e.g. SSL or CURL is not taken for a hint.
+    lowered = detail.lower().replace(ticker.lower(), "")
     squashed = re.sub(r"[\s_-]", "", lowered)
     if "ratelimit" in squashed or "toomanyrequests" in squashed:
         return _Failure(
