@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable
 
 from forecaster.errors import ForecasterError
@@ -21,6 +22,8 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     )
     for noisy in ("absl", "tensorflow", "h5py", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # yfinance under pandas 3 warns about its own internals on every download.
+    warnings.filterwarnings("ignore", module="yfinance")
     try:
         return main(argv)
     except ForecasterError as err:
