@@ -337,3 +337,24 @@ def test_weights_are_found_by_layer_name_when_their_group_moves(saved_lstm, tmp_
     predicted = ReferenceModel.load(moved).predict(x)
 
     assert np.abs(predicted - model.predict(x, verbose=0)).max() < TOLERANCE
+
+
+@pytest.mark.parametrize("cell, blocks", [("LSTM", 4), ("GRU", 3), ("SimpleRNN", 1)])
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_fused_loop_equals_the_step_functions(cell, blocks, return_sequences):
+    from forecaster.reference import CellWeights, run_recurrent, run_recurrent_stepwise
+
+    rng = np.random.default_rng(3)
+    units, n_in = 5, 2
+    bias_shape = (2, blocks * units) if cell == "GRU" else (blocks * units,)
+    weights = CellWeights(
+        kernel=rng.normal(size=(n_in, blocks * units)),
+        recurrent_kernel=rng.normal(size=(units, blocks * units)),
+        bias=rng.normal(size=bias_shape),
+    )
+    x = rng.normal(size=(4, 9, n_in))
+    np.testing.assert_allclose(
+        run_recurrent(cell, weights, x, return_sequences),
+        run_recurrent_stepwise(cell, weights, x, return_sequences),
+        atol=1e-12,
+    )
