@@ -85,6 +85,31 @@ def write_file_atomically(
     return path
 
 
+def write_files_atomically(writers: dict) -> list[Path]:
+    """Write several files so that either all are replaced or none is.
+
+    `writers` maps each final path to a function that writes a given temporary
+    path. Every file is written beside its target first; only when all have
+    been written are they renamed into place.
+    """
+    tag = uuid.uuid4().hex[:8]
+    staged = {}
+    try:
+        for path, write in writers.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.stem}.tmp-{tag}{path.suffix}")
+            staged[path] = tmp
+            write(tmp)
+        for path, tmp in staged.items():
+            os.replace(tmp, path)
+    finally:
+        for tmp in staged.values():
+            if tmp.exists():
+                tmp.unlink()
+    return list(staged)
+
+
 def library_versions() -> dict:
     """Versions of the libraries a bundle depends on (imported ones only)."""
     import sys

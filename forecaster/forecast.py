@@ -140,9 +140,10 @@ def run_forecast(
 
     The prices come from the bundle's own source unless `data` names a CSV or
     a ticker (reusing the saved model on new data). Files go into the bundle
-    directory unless `out` is given; each is replaced only once complete.
+    directory unless `out` is given; both are replaced only once both are
+    complete, so a failed run leaves an earlier forecast as it was.
     """
-    from forecaster.bundle import load_bundle, write_file_atomically
+    from forecaster.bundle import load_bundle, write_files_atomically
     from forecaster.data import load_prices
     from forecaster.engines import make_engine
 
@@ -163,21 +164,23 @@ def run_forecast(
         model_engine, prices.values, bundle.scaler, days, method, intervals, block=block
     )
     out_dir = Path(out) if out else bundle.path
-    csv = write_file_atomically(
-        out_dir / "forecast.csv", lambda tmp: frame.to_csv(tmp, index=False)
-    )
     test = None
     if own_source and (bundle.path / "test_predictions.csv").exists():
         test = pd.read_csv(bundle.path / "test_predictions.csv")
     from forecaster.plotting import plot_forecast
 
-    png = out_dir / "forecast.png"
     title = (
         f"{prices.source.get('ticker') or Path(prices.source['path']).stem}: "
         f"{days}-day {method} forecast ({bundle.settings.model.cell}, "
         f"{model_engine.name} engine)"
     )
-    plot_forecast(prices.values, frame, png, title, test)
+    csv, png = out_dir / "forecast.csv", out_dir / "forecast.png"
+    write_files_atomically(
+        {
+            csv: lambda tmp: frame.to_csv(tmp, index=False),
+            png: lambda tmp: plot_forecast(prices.values, frame, tmp, title, test),
+        }
+    )
     return ForecastReport(
         csv, png, model_engine.name, method, frame, prices.last_date, prices.notes
     )

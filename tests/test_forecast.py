@@ -128,3 +128,16 @@ def test_reuse_on_new_data(trained_bundle, tmp_path):
 def test_unknown_engine(trained_bundle):
     with pytest.raises(ForecasterError, match="choose one of auto, numpy, keras"):
         make_engine(load_bundle(trained_bundle), "torch")
+
+
+def test_failed_forecast_keeps_the_earlier_one(trained_bundle, tmp_path, monkeypatch):
+    run_forecast(str(trained_bundle), days=3, out=tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def broken_plot(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr("forecaster.plotting.plot_forecast", broken_plot)
+    with pytest.raises(OSError, match="simulated"):
+        run_forecast(str(trained_bundle), days=5, out=tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
