@@ -39,8 +39,9 @@ class PrepSettings:
     val_fraction: float = (
         0.1  # share of the training windows, newest, for early stopping
     )
-    representation: str = "log-delta"  # "level" (scaled price), "delta" (change from
-    #   the window's last scaled price) or "log-delta" (the same on log prices)
+    representation: str = "delta"  # "level" (scaled price), "delta" (change from the
+    #   window's last scaled price) or "log-delta" (the same on log prices); the
+    #   default is the most robust in bench/accuracy.py (BENCHMARKS.md)
 
     def validate(self) -> None:
         if self.window < 1:

@@ -58,8 +58,10 @@ def test_scaler_is_fitted_on_training_part_only(trained_bundle):
     prices = read_price_csv(meta["source"]["path"]).values
     n_train = meta["rows"]["train"]
     scaler = json.loads((trained_bundle / "scaler.json").read_text())
-    assert scaler["data_max_"] == pytest.approx(np.log(prices.iloc[:n_train].max()))
-    assert scaler["data_max_"] < np.log(prices.max())  # the walk rises past training
+    to_scaled = np.log if scaler["log"] else np.asarray
+    train_max = float(to_scaled(prices.iloc[:n_train].max()))
+    assert scaler["data_max_"] == pytest.approx(train_max)
+    assert scaler["data_max_"] < to_scaled(prices.max())  # the walk rises past training
 
 
 def test_test_predictions_are_price_units_with_naive(trained_bundle):
