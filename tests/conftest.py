@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -57,6 +59,29 @@ def tiny_settings(csv: str | None = None, **changes) -> Settings:
         part, name = dotted.split("__")
         setattr(getattr(s, part), name, value)
     return s.validate()
+
+
+def write(tmp_path: Path, content: str | bytes, name: str = "prices.csv") -> Path:
+    """Write text or bytes to tmp_path/name; returns the path."""
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Fail any test that tries to open a network connection (in this process)."""
+
+    def refuse(self, address, *args, **kwargs):
+        if self.family == socket.AF_UNIX:
+            return real_connect(self, address, *args, **kwargs)
+        raise AssertionError(f"a test tried to use the network: {address!r}")
+
+    real_connect = socket.socket.connect
+    monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
 TINY_FLAGS = [

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import re
 import zlib
-from pathlib import Path
 
 import pytest
+from conftest import write
 
 from forecaster.data import read_price_csv
 from forecaster.errors import ForecasterError
-
-
-def write(tmp_path: Path, content: str | bytes, name: str = "prices.csv") -> Path:
-    path = tmp_path / name
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content)
-    return path
 
 
 def tiny_png() -> bytes:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yfinance
+from conftest import write
 from yfinance.exceptions import YFRateLimitError
 
 from forecaster.config import DataSettings
@@ -28,25 +28,6 @@ from forecaster.errors import ForecasterError
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"  # hand-made, see README.md
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Fail any test that tries to open a connection."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a test tried to use the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-
-
-def write(tmp_path: Path, content: str | bytes, name: str = "prices.csv") -> Path:
-    path = tmp_path / name
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content)
-    return path
 
 
 def assert_clean(prices: Prices) -> None:
