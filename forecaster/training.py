@@ -27,6 +27,8 @@ from forecaster.windows import Scaler, Split, scaler_for, split_series
 
 log = logging.getLogger("forecaster")
 
+SHUFFLE_BUFFER = 100_000  # windows shuffled together (400 years of trading days)
+
 
 @dataclass
 class Prepared:
@@ -89,9 +91,10 @@ def window_dataset(
     start, stop = targets
     indices = tf.data.Dataset.range(start, stop)
     if shuffle:
-        indices = indices.shuffle(
-            stop - start, seed=seed, reshuffle_each_iteration=True
-        )
+        # A full shuffle for any real daily series; for synthetic millions of
+        # windows the buffer is capped, since each buffered index costs ~200 B.
+        buffer = min(stop - start, SHUFFLE_BUFFER)
+        indices = indices.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     return indices.batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)
 
 

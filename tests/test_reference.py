@@ -358,3 +358,35 @@ def test_fused_loop_equals_the_step_functions(cell, blocks, return_sequences):
         run_recurrent_stepwise(cell, weights, x, return_sequences),
         atol=1e-12,
     )
+
+
+@pytest.mark.parametrize("units", [[3], [4, 4], [5, 3, 4]])
+def test_wavefront_lstm_stack_equals_layer_by_layer(units):
+    from forecaster.reference import (
+        CellWeights,
+        DenseLayer,
+        RecurrentLayer,
+        ReferenceModel,
+    )
+
+    rng = np.random.default_rng(len(units))
+    layers, n_in = [], 2
+    for k, u in enumerate(units):
+        cell = CellWeights(
+            rng.normal(size=(n_in, 4 * u)),
+            rng.normal(size=(u, 4 * u)),
+            rng.normal(size=4 * u),
+        )
+        layers.append(
+            RecurrentLayer(f"lstm_{k}", "LSTM", cell, None, k < len(units) - 1)
+        )
+        n_in = u
+    layers.append(
+        DenseLayer("forecast", rng.normal(size=(n_in, 2)), rng.normal(size=2))
+    )
+    model = ReferenceModel(layers, window=7, n_features=2)
+    assert model.stacked_lstm is not None
+    x = rng.normal(size=(5, 7, 2))
+    np.testing.assert_allclose(
+        model.predict(x), model.predict_layer_by_layer(x), atol=1e-5
+    )
