@@ -132,7 +132,13 @@ def fit_model(
 
     warnings.filterwarnings("ignore", message=".*shuffle=True.*tf.data.Dataset")
     keras.utils.set_random_seed(settings.train.seed)
-    tf.config.experimental.enable_op_determinism()
+    if tf.config.list_physical_devices("GPU") or os.environ.get(
+        "FORECASTER_OP_DETERMINISM"
+    ):
+        # cuDNN kernels need this to repeat a run exactly; on the CPU our ops
+        # already do (two separate runs gave bit-identical losses and metrics)
+        # and it is process-wide, so it is left off there.
+        tf.config.experimental.enable_op_determinism()
     split, prep, train = prepared.split, settings.prep, settings.train
     fit_data = window_dataset(
         prepared.scaled,
