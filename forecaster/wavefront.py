@@ -5,19 +5,31 @@ cell steps one after another, and in NumPy each step costs a handful of
 calls on tiny arrays, so the call count is what matters. Layer k at time t
 needs only layer k-1's output at t and its own state at t-1; so at "wave" w
 layer k can take step t = w - k, and every layer moves in the same wave: one
-matrix product and one set of elementwise calls per wave for the whole stack,
+matrix product and seven elementwise calls per wave for the whole stack,
 T + L - 1 waves instead of T x L steps.
 
-The equations are those of `forecaster.reference.lstm_step`; the gate columns
-are laid out gate-major across layers ([i of every layer, f of every layer,
-c~ ..., o ...]) so the cell update runs on all layers at once, and the i, f,
-o columns are pre-halved so one tanh gives every sigmoid
-(σ(a) = (1 + tanh(a / 2)) / 2). Tests check it against the reference.
+The equations are those of `forecaster.reference.lstm_step`. How the wave
+is packed into few calls:
+
+- One row vector `v = [h of every layer, x_t, 1]` times one matrix gives
+  every gate's pre-activation, input and bias included.
+- The gate columns are gate-major across layers, in the order
+  [o, i, f, c~], and the cell state c sits right after c~ in the same
+  buffer: then [i, f] and [c~, c] are two adjacent slices, and one product
+  gives [i c~, f c] for every layer at once.
+- The i, f and o columns are pre-halved, so one tanh gives every sigmoid:
+  σ(a) = (1 + tanh(a / 2)) / 2.
+
+Tests check it against the layer-by-layer reference.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+# Keras stores the gates in the order i, f, c~, o; the buffer wants o, i, f, c~.
+KERAS_GATE = {"o": 3, "i": 0, "f": 1, "c~": 2}
+SLOTS = ("o", "i", "f", "c~")
 
 
 class StackedLSTM:
@@ -30,34 +42,28 @@ class StackedLSTM:
     def __init__(self, cells: list):
         units = [cell.units for cell in cells]
         self.n_layers = len(cells)
+        self.n_in = cells[0].kernel.shape[0]
         self.offsets = np.concatenate([[0], np.cumsum(units)]).astype(int)
-        total = int(self.offsets[-1])
-        self.total = total
-        # Column for (gate g, layer k, unit j): g * total + offsets[k] + j.
-        self.mixing = np.zeros((total, 4 * total))
-        self.bias = np.zeros(4 * total)
-        self.first_kernel = np.zeros((cells[0].kernel.shape[0], 4 * total))
+        total = self.total = int(self.offsets[-1])
+        # Rows: h of every layer, then x, then the constant 1 (the biases).
+        # Column of (slot s, layer k, unit j): s * total + offsets[k] + j.
+        x_rows = slice(total, total + self.n_in)
+        mixing = np.zeros((total + self.n_in + 1, 4 * total))
         for k, cell in enumerate(cells):
-            columns = self._columns(k)
-            halve = np.repeat([0.5, 0.5, 1.0, 0.5], units[k])
-            rows = slice(self.offsets[k], self.offsets[k + 1])
-            self.mixing[rows, columns] = cell.recurrent_kernel * halve
-            if k == 0:
-                self.first_kernel[:, columns] = cell.kernel * halve
-                self.first_bias = np.zeros(4 * total)
-                self.first_bias[columns] = cell.bias * halve
-            else:
-                below = slice(self.offsets[k - 1], self.offsets[k])
-                self.mixing[below, columns] = cell.kernel * halve
-                self.bias[columns] = cell.bias * halve
-        self.last = slice(self.offsets[-2], self.offsets[-1])
+            own = slice(self.offsets[k], self.offsets[k + 1])
+            below = x_rows if k == 0 else slice(self.offsets[k - 1], self.offsets[k])
+            for s, name in enumerate(SLOTS):
+                gate = slice(
+                    KERAS_GATE[name] * units[k], (KERAS_GATE[name] + 1) * units[k]
+                )
+                scale = 1.0 if name == "c~" else 0.5  # pre-halved for σ via tanh
+                columns = slice(s * total + own.start, s * total + own.stop)
+                mixing[own, columns] = cell.recurrent_kernel[:, gate] * scale
+                mixing[below, columns] = cell.kernel[:, gate] * scale
+                mixing[-1, columns] = cell.bias[gate] * scale
         # float32, as Keras computes: about 3x faster for these small products.
-        for name in ("mixing", "bias", "first_kernel", "first_bias"):
-            setattr(self, name, getattr(self, name).astype(np.float32))
-
-    def _columns(self, k: int) -> np.ndarray:
-        lo, hi = self.offsets[k], self.offsets[k + 1]
-        return np.concatenate([np.arange(lo, hi) + g * self.total for g in range(4)])
+        self.mixing = mixing.astype(np.float32)
+        self.last = slice(self.offsets[-2], self.offsets[-1])
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """x: (batch, time, n_in) -> the top layer's last output (batch, units_top).
@@ -68,32 +74,45 @@ class StackedLSTM:
         batch, time = x.shape[:2]
         total, n_layers = self.total, self.n_layers
         x = np.asarray(x, dtype=np.float32)
-        # What each wave adds besides h @ mixing: x_t W + b for layer 0 while
-        # there is input, and the biases of the layers above.
-        drive = x @ self.first_kernel + self.first_bias + self.bias
-        h = np.zeros((batch, total), dtype=np.float32)
-        c = np.zeros((batch, total), dtype=np.float32)
-        # Buffers reused by every wave, so the loop allocates nothing.
-        pre = np.empty((batch, 4 * total), dtype=np.float32)
-        gates = np.empty_like(pre)
-        scratch = np.empty_like(c)
-        i, f = gates[:, :total], gates[:, total : 2 * total]
-        c_tilde, o = pre[:, 2 * total : 3 * total], gates[:, 3 * total :]
+        v = np.zeros((batch, total + self.n_in + 1), dtype=np.float32)
+        v[:, -1] = 1.0
+        h, x_t = v[:, :total], v[:, total : total + self.n_in]
+        # One buffer [o, i, f, c~, c]: the gates of a wave, then the cell state.
+        state = np.zeros((batch, 5 * total), dtype=np.float32)
+        gates, sigmoids = state[:, : 4 * total], state[:, : 3 * total]
+        o, i_f, c_tilde_c = (
+            state[:, :total],
+            state[:, total : 3 * total],
+            state[:, 3 * total :],
+        )
+        c = state[:, 4 * total :]
+        products = np.empty((batch, 2 * total), dtype=np.float32)
+        i_c_tilde, f_c = products[:, :total], products[:, total:]
+        tanh_c = np.empty((batch, total), dtype=np.float32)
+        mixing, matmul, tanh, multiply, add = (
+            self.mixing,
+            np.matmul,
+            np.tanh,
+            np.multiply,
+            np.add,
+        )
         for wave in range(time + n_layers - 1):
-            np.matmul(h, self.mixing, out=pre)
-            pre += drive[:, wave] if wave < time else self.bias
-            np.tanh(pre, out=pre)
-            np.multiply(pre, 0.5, out=gates)
-            gates += 0.5  # σ for the pre-halved i, f, o columns
-            c *= f
-            np.multiply(i, c_tilde, out=scratch)
-            c += scratch  # c = f c + i c~
-            np.tanh(c, out=scratch)
-            np.multiply(o, scratch, out=h)  # h = o tanh(c)
+            if wave < time:
+                x_t[...] = x[
+                    :, wave
+                ]  # after the last input, layer 0's output is unused
+            matmul(v, mixing, out=gates)
+            tanh(gates, out=gates)
+            multiply(sigmoids, 0.5, out=sigmoids)
+            add(sigmoids, 0.5, out=sigmoids)  # σ for the pre-halved o, i, f
+            multiply(i_f, c_tilde_c, out=products)  # [i c~, f c]
+            add(i_c_tilde, f_c, out=c)  # c = f c + i c~
+            tanh(c, out=tanh_c)
+            multiply(o, tanh_c, out=h)  # h = o tanh(c)
             if wave < n_layers - 1:  # layers above `wave` have not started yet
                 h[:, self.offsets[wave + 1] :] = 0.0
                 c[:, self.offsets[wave + 1] :] = 0.0
-        return h[:, self.last]
+        return h[:, self.last].copy()
 
 
 def stacked_lstm_for(layers: list) -> StackedLSTM | None:
