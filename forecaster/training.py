@@ -27,8 +27,6 @@ from forecaster.windows import Scaler, Split, scaler_for, split_series
 
 log = logging.getLogger("forecaster")
 
-SHUFFLE_BUFFER = 100_000  # windows shuffled together (400 years of trading days)
-
 
 @dataclass
 class Prepared:
@@ -71,7 +69,9 @@ def window_dataset(
 
     Yields inputs (batch, window, 1) and targets (batch, horizon), float32,
     encoded in `prep.representation`. Only the series and one batch of
-    windows are in memory at a time.
+    windows are in memory at a time. With `shuffle`, every pass over the
+    dataset (every epoch) visits all the windows in a new order, the same
+    sequence of orders for the same `seed`.
     """
     import tensorflow as tf
 
@@ -89,13 +89,31 @@ def window_dataset(
         return x[:, :, None], y
 
     start, stop = targets
-    indices = tf.data.Dataset.range(start, stop)
-    if shuffle:
-        # A full shuffle for any real daily series; for synthetic millions of
-        # windows the buffer is capped, since each buffered index costs ~200 B.
-        buffer = min(stop - start, SHUFFLE_BUFFER)
-        indices = indices.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    return indices.batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)
+    count = stop - start
+    if not shuffle:
+        batches = tf.data.Dataset.range(start, stop).batch(batch_size)
+    else:
+        # A full shuffle with no buffer: each pass (epoch) draws a fresh key
+        # and maps position k to the k-th index of a pseudorandom permutation
+        # of all the windows, so memory stays one batch of indices however
+        # long the series (Dataset.shuffle would hold every index, ~200 B each).
+        keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+
+        def one_pass(key):
+            cipher_key = tf.stack([key, tf.constant(seed, tf.int64)])
+
+            def permute(positions):
+                return start + tf.random.experimental.index_shuffle(
+                    positions, cipher_key, count - 1
+                )
+
+            return tf.data.Dataset.range(count).batch(batch_size).map(permute)
+
+        batches = keys.take(1).flat_map(one_pass)
+        # flat_map hides the length; Keras needs it to end each epoch cleanly.
+        n_batches = -(-count // batch_size)
+        batches = batches.apply(tf.data.experimental.assert_cardinality(n_batches))
+    return batches.map(gather).prefetch(tf.data.AUTOTUNE)
 
 
 # ---------------------------------------------------------------- the loop
