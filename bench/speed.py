@@ -544,7 +544,13 @@ def bench_forecast(sizes: Sizes, results: dict, bundle: Path) -> None:
             ("numpy", "keras"),
         )
     }
-    agree_bundle = bundle_agreement(bundle, prep.window)
+    # predict.py's NumPy engine runs in a process that never imports
+    # TensorFlow; here TensorFlow's runtime shares the process (and its idle
+    # threads the cores), so the engine is also timed the way predict.py runs it.
+    seconds["numpy_fresh_process"] = numpy_forecast_probe(
+        path, "level", recent[None], sizes.forecast_reps
+    )
+    agree_bundle = bundle_agreement(bundle, prep.window, sizes.forecast_reps)
     results["forecast"] = {
         "seconds": seconds,
         "max_abs_difference_scaled": agree,
@@ -552,7 +558,7 @@ def bench_forecast(sizes: Sizes, results: dict, bundle: Path) -> None:
     }
 
 
-def bundle_agreement(bundle: Path, window: int) -> dict:
+def bundle_agreement(bundle: Path, window: int, reps: int) -> dict:
     """The two engines on the benchmark's own bundle: agreement and time."""
     from forecaster.bundle import load_bundle
     from forecaster.data import read_price_csv
@@ -571,6 +577,42 @@ def bundle_agreement(bundle: Path, window: int) -> dict:
         "max_abs_difference_scaled": float(np.max(np.abs(keras_path - numpy_path))),
         "keras_seconds": timed(keras_engine.forecast, context, FORECAST_DAYS)[0],
         "numpy_seconds": timed(numpy_engine.forecast, context, FORECAST_DAYS)[0],
+        "numpy_fresh_process": numpy_forecast_probe(
+            loaded.model_path, loaded.representation, context, reps
+        ),
+    }
+
+
+def numpy_forecast_probe(
+    model: Path, representation: str, context: np.ndarray, reps: int
+) -> dict:
+    """Time NumpyEngine.forecast in a fresh process that does not import TensorFlow."""
+    context_file = OUT / "forecast-context.npy"
+    np.save(context_file, np.asarray(context, dtype=np.float32))
+    command = [sys.executable, "-m", "bench.speed", "--probe", "numpy-forecast"]
+    command += ["--model", str(model), "--representation", representation]
+    command += ["--context", str(context_file), "--reps", str(reps)]
+    log(f"NumPy forecast in a fresh process: {Path(model).name} ({representation})")
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"NumPy forecast probe failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def numpy_forecast(model: Path, representation: str, context: Path, reps: int) -> dict:
+    """The probe's side: load, one warm-up forecast, `reps` timed ones."""
+    from forecaster.engines import NumpyEngine
+
+    context_values = np.load(context)
+    engine = NumpyEngine(model, representation, context_values.shape[1], 1)
+    first, _ = timed(engine.forecast, context_values, FORECAST_DAYS)
+    times = [
+        timed(engine.forecast, context_values, FORECAST_DAYS)[0] for _ in range(reps)
+    ]
+    return {
+        "first_call": first,
+        "seconds": times,
+        "tensorflow_imported": "tensorflow" in sys.modules,
     }
 
 
@@ -612,6 +654,19 @@ def forecast_rows(forecast: dict) -> list[Row]:
                 ref / value >= 100,
             )
         )
+    fresh = seconds.get("numpy_fresh_process")
+    if fresh:  # absent from results recorded before this row existed
+        rows.append(numpy_fresh_row(section, ref, fresh, "the tutorial's model, level"))
+    bundle_fresh = agree_bundle.get("numpy_fresh_process")
+    if bundle_fresh:
+        rows.append(
+            numpy_fresh_row(
+                section,
+                ref,
+                bundle_fresh,
+                f"the benchmark's bundle, {agree_bundle['representation']}",
+            )
+        )
     one_pass = median(seconds["tutorial_one_pass"])
     rows.append(
         Row(section, "one forward pass, 1 window: model.predict", one_pass, "s")
@@ -648,6 +703,23 @@ def forecast_rows(forecast: dict) -> list[Row]:
         )
     )
     return rows
+
+
+def numpy_fresh_row(section: str, ref: float, fresh: dict, model: str) -> Row:
+    value = median(fresh["seconds"])
+    tensorflow = (
+        "TensorFlow imported!" if fresh["tensorflow_imported"] else "no TensorFlow"
+    )
+    return Row(
+        section,
+        f"NumpyEngine.forecast, {model}, alone in a fresh process as predict.py "
+        f"runs it ({tensorflow}); first call {format_value(fresh['first_call'], 's')}",
+        value,
+        "s",
+        speedup(ref, value),
+        ">= 100x",
+        ref / value >= 100,
+    )
 
 
 # ------------------------------------------------------------------ windows
@@ -1062,8 +1134,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--quick) without measuring",
     )
     p.add_argument(
-        "--probe", choices=("tutorial", "project", "unshuffled"), help=argparse.SUPPRESS
+        "--probe",
+        choices=("tutorial", "project", "unshuffled", "numpy-forecast"),
+        help=argparse.SUPPRESS,
     )
+    p.add_argument("--model", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--representation", help=argparse.SUPPRESS)
+    p.add_argument("--context", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--reps", type=int, help=argparse.SUPPRESS)
     p.add_argument("--points", type=int, help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -1094,6 +1172,10 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if str(ROOT) not in sys.path:  # `python bench/speed.py` as well as `-m bench.speed`
         sys.path.insert(0, str(ROOT))
+    if args.probe == "numpy-forecast":
+        found = numpy_forecast(args.model, args.representation, args.context, args.reps)
+        print(json.dumps(found))
+        return 0
     if args.probe:
         print(json.dumps(probe(args.probe, args.points, args.steps)))
         return 0
