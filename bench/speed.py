@@ -191,11 +191,11 @@ def test_scores(prepared, predicted: np.ndarray) -> tuple[float, float]:
 
 @dataclass
 class TrainingRun:
-    """One model being trained one epoch at a time, so runs can take turns."""
+    """One model, trained by one `fit` call over all its epochs, as its script does."""
 
     name: str
     windows: int  # training windows per epoch
-    fit_epoch: object  # () -> None: one more epoch
+    fit: object  # (epochs) -> None: the whole training run, epoch times in `timer`
     evaluate: object  # () -> (model RMSE, naive RMSE) on the test days, price units
     timer: object  # the EpochTimer callback
     extra: dict  # what the caller keeps (the tutorial's model and scaler)
@@ -214,16 +214,17 @@ class TrainingRun:
         }
 
 
-def take_turns(runs: list[TrainingRun], epochs: int) -> list[dict]:
-    """Train every run for `epochs`, one epoch each in turn, then score them.
+def run_all(runs: list[TrainingRun], epochs: int) -> list[dict]:
+    """Train each run for `epochs` in one `fit` call, one run after the other.
 
-    Epoch times on this machine come in a fast and a slow mode; alternating
-    gives every run the same conditions instead of one run the slow minutes.
+    Not one epoch per `fit` call in turns (as this benchmark once did): every
+    `fit` call makes a new data iterator, and dropping a spent one costs up to
+    1.3 s here, so epoch-sized calls would charge both sides a cost that
+    neither script pays that way.
     """
-    for epoch in range(epochs):
-        for run in runs:
-            log(f"  epoch {epoch + 1}/{epochs}: {run.name}")
-            run.fit_epoch()
+    for run in runs:
+        log(f"  {epochs} epochs: {run.name}")
+        run.fit(epochs)
     return [run.result() for run in runs]
 
 
@@ -248,12 +249,12 @@ def tutorial_run(values, prep, prepared, seed: int) -> TrainingRun:
     model = build_tutorial_model(prep.window)
     timer = epoch_timer()
 
-    def fit_epoch():
+    def fit(epochs):
         model.fit(
             x_train,
             y_train,
             batch_size=TUTORIAL_BATCH,
-            epochs=1,
+            epochs=epochs,
             verbose=0,
             callbacks=[timer],
         )
@@ -267,18 +268,21 @@ def tutorial_run(values, prep, prepared, seed: int) -> TrainingRun:
     return TrainingRun(
         f"tutorial (seed {seed})",
         len(x_train),
-        fit_epoch,
+        fit,
         evaluate,
         timer,
         {"model": model, "scaler": scaler},
     )
 
 
-def our_run(prepared, prep, seed: int, batch_size: int, jit_compile=False):
+def our_run(prepared, prep, seed: int, batch_size: int, jit_compile=False, stream=True):
     """The project's pipeline: train-only scaler, its default representation, tf.data.
 
     Fits on the fit windows (the validation tenth is held out, as fit_model
-    does) without early stopping, so both sides get the same epochs.
+    does) without early stopping, so both sides get the same epochs. With
+    `stream` (fit_model's way) one iterator reads an endless stream of
+    shuffled passes, one pass an epoch; without it, a one-pass dataset that
+    Keras re-iterates every epoch.
     """
     import keras
 
@@ -286,7 +290,7 @@ def our_run(prepared, prep, seed: int, batch_size: int, jit_compile=False):
     from forecaster.engines import KerasEngine
     from forecaster.forecast import test_predictions
     from forecaster.models import build_model
-    from forecaster.training import window_dataset
+    from forecaster.training import batches_per_pass, window_dataset
 
     keras.utils.set_random_seed(seed)
     settings = ModelSettings()
@@ -301,23 +305,34 @@ def our_run(prepared, prep, seed: int, batch_size: int, jit_compile=False):
             raise RuntimeError("Keras refused jit_compile=True for this model")
     split = prepared.split
     data = window_dataset(
-        prepared.scaled, split.fit_targets, prep, batch_size, shuffle=True, seed=seed
+        prepared.scaled,
+        split.fit_targets,
+        prep,
+        batch_size,
+        shuffle=True,
+        seed=seed,
+        repeat=stream,
     )
+    steps = batches_per_pass(split.fit_targets, batch_size) if stream else None
     timer = epoch_timer()
 
-    def fit_epoch():
-        model.fit(data, epochs=1, verbose=0, callbacks=[timer])
+    def fit(epochs):
+        model.fit(
+            data, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=[timer]
+        )
 
     def evaluate():
         engine = KerasEngine(model, prep.representation, prep.window, prep.horizon)
         predicted = test_predictions(engine, prepared)["predicted"].to_numpy()
         return test_scores(prepared, predicted)
 
-    jit = ", jit_compile" if jit_compile else ""
+    flags = (", jit_compile" if jit_compile else "") + (
+        "" if stream else ", new iterator each epoch"
+    )
     return TrainingRun(
-        f"ours batch {batch_size}{jit} (seed {seed})",
+        f"ours batch {batch_size}{flags} (seed {seed})",
         split.n_fit,
-        fit_epoch,
+        fit,
         evaluate,
         timer,
         {},
@@ -355,12 +370,14 @@ def bench_training(sizes: Sizes, results: dict) -> None:
     tutorial, ours = [], []
     for rep in range(sizes.reps):
         seed = 42 + rep
-        log(f"training rep {rep + 1}/{sizes.reps}: tutorial vs ours, epochs alternate")
+        log(f"training rep {rep + 1}/{sizes.reps}: tutorial and ours, in turns")
         runs = [
             tutorial_run(values, prep, prepared, seed),
             our_run(prepared, prep, seed, default_batch),
         ]
-        mine, theirs = take_turns(runs, sizes.epochs)[::-1]
+        order = runs if rep % 2 == 0 else runs[::-1]  # who goes first alternates
+        run_all(order, sizes.epochs)
+        theirs, mine = (run.result() for run in runs)
         if rep == 0:  # the trained replica, for the forecast and script sections
             runs[0].extra["model"].save(OUT / "tutorial-model.keras")
             results["tutorial_model"] = runs[0].extra["model"]
@@ -382,33 +399,34 @@ def bench_training(sizes: Sizes, results: dict) -> None:
 def run_sweep(
     sizes: Sizes, prepared, prep, default_batch: int, deterministic: bool
 ) -> list:
-    """Batch sizes, op determinism and jit_compile for our pipeline.
+    """Batch sizes, the data iterator, op determinism and jit_compile for our pipeline.
 
-    Three groups, in this order, the runs of a group taking turns: the batch
-    sizes as fit_model runs them; the default batch size with op determinism
-    the other way; jit_compile (always with determinism off: Keras silently
-    drops jit_compile=True while it is on). Groups are kept apart because
-    plain epochs interleaved with XLA runs were measured slower than the same
-    epochs beside plain models only.
+    Three groups, in this order, each run a whole `fit`: the batch sizes as
+    fit_model runs them, then the default batch size on a one-pass dataset
+    that Keras re-iterates every epoch; the default batch size with op
+    determinism the other way; jit_compile (always with determinism off:
+    Keras silently drops jit_compile=True while it is on).
     """
+    plain = [(b, False, True) for b in sizes.sweep_batches]
     groups = [
-        (deterministic, [(b, False) for b in sizes.sweep_batches]),
-        (not deterministic, [(default_batch, False)]),
-        (False, [(b, True) for b in sizes.jit_batches]),
+        (deterministic, [*plain, (default_batch, False, False)]),
+        (not deterministic, [(default_batch, False, True)]),
+        (False, [(b, True, True) for b in sizes.jit_batches]),
     ]
     sweep = []
     for group, chosen in groups:
         log(f"sweep, op determinism {'on' if group else 'off'}: {len(chosen)} runs")
         set_op_determinism(group)
-        runs = [our_run(prepared, prep, 42, b, j) for b, j in chosen]
-        results = take_turns(runs, sizes.sweep_epochs)
-        for result, (batch, with_jit) in zip(results, chosen, strict=True):
+        runs = [our_run(prepared, prep, 42, b, j, stream) for b, j, stream in chosen]
+        results = run_all(runs, sizes.sweep_epochs)
+        for result, (batch, with_jit, stream) in zip(results, chosen, strict=True):
             sweep.append(
                 {
                     **result,
                     "batch_size": batch,
                     "jit_compile": with_jit,
                     "deterministic": group,
+                    "stream": stream,
                 }
             )
     set_op_determinism(deterministic)
@@ -476,10 +494,13 @@ def training_rows(training: dict) -> list[Row]:
     ]
     # "fastest" among the batch sizes run as fit_model runs them, side by side
     first_group = [s for s in sweep if s["deterministic"] == sweep[0]["deterministic"]]
-    first_group = [s for s in first_group if not s["jit_compile"]]
+    first_group = [
+        s for s in first_group if not s["jit_compile"] and s.get("stream", True)
+    ]
     fastest = max(first_group, key=lambda s: s["windows_per_s"])
     for s in sweep:
         flags = ", jit_compile" if s["jit_compile"] else ""
+        flags += "" if s.get("stream", True) else ", new iterator each epoch"
         flags += ", op determinism on" if s["deterministic"] else ""
         mark = " (fastest)" if s is fastest else ""
         rows.append(

@@ -64,14 +64,23 @@ def window_dataset(
     batch_size: int,
     shuffle: bool = False,
     seed: int = 0,
+    repeat: bool = False,
+    skip_passes: int = 0,
 ):
     """A tf.data pipeline of (inputs, targets) batches for first targets in `targets`.
 
     Yields inputs (batch, window, 1) and targets (batch, horizon), float32,
     encoded in `prep.representation`. Only the series and one batch of
-    windows are in memory at a time. With `shuffle`, every pass over the
-    dataset (every epoch) visits all the windows in a new order, the same
-    sequence of orders for the same `seed`.
+    windows are in memory at a time. With `shuffle`, every pass visits all
+    the windows in a new order, the same sequence of orders for the same
+    `seed`.
+
+    Without `repeat` the dataset is one pass, and iterating it again gives
+    the next pass. With `repeat` it is an endless stream of passes, each
+    `batches_per_pass(targets, batch_size)` batches long, to be read through
+    one iterator (`fit(..., steps_per_epoch=...)`); `skip_passes` starts the
+    stream at a later pass, so a resumed run sees the orders an uninterrupted
+    run would have seen.
     """
     import tensorflow as tf
 
@@ -92,13 +101,13 @@ def window_dataset(
     count = stop - start
     if not shuffle:
         batches = tf.data.Dataset.range(start, stop).batch(batch_size)
+        if repeat:
+            batches = batches.repeat()
     else:
-        # A full shuffle with no buffer: each pass (epoch) draws a fresh key
-        # and maps position k to the k-th index of a pseudorandom permutation
-        # of all the windows, so memory stays one batch of indices however
-        # long the series (Dataset.shuffle would hold every index, ~200 B each).
-        keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-
+        # A full shuffle with no buffer: each pass draws a fresh key and maps
+        # position k to the k-th index of a pseudorandom permutation of all
+        # the windows, so memory stays one batch of indices however long the
+        # series (Dataset.shuffle would hold every index, ~200 B each).
         def one_pass(key):
             cipher_key = tf.stack([key, tf.constant(seed, tf.int64)])
 
@@ -109,11 +118,27 @@ def window_dataset(
 
             return tf.data.Dataset.range(count).batch(batch_size).map(permute)
 
-        batches = keys.take(1).flat_map(one_pass)
-        # flat_map hides the length; Keras needs it to end each epoch cleanly.
-        n_batches = -(-count // batch_size)
-        batches = batches.apply(tf.data.experimental.assert_cardinality(n_batches))
+        if repeat:  # one key per pass, from one seeded stream
+            keys = tf.data.Dataset.random(seed=seed).skip(skip_passes)
+            batches = keys.flat_map(one_pass).apply(
+                tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY)
+            )
+        else:  # a new key each time the dataset is iterated
+            keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+            batches = keys.take(1).flat_map(one_pass)
+            # flat_map hides the length; Keras needs it to end each epoch.
+            batches = batches.apply(
+                tf.data.experimental.assert_cardinality(
+                    batches_per_pass(targets, batch_size)
+                )
+            )
     return batches.map(gather).prefetch(tf.data.AUTOTUNE)
+
+
+def batches_per_pass(targets: tuple[int, int], batch_size: int) -> int:
+    """Batches in one pass over the windows of `targets` (the last may be short)."""
+    start, stop = targets
+    return -(-(stop - start) // batch_size)
 
 
 # ---------------------------------------------------------------- the loop
@@ -158,16 +183,6 @@ def fit_model(
         # and it is process-wide, so it is left off there.
         tf.config.experimental.enable_op_determinism()
     split, prep, train = prepared.split, settings.prep, settings.train
-    fit_data = window_dataset(
-        prepared.scaled,
-        split.fit_targets,
-        prep,
-        train.batch_size,
-        shuffle=True,
-        seed=train.seed,
-    )
-    val_data = window_dataset(prepared.scaled, split.val_targets, prep, 1024)
-
     state = _CheckpointState.read(checkpoint_dir) if resume else None
     if resume and state is None:
         raise ForecasterError(
@@ -183,10 +198,26 @@ def fit_model(
     stopper = EarlyStoppingCheckpoint(
         train.patience, checkpoint_dir, state, run_key=_run_key(settings)
     )
+    # One iterator over an endless stream of shuffled passes, one pass an
+    # epoch: Keras' fit otherwise makes a new iterator every epoch, and
+    # dropping the spent one cost 0-1.3 s at the start of about 4 epochs in
+    # 10 here (1.2-1.5 s epochs; bench/speed.py, BENCHMARKS.md).
+    fit_data = window_dataset(
+        prepared.scaled,
+        split.fit_targets,
+        prep,
+        train.batch_size,
+        shuffle=True,
+        seed=train.seed,
+        repeat=True,
+        skip_passes=stopper.epochs_done,
+    )
+    val_data = window_dataset(prepared.scaled, split.val_targets, prep, 1024)
     started = time.perf_counter()
     if not stopper.finished:
         model.fit(
             fit_data,
+            steps_per_epoch=batches_per_pass(split.fit_targets, train.batch_size),
             validation_data=val_data,
             epochs=train.epochs,
             initial_epoch=stopper.epochs_done,

@@ -175,6 +175,28 @@ def test_resume_continues_from_checkpoint(tmp_path):
     assert not checkpoint.exists()
 
 
+def test_resumed_run_repeats_the_uninterrupted_run(tmp_path):
+    """The same windows in the same order after a resume: the same losses."""
+    from forecaster.training import fit_model
+
+    csv = write_csv(tmp_path / "W.csv", make_prices(seed=5))
+    prepared = prepare(read_price_csv(csv).values, tiny_settings(csv).prep)
+    whole = fit_model(prepared, tiny_settings(csv, train__epochs=4))
+    checkpoint = tmp_path / "ckpt"
+    fit_model(prepared, tiny_settings(csv, train__epochs=2), checkpoint_dir=checkpoint)
+    resumed = fit_model(
+        prepared,
+        tiny_settings(csv, train__epochs=4),
+        checkpoint_dir=checkpoint,
+        resume=True,
+    )
+    assert resumed.resumed_from == 2
+    losses = [[row["loss"] for row in r.history] for r in (whole, resumed)]
+    assert len(losses[1]) == 4
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+    assert losses[0][2] != losses[0][3]  # the epochs did train
+
+
 def test_resume_refuses_other_settings(tmp_path):
     csv = write_csv(tmp_path / "W.csv", make_prices(seed=5))
     out = tmp_path / "bundle"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from forecaster.config import PrepSettings
-from forecaster.training import window_dataset
+from forecaster.training import batches_per_pass, window_dataset
 from forecaster.windows import encode_inputs, encode_targets, target_view, window_view
 
 PREP = PrepSettings(window=5, horizon=2, representation="delta")
@@ -71,3 +71,49 @@ def test_shuffled_dataset_knows_its_length():
     """Keras ends each epoch by the dataset's cardinality (43 windows, batch 8)."""
     dataset = window_dataset(SERIES, TARGETS, PREP, batch_size=8, shuffle=True)
     assert int(dataset.cardinality()) == 6
+
+
+def stream_orders(dataset, passes):
+    """The window order of each of the first `passes` passes of an endless stream."""
+    n = batches_per_pass(TARGETS, 8)
+    batches = list(dataset.take(n * passes).as_numpy_iterator())
+    assert len(batches) == n * passes
+    orders = []
+    for p in range(passes):
+        chunk = batches[p * n : (p + 1) * n]
+        orders.append(_order(np.concatenate([x for x, _ in chunk])))
+    return orders
+
+
+def test_repeated_stream_is_a_new_full_permutation_every_pass():
+    dataset = window_dataset(
+        SERIES, TARGETS, PREP, batch_size=8, shuffle=True, seed=3, repeat=True
+    )
+    assert int(dataset.cardinality()) == -1  # infinite: fit needs steps_per_epoch
+    orders = stream_orders(dataset, 4)
+    for order in orders:  # each pass ends on a batch boundary, every window once
+        assert sorted(order) == list(range(43))
+    assert len({tuple(order) for order in orders}) == 4
+
+
+def test_skip_passes_resumes_the_same_sequence_of_orders():
+    def stream(**kw):
+        return window_dataset(
+            SERIES, TARGETS, PREP, batch_size=8, shuffle=True, seed=3, repeat=True, **kw
+        )
+
+    assert stream_orders(stream(skip_passes=2), 2) == stream_orders(stream(), 4)[2:]
+    other_seed = window_dataset(
+        SERIES, TARGETS, PREP, batch_size=8, shuffle=True, seed=4, repeat=True
+    )
+    assert stream_orders(other_seed, 2) != stream_orders(stream(), 2)
+
+
+def test_unshuffled_stream_repeats_time_order():
+    dataset = window_dataset(SERIES, TARGETS, PREP, batch_size=8, repeat=True)
+    assert stream_orders(dataset, 2) == [list(range(43))] * 2
+
+
+def test_batches_per_pass_counts_the_short_last_batch():
+    assert batches_per_pass(TARGETS, 8) == 6
+    assert batches_per_pass((0, 16), 8) == 2
