@@ -174,7 +174,8 @@ def main(argv=None) -> int:
 
 def run_grid(args) -> None:
     epochs = 2 if args.quick else None
-    done = pd.read_csv(args.out).to_dict("records") if args.resume else []
+    resuming = args.resume and args.out.exists()
+    done = pd.read_csv(args.out).to_dict("records") if resuming else []
     for row in done:  # rows from before the seed column ran with the default seed
         seed = row.get("seed", DEFAULT_SEED)
         row["seed"] = DEFAULT_SEED if pd.isna(seed) else int(seed)
