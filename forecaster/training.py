@@ -199,9 +199,9 @@ def fit_model(
         train.patience, checkpoint_dir, state, run_key=_run_key(settings)
     )
     # One iterator over an endless stream of shuffled passes, one pass an
-    # epoch: Keras' fit otherwise makes a new iterator every epoch, and
-    # dropping the spent one cost 0-1.3 s at the start of about 4 epochs in
-    # 10 here (1.2-1.5 s epochs; bench/speed.py, BENCHMARKS.md).
+    # epoch: Keras' fit otherwise swaps in a new iterator every epoch, and
+    # that epoch start stalled 1.2-1.3 s in about 4 epochs of 10 here
+    # (1.2-1.5 s epochs; bench/speed.py, BENCHMARKS.md).
     fit_data = window_dataset(
         prepared.scaled,
         split.fit_targets,
