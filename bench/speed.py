@@ -218,9 +218,9 @@ def run_all(runs: list[TrainingRun], epochs: int) -> list[dict]:
     """Train each run for `epochs` in one `fit` call, one run after the other.
 
     Not one epoch per `fit` call in turns (as this benchmark once did): every
-    `fit` call makes a new data iterator, and dropping a spent one costs up to
-    1.3 s here, so epoch-sized calls would charge both sides a cost that
-    neither script pays that way.
+    `fit` call makes a new data iterator, and an epoch that starts with a new
+    one stalled 1.2-2.5 s in about 4 epochs of 10 here, so epoch-sized calls
+    would charge both sides a cost that neither script pays that way.
     """
     for run in runs:
         log(f"  {epochs} epochs: {run.name}")
