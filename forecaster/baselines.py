@@ -41,9 +41,9 @@ def rolling_normal(prices, n_train: int, days: int = VOLATILITY_DAYS) -> Locatio
     exactly `forecaster.evaluation.scale_of`. Nothing is fitted. Returns
     (n - n_train,) arrays.
     """
-    prices = _check_prices(prices, n_train, least=days + 1)
     if days < 2:
         raise ForecasterError(f"days must be at least 2. Received: days={days}")
+    prices = _check_prices(prices, n_train, least=days + 1)
     windows = window_view(prices, days + 1, (n_train, len(prices)))
     return LocationScale(
         name=f"random walk, {days}-day volatility",

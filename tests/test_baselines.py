@@ -153,3 +153,8 @@ def test_conformal_bands_need_one_forecast_per_test_day():
         baselines.conformal_bands(
             [1.0], prices_from([0.1] * 4), 3, 2, {"levels": {"0.8": [1.0]}}
         )
+
+
+def test_rolling_window_needs_two_returns():
+    with pytest.raises(ForecasterError, match=r"^days must be at least 2\. .*=1$"):
+        baselines.rolling_normal(prices_from([0.1] * 4), n_train=3, days=1)
