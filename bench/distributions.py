@@ -57,37 +57,41 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="2 epochs, AAPL only")
     p.add_argument("--tickers", nargs="+", choices=TICKERS, default=list(TICKERS))
+    p.add_argument(
+        "--seed", type=int, default=Settings().train.seed, help="training seed"
+    )
     p.add_argument("--out", type=Path, help="CSV (default bench/out/distributions.csv)")
     args = p.parse_args(argv)
     if args.quick:
         args.tickers = args.tickers[:1]
-    args.out = args.out or OUT / (
-        "distributions-quick.csv" if args.quick else "distributions.csv"
+    suffix = ("-quick" if args.quick else "") + (
+        f"-seed{args.seed}" if args.seed != Settings().train.seed else ""
     )
+    args.out = args.out or OUT / f"distributions{suffix}.csv"
     return args
 
 
-def train_bundle(ticker: str, bundle: Path, epochs: int | None) -> Settings:
+def train_bundle(ticker: str, bundle: Path, epochs: int | None, seed: int) -> Settings:
     """Train the default model on data/<ticker>.csv into `bundle`; its settings."""
     from forecaster.pipeline import run_training
 
     settings = Settings()
     settings.data.csv, settings.data.column = f"data/{ticker}.csv", "Adj Close"
-    settings.train.verbose = 0
+    settings.train.verbose, settings.train.seed = 0, seed
     if epochs is not None:
         settings.train.epochs = epochs
     run_training(settings.validate(), out=bundle)
     return settings
 
 
-def distributions(ticker: str, epochs: int | None) -> tuple[dict, np.ndarray, dict]:
-    """The four one-step predictive distributions of the test days, and the actuals."""
+def distributions(ticker: str, epochs: int | None, seed: int):
+    """The four predictive distributions of the test days, their prices, their span."""
     from forecaster.data import read_price_csv
     from forecaster.training import prepare
 
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "bundle"
-        settings = train_bundle(ticker, bundle, epochs)
+        settings = train_bundle(ticker, bundle, epochs, seed)
         predictions = pd.read_csv(bundle / "test_predictions.csv")
         intervals = json.loads((bundle / "intervals.json").read_text())["recursive"]
     values = read_price_csv(settings.data.csv, column=settings.data.column).values
@@ -105,7 +109,7 @@ def distributions(ticker: str, epochs: int | None) -> tuple[dict, np.ndarray, di
         "ewma": baselines.ewma_normal(prices, n_train),
         "garch_t": baselines.garch_t(prices, n_train),
     }
-    period = {"test_days": len(test_dates), "first": test_dates[0]}
+    period = {"seed": seed, "test_days": len(test_dates), "first": test_dates[0]}
     period["last"] = test_dates[-1]
     return found, prices[n_train:], period
 
@@ -185,7 +189,7 @@ def main(argv=None) -> int:
     all_rows = []
     for ticker in args.tickers:
         started = time.perf_counter()
-        found, actual, period = distributions(ticker, epochs)
+        found, actual, period = distributions(ticker, epochs, args.seed)
         rows = compare(ticker, found, actual, period)
         log.info("%s done in %.0f s", ticker, time.perf_counter() - started)
         print(format_table(rows), flush=True)
