@@ -20,6 +20,8 @@ r^2 / 2, 0.02% of the price at 2% volatility.)
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from scipy import signal
 
@@ -27,6 +29,8 @@ from forecaster.errors import ForecasterError
 from forecaster.evaluation import MIN_VOLATILITY, VOLATILITY_DAYS, scale_of
 from forecaster.predictive import LocationScale, QuantileBands
 from forecaster.windows import window_view
+
+log = logging.getLogger("forecaster")
 
 RISKMETRICS_DECAY = 0.94  # EWMA weight on yesterday's variance (RiskMetrics, daily)
 PERCENT = 100.0  # arch fits returns in percent: its optimiser expects that scale
@@ -118,7 +122,15 @@ def _fit_garch(percent_returns: np.ndarray, n_train: int, mean: str):
         percent_returns, mean=mean, vol="GARCH", p=1, q=1, dist="t", rescale=False
     )
     # returns 0 .. n_train - 2 are those between training prices
-    return model.fit(last_obs=n_train - 1, disp="off")
+    fitted = model.fit(last_obs=n_train - 1, disp="off")
+    if fitted.convergence_flag != 0:
+        log.warning(
+            "GARCH(1,1)-t estimation did not converge (optimizer flag %s): its "
+            "parameters %s may not be the likelihood's maximum",
+            fitted.convergence_flag,
+            dict(fitted.params.round(4)),
+        )
+    return fitted
 
 
 def conformal_bands(
