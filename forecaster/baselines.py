@@ -26,7 +26,7 @@ import numpy as np
 from scipy import signal
 
 from forecaster.errors import ForecasterError
-from forecaster.evaluation import MIN_VOLATILITY, VOLATILITY_DAYS, scale_of
+from forecaster.intervals import MIN_VOLATILITY, VOLATILITY_DAYS, scale_of
 from forecaster.predictive import LocationScale, QuantileBands
 from forecaster.windows import window_view
 
@@ -141,7 +141,7 @@ def conformal_bands(
     predicted: (n - n_train,) the model's one-step forecasts of the test days;
     intervals: one method's entry of the bundle's intervals.json, whose
     step-1 quantile q at each level gives the half-width q x scale_of(the
-    `window` prices before the day), as `pipeline.evaluate` scores them.
+    `window` prices before the day), as `evaluation.evaluate` scores them.
     """
     prices = _check_prices(prices, n_train, least=window)
     predicted = np.asarray(predicted, dtype=np.float64)

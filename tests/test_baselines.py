@@ -5,7 +5,7 @@ import pytest
 
 from forecaster import baselines
 from forecaster.errors import ForecasterError
-from forecaster.evaluation import coverage
+from forecaster.intervals import coverage
 from forecaster.scores import interval_coverage
 
 
@@ -116,7 +116,7 @@ def test_conformal_bands_cover_as_evaluation_counts(garch_prices):
     bands = baselines.conformal_bands(
         predicted, garch_prices, n_train, window, intervals
     )
-    from forecaster.evaluation import scale_of
+    from forecaster.intervals import scale_of
     from forecaster.windows import window_view
 
     scale = scale_of(window_view(garch_prices, window, (n_train, len(garch_prices))))
