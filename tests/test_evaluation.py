@@ -14,9 +14,12 @@ import pytest
 
 from forecaster.config import PrepSettings
 from forecaster.evaluation import (
+    MAX_INTERVAL_STEPS,
+    MIN_RESIDUALS,
     MIN_VOLATILITY,
     VOLATILITY_DAYS,
     _rmse_by_step,
+    conformal_intervals,
     conformal_quantile,
     coverage,
     format_table,
@@ -130,6 +133,8 @@ def test_format_table_ratio_column():
         (20, 0.95, 20),  # ceil(21 * 0.95) = ceil(19.95) = 20
         (1, 0.8, 1),  # ceil(2 * 0.8) = 2, capped at 1
         (10, 0.5, 6),  # ceil(11 * 0.5) = ceil(5.5) = 6
+        (12, 0.8, 11),  # ceil(13 * 0.8) = ceil(10.4) = 11, not rounded to 10
+        (50, 0.95, 49),  # ceil(51 * 0.95) = ceil(48.45) = 49
     ],
 )
 def test_conformal_quantile_picks_the_exact_rank(n, level, rank):
@@ -233,6 +238,67 @@ def test_scale_of_gives_one_scale_per_window():
     calm = alternating_prices(VOLATILITY_DAYS, step=0.01, last=100.0)
     rough = alternating_prices(VOLATILITY_DAYS, step=0.03, last=100.0)
     np.testing.assert_allclose(scale_of(np.stack([calm, rough])), [1.0, 3.0], rtol=1e-9)
+
+
+class FlatEngine:
+    """A fake engine that forecasts the context's last value for every step."""
+
+    def __init__(self, horizon: int = 1):
+        self.horizon = horizon
+        self.calls = []
+
+    def forecast(self, context, steps, block=1):
+        self.calls.append((np.array(context), steps, block))
+        return np.repeat(context[:, -1:], steps, axis=1)
+
+
+def steady_prepared(n: int = 400):
+    """Prices growing 0.1% a day, 100 x exp(0.001 t): every log return is 0.001."""
+    values = 100.0 * np.exp(0.001 * np.arange(n))
+    return prepare(
+        pd.Series(values, index=pd.bdate_range("2021-01-04", periods=n)),
+        PrepSettings(window=5),
+    )
+
+
+def test_conformal_intervals_by_hand():
+    prepared = steady_prepared()
+    split = prepared.split
+    # 300 training points; 295 training windows, the newest 30 validate
+    assert (split.n_train, split.val_targets) == (300, (270, 300))
+    engine = FlatEngine(horizon=2)
+    intervals = conformal_intervals(engine, prepared, block=2)
+    # steps: as many as leave at least MIN_RESIDUALS residuals inside the
+    # training part: 300 - 270 - 20 + 1 = 11
+    assert MIN_RESIDUALS == 20 and intervals["steps"] == 11
+    # step h scores the origins whose day h is still a training day
+    assert intervals["residuals_per_step"] == list(range(30, 19, -1))
+    # a flat forecast misses by last x (exp(0.001 h) - 1) on every origin; the
+    # returns have no spread, so the scale is the floor, last x 1e-4
+    expected = [(math.exp(0.001 * h) - 1) / MIN_VOLATILITY for h in range(1, 12)]
+    for level in ("0.8", "0.95"):
+        np.testing.assert_allclose(intervals["levels"][level], expected, rtol=1e-6)
+    assert intervals["block"] == 2
+    ((context, steps, block),) = engine.calls  # the paths forecast in blocks of 2
+    assert (context.shape, steps, block) == ((30, 5), 11, 2)
+    np.testing.assert_allclose(
+        prepared.scaler.inverse_transform(context[0]),
+        100.0 * np.exp(0.001 * np.arange(265, 270)),
+    )
+
+
+def test_conformal_intervals_steps_are_capped():
+    intervals = conformal_intervals(FlatEngine(), steady_prepared(2000), 1, max_steps=3)
+    assert intervals["steps"] == 3 and len(intervals["levels"]["0.8"]) == 3
+    long = conformal_intervals(FlatEngine(), steady_prepared(2000), 1)
+    assert long["steps"] == MAX_INTERVAL_STEPS == 30
+
+
+def test_conformal_intervals_keep_one_step_on_a_short_validation_slice():
+    # 60 points: 4 validation windows, fewer than MIN_RESIDUALS, still 1 step
+    intervals = conformal_intervals(FlatEngine(), steady_prepared(60), 1)
+    assert intervals["steps"] == 1
+    assert intervals["residuals_per_step"] == [4]
 
 
 def test_coverage_counts_the_boundary_as_covered():
