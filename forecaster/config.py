@@ -128,6 +128,10 @@ class Settings:
     @classmethod
     def from_dict(cls, raw: dict) -> Settings:
         """Rebuild settings saved by `to_dict`, ignoring keys this version lacks."""
+        if not isinstance(raw, dict):
+            raise ForecasterError(
+                f"settings must be a mapping of parts. Received: {type(raw).__name__}"
+            )
         parts = {}
         for name, kind in (
             ("data", DataSettings),
@@ -136,9 +140,13 @@ class Settings:
             ("train", TrainSettings),
         ):
             known = {f.name for f in dataclasses.fields(kind)}
-            parts[name] = kind(
-                **{k: v for k, v in raw.get(name, {}).items() if k in known}
-            )
+            part = raw.get(name, {})
+            if not isinstance(part, dict):
+                raise ForecasterError(
+                    f"settings part {name!r} must be a mapping. Received: "
+                    f"{type(part).__name__}"
+                )
+            parts[name] = kind(**{k: v for k, v in part.items() if k in known})
         return cls(**parts)
 
 
