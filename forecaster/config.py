@@ -130,7 +130,7 @@ class Settings:
         """Rebuild settings saved by `to_dict`, ignoring keys this version lacks."""
         if not isinstance(raw, dict):
             raise ForecasterError(
-                f"settings must be a mapping of parts. Received: {type(raw).__name__}"
+                f"settings must be a mapping. Received: {type(raw).__name__}"
             )
         parts = {}
         for name, kind in (
