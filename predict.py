@@ -46,6 +46,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--ticker", help="forecast from this symbol's latest prices instead")
     p.add_argument("--column", help="price column of --csv")
+    p.add_argument(
+        "--calendar",
+        help="exchange_calendars code whose sessions are the forecast dates, "
+        "e.g. XLON (default: the bundle's, XNYS unless trained with --calendar)",
+    )
     p.add_argument("--out", help="directory for forecast.csv/png (default: the bundle)")
     return p.parse_args(argv)
 
@@ -56,7 +61,14 @@ def main(argv=None) -> int:
 
     data = DataSettings(csv=args.csv, ticker=args.ticker, column=args.column)
     report = run_forecast(
-        args.model, args.days, args.method, args.horizon, args.engine, data, args.out
+        args.model,
+        args.days,
+        args.method,
+        args.horizon,
+        args.engine,
+        data,
+        args.out,
+        calendar=args.calendar,
     )
     shown = report.frame.head(5).to_string(
         index=False, float_format=lambda v: f"{v:.2f}"

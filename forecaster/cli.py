@@ -87,6 +87,12 @@ def train_parser(description: str) -> argparse.ArgumentParser:
     src.add_argument("--start", help="first date for --ticker (default: ten years ago)")
     src.add_argument("--end", help="last date for --ticker (default: today)")
     src.add_argument("--column", help="price column (default: Adj Close, else Close)")
+    src.add_argument(
+        "--calendar",
+        default=d.data.calendar,
+        help="exchange whose trading sessions are the forecast dates, an "
+        "exchange_calendars code such as XNYS, XLON, XTKS" + DEFAULT,
+    )
     prep = p.add_argument_group("windows")
     prep.add_argument(
         "--window",
@@ -203,6 +209,9 @@ def train_settings(args: argparse.Namespace) -> Settings:
     s = Settings()
     s.data.csv, s.data.ticker, s.data.column = args.csv, args.ticker, args.column
     s.data.start, s.data.end = args.start, args.end
+    from forecaster.calendars import validate_calendar
+
+    s.data.calendar = validate_calendar(args.calendar)
     s.prep.window, s.prep.horizon = args.window, args.horizon
     s.prep.train_fraction, s.prep.val_fraction = args.train_fraction, args.val_fraction
     s.prep.representation = args.representation

@@ -27,6 +27,8 @@ class DataSettings:
         None  # price column; None = "Adj Close" if present, else "Close"
     )
     cache_dir: str = "data/cache"  # where ticker downloads are cached as CSV
+    calendar: str = "XNYS"  # exchange_calendars code whose sessions are the
+    #   forecast dates (XNYS = New York; XLON London, XTKS Tokyo, ...)
 
 
 @dataclass

@@ -65,8 +65,9 @@ def forecast_future(
     method: str,
     intervals: dict | None = None,
     block: int | None = None,
+    calendar: str = "XNYS",
 ) -> pd.DataFrame:
-    """Forecast `days` business days past the last date of `values` (prices).
+    """Forecast `days` sessions of `calendar` past the last date of `values` (prices).
 
     Returns columns date, forecast and, when `intervals` are given,
     lower_80, upper_80, lower_95, upper_95 (price units).
@@ -84,7 +85,7 @@ def forecast_future(
     path = scaler.inverse_transform(engine.forecast(context, days, block))[0]
     frame = pd.DataFrame(
         {
-            "date": future_dates(values.index[-1], days).strftime("%Y-%m-%d"),
+            "date": future_dates(values.index[-1], days, calendar).strftime("%Y-%m-%d"),
             "forecast": path,
         }
     )
@@ -104,9 +105,13 @@ def forecast_future(
     return frame
 
 
-def future_dates(last: pd.Timestamp, days: int) -> pd.DatetimeIndex:
-    """The next `days` business days after `last` (weekends skipped, holidays not)."""
-    return pd.bdate_range(pd.Timestamp(last) + pd.offsets.BDay(1), periods=days)
+def future_dates(
+    last: pd.Timestamp, days: int, calendar: str = "XNYS"
+) -> pd.DatetimeIndex:
+    """The next `days` sessions of exchange `calendar` after `last` (no holidays)."""
+    from forecaster.calendars import sessions_after
+
+    return sessions_after(last, days, calendar)
 
 
 # What the default `python train.py` writes: models/<sample>-<default cell>.
@@ -135,13 +140,15 @@ def run_forecast(
     data: DataSettings | None = None,
     out: str | None = None,
     download=None,
+    calendar: str | None = None,
 ) -> ForecastReport:
     """Load a bundle, read the latest prices, forecast `days` ahead, write CSV and PNG.
 
     The prices come from the bundle's own source unless `data` names a CSV or
     a ticker (reusing the saved model on new data). Files go into the bundle
     directory unless `out` is given; both are replaced only once both are
-    complete, so a failed run leaves an earlier forecast as it was.
+    complete, so a failed run leaves an earlier forecast as it was. Dates are
+    the sessions of `calendar`, by default the one the bundle was trained with.
     """
     from forecaster.bundle import load_bundle, write_files_atomically
     from forecaster.data import load_prices
@@ -152,6 +159,9 @@ def run_forecast(
     bundle = load_bundle(model_dir or DEFAULT_BUNDLE)
     method = method or bundle.metadata.get("default_method", "recursive")
     block = _choose_block(method, block, bundle.horizon)
+    from forecaster.calendars import validate_calendar
+
+    calendar = validate_calendar(calendar or bundle.settings.data.calendar)
     own_source = data is None or not (data.csv or data.ticker)
     prices = load_prices(
         _source_settings(bundle, data) if own_source else data, download=download
@@ -161,7 +171,14 @@ def run_forecast(
         "recursive"
     )
     frame = forecast_future(
-        model_engine, prices.values, bundle.scaler, days, method, intervals, block=block
+        model_engine,
+        prices.values,
+        bundle.scaler,
+        days,
+        method,
+        intervals,
+        block=block,
+        calendar=calendar,
     )
     out_dir = Path(out) if out else bundle.path
     test = None

@@ -131,6 +131,11 @@ def run_training(
             "is kept until the new one is complete), or choose another --out."
         )
     prices = load_prices(settings.data, download=download)
+    from forecaster.calendars import check_history
+
+    mismatch = check_history(prices.values.index, settings.data.calendar)
+    if mismatch:
+        log.warning(mismatch)
     from forecaster.training import discard_checkpoint, fit_model, prepare
 
     prepared = prepare(prices.values, settings.prep)
