@@ -8,6 +8,7 @@ python train.py --backtest 4                      # walk-forward evaluation
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from forecaster import cli
@@ -16,6 +17,8 @@ from forecaster import cli
 def main(argv=None) -> int:
     args = cli.train_parser(__doc__.splitlines()[0]).parse_args(argv)
     settings = cli.train_settings(args)
+    if args.quiet:  # only the results: no progress, no notes (warnings still show)
+        logging.getLogger("forecaster").setLevel(logging.WARNING)
     cli.quiet_tensorflow()
     from forecaster import pipeline
 

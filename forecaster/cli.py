@@ -186,7 +186,11 @@ def train_parser(description: str) -> argparse.ArgumentParser:
         default=d.train.seed,
         help="random seed: same seed, data and machine give the same metrics" + DEFAULT,
     )
-    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    fit.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print only the results: no progress bar or per-epoch lines, no notes",
+    )
     run = p.add_argument_group("output")
     run.add_argument("--out", help="bundle directory (default: models/<source>-<cell>)")
     run.add_argument("--force", action="store_true", help="replace an existing bundle")
