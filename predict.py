@@ -78,6 +78,7 @@ def main(argv=None) -> int:
         f"({report.engine} engine):\n{shown}\n..."
     )
     print(f"wrote {report.csv}\nwrote {report.png}")
+    print(f"wrote {report.csv.with_name('report.html')} (open it in a browser)")
     return 0
 
 

@@ -192,10 +192,15 @@ def run_forecast(
         f"{model_engine.name} engine)"
     )
     csv, png = out_dir / "forecast.csv", out_dir / "forecast.png"
+    from forecaster.html_report import REPORT_FILE, build_report
+
     write_files_atomically(
         {
             csv: lambda tmp: frame.to_csv(tmp, index=False),
             png: lambda tmp: plot_forecast(prices.values, frame, tmp, title, test),
+            out_dir / REPORT_FILE: lambda tmp: build_report(
+                bundle.path, prices.values, frame, tmp, own_source
+            ),
         }
     )
     return ForecastReport(

@@ -73,7 +73,7 @@ class TrainReport:
                 f"{float(k):.0%} band covers {v:.1%}" for k, v in coverage.items()
             ),
             "",
-            f"saved bundle {self.out}/ (model.keras, metrics.json, "
+            f"saved bundle {self.out}/ (model.keras, metrics.json, report.html, "
             "test_predictions.csv, loss.png, test_predictions.png, ...)",
             f"next: python predict.py --model {self.out}",
         ]
@@ -150,13 +150,15 @@ def run_training(
     result = fit_model(prepared, settings, checkpoint_dir=checkpoint, resume=resume)
     evaluation = evaluate(result.model, prepared, settings)
     metadata = _metadata(settings, prices, prepared, result)
-    bundle_io.write_directory_atomically(
-        out,
-        lambda tmp: _write_bundle(
-            tmp, result, prepared, evaluation, metadata, source_name(settings)
-        ),
-        replace=True,
-    )
+
+    def write(tmp: Path) -> None:
+        from forecaster.html_report import build_report
+
+        title = source_name(settings)
+        _write_bundle(tmp, result, prepared, evaluation, metadata, title)
+        build_report(tmp, prices=prices.values)
+
+    bundle_io.write_directory_atomically(out, write, replace=True)
     discard_checkpoint(checkpoint)
     return TrainReport(out, evaluation["table"], evaluation["metrics"], prices.notes)
 
