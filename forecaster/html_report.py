@@ -465,6 +465,7 @@ def _settings_section(parts: ReportParts) -> str:
     rows += [["versions", k, v] for k, v in metadata.get("versions", {}).items()]
     rows.append(["bundle", "created", metadata.get("created")])
     body = _table(["part", "name", "value"], [[a, b, _value(c)] for a, b, c in rows])
+    body = body.replace("<table>", "<table class='settings'>", 1)
     notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in parts.notes)
     return _section("Settings and data source", notes + body)
 
@@ -543,7 +544,7 @@ h1 { font-size: 1.4rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
 .meta { color: #555; }
 table { border-collapse: collapse; margin: 0.5rem 0; font-size: 0.9rem; }
 th, td { border: 1px solid #ccc; padding: 0.2rem 0.6rem; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
+th:first-child, td:first-child, .settings td { text-align: left; }
 .missing { background: #fff6e0; border: 1px solid #e0b84c; padding: 0.5rem 1rem; }
 """
 
