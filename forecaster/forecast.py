@@ -156,12 +156,14 @@ def run_forecast(
 
     if days < 1:
         raise ForecasterError(f"--days must be at least 1. Received: days={days}")
+    if calendar is not None:  # a bad --calendar fails before anything is read
+        from forecaster.calendars import validate_calendar
+
+        calendar = validate_calendar(calendar)
     bundle = load_bundle(model_dir or DEFAULT_BUNDLE)
     method = method or bundle.metadata.get("default_method", "recursive")
     block = _choose_block(method, block, bundle.horizon)
-    from forecaster.calendars import validate_calendar
-
-    calendar = validate_calendar(calendar or bundle.settings.data.calendar)
+    calendar = calendar or bundle.settings.data.calendar
     own_source = data is None or not (data.csv or data.ticker)
     prices = load_prices(
         _source_settings(bundle, data) if own_source else data, download=download

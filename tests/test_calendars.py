@@ -91,3 +91,32 @@ def test_history_with_closed_days_and_missing_sessions_warns_once():
         "another market should use its own calendar (--calendar, e.g. XLON for "
         "London)"
     )
+
+
+def test_the_bundle_records_its_calendar_and_predict_can_override_it(
+    bundle_copy, tmp_path
+):
+    from forecaster.bundle import load_bundle
+    from forecaster.forecast import run_forecast
+
+    assert load_bundle(bundle_copy).settings.data.calendar == "XNYS"
+    report = run_forecast(str(bundle_copy), days=3, out=tmp_path, calendar="XLON")
+    last = pd.Timestamp(report.last_date)
+    assert list(report.frame["date"]) == _days(sessions_after(last, 3, "XLON"))
+
+
+@pytest.mark.parametrize("script", ["train", "predict"])
+def test_unknown_calendar_flag_is_a_one_line_error(script, capsys, tmp_path):
+    import predict
+    import train
+    from forecaster import cli
+
+    main = {"train": train.main, "predict": predict.main}[script]
+    flags = ["--calendar", "XXXX"]
+    if script == "train":
+        flags += ["--out", str(tmp_path / "b")]
+    assert cli.run(main, flags) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("error: Unknown calendar 'XXXX': use an exchange code")
+    assert not (tmp_path / "b").exists()
