@@ -37,7 +37,6 @@ class ReportParts:
     prices: pd.Series | None = None  # the history, indexed by date
     ohlc: pd.DataFrame | None = None  # open, high, low, close on the price's scale
     missing: list[str] = field(default_factory=list)  # "what (why)" per lacking part
-    notes: list[str] = field(default_factory=list)
 
 
 def build_report(
@@ -466,8 +465,7 @@ def _settings_section(parts: ReportParts) -> str:
     rows.append(["bundle", "created", metadata.get("created")])
     body = _table(["part", "name", "value"], [[a, b, _value(c)] for a, b, c in rows])
     body = body.replace("<table>", "<table class='settings'>", 1)
-    notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in parts.notes)
-    return _section("Settings and data source", notes + body)
+    return _section("Settings and data source", body)
 
 
 def _missing_section(parts: ReportParts) -> str:

@@ -131,11 +131,7 @@ def run_training(
             "is kept until the new one is complete), or choose another --out."
         )
     prices = load_prices(settings.data, download=download)
-    from forecaster.calendars import check_history
-
-    mismatch = check_history(prices.values.index, settings.data.calendar)
-    if mismatch:
-        log.warning(mismatch)
+    _warn_calendar_mismatch(prices, settings)
     from forecaster.training import discard_checkpoint, fit_model, prepare
 
     prepared = prepare(prices.values, settings.prep)
@@ -161,6 +157,15 @@ def run_training(
     bundle_io.write_directory_atomically(out, write, replace=True)
     discard_checkpoint(checkpoint)
     return TrainReport(out, evaluation["table"], evaluation["metrics"], prices.notes)
+
+
+def _warn_calendar_mismatch(prices: Prices, settings: Settings) -> None:
+    """One warning when the history's dates disagree with the trading calendar."""
+    from forecaster.calendars import check_history
+
+    mismatch = check_history(prices.values.index, settings.data.calendar)
+    if mismatch:
+        log.warning(mismatch)
 
 
 def evaluate(model, prepared, settings: Settings) -> dict:
@@ -298,6 +303,7 @@ def run_backtest(
             f"{str(out)!r} already exists: add --force to replace it, or choose --out."
         )
     prices = load_prices(settings.data, download=download)
+    _warn_calendar_mismatch(prices, settings)
     values = prices.values
     from forecaster.windows import split_series
 

@@ -120,3 +120,22 @@ def test_unknown_calendar_flag_is_a_one_line_error(script, capsys, tmp_path):
     assert len(err) == 1
     assert err[0].startswith("error: Unknown calendar 'XXXX': use an exchange code")
     assert not (tmp_path / "b").exists()
+
+
+def test_training_warns_once_when_the_history_disagrees(tmp_path, caplog):
+    import logging
+
+    from conftest import make_prices, tiny_settings, write_csv
+
+    from forecaster.pipeline import run_training
+
+    csv = write_csv(tmp_path / "WALK.csv", make_prices())  # business days of 2020
+    settings = tiny_settings(csv, train__epochs=1)
+    with caplog.at_level(logging.WARNING, logger="forecaster"):
+        run_training(settings, out=tmp_path / "bundle")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(
+        "the history has 9 days that XNYS says were closed (e.g. 2020-01-01, "
+        "2020-01-20, 2020-02-17, ...): a series from another market should use"
+    )
