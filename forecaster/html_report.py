@@ -106,10 +106,10 @@ def read_parts(
     else:
         parts.missing.append("test predictions (the forecast is on other data)")
     parts.steps = _csv(bundle_dir / "rmse_by_step.csv", "error by step", parts)
-    if forecast is None:
+    if forecast is None and not (bundle_dir / "forecast.csv").is_file():
+        parts.missing.append("forecast (no forecast.csv: run predict.py)")
+    elif forecast is None:
         forecast = _csv(bundle_dir / "forecast.csv", "forecast", parts)
-        if forecast is None:
-            parts.missing[-1] = "forecast (no forecast.csv: run predict.py)"
     parts.forecast = forecast
     source = (parts.metadata or {}).get("source", {}) if own_source else {}
     parts.prices = prices if prices is not None else _source_prices(source, parts)
@@ -188,7 +188,7 @@ def _source_ohlc(source: dict, prices: pd.Series) -> pd.DataFrame | None:
         {name: pd.to_numeric(table[names[name]], errors="coerce") for name in OHLC}
     ).set_index(pd.DatetimeIndex(dates))
     bars = bars[bars.index.notna() & ~bars.index.duplicated()].reindex(prices.index)
-    factor = prices / bars["close"]
+    factor = (prices / bars["close"]).replace([np.inf, -np.inf], np.nan)
     bars = bars.mul(factor, axis=0).dropna()
     return bars if len(bars) else None
 
