@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forecaster.calendars import DEFAULT_CALENDAR
 from forecaster.config import DataSettings, ModelSettings
 from forecaster.data import SAMPLE_CSV
 from forecaster.errors import ForecasterError
@@ -65,7 +66,7 @@ def forecast_future(
     method: str,
     intervals: dict | None = None,
     block: int | None = None,
-    calendar: str = "XNYS",
+    calendar: str = DEFAULT_CALENDAR,
 ) -> pd.DataFrame:
     """Forecast `days` sessions of `calendar` past the last date of `values` (prices).
 
@@ -106,7 +107,7 @@ def forecast_future(
 
 
 def future_dates(
-    last: pd.Timestamp, days: int, calendar: str = "XNYS"
+    last: pd.Timestamp, days: int, calendar: str = DEFAULT_CALENDAR
 ) -> pd.DatetimeIndex:
     """The next `days` sessions of exchange `calendar` after `last` (no holidays)."""
     from forecaster.calendars import sessions_after
