@@ -128,7 +128,7 @@ def test_report_renders_in_headless_chromium(bundle_copy, tmp_path):
         screenshot = tmp_path / "report.png"
         page.screenshot(path=str(screenshot), full_page=True)
         browser.close()
-    print(f"report screenshot: {screenshot}")
+    print(f"report screenshot: {screenshot}")  # shown with -s, -rP or on failure
     assert problems == []
     assert [u for u in requests if not u.startswith("file:")] == []
     assert len(traces) >= 6 and all(n > 0 for n in traces)
