@@ -27,6 +27,8 @@ class DataSettings:
         None  # price column; None = "Adj Close" if present, else "Close"
     )
     cache_dir: str = "data/cache"  # where ticker downloads are cached as CSV
+    calendar: str = "XNYS"  # exchange_calendars code whose sessions are the
+    #   forecast dates (XNYS = New York; XLON London, XTKS Tokyo, ...)
 
 
 @dataclass
@@ -161,7 +163,11 @@ class ForecastSettings:
     horizon: int | None = None  # steps kept per model call with the direct method
     #   (at most the bundle's horizon)
     engine: str = "auto"  # "numpy" (no TensorFlow; auto's choice) or "keras"
-    out: str | None = None  # directory for forecast.csv/png; None = the bundle
+    calendar: str | None = None  # exchange_calendars code whose sessions are the
+    #   forecast dates, e.g. XLON; None = the bundle's (XNYS unless trained with
+    #   --calendar)
+    out: str | None = None  # directory for forecast.csv/png/report.html; None =
+    #   the bundle
 
     def validate(self) -> ForecastSettings:
         check_at_least("days", self.days)

@@ -295,6 +295,7 @@ def fit_model(
         )
     if state is not None:
         _check_same_run(state, settings, checkpoint_dir)
+        log.info(_resume_note(state, checkpoint_dir, train.epochs, train.patience))
         model = keras.saving.load_model(state.model_path, safe_mode=True)
     else:
         model = build_model(
@@ -323,14 +324,17 @@ def fit_model(
     val_data = window_dataset(scaled, val_targets, prep, 1024, extra=extra)
     started = time.perf_counter()
     if not stopper.finished:
+        from forecaster.progress import keras_display
+
+        display, verbose = keras_display(train.verbose)
         model.fit(
             fit_data,
             steps_per_epoch=batches_per_pass(fit_targets, train.batch_size),
             validation_data=val_data,
             epochs=train.epochs,
             initial_epoch=stopper.epochs_done,
-            callbacks=[stopper],
-            verbose=train.verbose,
+            callbacks=[stopper, *display],
+            verbose=verbose,
         )
     stopper.restore_best(model)
     return TrainResult(
@@ -340,6 +344,20 @@ def fit_model(
         seconds=time.perf_counter() - started,
         resumed_from=state.epochs_done if state else 0,
     )
+
+
+def _resume_note(state, directory, epochs: int, patience: int) -> str:
+    """What --resume found and where it picks up, for the log."""
+    found = (
+        f"--resume: found {state.epochs_done} finished epochs in {str(directory)!r} "
+        f"(best val_loss {state.best:.4e} at epoch {state.best_epoch}, "
+        f"{state.wait} epochs without improvement)"
+    )
+    if patience > 0 and state.wait >= patience:
+        return found + "; that run had stopped early, nothing left to train"
+    if state.epochs_done >= epochs:
+        return found + f"; --epochs {epochs} is reached, nothing left to train"
+    return found + f"; resuming at epoch {state.epochs_done + 1} of {epochs}"
 
 
 @dataclass
