@@ -97,7 +97,7 @@ def test_the_bundle_records_its_calendar_and_predict_can_override_it(
     bundle_copy, tmp_path
 ):
     from forecaster.bundle import load_bundle
-    from forecaster.forecast import run_forecast
+    from forecaster.pipeline import run_forecast
 
     assert load_bundle(bundle_copy).settings.data.calendar == "XNYS"
     report = run_forecast(str(bundle_copy), days=3, out=tmp_path, calendar="XLON")
