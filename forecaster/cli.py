@@ -230,7 +230,9 @@ def predict_parser(description: str, prog: str | None = None):
     p = argparse.ArgumentParser(description=description, prog=prog)
     add_settings_flags(p, ForecastSettings)
     data = p.add_argument_group("data (default: the bundle's own source)")
-    add_settings_flags(data, DataSettings, skip=("start", "end", "cache_dir", "calendar"))
+    add_settings_flags(
+        data, DataSettings, skip=("start", "end", "cache_dir", "calendar")
+    )
     return p
 
 
