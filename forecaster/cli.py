@@ -154,6 +154,12 @@ def train_parser(description: str) -> argparse.ArgumentParser:
         default=d.model.learning_rate,
         help="Adam learning rate" + DEFAULT,
     )
+    net.add_argument(
+        "--clipnorm",
+        type=float,
+        default=d.model.clipnorm,
+        help="clip each weight's gradient to this norm (default: no clipping)",
+    )
     fit = p.add_argument_group("training")
     fit.add_argument(
         "--epochs",
@@ -212,7 +218,7 @@ def train_settings(args: argparse.Namespace) -> Settings:
         args.layers,
     )
     s.model.dropout, s.model.bidirectional = args.dropout, args.bidirectional
-    s.model.learning_rate = args.learning_rate
+    s.model.learning_rate, s.model.clipnorm = args.learning_rate, args.clipnorm
     s.train.epochs, s.train.batch_size = args.epochs, args.batch_size
     s.train.patience, s.train.seed = args.patience, args.seed
     s.train.verbose = 0 if args.quiet else 1
