@@ -44,8 +44,9 @@ class SGD:
 
     def apply(self, weights: list[np.ndarray], gradients: list[np.ndarray]) -> None:
         """Update `weights` in place from their gradients (same order, shapes)."""
+        learning_rate = _as_keras_float(self.learning_rate)
         for weight, gradient in zip(weights, gradients, strict=True):
-            weight -= self.learning_rate * clip_by_norm(gradient, self.clipnorm)
+            weight -= learning_rate * clip_by_norm(gradient, self.clipnorm)
         self.iterations += 1
 
 
@@ -57,6 +58,7 @@ class Adam(SGD):
         w -= alpha m / (sqrt(v) + epsilon)
 
     with epsilon outside the bias correction, as Keras has it (1e-7 default).
+    lr and β are used rounded to float32, as Keras uses them.
     """
 
     def __init__(
@@ -78,10 +80,11 @@ class Adam(SGD):
             self.momentums = [np.zeros_like(w) for w in weights]
             self.velocities = [np.zeros_like(w) for w in weights]
         step = self.iterations + 1
+        beta_1, beta_2 = _as_keras_float(self.beta_1), _as_keras_float(self.beta_2)
         alpha = (
-            self.learning_rate
-            * np.sqrt(1.0 - self.beta_2**step)
-            / (1.0 - self.beta_1**step)
+            _as_keras_float(self.learning_rate)
+            * np.sqrt(1.0 - beta_2**step)
+            / (1.0 - beta_1**step)
         )
         for weight, gradient, m, v in zip(
             weights, gradients, self.momentums, self.velocities, strict=True
@@ -246,6 +249,18 @@ def run_numpy_training(settings: Settings, out, optimizer: str = "adam", force=F
     return pipeline.TrainReport(
         out, evaluation["table"], evaluation["metrics"], prices.notes
     )
+
+
+def _as_keras_float(value: float) -> float:
+    """`value` rounded to float32, as Keras uses it under its default floatx.
+
+    Keras keeps the learning rate in a floatx variable and turns β into a
+    floatx tensor before casting it to the weights' dtype, so with float32
+    floatx even float64 weights see float32(lr) and float32(β). With exact
+    values Adam's first step differed from Keras' by 7e-6 relative; rounded,
+    by 0 (tests/test_nptrain.py). Under floatx float64 Keras uses them exact.
+    """
+    return float(np.float32(value))
 
 
 def _check_positive(name: str, value: float) -> None:
