@@ -29,6 +29,7 @@ negligible, which is what LSTM and GRU gates are designed to avoid.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -643,26 +644,46 @@ def tape_gradients(model, x: np.ndarray, y: np.ndarray):
     )
 
 
+@contextmanager
+def keras_float64():
+    """Build Keras layers in float64 inside the block; floatx and the dtype
+    policy are restored afterwards.
+
+    Both must change: Keras caches its global dtype policy from floatx the
+    first time a layer is built, so after any float32 model floatx alone
+    is ignored.
+    """
+    import keras
+
+    previous_floatx, previous_policy = (
+        keras.config.floatx(),
+        keras.config.dtype_policy(),
+    )
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(previous_floatx)
+        keras.config.set_dtype_policy(previous_policy)
+
+
 def float64_model(cell: str, bidirectional: bool, seed: int = 0):
     """A tiny float64 Keras model from the factory, every weight set to N(0, 0.5).
 
     Two stacked layers of 3 units (optionally bidirectional), window 6,
     2 features, Dense(2): stacking, both directions and the head all carry
-    gradient. Keras' floatx is restored afterwards.
+    gradient.
     """
     import keras
 
     from forecaster.config import ModelSettings
     from forecaster.models import build_model
 
-    previous = keras.config.floatx()
-    keras.config.set_floatx("float64")
-    try:
+    with keras_float64():
         keras.utils.set_random_seed(seed)
         settings = ModelSettings(cell, units=3, layers=2, bidirectional=bidirectional)
         model = build_model(settings, window=6, horizon=2, n_features=2)
-    finally:
-        keras.config.set_floatx(previous)
     rng = np.random.default_rng(seed)
     model.set_weights([rng.normal(0.0, 0.5, w.shape) for w in model.get_weights()])
     return model

@@ -197,6 +197,15 @@ def test_network_forward_is_the_reference_forward(saved_models, cell, bidirectio
     np.testing.assert_allclose(network.predict(x), expected, rtol=1e-12, atol=1e-12)
 
 
+def test_float64_model_is_float64_after_a_float32_model_was_built():
+    keras = pytest.importorskip("keras")
+    keras.layers.Dense(1)(np.zeros((1, 1), "float32"))  # caches the dtype policy
+    model = float64_model("rnn", bidirectional=False)
+    assert {w.dtype for w in model.weights} == {"float64"}
+    assert keras.config.floatx() == "float32"
+    assert keras.config.dtype_policy().name == "float32"
+
+
 def test_input_gradient_of_a_gru_matches_central_differences(saved_models):
     _, network = saved_models["gru", True]
     x, y = _batch()
