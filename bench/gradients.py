@@ -25,6 +25,7 @@ import numpy as np
 
 from forecaster.bptt import (
     Network,
+    direction_forward,
     gradient_norms_by_distance,
     keras_float64,
     tape_gradients,
@@ -83,10 +84,23 @@ def measure() -> dict:
             curves[cell, state] = norms / norms[0]
             print(
                 f"  {state}: BPTT against GradientTape (float64), largest relative "
-                f"error over the {WINDOW} distances: {_tape_error(network, x, y):.1e}",
+                f"error over the {WINDOW} distances: {_tape_error(network, x, y):.1e}; "
+                f"{_gate_mean(network, x)}",
                 flush=True,
             )
     return curves
+
+
+def _gate_mean(network: Network, x: np.ndarray) -> str:
+    """The mean of the factor each cell's carry path multiplies by per step:
+    the LSTM's forget gate f, the GRU's update gate z, the SimpleRNN's tanh'."""
+    spec, weights = network.specs[0], network.weights
+    outputs, caches = direction_forward(spec.cell, *weights[:3], x)
+    if spec.cell == "LSTM":
+        return f"mean forget gate f {np.mean([cache[1] for cache in caches]):.3f}"
+    if spec.cell == "GRU":
+        return f"mean update gate z {np.mean([cache[1] for cache in caches]):.3f}"
+    return f"mean tanh' = 1 - h^2 {np.mean(1.0 - outputs**2):.3f}"
 
 
 def _tape_error(network: Network, x: np.ndarray, y: np.ndarray) -> float:
