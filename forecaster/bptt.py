@@ -1,5 +1,10 @@
-"""Backpropagation through time, by hand, for one tanh SimpleRNN layer: a lesson.
+"""Backpropagation through time by hand, for every cell the factory builds.
 
+`python -m forecaster.bptt --check` compares it, for LSTM, GRU and SimpleRNN
+(stacked, bidirectional, through the Dense head), with central differences
+and with TensorFlow's GradientTape, in float64; docs/cells.md has the results.
+
+It starts with a lesson: one tanh SimpleRNN layer and a linear readout.
 The network reads a window x_1..x_T and forecasts from its last hidden state:
 
     a_t = x_t W_x + h_(t-1) W_h + b        pre-activation, h_0 = 0
@@ -25,6 +30,11 @@ dL/dh_T by k factors diag(1 - h_t^2) W_h^T, so its norm is at most
 (or saturated tanh units) the signal from the start of a long window is
 negligible, which is what LSTM and GRU gates are designed to avoid.
 `gradient_norms_by_lag` measures it.
+
+The general part follows: each cell's forward step and, beside it, its
+backward step with the equations (`lstm_forward`, `lstm_backward`, ...);
+`Network`, a saved model.keras read through forecaster/reference.py and
+backpropagated layer by layer; `gradient_norms_by_distance`; and the check.
 """
 
 from __future__ import annotations
