@@ -44,22 +44,16 @@ class PrepSettings:
     #   default is the most robust in bench/accuracy.py (BENCHMARKS.md)
 
     def validate(self) -> None:
-        if self.window < 1:
-            raise ForecasterError(
-                f"window must be at least 1. Received: window={self.window}"
-            )
-        if self.horizon < 1:
-            raise ForecasterError(
-                f"horizon must be at least 1. Received: horizon={self.horizon}"
-            )
+        check_at_least("window", self.window)
+        check_at_least("horizon", self.horizon)
         if not 0 < self.train_fraction < 1:
             raise ForecasterError(
-                "train-fraction must be between 0 and 1 (exclusive). "
+                "train_fraction must be between 0 and 1 (exclusive). "
                 f"Received: train_fraction={self.train_fraction}"
             )
         if not 0 < self.val_fraction < 1:
             raise ForecasterError(
-                "val-fraction must be between 0 and 1 (exclusive). "
+                "val_fraction must be between 0 and 1 (exclusive). "
                 f"Received: val_fraction={self.val_fraction}"
             )
         check_choice("representation", self.representation, REPRESENTATIONS)
@@ -82,21 +76,15 @@ class ModelSettings:
 
     def validate(self) -> None:
         check_choice("cell", self.cell, CELLS)
-        if self.units < 1:
-            raise ForecasterError(
-                f"units must be at least 1. Received: units={self.units}"
-            )
-        if self.layers < 1:
-            raise ForecasterError(
-                f"layers must be at least 1. Received: layers={self.layers}"
-            )
+        check_at_least("units", self.units)
+        check_at_least("layers", self.layers)
         if not 0 <= self.dropout < 1:
             raise ForecasterError(
                 f"dropout must be in [0, 1). Received: dropout={self.dropout}"
             )
         if not self.learning_rate > 0:
             raise ForecasterError(
-                "learning-rate must be positive. "
+                "learning_rate must be positive. "
                 f"Received: learning_rate={self.learning_rate}"
             )
         if self.clipnorm is not None and not self.clipnorm > 0:
@@ -117,14 +105,8 @@ class TrainSettings:
     verbose: int = 1  # Keras progress bar (1), one line per epoch (2) or silent (0)
 
     def validate(self) -> None:
-        if self.epochs < 1:
-            raise ForecasterError(
-                f"epochs must be at least 1. Received: epochs={self.epochs}"
-            )
-        if self.batch_size < 1:
-            raise ForecasterError(
-                f"batch-size must be at least 1. Received: batch_size={self.batch_size}"
-            )
+        check_at_least("epochs", self.epochs)
+        check_at_least("batch_size", self.batch_size)
         if self.patience < 0:
             raise ForecasterError(
                 f"patience must be 0 or more. Received: patience={self.patience}"
@@ -166,9 +148,38 @@ class Settings:
         return cls(**parts)
 
 
+@dataclass
+class ForecastSettings:
+    """What predict.py forecasts from a saved bundle."""
+
+    model: str = "models/AAPL-lstm"  # bundle directory (train.py's default output)
+    days: int = 30  # trading days to forecast
+    method: str | None = None  # "recursive" or "direct"; None = the bundle's own
+    #   (direct when it was trained with --horizon > 1)
+    horizon: int | None = None  # steps kept per model call with the direct method
+    #   (at most the bundle's horizon)
+    engine: str = "auto"  # "numpy" (no TensorFlow; auto's choice) or "keras"
+    out: str | None = None  # directory for forecast.csv/png; None = the bundle
+
+    def validate(self) -> ForecastSettings:
+        check_at_least("days", self.days)
+        if self.method is not None:
+            check_choice("method", self.method, ("recursive", "direct"))
+        check_choice("engine", self.engine, ("auto", "numpy", "keras"))
+        return self
+
+
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     """Raise a ForecasterError listing the valid choices when `value` is not one."""
     if value not in choices:
         raise ForecasterError(
             f"Unknown {name} {value!r}: choose one of {', '.join(choices)}."
+        )
+
+
+def check_at_least(name: str, value, minimum: int = 1) -> None:
+    """Raise a ForecasterError naming `name` when `value` is below `minimum`."""
+    if value < minimum:
+        raise ForecasterError(
+            f"{name} must be at least {minimum}. Received: {name}={value}"
         )

@@ -129,13 +129,13 @@ def window_arrays(prepared, targets: tuple[int, int], horizon: int):
     Returns x: (n, window, 1) and y: (n, horizon) for first targets in
     `targets`, in the representation the model reads.
     """
+    # float32 first, as Keras' input pipeline encodes them
     window = prepared.split.window
-    windows = window_view(prepared.scaled, window, targets)
-    x = encode_inputs(windows, prepared.representation).astype(np.float64)
-    y = encode_targets(
-        windows, target_view(prepared.scaled, horizon, targets), prepared.representation
-    )
-    return x, y.astype(np.float64)
+    windows = window_view(prepared.scaled, window, targets).astype(np.float32)
+    targets = target_view(prepared.scaled, horizon, targets).astype(np.float32)
+    x = encode_inputs(windows, prepared.representation)
+    y = encode_targets(windows, targets, prepared.representation)
+    return x.astype(np.float64), y.astype(np.float64)
 
 
 def fit_network(network, optimizer, fit, val, epochs, batch_size, patience, seed):
@@ -198,11 +198,12 @@ def run_numpy_training(settings: Settings, out, optimizer: str = "adam", force=F
 
     Starts from the factory's initial weights for `settings.train.seed`, trains
     with `optimizer` ("adam" or "sgd", learning rate and clipnorm from
-    settings.model), and writes the same bundle as train.py. Returns its
-    `pipeline.TrainReport`.
+    settings.model), and writes the same bundle as train.py through
+    `api.Forecaster`. Returns its `pipeline.TrainReport`.
     """
-    from forecaster import bundle as bundle_io
-    from forecaster import pipeline
+    from forecaster.api import Forecaster
+    from forecaster.data import load_prices
+    from forecaster.pipeline import TrainReport
     from forecaster.training import TrainResult, prepare
 
     settings.validate()
@@ -211,13 +212,13 @@ def run_numpy_training(settings: Settings, out, optimizer: str = "adam", force=F
             "the NumPy trainer trains without Dropout; set dropout to 0. "
             f"Received: dropout={settings.model.dropout}"
         )
-    model_settings, prep, train = settings.model, settings.prep, settings.train
     out = Path(out)
     if out.exists() and not force:
         raise ForecasterError(
-            f"Bundle {str(out)!r} already exists: pass force=True to replace it."
+            f"{str(out)!r} already exists: pass force=True to replace it."
         )
-    prices = pipeline.load_prices(settings.data)
+    model_settings, prep, train = settings.model, settings.prep, settings.train
+    prices = load_prices(settings.data)
     prepared = prepare(prices.values, prep)
     _, network = keras_network(model_settings, prep.window, prep.horizon, train.seed)
     rule = make_optimizer(
@@ -236,18 +237,11 @@ def run_numpy_training(settings: Settings, out, optimizer: str = "adam", force=F
     )
     model = to_keras(network, model_settings, prep.window, prep.horizon)
     result = TrainResult(model, history, best_epoch, time.perf_counter() - started)
-    evaluation = pipeline.evaluate(model, prepared, settings)
-    metadata = pipeline._metadata(settings, prices, prepared, result)
-    metadata["training"]["trainer"] = f"numpy {optimizer}"
-    bundle_io.write_directory_atomically(
-        out,
-        lambda tmp: pipeline._write_bundle(
-            tmp, result, prepared, evaluation, metadata, pipeline.source_name(settings)
-        ),
-        replace=True,
-    )
-    return pipeline.TrainReport(
-        out, evaluation["table"], evaluation["metrics"], prices.notes
+    forecaster = Forecaster.from_settings(settings)._adopt(prices, prepared, result)
+    forecaster.metadata_["training"]["trainer"] = f"numpy {optimizer}"
+    forecaster.save(out, force=True)
+    return TrainReport(
+        out, forecaster.evaluation_["table"], forecaster.metrics_, prices.notes
     )
 
 
