@@ -72,7 +72,7 @@ class ModelSettings:
     bidirectional: bool = False  # wrap each recurrent layer in Bidirectional
     learning_rate: float = 1e-3  # Adam's learning rate
     clipnorm: float | None = None  # rescale each weight's gradient to this norm
-    #   at most before the update (Keras' clipnorm); None = no clipping
+    #   at most before the update (Keras' clipnorm); unset = no clipping
 
     def validate(self) -> None:
         check_choice("cell", self.cell, CELLS)
