@@ -200,6 +200,7 @@ class Forecaster:
         method: str | None = None,
         horizon: int | None = None,
         engine: str = "auto",
+        calendar: str | None = None,
     ) -> pd.DataFrame:
         """Forecast `days` trading days past the last price, with 80%/95% bands.
 
@@ -207,7 +208,9 @@ class Forecaster:
         kept in its bundle), or from `prices` (newer prices of the same
         series). `method`: "recursive" or "direct" (default: direct when
         trained with horizon > 1); `horizon`: steps kept per model call with
-        the direct method. Returns columns date, forecast, lower_80,
+        the direct method. Dates are the sessions of the exchange `calendar`
+        (an exchange_calendars code; default: the one the model was trained
+        with, XNYS unless set). Returns columns date, forecast, lower_80,
         upper_80, lower_95, upper_95.
         """
         self._check_fitted("forecast")
@@ -228,6 +231,7 @@ class Forecaster:
             method,
             intervals.get(method) or intervals.get("recursive"),
             block=block,
+            calendar=calendar or self.settings.data.calendar,
         )
 
     def backtest(self, folds: int, prices=None) -> pd.DataFrame:
@@ -334,6 +338,9 @@ class Forecaster:
             metrics["naive"]["rmse"],
             tmp / "test_predictions.png",
         )
+        from forecaster.html_report import build_report
+
+        build_report(tmp, prices=self.prices_)
 
     # ------------------------------------------------------------ helpers
 

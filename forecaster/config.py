@@ -27,6 +27,8 @@ class DataSettings:
         None  # price column; None = "Adj Close" if present, else "Close"
     )
     cache_dir: str = "data/cache"  # where ticker downloads are cached as CSV
+    calendar: str = "XNYS"  # exchange_calendars code whose sessions are the
+    #   forecast dates (XNYS = New York; XLON London, XTKS Tokyo, ...)
 
 
 @dataclass
@@ -134,6 +136,10 @@ class Settings:
     @classmethod
     def from_dict(cls, raw: dict) -> Settings:
         """Rebuild settings saved by `to_dict`, ignoring keys this version lacks."""
+        if not isinstance(raw, dict):
+            raise ForecasterError(
+                f"settings must be a mapping. Received: {type(raw).__name__}"
+            )
         parts = {}
         for name, kind in (
             ("data", DataSettings),
@@ -142,9 +148,13 @@ class Settings:
             ("train", TrainSettings),
         ):
             known = {f.name for f in dataclasses.fields(kind)}
-            parts[name] = kind(
-                **{k: v for k, v in raw.get(name, {}).items() if k in known}
-            )
+            part = raw.get(name, {})
+            if not isinstance(part, dict):
+                raise ForecasterError(
+                    f"settings part {name!r} must be a mapping. Received: "
+                    f"{type(part).__name__}"
+                )
+            parts[name] = kind(**{k: v for k, v in part.items() if k in known})
         return cls(**parts)
 
 
@@ -159,7 +169,11 @@ class ForecastSettings:
     horizon: int | None = None  # steps kept per model call with the direct method
     #   (at most the bundle's horizon)
     engine: str = "auto"  # "numpy" (no TensorFlow; auto's choice) or "keras"
-    out: str | None = None  # directory for forecast.csv/png; None = the bundle
+    calendar: str | None = None  # exchange_calendars code whose sessions are the
+    #   forecast dates, e.g. XLON; None = the bundle's (XNYS unless trained with
+    #   --calendar)
+    out: str | None = None  # directory for forecast.csv/png/report.html; None =
+    #   the bundle
 
     def validate(self) -> ForecastSettings:
         check_at_least("days", self.days)

@@ -152,7 +152,7 @@ def split_series(n: int, prep: PrepSettings, n_train: int | None = None) -> Spli
             f"need at least {needed} rows for window={prep.window}, "
             f"horizon={prep.horizon} and train-fraction={prep.train_fraction}, "
             f"got {n}. "
-            "Use a longer series or a smaller --window."
+            "Use a longer series or a smaller window."
         )
     return _split(n, prep)
 
