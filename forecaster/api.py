@@ -146,14 +146,22 @@ class Forecaster:
         (the scaler is fitted there only); the rest is the test part.
         `checkpoint_dir` and `resume` make a killed fit resumable.
         """
-        from forecaster.engines import KerasEngine
-        from forecaster.evaluation import evaluate
         from forecaster.training import fit_model, prepare
 
         series = _as_prices(prices, column)
-        prep = self.settings.prep
-        prepared = prepare(series.values, prep)
+        prepared = prepare(series.values, self.settings.prep)
         result = fit_model(prepared, self.settings, checkpoint_dir, resume)
+        return self._adopt(series, prepared, result)
+
+    def _adopt(self, series: Prices, prepared, result) -> Forecaster:
+        """Take a trained model (a `training.TrainResult` on `prepared`, cut
+        from `series`) as this Forecaster's, scored on the test part. Returns
+        self. `fit` trains with Keras; `nptrain` passes NumPy-trained weights.
+        """
+        from forecaster.engines import KerasEngine
+        from forecaster.evaluation import evaluate
+
+        prep = self.settings.prep
         engine = KerasEngine(
             result.model, prep.representation, prep.window, prep.horizon
         )

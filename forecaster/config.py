@@ -73,6 +73,8 @@ class ModelSettings:
     )
     bidirectional: bool = False  # wrap each recurrent layer in Bidirectional
     learning_rate: float = 1e-3  # Adam's learning rate
+    clipnorm: float | None = None  # rescale each weight's gradient to this norm
+    #   at most before the update (Keras' clipnorm); unset = no clipping
 
     def validate(self) -> None:
         check_choice("cell", self.cell, CELLS)
@@ -86,6 +88,10 @@ class ModelSettings:
             raise ForecasterError(
                 "learning_rate must be positive. "
                 f"Received: learning_rate={self.learning_rate}"
+            )
+        if self.clipnorm is not None and not self.clipnorm > 0:
+            raise ForecasterError(
+                f"clipnorm must be positive. Received: clipnorm={self.clipnorm}"
             )
 
 
