@@ -173,6 +173,7 @@ def changed_settings() -> Settings:
             dropout=0.25,
             bidirectional=True,
             learning_rate=0.005,
+            clipnorm=1.0,
         ),
         train=TrainSettings(epochs=7, batch_size=64, patience=2, seed=7, verbose=0),
     )
