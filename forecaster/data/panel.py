@@ -212,13 +212,13 @@ def _name_problem(name: str) -> str | None:
         return "it is empty"
     if len(name) > MAX_NAME_LENGTH:
         return f"it has {len(name)} characters, more than {MAX_NAME_LENGTH}"
-    if name.startswith("."):
-        return "it starts with '.'"
-    if name != name.strip():
-        return "it starts or ends with a space"
     bad = [c for c in name if not (c.isalnum() or c in NAME_PUNCTUATION)]
     if bad:
         return f"it contains {_short(''.join(dict.fromkeys(bad)))}"
+    if name != name.strip():
+        return "it starts or ends with a space"
+    if name.startswith("."):
+        return "it starts with '.'"
     return None
 
 
@@ -575,7 +575,9 @@ def _panel_or_error(loaded: list, skipped: dict[str, str], what: str) -> Panel:
     """The panel of what loaded, warning once about what was skipped."""
     if not loaded:
         reasons = "; ".join(f"{name!r}: {why}" for name, why in skipped.items())
-        raise ForecasterError(f"No usable series among {what}: {_short(reasons, 600)}")
+        if len(reasons) > 600:
+            reasons = reasons[:597] + "..."
+        raise ForecasterError(f"No usable series among {what}: {reasons}")
     notes = []
     if skipped:
         listed = "; ".join(f"{name!r} ({why})" for name, why in skipped.items())
