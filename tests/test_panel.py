@@ -314,6 +314,7 @@ UNSAFE = {
     " AAPL": "it starts or ends with a space",
     "": "it is empty",
     "C:x": "it contains ':'",
+    "\U00020000" * 64: "it takes more than 200 bytes in UTF-8",
 }
 
 

@@ -6,10 +6,14 @@ of one, so there is one code path. Loaders name every series: by file stem
 file (`read_long_csv`) or by symbol (`download_panel`); `load_panel` picks one.
 
 Series names become file names in output folders (plots, forecasts), so a
-name must be safe (`check_series_name`): 1 to 64 characters, each a letter, a
-digit or one of ``. _ - ^ =`` (spaces only inside), not starting with ".".
-An unsafe name is refused, never rewritten: a name means what the user wrote.
-With `skip_bad=True` the series is left out with a warning instead.
+name must be safe (`check_series_name`): 1 to 64 characters (at most 200
+bytes in UTF-8), each a letter or digit (any script) or one of ``. _ - ^ =``,
+spaces only inside, not starting with "." (so never "." or ".."). Path
+separators, control characters and other punctuation are refused. An unsafe
+name is refused, never rewritten to another: a name means what the user
+wrote, and two rewritten names could collide. With `skip_bad=True` that series
+is left out with a warning instead. `series_file` is the one way to turn a
+name into a path, and checks that the path stays inside its folder.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from forecaster.errors import ForecasterError
 log = logging.getLogger("forecaster")
 
 MAX_NAME_LENGTH = 64  # longest series name; it becomes part of file names
+MAX_NAME_BYTES = 200  # in UTF-8, leaving room for a suffix in a 255-byte file name
 NAME_RULE = (
     "use 1 to 64 letters, digits or . _ - ^ = (spaces only inside), not starting "
     "with '.'"
@@ -78,7 +83,7 @@ OHLCV_COLUMNS = {
 }
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: pandas objects have no single truth
 class PanelSeries:
     """One named series of a panel.
 
@@ -184,7 +189,12 @@ class Panel(Mapping):
     def of(cls, prices: Prices, name: str | None = None) -> Panel:
         """A panel of one from `Prices` (named `name`, else its file stem or symbol)."""
         source = prices.source
-        name = name or source.get("ticker") or Path(source.get("path", "prices")).stem
+        name = (
+            name
+            or source.get("ticker")
+            or source.get("name")
+            or Path(source.get("path", "prices")).stem
+        )
         return cls([PanelSeries.from_prices(prices, name)])
 
 
@@ -212,6 +222,8 @@ def _name_problem(name: str) -> str | None:
         return "it is empty"
     if len(name) > MAX_NAME_LENGTH:
         return f"it has {len(name)} characters, more than {MAX_NAME_LENGTH}"
+    if len(name.encode("utf-8", errors="surrogatepass")) > MAX_NAME_BYTES:
+        return f"it takes more than {MAX_NAME_BYTES} bytes in UTF-8"
     bad = [c for c in name if not (c.isalnum() or c in NAME_PUNCTUATION)]
     if bad:
         return f"it contains {_short(''.join(dict.fromkeys(bad)))}"
