@@ -30,6 +30,7 @@ from forecaster.data.panel import (
     drop_short,
     is_long_format,
     load_panel,
+    panel_from_pandas,
     read_long_csv,
     read_panel_csvs,
     read_panel_dir,
@@ -713,3 +714,40 @@ def test_sample_panel_matches_the_three_files():
             item.values, whole.values.iloc[-1000:], check_names=False
         )
         pd.testing.assert_frame_equal(item.ohlcv, whole.ohlcv.iloc[-1000:])
+
+
+# ------------------------------------------------------------ pandas objects
+
+
+def test_panel_from_pandas_frames_and_series():
+    frames = {"AAA": random_walk_ohlcv(40, 0), "BBB": random_walk_ohlcv(30, 1)}
+    panel = panel_from_pandas(frames)
+    assert panel.names == ["AAA", "BBB"]
+    np.testing.assert_array_equal(panel["AAA"].values, frames["AAA"]["Close"])
+    assert list(panel["BBB"].ohlcv.columns) == [
+        "Open",
+        "High",
+        "Low",
+        "Close",
+        "Volume",
+    ]
+    assert panel["AAA"].where == "the prices passed in ('AAA')"
+    one = panel_from_pandas(frames["AAA"]["Close"])
+    assert one.names == ["prices"] and one["prices"].ohlcv is None
+    assert panel_from_pandas(panel) is panel
+    assert panel_from_pandas(read_price_csv(SAMPLES[0])).names == ["AAPL"]
+
+
+def test_panel_from_pandas_refuses_text_and_unsafe_names():
+    frame = random_walk_ohlcv(10, 0).astype(object)
+    frame.iloc[3, 4] = "lots"
+    with pytest.raises(
+        ForecasterError,
+        match=re.escape(
+            "Column 'Volume' of the prices passed in ('X') must hold numbers: 'lots' "
+            "on 2020-01-06. Convert or drop that value."
+        ),
+    ):
+        panel_from_pandas({"X": frame})
+    with pytest.raises(ForecasterError, match="Series name '../x' .* is not a safe"):
+        panel_from_pandas({"../x": random_walk_ohlcv(10, 0)})

@@ -669,23 +669,13 @@ def _download_all(symbols: list[str], start: str, end: str | None, download):
 
 
 def _symbol_series(symbol, frame, error, messages, dates, cache_dir, column):
-    """One symbol's series from the download, else from its cache."""
+    """One symbol's series from the download, else from its own cache."""
     start, end = dates
     cache = cache_path(symbol, cache_dir)
-    said = (
-        [m for m in messages if f"'{symbol}'" in m] if frame is not None else messages
-    )
-    if isinstance(error, _Failure):
-        failure = error
-    else:
-        flat = _symbol_frame(frame, symbol) if error is None else None
-        if flat is None or flat.empty:
-            failure = _classify(symbol, error, said)
-        else:
-            item, failure = _use_symbol_frame(flat, symbol, cache, column)
-            if item is not None:
-                item.source = _ticker_source(symbol, item, start, end, cache)
-                return item
+    item, failure = _from_download(symbol, frame, error, messages, cache, column)
+    if item is not None:
+        item.source = _ticker_source(symbol, item, start, end, cache)
+        return item
     prices = _use_cache(symbol, cache, column, start, end, failure)
     cached = read_series_csv(cache, name=symbol, column=column)
     ohlcv = None if cached.ohlcv is None else cached.ohlcv.reindex(prices.values.index)
@@ -693,6 +683,19 @@ def _symbol_series(symbol, frame, error, messages, dates, cache_dir, column):
     return PanelSeries(
         symbol, prices.values, ohlcv, prices.source, cached.columns, where, prices.notes
     )
+
+
+def _from_download(symbol, frame, error, messages, cache, column):
+    """(series, None) from the symbol's columns of the download, or (None, why)."""
+    if isinstance(error, _Failure):  # yfinance could not even be called
+        return None, error
+    flat = _symbol_frame(frame, symbol)
+    if flat is None or flat.empty:
+        # Of what yfinance logged, only the lines naming this symbol explain it.
+        if frame is not None:
+            messages = [m for m in messages if f"'{symbol}'" in m]
+        return None, _classify(symbol, error, messages)
+    return _use_symbol_frame(flat, symbol, cache, column)
 
 
 def _symbol_frame(frame: pd.DataFrame | None, symbol: str) -> pd.DataFrame | None:
@@ -770,3 +773,56 @@ def load_panel(
     if len(paths) == 1 and is_long_format(paths[0]):
         return read_long_csv(paths[0], column=column, skip_bad=skip_bad)
     return read_panel_csvs(paths, column=column, skip_bad=skip_bad)
+
+
+def panel_from_pandas(data, column: str | None = None) -> Panel:
+    """A panel from pandas objects a user holds: {name: Series or DataFrame}.
+
+    A single Series or DataFrame (or `Prices`) is a panel of one, named by
+    where it came from (its ticker or file stem) when it says, else "prices".
+    Targets go through `prices_from_pandas` (the CSV reader's checks); a
+    DataFrame's Open/High/Low/Close/Adj Close/Volume columns become its OHLCV.
+    """
+    from forecaster.data.frames import _with_date_index, prices_from_pandas
+
+    if isinstance(data, Panel):
+        return data
+    if isinstance(data, Prices):
+        return Panel.of(data)
+    named = data if isinstance(data, Mapping) else {None: data}
+    series = []
+    for name, value in named.items():
+        prices = prices_from_pandas(value, column, None if name is None else str(name))
+        if name is None:
+            source = prices.source
+            name = source.get("ticker") or Path(source.get("path", "prices")).stem
+        item = PanelSeries.from_prices(prices, str(name))
+        item.where = f"the prices passed in ({str(name)!r})"
+        if isinstance(value, pd.DataFrame):
+            frame = _with_date_index(value)
+            item.columns = tuple(map(str, value.columns))
+            item.ohlcv = _frame_ohlcv(frame, item.values.index, item.where)
+        series.append(item)
+    return Panel(series)
+
+
+def _frame_ohlcv(frame: pd.DataFrame, index, where: str) -> pd.DataFrame | None:
+    """A DataFrame's OHLCV columns as float64 on `index` (first row per date)."""
+    chosen = {}
+    for col in frame.columns:
+        canonical = OHLCV_COLUMNS.get(str(col).strip().lower())
+        if canonical is not None and canonical not in chosen:
+            values = pd.to_numeric(frame[col], errors="coerce")
+            text = frame[col][values.isna() & frame[col].notna()]
+            if len(text):
+                raise ForecasterError(
+                    f"Column {str(col)!r} of {where} must hold numbers: "
+                    f"{_short(text.iloc[0])} on {text.index[0]:%Y-%m-%d}. Convert or "
+                    "drop that value."
+                )
+            chosen[canonical] = values.astype(np.float64)
+    if not chosen:
+        return None
+    order = [c for c in dict.fromkeys(OHLCV_COLUMNS.values()) if c in chosen]
+    ohlcv = pd.DataFrame({c: chosen[c] for c in order}).sort_index(kind="stable")
+    return ohlcv[~ohlcv.index.duplicated(keep="first")].reindex(index)
