@@ -421,9 +421,10 @@ def _ohlcv_numbers(table: pd.DataFrame, date_col: str, dates, where: str):
 
 def _refuse_conflicts(target, ohlcv, dates, where: str) -> None:
     """Refuse dates given twice with different numbers (target or OHLCV)."""
-    frame = pd.DataFrame({"target": target}, index=dates)
+    columns = {"target": target}
     if ohlcv is not None:
-        frame = pd.concat([frame, ohlcv], axis=1)
+        columns.update({name: ohlcv[name].to_numpy() for name in ohlcv.columns})
+    frame = pd.DataFrame(columns, index=dates)
     frame = frame[frame["target"].notna()]
     repeated = frame.index.duplicated(keep=False)
     if not repeated.any():
