@@ -58,13 +58,13 @@ def parse_features(features: str | Iterable[str]) -> tuple[str, ...]:
     unknown = [name for name in names if name not in FEATURES]
     if unknown:
         raise ForecasterError(
-            f"Unknown feature {unknown[0]!r} (from --features): valid features are "
+            f"Unknown feature {unknown[0]!r}: valid features are "
             f"{', '.join(FEATURES)}. Received: features={text!r}"
         )
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ForecasterError(
-            f"Feature {repeated[0]!r} is named twice in --features. Received: "
+            f"Feature {repeated[0]!r} is named twice in features. Received: "
             f"features={text!r}"
         )
     return names
@@ -93,6 +93,21 @@ def compute_features(series: PanelSeries, names: str | Iterable[str]) -> pd.Data
     columns = {name: _COMPUTE[name](series) for name in names}
     frame = pd.DataFrame(columns, index=series.values.index).iloc[warmup:]
     return frame.astype(np.float64)
+
+
+def model_inputs(
+    series: PanelSeries, names: str | Iterable[str]
+) -> tuple[pd.Series, pd.DataFrame | None]:
+    """The target and the extra inputs beside it, on the same complete rows.
+
+    Returns (values, extra): the target from day `warmup_rows(names)` on, and
+    the features other than `close` (the target's own input) on those dates,
+    (n_days - warmup, n_extra), or None when `close` is the only feature.
+    """
+    features = compute_features(series, names)
+    values = series.values.loc[features.index]
+    extra = features.drop(columns=["close"], errors="ignore")
+    return values, (extra if extra.shape[1] else None)
 
 
 def panel_features(panel: Panel, names: str | Iterable[str]) -> dict[str, pd.DataFrame]:

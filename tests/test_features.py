@@ -17,6 +17,7 @@ from forecaster.features import (
     FEATURES,
     VOLUME_DAYS,
     compute_features,
+    model_inputs,
     panel_features,
     parse_features,
     warmup_rows,
@@ -190,7 +191,7 @@ def test_parse_features():
     with pytest.raises(
         ForecasterError,
         match=re.escape(
-            "Unknown feature 'rsi' (from --features): valid features are close, "
+            "Unknown feature 'rsi': valid features are close, "
             "range, gap, volume, return. Received: features='close,rsi'"
         ),
     ):
@@ -198,7 +199,7 @@ def test_parse_features():
     with pytest.raises(
         ForecasterError,
         match=re.escape(
-            "Feature 'close' is named twice in --features. Received: "
+            "Feature 'close' is named twice in features. Received: "
             "features='close,range,close'"
         ),
     ):
@@ -221,3 +222,13 @@ def test_panel_features_on_the_sample_panel():
         assert frame.index.equals(panel[name].values.index[VOLUME_DAYS:])
     one = Panel([panel["AAPL"]])
     assert list(panel_features(one, "close")) == ["AAPL"]
+
+
+def test_model_inputs_share_the_complete_rows(tmp_path):
+    item = series_of(tmp_path, arange_frame())
+    values, extra = model_inputs(item, "close,range,return")
+    assert values.index.equals(extra.index) and len(values) == 29
+    assert list(extra.columns) == ["range", "return"]
+    assert values.iloc[0] == item.values.iloc[1]
+    values, extra = model_inputs(item, "close")
+    assert extra is None and values.equals(item.values)

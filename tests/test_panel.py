@@ -660,7 +660,7 @@ def test_download_panel_refuses_bad_symbol_lists(tmp_path):
     with pytest.raises(
         ForecasterError,
         match=re.escape(
-            "Series name '../../X' (from --ticker) is not a safe file name: it "
+            "Series name '../../X' (from tickers) is not a safe file name: it "
             "contains '/'."
         ),
     ):
@@ -695,7 +695,8 @@ def test_load_panel_sources(tmp_path):
     with pytest.raises(
         ForecasterError,
         match=re.escape(
-            "Give one source of prices (--csv, --csv-dir or --ticker), not several. "
+            "Give one source of prices (csv, csv_dir, long_csv or tickers), not "
+            "several. "
             "Received: csv='a.csv', tickers=['AAPL']"
         ),
     ):

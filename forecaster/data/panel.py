@@ -335,7 +335,7 @@ def drop_short(
     if len(reasons) == len(panel):
         raise ForecasterError(
             f"No series is long enough: {'; '.join(reasons.values())}. Use longer "
-            "series or a smaller --window."
+            "series or a smaller window."
         )
     notes = [f"skipped {reason}" for reason in reasons.values()]
     for note in notes:
@@ -641,7 +641,7 @@ def _check_symbols(tickers) -> list[str]:
     if not symbols:
         raise ForecasterError("Give at least one symbol. Received: tickers=[]")
     for symbol in symbols:
-        check_series_name(symbol, "--ticker")
+        check_series_name(symbol, "tickers")
     _check_unique(symbols, symbols, "symbols")
     return symbols
 
@@ -759,7 +759,8 @@ def load_panel(
     if len(given) > 1:
         shown = ", ".join(f"{name}={_short(value)}" for name, value in given.items())
         raise ForecasterError(
-            "Give one source of prices (--csv, --csv-dir or --ticker), not several. "
+            "Give one source of prices (csv, csv_dir, long_csv or tickers), not "
+            "several. "
             f"Received: {shown}"
         )
     if tickers:
