@@ -142,12 +142,17 @@ class Forecaster:
 
         `prices`: a pandas Series on a DatetimeIndex, a DataFrame with OHLCV
         columns (the price is `column`, else 'Adj Close', else 'Close'), or a
-        one-series dict {name: Series}. The oldest `train_fraction` trains
-        (the scaler is fitted there only); the rest is the test part.
+        panel: a dict {name: Series or DataFrame}, a long DataFrame with a
+        ticker column, or a forecaster.data.panel.Panel. A panel (or any
+        `features` beyond close) trains one global model on every series.
+        The oldest `train_fraction` trains (the scaler is fitted there only);
+        the rest is the test part; a panel shares one cut-off date.
         `checkpoint_dir` and `resume` make a killed fit resumable.
         """
         from forecaster.training import fit_model, prepare
 
+        if _is_panel(prices) or self.settings.prep.features != "close":
+            return self._fit_panel(prices, column, checkpoint_dir, resume)
         series = _as_prices(prices, column)
         prepared = prepare(series.values, self.settings.prep)
         result = fit_model(prepared, self.settings, checkpoint_dir, resume)
@@ -184,6 +189,51 @@ class Forecaster:
         self._engines = {}
         return self
 
+    def _fit_panel(self, prices, column, checkpoint_dir, resume) -> Forecaster:
+        """One global model over every series of a panel, scored per series."""
+        from forecaster.data.panel import Panel, panel_from_pandas
+        from forecaster.engines import KerasEngine
+        from forecaster.panels import evaluate_panel, prepare_panel
+        from forecaster.training import fit_model
+
+        if isinstance(prices, pd.DataFrame) and _is_panel(prices):
+            prices = _split_long_frame(prices)
+        panel = (
+            prices if isinstance(prices, Panel) else panel_from_pandas(prices, column)
+        )
+        prep = self.settings.prep
+        prepared = prepare_panel(panel, prep, prep.features)
+        parts = prepared.parts
+        result = fit_model(list(parts.values()), self.settings, checkpoint_dir, resume)
+        engine = KerasEngine(
+            result.model, prep.representation, prep.window, prep.horizon
+        )
+        evaluation = evaluate_panel(engine, prepared)
+        self.model_, self.panel_ = result.model, prepared
+        self.scaler_ = {name: part.scaler for name, part in parts.items()}
+        self.prices_ = {name: panel[name].values for name in parts}
+        self.history_ = pd.DataFrame(result.history)
+        self.best_epoch_ = result.best_epoch
+        series = evaluation["series"]
+        self.metrics_ = {
+            "series": {name: e["metrics"] for name, e in series.items()},
+            "panel": evaluation["summary"],
+        }
+        self.intervals_ = {name: e["intervals"] for name, e in series.items()}
+        self.evaluation_ = evaluation
+        first = next(iter(series.values()))
+        self.default_method_ = first["default_method"]
+        self.metadata_ = {"source": {"kind": "panel", "series": list(parts)}}
+        self.notes_ = list(panel.notes) + prepared.notes
+        self.bundle_ = None
+        self._engines = {}
+        return self
+
+    @property
+    def is_panel(self) -> bool:
+        """Whether this model was fitted on a panel (one global model)."""
+        return getattr(self, "panel_", None) is not None
+
     # ------------------------------------------------------------ results
 
     def evaluate(self) -> pd.DataFrame:
@@ -191,6 +241,8 @@ class Forecaster:
         from forecaster.evaluation import score_table
 
         self._check_fitted("evaluate")
+        if self.is_panel:
+            return self.evaluation_["table"]
         return score_table(self.metrics_)
 
     def forecast(
@@ -214,6 +266,8 @@ class Forecaster:
         upper_80, lower_95, upper_95.
         """
         self._check_fitted("forecast")
+        if self.is_panel:
+            return self._forecast_panel(days, prices, engine, calendar)
         values = self._history(prices)
         method = method or self.default_method_
         if method not in METHODS:
@@ -232,6 +286,25 @@ class Forecaster:
             intervals.get(method) or intervals.get("recursive"),
             block=block,
             calendar=calendar or self.settings.data.calendar,
+        )
+
+    def _forecast_panel(self, days, prices, engine, calendar) -> pd.DataFrame:
+        from forecaster.forecast import forecast_panel
+
+        if prices is not None:
+            raise ForecasterError(
+                "prices= is for a one-series model: a panel model forecasts from "
+                "the series it was fitted on."
+            )
+        method = self.default_method_
+        intervals = {name: i[method] for name, i in self.intervals_.items()}
+        return forecast_panel(
+            self._engine(engine),
+            self.panel_.parts,
+            days,
+            method,
+            intervals,
+            calendar or self.settings.data.calendar,
         )
 
     def backtest(self, folds: int, prices=None) -> pd.DataFrame:
@@ -420,15 +493,37 @@ def load(path) -> Forecaster:
     return model
 
 
+def _is_panel(prices) -> bool:
+    """Whether `prices` holds several series (or is a Panel, or a long frame)."""
+    from forecaster.data.panel import Panel
+
+    if isinstance(prices, Panel):
+        return True
+    if isinstance(prices, dict):
+        return len(prices) > 1
+    if isinstance(prices, pd.DataFrame):
+        names = {str(c).strip().lower() for c in prices.columns}
+        return bool(names & {"ticker", "symbol", "name"})
+    return False
+
+
+def _split_long_frame(frame: pd.DataFrame) -> dict:
+    """A long frame (date, ticker, prices...) as {ticker: its rows}."""
+    by_lower = {str(c).strip().lower(): c for c in frame.columns}
+    column = next(by_lower[n] for n in ("ticker", "symbol", "name") if n in by_lower)
+    return {
+        str(name): rows.drop(columns=[column])
+        for name, rows in frame.groupby(column, sort=False)
+    }
+
+
 def _as_prices(prices, column) -> Prices:
     if isinstance(prices, Prices):
         return prices
     if isinstance(prices, dict):
         if len(prices) != 1:
             raise ForecasterError(
-                "A dict of several series is a panel, which this version cannot fit "
-                f"yet: fit one series at a time. Received: {len(prices)} series "
-                f"({', '.join(map(str, list(prices)[:5]))})."
+                f"prices must hold one series here. Received: {len(prices)} series"
             )
         [(name, data)] = prices.items()
         return prices_from_pandas(data, column, name=str(name))

@@ -44,6 +44,9 @@ class PrepSettings:
     representation: str = "delta"  # "level" (scaled price), "delta" (change from the
     #   window's last scaled price) or "log-delta" (the same on log prices); the
     #   default is the most robust in bench/accuracy.py (BENCHMARKS.md)
+    features: str = "close"  # inputs per day, comma-separated: close (the price,
+    #   in the representation), range (log High/Low), gap (log Open/previous
+    #   Close), volume (log volume / its 20-day mean), return (daily log return)
 
     def validate(self) -> None:
         check_at_least("window", self.window)
@@ -59,6 +62,10 @@ class PrepSettings:
                 f"Received: val_fraction={self.val_fraction}"
             )
         check_choice("representation", self.representation, REPRESENTATIONS)
+        if self.features != "close":
+            from forecaster.features import parse_features
+
+            parse_features(self.features)
 
 
 @dataclass

@@ -208,6 +208,19 @@ def window_view(
     ]
 
 
+def feature_view(extra, window: int, targets: tuple[int, int]):
+    """Feature windows for first-target indices t in `targets`, as a view, or None.
+
+    extra: (n, n_extra) scaled features, or None. Returns (n_windows, window,
+    n_extra), where [k] = extra[t - window:t] for t = targets[0] + k.
+    """
+    if extra is None:
+        return None
+    start, stop = targets
+    view = np.lib.stride_tricks.sliding_window_view(extra[: stop - 1], window, axis=0)
+    return view[start - window :].transpose(0, 2, 1)
+
+
 def target_view(
     series: np.ndarray, horizon: int, targets: tuple[int, int]
 ) -> np.ndarray:
