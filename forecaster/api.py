@@ -212,6 +212,7 @@ class Forecaster:
         self.model_, self.panel_ = result.model, prepared
         self.scaler_ = {name: part.scaler for name, part in parts.items()}
         self.prices_ = {name: panel[name].values for name in parts}
+        self.sources_ = {name: panel[name].source for name in parts}
         self.history_ = pd.DataFrame(result.history)
         self.best_epoch_ = result.best_epoch
         series = evaluation["series"]
@@ -242,7 +243,9 @@ class Forecaster:
 
         self._check_fitted("evaluate")
         if self.is_panel:
-            return self.evaluation_["table"]
+            from forecaster.panels import series_table
+
+            return series_table(self.metrics_["series"])
         return score_table(self.metrics_)
 
     def forecast(
@@ -384,8 +387,44 @@ class Forecaster:
                 "old one is kept until the new one is complete), or choose another "
                 "path."
             )
-        bundle_io.write_directory_atomically(path, self._write, replace=True)
+        write = self._write_panel if self.is_panel else self._write
+        bundle_io.write_directory_atomically(path, write, replace=True)
         return path
+
+    def _write_panel(self, tmp: Path) -> None:
+        from forecaster import panels, plotting
+
+        prepared, prep = self.panel_, self.settings.prep
+        metadata = {
+            "format_version": bundle_io.FORMAT_VERSION,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "source": {"kind": "panel", "series": list(prepared.parts)},
+            "panel": {
+                "series": list(prepared.parts),
+                "cutoff": f"{prepared.cutoff:%Y-%m-%d}",
+                "features": list(prepared.features),
+                "sources": self.sources_,
+            },
+            "settings": self.settings.to_dict(),
+            "training": {
+                "epochs_run": len(self.history_),
+                "best_epoch": self.best_epoch_,
+            },
+            "default_method": self.default_method_,
+            "versions": bundle_io.library_versions(),
+        }
+        bundle_io.write_panel_parts(
+            tmp,
+            model=self.model_,
+            scalers=panels.scaler_dicts(prepared),
+            metadata=metadata,
+            metrics=self.metrics_,
+            intervals=self.intervals_,
+            predictions=panels.long_predictions(self.evaluation_),
+            history=self.history_,
+            recent=panels.recent_rows(prepared, prep.window),
+        )
+        plotting.plot_loss(self.history_, self.best_epoch_, tmp / "loss.png")
 
     def _write(self, tmp: Path) -> None:
         from forecaster import plotting
@@ -481,6 +520,8 @@ def load(path) -> Forecaster:
     bundle = bundle_io.load_bundle(path)
     model = Forecaster.from_settings(bundle.settings)
     model.bundle_ = bundle
+    if "panel" in bundle.metadata:
+        return _load_panel(model, bundle)
     model.scaler_ = bundle.scaler
     model.metrics_ = bundle.metrics
     model.intervals_ = bundle.intervals
@@ -489,6 +530,23 @@ def load(path) -> Forecaster:
     model.history_ = bundle_io.read_history(bundle)
     model.best_epoch_ = bundle.metadata.get("training", {}).get("best_epoch")
     model.prices_ = bundle_io.read_recent_prices(bundle)
+    model.notes_ = []
+    return model
+
+
+def _load_panel(model: Forecaster, bundle) -> Forecaster:
+    from forecaster import panels
+
+    recent = bundle_io.read_panel_recent(bundle)
+    model.panel_ = panels.from_bundle(bundle, recent)
+    model.scaler_ = bundle.scaler
+    model.metrics_ = bundle.metrics
+    model.intervals_ = bundle.intervals
+    model.metadata_ = bundle.metadata
+    model.default_method_ = bundle.metadata.get("default_method", "recursive")
+    model.history_ = bundle_io.read_history(bundle)
+    model.best_epoch_ = bundle.metadata.get("training", {}).get("best_epoch")
+    model.prices_ = None
     model.notes_ = []
     return model
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from forecaster.config import PrepSettings
@@ -73,23 +74,7 @@ def evaluate_panel(engine, prepared: PreparedPanel) -> dict:
     from forecaster.evaluation import evaluate
 
     results = {name: evaluate(engine, part) for name, part in prepared.parts.items()}
-    rows = []
-    for name, result in results.items():
-        metrics = result["metrics"]
-        coverage = metrics["interval_coverage_one_step"]
-        rows.append(
-            {
-                "series": name,
-                "test_days": metrics["test_days"],
-                "model_rmse": metrics["model"]["rmse"],
-                "naive_rmse": metrics["naive"]["rmse"],
-                "ratio": metrics["rmse_ratio_to_naive"],
-                "direction": metrics["model"]["directional_accuracy"],
-                "coverage_80": coverage["0.8"],
-                "coverage_95": coverage["0.95"],
-            }
-        )
-    table = pd.DataFrame(rows)
+    table = series_table({name: r["metrics"] for name, r in results.items()})
     worst = table.loc[table["ratio"].idxmax()]
     summary = {
         "series": len(table),
@@ -98,6 +83,26 @@ def evaluate_panel(engine, prepared: PreparedPanel) -> dict:
         "worst_series": str(worst["series"]),
     }
     return {"series": results, "table": table, "summary": summary}
+
+
+def series_table(metrics: dict) -> pd.DataFrame:
+    """One row per series from {name: metrics}: scores beside naive, coverage."""
+    rows = []
+    for name, one in metrics.items():
+        coverage = one["interval_coverage_one_step"]
+        rows.append(
+            {
+                "series": name,
+                "test_days": one["test_days"],
+                "model_rmse": one["model"]["rmse"],
+                "naive_rmse": one["naive"]["rmse"],
+                "ratio": one["rmse_ratio_to_naive"],
+                "direction": one["model"]["directional_accuracy"],
+                "coverage_80": coverage["0.8"],
+                "coverage_95": coverage["0.95"],
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def format_panel(table: pd.DataFrame, summary: dict) -> str:
@@ -119,3 +124,89 @@ def format_panel(table: pd.DataFrame, summary: dict) -> str:
         f"({summary['worst_series']})\n(ratio = model RMSE / naive RMSE on the "
         "same test days; naive = tomorrow's price is today's)"
     )
+
+
+# ------------------------------------------------------------- the bundle
+
+
+def long_predictions(evaluation: dict) -> pd.DataFrame:
+    """Every series' test-day predictions in one long frame with a series column."""
+    frames = [
+        result["predictions"].assign(series=name)
+        for name, result in evaluation["series"].items()
+    ]
+    long = pd.concat(frames, ignore_index=True)
+    return long[["series", *[c for c in long.columns if c != "series"]]]
+
+
+def recent_rows(prepared: PreparedPanel, window: int) -> pd.DataFrame:
+    """Each series' last `window` days: series, date, price and the raw features."""
+    frames = []
+    for name, part in prepared.parts.items():
+        rows = pd.DataFrame(
+            {
+                "series": name,
+                "date": part.dates[-window:],
+                "price": part.prices[-window:],
+            }
+        )
+        for k, feature in enumerate(part.extra_names):
+            scaled = part.extra[-window:, k]
+            rows[feature] = part.extra_scalers[k].inverse_transform(scaled)
+        frames.append(rows)
+    return pd.concat(frames, ignore_index=True)
+
+
+def scaler_dicts(prepared: PreparedPanel) -> dict:
+    """{name: the target scaler's dict, with "features": the feature scalers'}."""
+    return {
+        name: {
+            **part.scaler.to_dict(),
+            "features": [s.to_dict() for s in part.extra_scalers],
+        }
+        for name, part in prepared.parts.items()
+    }
+
+
+def from_bundle(bundle, recent: pd.DataFrame) -> PreparedPanel:
+    """The series' recent days as a PreparedPanel that forecasts (no split)."""
+    from forecaster.training import Prepared
+    from forecaster.windows import Scaler
+
+    panel = bundle.metadata["panel"]
+    features = [f for f in panel["features"] if f != "close"]
+    raw = _read_json_scalers(bundle)
+    parts = {}
+    for name in panel["series"]:
+        rows = recent[recent["series"] == name]
+        scaler = bundle.scaler[name]
+        extra_scalers = [Scaler.from_dict(one) for one in raw[name]["features"]]
+        extra = None
+        if features:
+            extra = np.column_stack(
+                [
+                    s.transform(rows[f].to_numpy())
+                    for s, f in zip(extra_scalers, features, strict=True)
+                ]
+            )
+        prices = rows["price"].to_numpy(dtype=np.float64)
+        parts[name] = Prepared(
+            dates=pd.DatetimeIndex(rows["date"]),
+            prices=prices,
+            scaled=scaler.transform(prices),
+            scaler=scaler,
+            split=None,
+            representation=bundle.representation,
+            extra=extra,
+            extra_scalers=extra_scalers,
+            extra_names=features,
+        )
+    return PreparedPanel(pd.Timestamp(panel["cutoff"]), tuple(panel["features"]), parts)
+
+
+def _read_json_scalers(bundle) -> dict:
+    import json
+
+    from forecaster.bundle import SCALER_FILE
+
+    return json.loads((bundle.path / SCALER_FILE).read_text())["series"]

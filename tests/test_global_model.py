@@ -134,3 +134,17 @@ def test_unknown_feature_lists_the_valid_ones():
         r"are close, range, gap, volume, return",
     ):
         fc.Forecaster(features="close,rsi")
+
+
+def test_a_saved_global_model_forecasts_the_same_after_load(global_model, tmp_path):
+    path = global_model.save(tmp_path / "panel")
+    meta = (path / "metadata.json").read_text()
+    assert '"cutoff"' in meta and '"features"' in meta
+    loaded = fc.load(path)
+    assert loaded.is_panel
+    pd.testing.assert_frame_equal(loaded.evaluate(), global_model.evaluate())
+    expected, got = global_model.forecast(2), loaded.forecast(2)
+    assert list(got["series"]) == list(expected["series"])
+    assert (got["date"] == expected["date"]).all()
+    np.testing.assert_allclose(got["forecast"], expected["forecast"], rtol=1e-5)
+    np.testing.assert_allclose(got["upper_95"], expected["upper_95"], rtol=1e-5)
