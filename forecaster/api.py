@@ -149,7 +149,8 @@ class Forecaster:
         the rest is the test part; a panel shares one cut-off date.
         `checkpoint_dir` and `resume` make a killed fit resumable.
         """
-        from forecaster.training import fit_model, prepare
+        from forecaster.training import fit_model
+        from forecaster.windows import prepare
 
         if _is_panel(prices) or self.settings.prep.features != "close":
             return self._fit_panel(prices, column, checkpoint_dir, resume)

@@ -19,8 +19,13 @@ REPRESENTATIONS = ("level", "delta", "log-delta")
 class DataSettings:
     """Where the prices come from."""
 
-    csv: str | None = None  # path to a CSV; None with no ticker = the shipped sample
-    ticker: str | None = None  # a symbol to download with yfinance instead of a CSV
+    csv: str | list[str] | None = None  # a CSV path, or several for a panel (one
+    #   series each, or one long file with a ticker column); None = the sample
+    ticker: str | list[str] | None = None  # a symbol to download with yfinance
+    #   instead, or several (a panel, downloaded in one call)
+    csv_dir: str | None = None  # a folder of CSVs, one series each (a panel)
+    skip_bad: bool = False  # in a panel, leave out a series that cannot be read
+    #   (with a warning) instead of stopping
     start: str | None = None  # first date for a ticker (None = ten years back)
     end: str | None = None  # last date for a ticker (None = today)
     column: str | None = (
@@ -131,6 +136,16 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
 
+    @property
+    def is_panel(self) -> bool:
+        """Whether the data is several series (or a folder), or has extra features."""
+        data = self.data
+        several = any(
+            isinstance(value, (list, tuple)) and len(value) > 1
+            for value in (data.csv, data.ticker)
+        )
+        return several or data.csv_dir is not None or self.prep.features != "close"
+
     def validate(self) -> Settings:
         self.prep.validate()
         self.model.validate()
@@ -181,6 +196,8 @@ class ForecastSettings:
     #   --calendar)
     out: str | None = None  # directory for forecast.csv/png/report.html; None =
     #   the bundle
+    series: list[str] | None = None  # a panel bundle's series to forecast;
+    #   None = all of them
 
     def validate(self) -> ForecastSettings:
         check_at_least("days", self.days)

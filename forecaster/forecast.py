@@ -99,7 +99,7 @@ def forecast_panel(
 ) -> pd.DataFrame:
     """Every series of a panel forecast in one batched engine call (or loop).
 
-    `parts`: name -> training.Prepared (its last `window` days are the
+    `parts`: name -> windows.Prepared (its last `window` days are the
     context, with their extra features); `intervals`: name -> intervals.
     Returns the long frame: series, date, forecast and the bands.
     """

@@ -28,8 +28,19 @@ class PreparedPanel:
 
     cutoff: pd.Timestamp
     features: tuple[str, ...]
-    parts: dict  # name -> training.Prepared, in the panel's order
+    parts: dict  # name -> windows.Prepared, in the panel's order
     notes: list[str] = field(default_factory=list)
+
+    def select(self, names) -> PreparedPanel:
+        """Only the series named in `names`, in that order (each must exist)."""
+        unknown = [name for name in names if name not in self.parts]
+        if unknown:
+            raise ForecasterError(
+                f"series {unknown[0]!r} is not in this panel: it has "
+                f"{', '.join(list(self.parts)[:12])}. Received: series={list(names)}"
+            )
+        parts = {name: self.parts[name] for name in names}
+        return PreparedPanel(self.cutoff, self.features, parts, list(self.notes))
 
 
 def prepare_panel(panel, prep: PrepSettings, features=("close",)) -> PreparedPanel:
@@ -41,7 +52,7 @@ def prepare_panel(panel, prep: PrepSettings, features=("close",)) -> PreparedPan
     """
     from forecaster.data.panel import cutoff_date, drop_short
     from forecaster.features import model_inputs, parse_features, warmup_rows
-    from forecaster.training import prepare
+    from forecaster.windows import prepare
 
     features = parse_features(features)
     cutoff = cutoff_date(panel, prep.train_fraction)
@@ -170,8 +181,7 @@ def scaler_dicts(prepared: PreparedPanel) -> dict:
 
 def from_bundle(bundle, recent: pd.DataFrame) -> PreparedPanel:
     """The series' recent days as a PreparedPanel that forecasts (no split)."""
-    from forecaster.training import Prepared
-    from forecaster.windows import Scaler
+    from forecaster.windows import Prepared, Scaler
 
     panel = bundle.metadata["panel"]
     features = [f for f in panel["features"] if f != "close"]
