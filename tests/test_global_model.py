@@ -95,7 +95,7 @@ def test_global_model_forecasts_every_series_in_one_long_frame(global_model):
 def test_features_refuse_a_forecast_past_the_horizon(global_model):
     with pytest.raises(
         ForecasterError,
-        match=r"^steps must be at most the model's "
+        match=r"^days must be at most the model's "
         r"horizon 2 when it takes input features other than the price",
     ):
         global_model.forecast(5)
