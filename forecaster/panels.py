@@ -43,19 +43,28 @@ class PreparedPanel:
         return PreparedPanel(self.cutoff, self.features, parts, list(self.notes))
 
 
-def prepare_panel(panel, prep: PrepSettings, features=("close",)) -> PreparedPanel:
+def prepare_panel(
+    panel, prep: PrepSettings, features=("close",), cutoff=None
+) -> PreparedPanel:
     """Cut every series at the panel's cut-off and fit its scalers on its train rows.
 
     `features` (forecaster.features.FEATURES): `close` is the target itself;
     the others become extra inputs. Series too short for the window before
     the cut-off are left out with a warning (an error if none is left).
+    `cutoff` overrides the panel's own cut-off date (the `train_fraction`
+    point of its dates), e.g. to train one series alone on the days a
+    whole panel would use.
     """
     from forecaster.data.panel import cutoff_date, drop_short
     from forecaster.features import model_inputs, parse_features, warmup_rows
     from forecaster.windows import prepare
 
     features = parse_features(features)
-    cutoff = cutoff_date(panel, prep.train_fraction)
+    cutoff = (
+        cutoff_date(panel, prep.train_fraction)
+        if cutoff is None
+        else pd.Timestamp(cutoff)
+    )
     warmup = warmup_rows(features)
     panel, notes = drop_short(panel, prep.window + warmup, prep.horizon, cutoff)
     parts, skipped = {}, []
