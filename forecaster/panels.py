@@ -67,12 +67,13 @@ def prepare_panel(
     )
     warmup = warmup_rows(features)
     panel, notes = drop_short(panel, prep.window + warmup, prep.horizon, cutoff)
+    val_from = validation_date(panel, cutoff, prep.val_fraction)
     parts, skipped = {}, []
     for name, item in panel.items():
         values, extra = model_inputs(item, features)
         n_train = int(values.index.searchsorted(cutoff, side="left"))
         try:
-            parts[name] = prepare(values, prep, n_train=n_train, features=extra)
+            parts[name] = prepare(values, prep, n_train, extra, val_from)
         except ForecasterError as err:
             skipped.append(f"skipped series {name!r}: {err}")
     for note in skipped:
@@ -82,6 +83,14 @@ def prepare_panel(
             f"No series of the panel can be trained on: {'; '.join(skipped)}"
         )
     return PreparedPanel(cutoff, features, parts, notes + skipped)
+
+
+def validation_date(panel, cutoff, val_fraction: float) -> pd.Timestamp:
+    """The first validation date: the newest `val_fraction` of the panel's
+    training days (its dates before `cutoff`) validate, the same for every
+    series."""
+    dates = panel.dates[panel.dates < pd.Timestamp(cutoff)]
+    return dates[min(len(dates) - 1, int(len(dates) * (1 - val_fraction)))]
 
 
 def evaluate_panel(engine, prepared: PreparedPanel) -> dict:

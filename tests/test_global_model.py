@@ -148,3 +148,20 @@ def test_a_saved_global_model_forecasts_the_same_after_load(global_model, tmp_pa
     assert (got["date"] == expected["date"]).all()
     np.testing.assert_allclose(got["forecast"], expected["forecast"], rtol=1e-5)
     np.testing.assert_allclose(got["upper_95"], expected["upper_95"], rtol=1e-5)
+
+
+def test_every_series_validates_from_the_same_date():
+    prep = PrepSettings(window=10)
+    prepared = prepare_panel(panel_from_pandas(generated_panel()), prep)
+    firsts = {
+        name: part.dates[part.split.val_targets[0]]
+        for name, part in prepared.parts.items()
+    }
+    assert len(set(firsts.values())) == 1
+    first = next(iter(firsts.values()))
+    # about the newest 10% of the panel's training days, all before the cut-off
+    for part in prepared.parts.values():
+        val_start, val_stop = part.split.val_targets
+        assert part.dates[val_stop - 1] < prepared.cutoff <= part.dates[val_stop]
+        assert part.split.n_fit >= 20 and val_stop > val_start
+    assert first < prepared.cutoff
