@@ -165,3 +165,16 @@ def test_every_series_validates_from_the_same_date():
         assert part.dates[val_stop - 1] < prepared.cutoff <= part.dates[val_stop]
         assert part.split.n_fit >= 20 and val_stop > val_start
     assert first < prepared.cutoff
+
+
+def test_walk_forward_over_a_panel_scores_each_fold_and_series():
+    from forecaster.api import settings_from_keywords
+    from forecaster.backtest import walk_forward_panel
+
+    panel = panel_from_pandas(generated_panel())
+    table = walk_forward_panel(panel, settings_from_keywords(**TINY), 2)
+    assert list(table["fold"]) == [1, 1, 1, 1, 2, 2, 2, 2]
+    assert list(table["series"]) == ["AAA", "BBB", "CCC", "mean"] * 2
+    fold1 = table[(table["fold"] == 1) & (table["series"] != "mean")]
+    assert table.loc[3, "ratio"] == pytest.approx(fold1["ratio"].mean())
+    assert (table["test_days"].dropna() > 0).all()
