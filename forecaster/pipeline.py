@@ -145,8 +145,11 @@ def _run_panel_training(settings, out: Path, resume: bool, download) -> TrainRep
     checkpoint = checkpoint_dir_for(out)
     if checkpoint.exists() and not resume:
         discard_checkpoint(checkpoint)
+    from forecaster.covariates import read_covariates
+
+    covariates = read_covariates(settings.data.covariate)
     model = Forecaster.from_settings(settings)
-    model.fit(panel, checkpoint_dir=checkpoint, resume=resume)
+    model.fit(panel, covariates=covariates, checkpoint_dir=checkpoint, resume=resume)
     model.save(out, force=True)
     discard_checkpoint(checkpoint)
     text = format_panel(model.evaluation_["table"], model.metrics_["panel"])

@@ -178,3 +178,56 @@ def test_walk_forward_over_a_panel_scores_each_fold_and_series():
     fold1 = table[(table["fold"] == 1) & (table["series"] != "mean")]
     assert table.loc[3, "ratio"] == pytest.approx(fold1["ratio"].mean())
     assert (table["test_days"].dropna() > 0).all()
+
+
+def covariate(n=300, seed=9, start="2019-12-02"):
+    return random_walk_ohlcv(n, seed=seed, start=start)["Close"].rename("Close")
+
+
+def test_no_covariate_value_from_after_a_day_reaches_it():
+    from forecaster.covariates import align_covariates
+
+    index = generated_panel()["AAA"].index
+    base = covariate()
+    later = base.copy()
+    cut = index[150]
+    later[later.index > cut] *= 1.5  # change only what comes after `cut`
+    before = align_covariates(index, {"cov_X": base}, "AAA")
+    after = align_covariates(index, {"cov_X": later}, "AAA")
+    pd.testing.assert_frame_equal(before.loc[:cut], after.loc[:cut])
+    assert not before.loc[cut:].iloc[1:].equals(after.loc[cut:].iloc[1:])
+
+
+def test_covariate_gaps_fill_three_days_then_are_refused():
+    from forecaster.covariates import align_covariates
+
+    index = generated_panel()["AAA"].index
+    values = covariate()
+    gap3 = values.drop(index[40:43])
+    filled = align_covariates(index, {"cov_X": gap3}, "AAA")
+    assert filled.loc[index[40:43], "cov_X"].eq(0).all()  # last value stands in
+    gap4 = values.drop(index[40:44])
+    with pytest.raises(
+        ForecasterError,
+        match=r"^covariate 'X' does not cover AAA: "
+        r"no value within 3 days before 2020-03-02",
+    ):
+        align_covariates(index, {"cov_X": gap4}, "AAA")
+    late = covariate(start="2020-06-01")
+    with pytest.raises(
+        ForecasterError,
+        match=r"^covariate 'X' does not cover AAA: "
+        r"no value within 3 days before 2020-01-01",
+    ):
+        align_covariates(index, {"cov_X": late}, "AAA")
+
+
+def test_a_global_model_with_a_covariate_saves_and_forecasts(tmp_path):
+    model = fc.Forecaster(horizon=2, **TINY)
+    model.fit(generated_panel(), covariates={"IDX": covariate()})
+    part = model.panel_.parts["AAA"]
+    assert part.extra_names == ["cov_IDX"] and part.n_features == 2
+    loaded = fc.load(model.save(tmp_path / "bundle"))
+    np.testing.assert_allclose(
+        loaded.forecast(2)["forecast"], model.forecast(2)["forecast"], rtol=1e-5
+    )
