@@ -252,3 +252,87 @@ def _read_json_scalers(bundle) -> dict:
     from forecaster.bundle import SCALER_FILE
 
     return json.loads((bundle.path / SCALER_FILE).read_text())["series"]
+
+
+# ------------------------------------------------- one new series, forecast
+
+UNSEEN_SCALE_DAYS = 250  # days whose min and max scale a series the model never saw
+
+
+def prepare_new_series(item, model) -> tuple[dict, dict, list[str]]:
+    """A series given at forecast time, as forecast_panel takes it, and notes.
+
+    A series of the panel keeps the scalers it was trained with. An unseen
+    one is scaled by its own min and max over its last UNSEEN_SCALE_DAYS
+    days (the model never saw its training part), and its bands are the
+    mean of the panel's series' relative widths. Returns ({name: part},
+    {name: intervals}, notes).
+    """
+    from forecaster.windows import Prepared, Scaler, scaler_for
+
+    prepared, settings = model.panel_, model.settings
+    names = list(prepared.parts)
+    inputs = model.metadata_["panel"].get("inputs", [])
+    if any(name.startswith("cov_") for name in inputs):
+        raise ForecasterError(
+            "This panel bundle was trained with covariates: forecasting a series "
+            "from a new file needs them too, which is not supported yet."
+        )
+    values, extra = _inputs(item, prepared.features, None)
+    method = model.default_method_
+    if item.name in prepared.parts:
+        known = prepared.parts[item.name]
+        scaler, extra_scalers = known.scaler, known.extra_scalers
+        intervals = model.intervals_[item.name][method]
+        notes = [f"{item.name} is a series of this panel: its own scalers are used"]
+    else:
+        recent = slice(-UNSEEN_SCALE_DAYS, None)
+        rep = settings.prep.representation
+        scaler = scaler_for(rep).fit(values.to_numpy()[recent])
+        extra_scalers = [
+            Scaler().fit(extra[column].to_numpy()[recent])
+            for column in (extra.columns if extra is not None else [])
+        ]
+        intervals = _mean_intervals([model.intervals_[n][method] for n in names])
+        notes = [
+            f"{item.name} is not a series of this panel ({', '.join(names[:5])}"
+            f"{', ...' if len(names) > 5 else ''}): it is scaled by its own min and "
+            f"max over its last {min(UNSEEN_SCALE_DAYS, len(values))} days, and its "
+            "bands are the mean of the panel's series' relative widths"
+        ]
+    scaled_extra = None
+    if extra is not None:
+        scaled_extra = np.column_stack(
+            [
+                s.transform(extra[c].to_numpy())
+                for s, c in zip(extra_scalers, extra.columns, strict=True)
+            ]
+        )
+    prices = values.to_numpy(dtype=np.float64)
+    part = Prepared(
+        dates=pd.DatetimeIndex(values.index),
+        prices=prices,
+        scaled=scaler.transform(prices),
+        scaler=scaler,
+        split=None,
+        representation=settings.prep.representation,
+        extra=scaled_extra,
+        extra_scalers=extra_scalers,
+        extra_names=[] if extra is None else list(extra.columns),
+    )
+    for note in notes:
+        log.info(note)
+    return {item.name: part}, {item.name: intervals}, notes
+
+
+def _mean_intervals(all_intervals: list[dict]) -> dict:
+    """Intervals whose half-widths are the mean of several series' (same steps)."""
+    steps = min(one["steps"] for one in all_intervals)
+    mean = dict(all_intervals[0], steps=steps)
+    mean["levels"] = {
+        level: list(
+            np.mean([one["levels"][level][:steps] for one in all_intervals], axis=0)
+        )
+        for level in all_intervals[0]["levels"]
+    }
+    return mean

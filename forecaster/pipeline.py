@@ -250,7 +250,9 @@ def run_forecast(
     model = load(model_dir or DEFAULT_BUNDLE)
     own_source = data is None or not (data.csv or data.ticker)
     if model.is_panel:
-        return _forecast_panel(model, days, engine, own_source, out, calendar, series)
+        return _forecast_panel(
+            model, days, engine, data, out, calendar, series, download
+        )
     prices = _forecast_prices(model.bundle_, data, own_source, download)
     method = method or model.default_method_
     frame = model.forecast(days, prices.values, method, block, engine, calendar)
@@ -280,28 +282,39 @@ def run_forecast(
     )
 
 
-def _forecast_panel(model, days, engine, own_source, out, calendar, series):
-    """A panel bundle's forecast of its series: one long CSV and a grid of plots."""
-    from forecaster import plotting
+def _forecast_panel(model, days, engine, data, out, calendar, series, download):
+    """A panel bundle's forecast: one long CSV and a grid of small plots.
 
-    if not own_source:
-        raise ForecasterError(
-            "A panel bundle forecasts the series it was trained on, from the recent "
-            "days saved with it; forecasting it from --csv or --ticker is not "
-            "supported yet."
+    From the recent days saved with it (every series, or those in `series`),
+    or from `data` (one CSV or ticker: a series of the panel or a new one).
+    """
+    from forecaster import panels, plotting
+    from forecaster.forecast import forecast_panel
+
+    notes = []
+    if data is not None and (data.csv or data.ticker):
+        item = _new_series(data, download)
+        parts, intervals, notes = panels.prepare_new_series(item, model)
+        frame = forecast_panel(
+            model._engine(engine),
+            parts,
+            days,
+            model.default_method_,
+            intervals,
+            calendar or model.settings.data.calendar,
         )
-    if series:
-        model.panel_ = model.panel_.select(series)
-    frame = model.forecast(days, engine=engine, calendar=calendar)
+    else:
+        if series:
+            model.panel_ = model.panel_.select(series)
+        parts = model.panel_.parts
+        frame = model.forecast(days, engine=engine, calendar=calendar)
     out_dir = Path(out) if out else model.bundle_.path
     history = {
-        name: pd.Series(part.prices, index=part.dates)
-        for name, part in model.panel_.parts.items()
+        name: pd.Series(part.prices, index=part.dates) for name, part in parts.items()
     }
-    pages = plotting.grid_pages(frame)
     title = f"{days}-day forecast of {frame['series'].nunique()} series"
     writers = {out_dir / "forecast.csv": lambda tmp: frame.to_csv(tmp, index=False)}
-    for page in range(pages):
+    for page in range(plotting.grid_pages(frame)):
         name = "forecast.png" if page == 0 else f"forecast-{page + 1}.png"
 
         def draw(tmp, page=page):
@@ -310,18 +323,29 @@ def _forecast_panel(model, days, engine, own_source, out, calendar, series):
 
         writers[out_dir / name] = draw
     bundle_io.write_files_atomically(writers)
-    last = max(part.dates[-1] for part in model.panel_.parts.values())
-    engine_name = model._engine(engine).name
+    last = max(part.dates[-1] for part in parts.values())
     return ForecastReport(
         out_dir / "forecast.csv",
         out_dir / "forecast.png",
         None,
-        engine_name,
+        model._engine(engine).name,
         model.default_method_,
         frame,
         f"{last:%Y-%m-%d}",
-        [],
+        notes,
     )
+
+
+def _new_series(data: DataSettings, download):
+    """The one series named by --csv or --ticker, with its OHLCV columns."""
+    from forecaster.data.panel import download_panel, read_series_csv
+
+    if data.csv:
+        return read_series_csv(data.csv, column=data.column)
+    panel = download_panel(
+        [data.ticker], column=data.column, cache_dir=data.cache_dir, download=download
+    )
+    return next(iter(panel.values()))
 
 
 def _forecast_prices(bundle, data, own_source: bool, download):

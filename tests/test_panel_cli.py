@@ -126,3 +126,31 @@ def test_one_bad_file_is_named_or_skipped(tmp_path):
     [line] = refused.stderr.strip().splitlines()
     assert "BBB.csv" in line
     assert not (tmp_path / "models").exists()
+
+
+def test_predict_a_series_the_panel_never_saw(panel_bundle, tmp_path):
+    out, _ = panel_bundle
+    path = tmp_path / "DDD.csv"
+    random_walk_ohlcv(150, seed=7).to_csv(path, date_format="%Y-%m-%d")
+    done = run(
+        "predict.py",
+        "--model",
+        str(out),
+        "--days",
+        "2",
+        "--csv",
+        str(path),
+        "--out",
+        str(tmp_path / "new"),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (
+        "DDD is not a series of this panel (AAA, BBB, CCC): it is scaled by its "
+        "own min and max over its last 150 days" in done.stderr
+    )
+    frame = pd.read_csv(tmp_path / "new" / "forecast.csv")
+    assert list(frame["series"]) == ["DDD", "DDD"]
+    assert (
+        frame["forecast"].between(0.5 * frame["lower_95"], 2 * frame["upper_95"]).all()
+    )
