@@ -124,6 +124,17 @@ def run_training(
     """Train on the configured data and write a complete bundle to `out` atomically."""
     settings.validate()
     out = Path(out) if out else default_out(settings)
+    from forecaster.lock import hold
+
+    with hold(out, "bundle"):  # one run per bundle, from here to the saved bundle
+        return _train_holding_lock(settings, out, force, resume, download)
+
+
+def _train_holding_lock(settings, out, force, resume, download) -> TrainReport:
+    from forecaster.io import recover
+
+    recover(out, "bundle")  # a save killed mid-swap leaves its old bundle aside
+    recover(checkpoint_dir_for(out), "checkpoint")
     if out.exists() and not force and not resume:
         raise ForecasterError(
             f"Bundle {str(out)!r} already exists: add --force to replace it (the old "
@@ -151,6 +162,7 @@ def run_training(
             tmp, result, prepared, evaluation, metadata, source_name(settings)
         ),
         replace=True,
+        what="bundle",
     )
     discard_checkpoint(checkpoint)
     return TrainReport(out, evaluation["table"], evaluation["metrics"], prices.notes)
@@ -240,6 +252,7 @@ def _write_bundle(
     from forecaster import plotting
 
     metadata["default_method"] = evaluation["default_method"]
+    metadata["manifest"] = bundle_io.MANIFEST_FILE  # load_bundle then requires it
     result.model.save(tmp / bundle_io.MODEL_FILE)
     bundle_io.write_json(tmp / bundle_io.SCALER_FILE, prepared.scaler.to_dict())
     bundle_io.write_json(tmp / bundle_io.METADATA_FILE, metadata)
@@ -258,6 +271,7 @@ def _write_bundle(
         metrics["model"]["rmse"],
         metrics["naive"]["rmse"],
     )
+    bundle_io.write_manifest(tmp)  # last: it lists every file written above
 
 
 # -------------------------------------------------------------------- backtest
@@ -321,7 +335,7 @@ def run_backtest(
             f"{source_name(settings)} walk-forward, {folds} folds",
         )
 
-    bundle_io.write_directory_atomically(out, write, replace=True)
+    bundle_io.write_directory_atomically(out, write, replace=True, what="backtest")
     return out, table
 
 

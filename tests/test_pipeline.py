@@ -127,7 +127,9 @@ def test_failed_save_leaves_previous_bundle_byte_identical(
         raise OSError("disk full (simulated)")
 
     monkeypatch.setattr("forecaster.plotting.plot_test", crash)
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(
+        ForecasterError, match=r"^Could not write the bundle .*disk full \(simulated\)"
+    ):
         pipeline.run_training(tiny_settings(prices_csv), out=bundle_copy, force=True)
     assert _tree(bundle_copy) == before
     leftovers = [p.name for p in bundle_copy.parent.iterdir() if p.name.startswith(".")]
@@ -253,9 +255,11 @@ def test_truncated_model(bundle_copy):
 
 
 def test_metadata_that_does_not_match_the_model(bundle_copy):
+    (bundle_copy / "manifest.json").unlink()  # an older bundle: no checksums
     path = bundle_copy / "metadata.json"
     meta = json.loads(path.read_text())
     meta["settings"]["prep"]["window"] = 20
+    del meta["manifest"]
     path.write_text(json.dumps(meta))
     with pytest.raises(
         BundleError, match="takes window 10 .* metadata.json says window=20"
@@ -264,6 +268,7 @@ def test_metadata_that_does_not_match_the_model(bundle_copy):
 
 
 def test_unreadable_metadata(bundle_copy):
+    (bundle_copy / "manifest.json").unlink()  # an older bundle: no checksums
     (bundle_copy / "metadata.json").write_text("{not json")
     with pytest.raises(BundleError, match="Cannot read metadata.json"):
         load_bundle(bundle_copy)
