@@ -46,6 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--ticker", help="forecast from this symbol's latest prices instead")
     p.add_argument("--column", help="price column of --csv")
+    cli.add_decimal_flag(p)
     p.add_argument("--out", help="directory for forecast.csv/png (default: the bundle)")
     return p.parse_args(argv)
 
@@ -54,7 +55,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from forecaster.forecast import run_forecast
 
-    data = DataSettings(csv=args.csv, ticker=args.ticker, column=args.column)
+    data = DataSettings(
+        csv=args.csv, ticker=args.ticker, column=args.column, decimal=args.decimal
+    )
     report = run_forecast(
         args.model, args.days, args.method, args.horizon, args.engine, data, args.out
     )

@@ -87,6 +87,7 @@ def train_parser(description: str) -> argparse.ArgumentParser:
     src.add_argument("--start", help="first date for --ticker (default: ten years ago)")
     src.add_argument("--end", help="last date for --ticker (default: today)")
     src.add_argument("--column", help="price column (default: Adj Close, else Close)")
+    add_decimal_flag(src)
     prep = p.add_argument_group("windows")
     prep.add_argument(
         "--window",
@@ -198,11 +199,23 @@ def train_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def add_decimal_flag(parser) -> None:
+    """--decimal: "," reads semicolon-separated CSVs with decimal commas."""
+    parser.add_argument(
+        "--decimal",
+        choices=(".", ","),
+        default=".",
+        help="decimal mark of --csv; ',' reads semicolon-separated files with "
+        "decimal commas, as European spreadsheets export them" + DEFAULT,
+    )
+
+
 def train_settings(args: argparse.Namespace) -> Settings:
     """Settings from train.py's parsed arguments, validated."""
     s = Settings()
     s.data.csv, s.data.ticker, s.data.column = args.csv, args.ticker, args.column
     s.data.start, s.data.end = args.start, args.end
+    s.data.decimal = args.decimal
     s.prep.window, s.prep.horizon = args.window, args.horizon
     s.prep.train_fraction, s.prep.val_fraction = args.train_fraction, args.val_fraction
     s.prep.representation = args.representation

@@ -27,6 +27,7 @@ class DataSettings:
         None  # price column; None = "Adj Close" if present, else "Close"
     )
     cache_dir: str = "data/cache"  # where ticker downloads are cached as CSV
+    decimal: str = "."  # "," reads a semicolon-separated CSV with decimal commas
 
 
 @dataclass

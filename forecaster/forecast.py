@@ -215,4 +215,6 @@ def _source_settings(bundle, data: DataSettings | None) -> DataSettings:
             column=column,
             cache_dir=cache_dir,
         )
-    return DataSettings(csv=source.get("path"), column=column)
+    return DataSettings(
+        csv=source.get("path"), column=column, decimal=source.get("decimal", ".")
+    )

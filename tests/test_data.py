@@ -745,7 +745,7 @@ def test_unwritable_cache_only_warns(tmp_path, caplog):
             "MSFT", cache_dir=blocker, download=FakeDownload(result=yf_frame())
         )
     assert len(prices.values) == 3
-    assert "could not save the download as a cache" in caplog.text
+    assert "Could not write the download cache" in caplog.text
     assert blocker.read_text() == "a file where the cache directory should be"
 
 
