@@ -15,20 +15,7 @@ from forecaster import cli
 
 def main(argv=None) -> int:
     args = cli.train_parser(__doc__.splitlines()[0]).parse_args(argv)
-    settings = cli.train_settings(args)
-    cli.quiet_tensorflow()
-    from forecaster import pipeline
-
-    if args.backtest is not None:
-        out, table = pipeline.run_backtest(
-            settings, args.backtest, args.out, args.force
-        )
-        print(pipeline.format_backtest(table))
-        print(f"\nwrote {out}/backtest.csv and {out}/backtest.png")
-        return 0
-    report = pipeline.run_training(settings, args.out, args.force, args.resume)
-    print(f"\n{report.summary()}")
-    return 0
+    return cli.train_command(args)
 
 
 if __name__ == "__main__":

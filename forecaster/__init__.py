@@ -1,11 +1,39 @@
 """forecaster: daily closing-price forecasts with stacked LSTM, GRU and SimpleRNN.
 
-Importing the package is cheap: TensorFlow, scikit-learn and yfinance are
-imported only by the functions that need them, so forecasting with the NumPy
-engine never loads TensorFlow.
+    import forecaster as fc
+    model = fc.Forecaster(cell="gru").fit(fc.read_prices("data/AAPL.csv"))
+
+Importing the package is cheap: pandas, TensorFlow, scikit-learn and yfinance
+are imported only by the functions that need them, so forecasting with the
+NumPy engine (`fc.load(path).forecast(n)`) never loads TensorFlow.
+
+Importing it also loads yfinance's HTTP library in isolation from
+TensorFlow's libcurl (see forecaster.httpstack), so downloads work whichever
+of the two a program imports first.
 """
 
 from forecaster.errors import BundleError, ForecasterError, UnsupportedModelError
+from forecaster.httpstack import isolate_curl_cffi
 
-__all__ = ["BundleError", "ForecasterError", "UnsupportedModelError"]
-__version__ = "0.1.0"
+isolate_curl_cffi()
+
+__all__ = [
+    "BundleError",
+    "Forecaster",
+    "ForecasterError",
+    "UnsupportedModelError",
+    "load",
+    "read_prices",
+]
+__version__ = "0.2.0"
+
+_API = {"Forecaster", "load", "read_prices", "settings_from_keywords"}
+
+
+def __getattr__(name):
+    """The API (forecaster.api) is imported on first use, keeping `import` cheap."""
+    if name in _API:
+        from forecaster import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'forecaster' has no attribute {name!r}")

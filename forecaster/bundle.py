@@ -37,6 +37,10 @@ SCALER_FILE = "scaler.json"
 METADATA_FILE = "metadata.json"
 METRICS_FILE = "metrics.json"
 INTERVALS_FILE = "intervals.json"
+PREDICTIONS_FILE = "test_predictions.csv"
+BY_STEP_FILE = "rmse_by_step.csv"
+HISTORY_FILE = "history.csv"
+RECENT_FILE = "recent_prices.csv"  # the last `window` prices: enough to forecast
 REQUIRED = (MODEL_FILE, SCALER_FILE, METADATA_FILE)
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1  # bumped when the bundle layout changes incompatibly
@@ -64,6 +68,37 @@ def library_versions() -> dict:
 
     versions["forecaster"] = __version__
     return versions
+
+
+def write_parts(
+    tmp: Path,
+    model,
+    scaler: dict,
+    metadata: dict,
+    metrics: dict,
+    intervals: dict,
+    predictions,
+    by_step,
+    history,
+    recent,
+) -> None:
+    """Write a bundle's files into the (temporary) directory `tmp`.
+
+    `model` is the Keras model; `predictions`, `by_step` and `history` are
+    DataFrames; `recent` the Series of the last prices a forecast starts from.
+    """
+    model.save(tmp / MODEL_FILE)
+    write_json(tmp / SCALER_FILE, scaler)
+    # load_bundle requires manifest.json (written last) of a bundle saying so
+    write_json(tmp / METADATA_FILE, {**metadata, "manifest": MANIFEST_FILE})
+    write_json(tmp / METRICS_FILE, metrics)
+    write_json(tmp / INTERVALS_FILE, intervals)
+    predictions.to_csv(tmp / PREDICTIONS_FILE, index=False)
+    by_step.to_csv(tmp / BY_STEP_FILE, index=False)
+    history.to_csv(tmp / HISTORY_FILE, index=False)
+    recent.rename("price").to_csv(
+        tmp / RECENT_FILE, index_label="date", date_format="%Y-%m-%d"
+    )
 
 
 @dataclass
@@ -316,3 +351,70 @@ def load_keras_model(file: str | os.PathLike):
             f"Cannot load the model in {str(file)!r} ({first}): the bundle is damaged "
             "or incompatible, retrain it with train.py."
         ) from None
+
+
+def read_history(bundle: Bundle):
+    """The bundle's loss per epoch as a DataFrame (empty if the file is missing)."""
+    import pandas as pd
+
+    file = bundle.path / HISTORY_FILE
+    if not file.exists():
+        return pd.DataFrame(columns=["epoch", "loss", "val_loss"])
+    return pd.read_csv(file)
+
+
+def read_recent_prices(bundle: Bundle):
+    """The last prices saved with the model (a Series), or None in older bundles."""
+    file = bundle.path / RECENT_FILE
+    if not file.exists():
+        return None
+    from forecaster.data import read_price_csv
+
+    try:
+        prices = read_price_csv(file, column="price").values
+    except ForecasterError as err:
+        raise BundleError(
+            f"Cannot read {RECENT_FILE} in bundle {str(bundle.path)!r} ({err}): the "
+            "bundle is damaged, retrain it with train.py."
+        ) from None
+    return prices.rename(bundle.metadata.get("column") or "price")
+
+
+def source_settings(bundle: Bundle, cache_dir: str | None = None):
+    """DataSettings that read the bundle's own source again (a ticker up to today).
+
+    None when the model was fitted on prices passed in memory.
+    """
+    from forecaster.config import DataSettings
+
+    source = bundle.metadata.get("source", {})
+    column = source.get("column")
+    cache_dir = cache_dir or DataSettings().cache_dir
+    if source.get("kind") == "ticker":
+        return DataSettings(
+            ticker=source["ticker"],
+            start=source.get("start"),
+            column=column,
+            cache_dir=cache_dir,
+        )
+    if source.get("kind") == "csv":
+        return DataSettings(
+            csv=source.get("path"), column=column, decimal=source.get("decimal", ".")
+        )
+    return None
+
+
+def source_prices(bundle: Bundle):
+    """The newest prices of the bundle's own source, or its saved recent prices."""
+    from forecaster.data import load_prices
+
+    settings = source_settings(bundle)
+    if settings is not None:
+        return load_prices(settings).values
+    recent = read_recent_prices(bundle)
+    if recent is None:
+        raise BundleError(
+            f"Bundle {str(bundle.path)!r} keeps no prices to forecast from: pass "
+            "prices= (or --csv / --ticker)."
+        )
+    return recent

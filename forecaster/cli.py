@@ -1,22 +1,56 @@
-"""Command-line plumbing: logging to stderr, one-line errors instead of tracebacks."""
+"""The command line: parsers built from the settings dataclasses, subcommands, errors.
+
+`forecaster train|predict|backtest|list` (and `python -m forecaster`), and
+the two scripts train.py and predict.py, all come through here. Flags are
+generated from the fields of forecaster.config's dataclasses, with their
+defaults and their comments as help. The library names arguments in its
+errors ("days must be at least 1"); `run` shows them with the flag instead
+("--days must be at least 1"), as one line on stderr and exit code 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
+import io
 import logging
 import os
+import re
 import sys
+import tokenize
 import warnings
 from collections.abc import Callable
 
-from forecaster.config import CELLS, REPRESENTATIONS, Settings
+from forecaster.config import (
+    DECIMALS,
+    REPRESENTATIONS,
+    DataSettings,
+    ForecastSettings,
+    ModelSettings,
+    PrepSettings,
+    Settings,
+    TrainSettings,
+)
 from forecaster.errors import ForecasterError
 
 DEFAULT = " (default: %(default)s)"  # appended to help texts
+FLAG_NAMES = {"cell": "model"}  # fields whose flag is not their own name
+NOT_FLAGS = {"verbose"}  # fields set by other flags (--quiet)
+CHOICES = {
+    "representation": REPRESENTATIONS,
+    "method": ("recursive", "direct"),
+    "engine": ("auto", "numpy", "keras"),
+    "decimal": DECIMALS,
+}
+_flags: dict[str, str] = {}  # argument name -> flag, for the parsers built so far
+
+
+# --------------------------------------------------------------- running
 
 
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
-    """Run a script's `main`, turning errors into one line on stderr and exit code 2.
+    """Run a command's `main`, turning errors into one line on stderr and exit code 2.
 
     Set FORECASTER_DEBUG=1 to see the full traceback of an unexpected error.
     """
@@ -31,7 +65,7 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     try:
         return main(argv)
     except ForecasterError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {as_flags(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(
@@ -45,11 +79,18 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
         message = (str(err).splitlines() or [""])[0][:300]
         print(
             f"error: unexpected {type(err).__name__}: {message} "
-            "(set FORECASTER_DEBUG=1 "
-            "for the traceback)",
+            "(set FORECASTER_DEBUG=1 for the traceback)",
             file=sys.stderr,
         )
         return 1
+
+
+def as_flags(message: str) -> str:
+    """A library message that starts with an argument name, starting with its flag."""
+    match = re.match(r"([a-z_]+)\b", message)
+    if match and match.group(1) in _flags:
+        return _flags[match.group(1)] + message[match.end() :]
+    return message
 
 
 def quiet_tensorflow() -> None:
@@ -75,158 +116,239 @@ def quiet_tensorflow() -> None:
         os.close(devnull)
 
 
-def train_parser(description: str) -> argparse.ArgumentParser:
-    """The command line of train.py."""
-    d = Settings()
-    p = argparse.ArgumentParser(description=description)
-    src = p.add_argument_group("data")
-    src.add_argument(
-        "--csv", help="CSV with a date and a price column (default: data/AAPL.csv)"
-    )
-    src.add_argument("--ticker", help="download this symbol with yfinance instead")
-    src.add_argument("--start", help="first date for --ticker (default: ten years ago)")
-    src.add_argument("--end", help="last date for --ticker (default: today)")
-    src.add_argument("--column", help="price column (default: Adj Close, else Close)")
-    add_decimal_flag(src)
-    prep = p.add_argument_group("windows")
-    prep.add_argument(
-        "--window",
-        type=int,
-        default=d.prep.window,
-        help="days in each input window" + DEFAULT,
-    )
-    prep.add_argument(
-        "--horizon",
-        type=int,
-        default=d.prep.horizon,
-        help="days predicted at once (direct multi-step when > 1)" + DEFAULT,
-    )
-    prep.add_argument(
-        "--train-fraction",
-        type=float,
-        default=d.prep.train_fraction,
-        help="oldest share of the series used for training" + DEFAULT,
-    )
-    prep.add_argument(
-        "--val-fraction",
-        type=float,
-        default=d.prep.val_fraction,
-        help="newest share of training windows used for early stopping" + DEFAULT,
-    )
-    prep.add_argument(
-        "--representation",
-        choices=REPRESENTATIONS,
-        default=d.prep.representation,
-        help="what the network sees and predicts, see README" + DEFAULT,
-    )
-    net = p.add_argument_group("model")
-    net.add_argument(
-        "--model",
-        dest="cell",
-        default=d.model.cell,
-        help=f"cell type: {', '.join(CELLS)}" + DEFAULT,
-    )
-    net.add_argument(
-        "--units",
-        type=int,
-        default=d.model.units,
-        help="units per recurrent layer" + DEFAULT,
-    )
-    net.add_argument(
-        "--layers",
-        type=int,
-        default=d.model.layers,
-        help="stacked recurrent layers" + DEFAULT,
-    )
-    net.add_argument(
-        "--dropout",
-        type=float,
-        default=d.model.dropout,
-        help="Dropout after each recurrent layer" + DEFAULT,
-    )
-    net.add_argument(
-        "--bidirectional",
-        action="store_true",
-        help="wrap each recurrent layer in Bidirectional",
-    )
-    net.add_argument(
-        "--learning-rate",
-        type=float,
-        default=d.model.learning_rate,
-        help="Adam learning rate" + DEFAULT,
-    )
+# --------------------------------------------------- flags from dataclasses
+
+
+def field_comments(cls) -> dict[str, str]:
+    """Each field's trailing comment (with its `#   ` continuation lines), by name."""
+    comments: dict[str, list[str]] = {}
+    current = None
+    source = inspect.getsource(cls)
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    previous = None
+    for token in tokens:
+        if token.type == tokenize.OP and token.string == ":" and previous:
+            if previous.type == tokenize.NAME and previous.start[1] == 4:
+                current = previous.string
+                comments[current] = []
+        elif token.type == tokenize.COMMENT and current is not None:
+            text = token.string.lstrip("#").strip()
+            if text:
+                comments[current].append(text)
+        elif token.type == tokenize.NAME and token.string == "def":
+            current = None
+        if token.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT):
+            previous = token
+    return {name: " ".join(lines) for name, lines in comments.items()}
+
+
+def add_settings_flags(group, cls, defaults=None, skip=()) -> None:
+    """One flag per field of the dataclass `cls`: --name-with-dashes, typed, helped."""
+    defaults = defaults if defaults is not None else cls()
+    helps = field_comments(cls)
+    for field in dataclasses.fields(cls):
+        if field.name in NOT_FLAGS or field.name in skip:
+            continue
+        flag = "--" + FLAG_NAMES.get(field.name, field.name).replace("_", "-")
+        _flags[field.name] = flag
+        default = getattr(defaults, field.name)
+        text = helps.get(field.name, "")
+        kind = _field_type(field)
+        if kind is bool:
+            group.add_argument(flag, dest=field.name, action="store_true", help=text)
+            continue
+        group.add_argument(
+            flag,
+            dest=field.name,
+            type=kind,
+            default=default,
+            choices=CHOICES.get(field.name),
+            metavar=None if field.name in CHOICES else field.name.upper(),
+            help=text + (DEFAULT if default is not None else ""),
+        )
+
+
+def _field_type(field) -> type:
+    """The Python type of a field annotated like `int`, `float | None` or `str`."""
+    names = {name.strip() for name in str(field.type).split("|")} - {"None"}
+    by_name = {"int": int, "float": float, "str": str, "bool": bool}
+    kinds = [by_name[n] for n in names if n in by_name]
+    if len(kinds) != 1:
+        raise TypeError(f"field {field.name} has no single simple type: {field.type}")
+    return kinds[0]
+
+
+def settings_from_args(args: argparse.Namespace, base: Settings) -> Settings:
+    """Copy parsed flags onto the dataclasses of `base` (fields of the same name)."""
+    for part in dataclasses.fields(base):
+        settings = getattr(base, part.name)
+        for field in dataclasses.fields(settings):
+            if hasattr(args, field.name) and field.name not in NOT_FLAGS:
+                setattr(settings, field.name, getattr(args, field.name))
+    return base
+
+
+# ------------------------------------------------------------- the parsers
+
+
+def add_train_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of training: data, windows, model, training, output."""
+    add_settings_flags(p.add_argument_group("data"), DataSettings)
+    add_settings_flags(p.add_argument_group("windows"), PrepSettings)
+    add_settings_flags(p.add_argument_group("model"), ModelSettings)
     fit = p.add_argument_group("training")
-    fit.add_argument(
-        "--epochs",
-        type=int,
-        default=d.train.epochs,
-        help="epoch limit (early stopping usually ends sooner)" + DEFAULT,
-    )
-    fit.add_argument(
-        "--batch-size",
-        type=int,
-        default=d.train.batch_size,
-        help="windows per gradient step" + DEFAULT,
-    )
-    fit.add_argument(
-        "--patience",
-        type=int,
-        default=d.train.patience,
-        help="epochs without a better validation loss before stopping (0: never)"
-        + DEFAULT,
-    )
-    fit.add_argument(
-        "--seed",
-        type=int,
-        default=d.train.seed,
-        help="random seed: same seed, data and machine give the same metrics" + DEFAULT,
-    )
+    add_settings_flags(fit, TrainSettings)
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
-    run = p.add_argument_group("output")
-    run.add_argument("--out", help="bundle directory (default: models/<source>-<cell>)")
-    run.add_argument("--force", action="store_true", help="replace an existing bundle")
-    run.add_argument(
+    out = p.add_argument_group("output")
+    out.add_argument("--out", help="bundle directory (default: models/<source>-<cell>)")
+    out.add_argument("--force", action="store_true", help="replace an existing bundle")
+    out.add_argument(
         "--resume",
         action="store_true",
         help="continue a killed run from its last completed epoch",
     )
-    run.add_argument(
-        "--backtest",
-        type=int,
-        metavar="K",
-        help="walk-forward backtest over K folds instead of one bundle",
-    )
+
+
+def train_parser(description: str, prog: str | None = None, backtest: bool = True):
+    """The command line of train.py (and `forecaster train`)."""
+    p = argparse.ArgumentParser(description=description, prog=prog)
+    add_train_flags(p)
+    if backtest:
+        p.add_argument(
+            "--backtest",
+            type=int,
+            metavar="K",
+            help="walk-forward backtest over K folds instead of one bundle",
+        )
     return p
 
 
-def add_decimal_flag(parser) -> None:
-    """--decimal: "," reads semicolon-separated CSVs with decimal commas."""
-    parser.add_argument(
-        "--decimal",
-        choices=(".", ","),
-        default=".",
-        help="decimal mark of --csv; ',' reads semicolon-separated files with "
-        "decimal commas, as European spreadsheets export them" + DEFAULT,
-    )
+def predict_parser(description: str, prog: str | None = None):
+    """The command line of predict.py (and `forecaster predict`)."""
+    p = argparse.ArgumentParser(description=description, prog=prog)
+    add_settings_flags(p, ForecastSettings)
+    data = p.add_argument_group("data (default: the bundle's own source)")
+    add_settings_flags(data, DataSettings, skip=("start", "end", "cache_dir"))
+    return p
 
 
 def train_settings(args: argparse.Namespace) -> Settings:
     """Settings from train.py's parsed arguments, validated."""
-    s = Settings()
-    s.data.csv, s.data.ticker, s.data.column = args.csv, args.ticker, args.column
-    s.data.start, s.data.end = args.start, args.end
-    s.data.decimal = args.decimal
-    s.prep.window, s.prep.horizon = args.window, args.horizon
-    s.prep.train_fraction, s.prep.val_fraction = args.train_fraction, args.val_fraction
-    s.prep.representation = args.representation
-    s.model.cell, s.model.units, s.model.layers = (
-        args.cell.lower(),
-        args.units,
-        args.layers,
+    settings = settings_from_args(args, Settings())
+    settings.model.cell = settings.model.cell.lower()
+    settings.train.verbose = 0 if args.quiet else 1
+    return settings.validate()
+
+
+# ------------------------------------------------------------ the commands
+
+
+def train_command(args: argparse.Namespace) -> int:
+    """Train one bundle (or a backtest with --backtest) and print the scores."""
+    settings = train_settings(args)
+    quiet_tensorflow()
+    from forecaster import pipeline
+    from forecaster.report import format_backtest
+
+    if getattr(args, "backtest", None) is not None:
+        out, table = pipeline.run_backtest(
+            settings, args.backtest, args.out, args.force
+        )
+        print(format_backtest(table))
+        print(f"\nwrote {out}/backtest.csv and {out}/backtest.png")
+        return 0
+    report = pipeline.run_training(settings, args.out, args.force, args.resume)
+    print(f"\n{report.summary()}\n")
+    print(
+        f"saved bundle {report.out}/ (model.keras, metrics.json, "
+        "test_predictions.csv, loss.png, test_predictions.png, ...)"
     )
-    s.model.dropout, s.model.bidirectional = args.dropout, args.bidirectional
-    s.model.learning_rate = args.learning_rate
-    s.train.epochs, s.train.batch_size = args.epochs, args.batch_size
-    s.train.patience, s.train.seed = args.patience, args.seed
-    s.train.verbose = 0 if args.quiet else 1
-    return s.validate()
+    print(f"next: python predict.py --model {report.out}")
+    return 0
+
+
+def backtest_command(args: argparse.Namespace) -> int:
+    """`forecaster backtest K`: walk-forward over K folds."""
+    args.backtest = args.folds
+    return train_command(args)
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    """Forecast with a bundle; write forecast.csv and forecast.png."""
+    from forecaster.pipeline import run_forecast
+
+    forecast = ForecastSettings(
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(ForecastSettings)}
+    ).validate()
+    data = DataSettings(
+        csv=args.csv, ticker=args.ticker, column=args.column, decimal=args.decimal
+    )
+    report = run_forecast(
+        forecast.model,
+        forecast.days,
+        forecast.method,
+        forecast.horizon,
+        forecast.engine,
+        data,
+        forecast.out,
+    )
+    shown = report.frame.head(5).to_string(
+        index=False, float_format=lambda v: f"{v:.2f}"
+    )
+    print(
+        f"{forecast.days}-day {report.method} forecast after {report.last_date} "
+        f"({report.engine} engine):\n{shown}\n..."
+    )
+    print(f"wrote {report.csv}\nwrote {report.png}")
+    return 0
+
+
+def main_parser() -> argparse.ArgumentParser:
+    """`forecaster`: the console command with its subcommands."""
+    from forecaster import __version__
+
+    p = argparse.ArgumentParser(
+        prog="forecaster",
+        description="Daily stock-price forecasts with stacked LSTM, GRU and "
+        "SimpleRNN networks, beside the naive forecast.",
+    )
+    p.add_argument("--version", action="version", version=f"forecaster {__version__}")
+    commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train = commands.add_parser(
+        "train",
+        help="train a model and save a bundle",
+        description="Train a "
+        "model on daily prices, score it beside naive and save a bundle.",
+    )
+    add_train_flags(train)
+    train.set_defaults(handler=train_command)
+    predict = commands.add_parser(
+        "predict",
+        help="forecast with a saved bundle",
+        description="Forecast the next trading days with a saved bundle; write "
+        "forecast.csv and forecast.png.",
+    )
+    for action in predict_parser("")._actions[1:]:
+        predict._add_action(action)
+    predict.set_defaults(handler=predict_command)
+    backtest = commands.add_parser(
+        "backtest",
+        help="walk-forward backtest, model beside naive",
+        description="Retrain on K expanding windows and score each next block "
+        "beside naive.",
+    )
+    backtest.add_argument("folds", type=int, metavar="K", help="number of folds")
+    add_train_flags(backtest)
+    backtest.set_defaults(handler=backtest_command)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The `forecaster` console command."""
+    args = main_parser().parse_args(argv)
+    return args.handler(args)
+
+
+def console() -> None:
+    """Entry point of the installed `forecaster` command."""
+    sys.exit(run(main))

@@ -13,6 +13,7 @@ from forecaster.errors import ForecasterError
 
 CELLS = ("lstm", "gru", "rnn")
 REPRESENTATIONS = ("level", "delta", "log-delta")
+DECIMALS = (".", ",")  # "," means semicolon-separated cells with decimal commas
 
 
 @dataclass
@@ -159,6 +160,30 @@ class Settings:
                 **{k: v for k, v in raw.get(name, {}).items() if k in known}
             )
         return cls(**parts)
+
+
+@dataclass
+class ForecastSettings:
+    """What predict.py forecasts from a saved bundle."""
+
+    model: str = "models/AAPL-lstm"  # bundle directory (train.py's default output)
+    days: int = 30  # trading days to forecast
+    method: str | None = None  # "recursive" or "direct"; None = the bundle's own
+    #   (direct when it was trained with --horizon > 1)
+    horizon: int | None = None  # steps kept per model call with the direct method
+    #   (at most the bundle's horizon)
+    engine: str = "auto"  # "numpy" (no TensorFlow; auto's choice) or "keras"
+    out: str | None = None  # directory for forecast.csv/png; None = the bundle
+
+    def validate(self) -> ForecastSettings:
+        if self.days < 1:
+            raise ForecasterError(
+                f"days must be at least 1. Received: days={self.days}"
+            )
+        if self.method is not None:
+            check_choice("method", self.method, ("recursive", "direct"))
+        check_choice("engine", self.engine, ("auto", "numpy", "keras"))
+        return self
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -3,7 +3,8 @@
 Every figure is computed for the model and for the naive baseline on the same
 days. Prediction intervals are split-conformal: their widths come from the
 model's residuals on the validation slice (end of the training part), never
-from the test part, which only measures the coverage they achieve.
+from the test part, which only measures the coverage they achieve
+(forecaster.intervals).
 """
 
 from __future__ import annotations
@@ -13,14 +14,43 @@ import math
 import numpy as np
 import pandas as pd
 
+from forecaster.forecast import block_for, paths
+from forecaster.intervals import (
+    INTERVAL_LEVELS,
+    conformal_intervals,
+    coverage,
+    interval_steps,
+    scale_of,
+)
 from forecaster.windows import window_view
 
-INTERVAL_LEVELS = (0.8, 0.95)  # two-sided coverage of the forecast bands
-MAX_INTERVAL_STEPS = 30  # steps whose residuals are measured; later steps grow as sqrt
-MIN_RESIDUALS = 20  # fewest validation residuals a step's quantile may rest on
-VOLATILITY_DAYS = 20  # daily log returns whose spread scales the interval residuals
-MIN_VOLATILITY = 1e-4  # floor on that spread, so flat prices still get a band
-RESIDUAL_SCALE = "last_price_x_volatility"  # recorded in intervals.json
+MIN_EVAL_STEPS = 10  # error-by-step is reported for at least this many steps
+
+
+def test_predictions(engine, prepared) -> pd.DataFrame:
+    """One-step predictions for every test day: columns date, actual, predicted, naive.
+
+    Each test day t is predicted from the `window` prices before it (the
+    first ones come from the end of the training part); naive = price on t-1.
+    """
+    split = prepared.split
+    start = split.test_targets[0]
+    stop = split.n  # every test day, whatever the horizon: only step 1 is used
+    contexts = window_view(prepared.scaled, split.window, (start, stop))
+    scaled = np.concatenate(
+        [
+            engine.predict(contexts[i : i + 4096])[:, 0]
+            for i in range(0, len(contexts), 4096)
+        ]
+    )
+    return pd.DataFrame(
+        {
+            "date": prepared.dates[start:stop].strftime("%Y-%m-%d"),
+            "actual": prepared.prices[start:stop],
+            "predicted": prepared.scaler.inverse_transform(scaled),
+            "naive": prepared.prices[start - 1 : stop - 1],
+        }
+    )
 
 
 def scores(actual, predicted, previous) -> dict:
@@ -82,18 +112,6 @@ def format_table(model: dict, naive: dict, title: str = "test") -> str:
 # ------------------------------------------------------------------ multi-step
 
 
-def paths(
-    engine, prepared, targets: tuple[int, int], steps: int, block: int
-) -> np.ndarray:
-    """Forecasts from each origin t in `targets`, `steps` ahead: (n_origins, steps)."""
-    contexts = window_view(prepared.scaled, prepared.split.window, targets)
-    out = []
-    for start in range(0, len(contexts), 2048):
-        out.append(engine.forecast(contexts[start : start + 2048], steps, block))
-    scaled = np.concatenate(out) if out else np.empty((0, steps))
-    return prepared.scaler.inverse_transform(scaled)
-
-
 def step_errors(engine, prepared, steps: int) -> pd.DataFrame:
     """Test RMSE by step 1..steps: recursive, direct (if horizon > 1) and naive.
 
@@ -124,81 +142,70 @@ def _rmse_by_step(predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
     return np.sqrt(np.mean((predicted - actual) ** 2, axis=0))
 
 
-# ------------------------------------------------------------------- intervals
+def evaluate(engine, prepared) -> dict:
+    """Test scores beside naive, error by step, intervals and their test coverage.
 
-
-def conformal_intervals(
-    engine, prepared, block: int, max_steps: int = MAX_INTERVAL_STEPS
-):
-    """Split-conformal interval half-widths per step, from validation residuals.
-
-    Each residual is scaled by the price scale of its day, last price x recent
-    volatility (`scale_of`), so a band keeps its meaning when prices leave the
-    training range and widens in turbulent times. Returns
-    {"steps": k, "levels": {"0.8": [q_1..q_k], "0.95": [...]}, ...}: the
-    half-width for step h is q_h x scale.
+    `engine` is any forecasting engine of the trained model (forecaster.engines).
+    Returns predictions (DataFrame), metrics (dict for metrics.json),
+    intervals (per method), by_step (DataFrame), table (text) and the
+    default method.
     """
-    split, prices = prepared.split, prepared.prices
-    val_start, val_stop = split.val_targets
-    steps = max(1, min(max_steps, split.n_train - val_start - MIN_RESIDUALS + 1))
-    predicted = paths(engine, prepared, (val_start, val_stop), steps, block)
-    scale = scale_of(window_view(prices, split.window, (val_start, val_stop)))
-    quantiles = {str(level): [] for level in INTERVAL_LEVELS}
-    counts = []
-    for h in range(steps):
-        t = np.arange(val_start, val_stop) + h
-        ok = t < split.n_train
-        residual = np.abs(prices[t[ok]] - predicted[ok, h]) / scale[ok]
-        counts.append(int(ok.sum()))
-        for level in INTERVAL_LEVELS:
-            quantiles[str(level)].append(conformal_quantile(residual, level))
+    predictions = test_predictions(engine, prepared)
+    actual, previous = predictions["actual"], predictions["naive"]
+    model_scores = scores(actual, predictions["predicted"], previous)
+    baseline = naive_scores(actual, previous)
+    horizon = engine.horizon
+    default_method = "direct" if horizon > 1 else "recursive"
+    intervals = {
+        method: _intervals_for(engine, prepared, block_for(method, horizon))
+        for method in ({"recursive", default_method})
+    }
+    split = prepared.split
+    scale = scale_of(
+        window_view(prepared.prices, split.window, (split.n_train, split.n))
+    )
+    one_step = intervals["recursive"]["levels"]
+    achieved = {
+        str(level): coverage(
+            actual, predictions["predicted"], scale, one_step[str(level)][0]
+        )
+        for level in INTERVAL_LEVELS
+    }
+    by_step = step_errors(engine, prepared, max(horizon, MIN_EVAL_STEPS))
+    metrics = {
+        "test_days": len(predictions),
+        "test_start": predictions["date"].iloc[0],
+        "test_end": predictions["date"].iloc[-1],
+        "model": model_scores,
+        "naive": baseline,
+        "rmse_ratio_to_naive": model_scores["rmse"] / baseline["rmse"],
+        "interval_coverage_one_step": achieved,
+        "rmse_by_step": by_step.to_dict(orient="list"),
+    }
     return {
-        "method": "split-conformal on the validation slice: |actual - forecast| / "
-        "(last price x std of the last 20 daily log returns); steps past the "
-        "measured ones grow with sqrt(step)",
-        "scale": RESIDUAL_SCALE,
-        "block": block,
-        "steps": steps,
-        "residuals_per_step": counts,
-        "levels": quantiles,
+        "predictions": predictions,
+        "metrics": metrics,
+        "intervals": intervals,
+        "by_step": by_step,
+        "table": format_table(model_scores, baseline),
+        "default_method": default_method,
     }
 
 
-def scale_of(windows: np.ndarray) -> np.ndarray:
-    """Price scale of each window (b, window) in prices: last price x recent volatility.
-
-    Volatility is the standard deviation of the last `VOLATILITY_DAYS` daily
-    log returns (fewer if the window is shorter), floored so that a flat
-    stretch of prices cannot give a zero-width band. Returns (b,).
-    """
-    windows = np.asarray(windows, dtype=np.float64)
-    if windows.ndim == 1:
-        windows = windows[None, :]
-    returns = np.diff(np.log(windows[:, -(VOLATILITY_DAYS + 1) :]), axis=1)
-    volatility = returns.std(axis=1) if returns.shape[1] > 1 else np.zeros(len(windows))
-    return windows[:, -1] * np.maximum(volatility, MIN_VOLATILITY)
+def _intervals_for(engine, prepared, block: int) -> dict:
+    split = prepared.split
+    predicted = paths(engine, prepared, split.val_targets, interval_steps(split), block)
+    return conformal_intervals(prepared.prices, split, predicted, block)
 
 
-def conformal_quantile(residuals: np.ndarray, level: float) -> float:
-    """The ceil((n + 1) * level)-th smallest residual (finite-sample conformal rank)."""
-    ordered = np.sort(np.asarray(residuals, dtype=np.float64))
-    rank = min(len(ordered), math.ceil((len(ordered) + 1) * level))
-    return float(ordered[rank - 1])
-
-
-def half_widths(intervals: dict, level: float, steps: int) -> np.ndarray:
-    """Relative half-widths for steps 1..steps; past the measured ones, grow as sqrt."""
-    measured = np.asarray(intervals["levels"][str(level)], dtype=np.float64)
-    if steps <= len(measured):
-        return measured[:steps]
-    extra = np.arange(len(measured) + 1, steps + 1)
-    grown = measured[-1] * np.sqrt(extra / len(measured))
-    return np.concatenate([measured, grown])
-
-
-def coverage(actual, predicted, scale, half_width: float) -> float:
-    """Share of days with |actual - predicted| <= half_width * scale (all (n,))."""
-    actual, predicted, scale = (
-        np.asarray(a, dtype=np.float64) for a in (actual, predicted, scale)
-    )
-    return float(np.mean(np.abs(actual - predicted) <= half_width * scale))
+def score_table(metrics: dict) -> pd.DataFrame:
+    """The model-vs-naive scores of `metrics` as a frame: one row per measure."""
+    rows = {}
+    for key in ("rmse", "mae", "mape", "directional_accuracy"):
+        model, naive = metrics["model"][key], metrics["naive"][key]
+        rows[key] = {
+            "model": model,
+            "naive": naive,
+            "model/naive": model / naive if naive else math.nan,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")

@@ -1,17 +1,12 @@
-"""Forecasting: test-day predictions and the future forecast, in prices, with bands."""
+"""Forecasting in prices: paths from many origins, the future forecast with bands."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from forecaster.config import DataSettings, ModelSettings
-from forecaster.data import SAMPLE_CSV
 from forecaster.errors import ForecasterError
-from forecaster.evaluation import (
+from forecaster.intervals import (
     INTERVAL_LEVELS,
     RESIDUAL_SCALE,
     half_widths,
@@ -20,32 +15,6 @@ from forecaster.evaluation import (
 from forecaster.windows import window_view
 
 METHODS = ("recursive", "direct")
-
-
-def test_predictions(engine, prepared) -> pd.DataFrame:
-    """One-step predictions for every test day: columns date, actual, predicted, naive.
-
-    Each test day t is predicted from the `window` prices before it (the
-    first ones come from the end of the training part); naive = price on t-1.
-    """
-    split = prepared.split
-    start = split.test_targets[0]
-    stop = split.n  # every test day, whatever the horizon: only step 1 is used
-    contexts = window_view(prepared.scaled, split.window, (start, stop))
-    scaled = np.concatenate(
-        [
-            engine.predict(contexts[i : i + 4096])[:, 0]
-            for i in range(0, len(contexts), 4096)
-        ]
-    )
-    return pd.DataFrame(
-        {
-            "date": prepared.dates[start:stop].strftime("%Y-%m-%d"),
-            "actual": prepared.prices[start:stop],
-            "predicted": prepared.scaler.inverse_transform(scaled),
-            "naive": prepared.prices[start - 1 : stop - 1],
-        }
-    )
 
 
 def block_for(method: str, horizon: int) -> int:
@@ -72,7 +41,7 @@ def forecast_future(
     lower_80, upper_80, lower_95, upper_95 (price units).
     """
     if days < 1:
-        raise ForecasterError(f"--days must be at least 1. Received: days={days}")
+        raise ForecasterError(f"days must be at least 1. Received: days={days}")
     window = engine.window
     if len(values) < window:
         raise ForecasterError(
@@ -109,112 +78,35 @@ def future_dates(last: pd.Timestamp, days: int) -> pd.DatetimeIndex:
     return pd.bdate_range(pd.Timestamp(last) + pd.offsets.BDay(1), periods=days)
 
 
-# What the default `python train.py` writes: models/<sample>-<default cell>.
-DEFAULT_BUNDLE = f"models/{Path(SAMPLE_CSV).stem}-{ModelSettings().cell}"
+def paths(
+    engine, prepared, targets: tuple[int, int], steps: int, block: int
+) -> np.ndarray:
+    """Forecasts from each origin t in `targets`, `steps` ahead: (n_origins, steps)."""
+    contexts = window_view(prepared.scaled, prepared.split.window, targets)
+    out = []
+    for start in range(0, len(contexts), 2048):
+        out.append(engine.forecast(contexts[start : start + 2048], steps, block))
+    scaled = np.concatenate(out) if out else np.empty((0, steps))
+    return prepared.scaler.inverse_transform(scaled)
 
 
-@dataclass
-class ForecastReport:
-    """What `run_forecast` wrote."""
+def check_block(method: str, horizon: int | None, trained: int) -> int:
+    """Steps kept per model call for `method`; `horizon` may lower the direct one.
 
-    csv: Path
-    png: Path
-    engine: str
-    method: str
-    frame: pd.DataFrame
-    last_date: str
-    notes: list[str]
-
-
-def run_forecast(
-    model_dir: str | None = None,
-    days: int = 30,
-    method: str | None = None,
-    block: int | None = None,
-    engine: str = "auto",
-    data: DataSettings | None = None,
-    out: str | None = None,
-    download=None,
-) -> ForecastReport:
-    """Load a bundle, read the latest prices, forecast `days` ahead, write CSV and PNG.
-
-    The prices come from the bundle's own source unless `data` names a CSV or
-    a ticker (reusing the saved model on new data). Files go into the bundle
-    directory unless `out` is given; both are replaced only once both are
-    complete, so a failed run leaves an earlier forecast as it was.
+    `trained` is the model's own horizon. Raises when `horizon` is outside
+    1..trained.
     """
-    from forecaster.bundle import load_bundle, write_files_atomically
-    from forecaster.data import load_prices
-    from forecaster.engines import make_engine
-
-    if days < 1:
-        raise ForecasterError(f"--days must be at least 1. Received: days={days}")
-    bundle = load_bundle(model_dir or DEFAULT_BUNDLE)
-    method = method or bundle.metadata.get("default_method", "recursive")
-    block = _choose_block(method, block, bundle.horizon)
-    own_source = data is None or not (data.csv or data.ticker)
-    prices = load_prices(
-        _source_settings(bundle, data) if own_source else data, download=download
-    )
-    model_engine = make_engine(bundle, engine)
-    intervals = (bundle.intervals or {}).get(method) or (bundle.intervals or {}).get(
-        "recursive"
-    )
-    frame = forecast_future(
-        model_engine, prices.values, bundle.scaler, days, method, intervals, block=block
-    )
-    out_dir = Path(out) if out else bundle.path
-    test = None
-    if own_source and (bundle.path / "test_predictions.csv").exists():
-        test = pd.read_csv(bundle.path / "test_predictions.csv")
-    from forecaster.plotting import plot_forecast
-
-    title = (
-        f"{prices.source.get('ticker') or Path(prices.source['path']).stem}: "
-        f"{days}-day {method} forecast ({bundle.settings.model.cell}, "
-        f"{model_engine.name} engine)"
-    )
-    csv, png = out_dir / "forecast.csv", out_dir / "forecast.png"
-    write_files_atomically(
-        {
-            csv: lambda tmp: frame.to_csv(tmp, index=False),
-            png: lambda tmp: plot_forecast(prices.values, frame, tmp, title, test),
-        }
-    )
-    return ForecastReport(
-        csv, png, model_engine.name, method, frame, prices.last_date, prices.notes
-    )
-
-
-def _choose_block(method: str, block: int | None, horizon: int) -> int:
-    default = block_for(method, horizon)
-    if block is None:
+    default = block_for(method, trained)
+    if horizon is None:
         return default
-    if block > horizon:
+    if horizon > trained:
         raise ForecasterError(
-            f"--horizon {block} is larger than the bundle was trained for ({horizon}): "
-            f"retrain with `train.py --horizon {block}` or use --horizon {horizon} or "
-            "less."
+            f"horizon {horizon} is larger than the model was trained for "
+            f"({trained}): retrain with horizon={horizon}, or use {trained} or less. "
+            f"Received: horizon={horizon}"
         )
-    if block < 1:
+    if horizon < 1:
         raise ForecasterError(
-            f"--horizon must be at least 1. Received: horizon={block}"
+            f"horizon must be at least 1. Received: horizon={horizon}"
         )
-    return block
-
-
-def _source_settings(bundle, data: DataSettings | None) -> DataSettings:
-    """DataSettings that re-read the bundle's own source, up to today for a ticker."""
-    source = bundle.metadata.get("source", {})
-    column = source.get("column")
-    cache_dir = data.cache_dir if data else DataSettings().cache_dir
-    if source.get("kind") == "ticker":
-        return DataSettings(
-            ticker=source["ticker"],
-            start=source.get("start"),
-            column=column,
-            cache_dir=cache_dir,
-        )
-    return DataSettings(
-        csv=source.get("path"), column=column, decimal=source.get("decimal", ".")
-    )
+    return horizon

@@ -1,46 +1,34 @@
-"""Training runs end to end: load, prepare, train, score vs naive, save; backtests."""
+"""Whole runs over the API, as the command line makes them: train, backtest, forecast.
+
+Each run reads its prices from the settings (a CSV, a ticker or the sample),
+does its work through `forecaster.api`, and writes its files atomically.
+Nothing here prints; the callers decide what to show.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from forecaster import bundle as bundle_io
-from forecaster.config import Settings
-from forecaster.data import Prices, load_prices
+from forecaster.config import DataSettings, ForecastSettings, Settings
+from forecaster.data import SAMPLE_CSV, load_prices
 from forecaster.errors import ForecasterError
-from forecaster.evaluation import (
-    INTERVAL_LEVELS,
-    conformal_intervals,
-    coverage,
-    format_table,
-    naive_scores,
-    scale_of,
-    scores,
-    step_errors,
-)
-from forecaster.forecast import block_for, test_predictions
-from forecaster.windows import window_view
 
 log = logging.getLogger("forecaster")
 
-MIN_EVAL_STEPS = 10  # error-by-step is reported for at least this many steps
+DEFAULT_BUNDLE = ForecastSettings().model  # what the default train.py writes
 
 
 def default_out(settings: Settings) -> Path:
-    """models/<source>-<cell>: where a run writes its bundle unless --out says so."""
+    """models/<source>-<cell>: where a run writes its bundle unless told otherwise."""
     return Path("models") / f"{source_name(settings)}-{settings.model.cell}"
 
 
 def source_name(settings: Settings) -> str:
-    from forecaster.data import SAMPLE_CSV
-
     if settings.data.ticker:
         return settings.data.ticker.strip().upper()
     return Path(settings.data.csv or SAMPLE_CSV).stem
@@ -61,57 +49,18 @@ class TrainReport:
     notes: list[str]
 
     def summary(self) -> str:
-        """What train.py prints: scores beside naive, error by step, coverage, files."""
-        coverage = self.metrics["interval_coverage_one_step"]
-        lines = [
-            self.table,
-            "",
-            format_steps(self.metrics["rmse_by_step"]),
-            "",
-            "prediction intervals on the test days (one step ahead): "
-            + ", ".join(
-                f"{float(k):.0%} band covers {v:.1%}" for k, v in coverage.items()
-            ),
-            "",
-            f"saved bundle {self.out}/ (model.keras, metrics.json, "
-            "test_predictions.csv, loss.png, test_predictions.png, ...)",
-            f"next: python predict.py --model {self.out}",
-        ]
-        return "\n".join(lines)
+        """Scores beside naive, error by step and coverage (forecaster.report)."""
+        from forecaster.report import training_summary
+
+        return training_summary(self.metrics, self.table)
 
 
-def format_steps(by_step: dict, shown=(1, 2, 5, 10, 20, 30)) -> str:
-    """Test RMSE by horizon step for the model's methods and naive, a few steps."""
-    steps = list(by_step["step"])
-    picked = [steps.index(k) for k in shown if k in steps]
-    if steps[-1] not in [steps[i] for i in picked]:
-        picked.append(len(steps) - 1)
-    header = "RMSE by step " + "".join(f"{steps[i]:>9}" for i in picked)
-    rows = [header]
-    for name in ("recursive", "direct", "naive"):
-        if name in by_step:
-            values = by_step[name]
-            rows.append(f"{name:<13}" + "".join(f"{values[i]:>9.3f}" for i in picked))
-    rows.append(f"(scored on the test origins with a full {steps[-1]}-day path)")
-    return "\n".join(rows)
-
-
-def format_backtest(table: pd.DataFrame) -> str:
-    """The per-fold and mean backtest table, model beside naive."""
-    columns = [
-        "fold",
-        "test_start",
-        "test_end",
-        "test_days",
-        "model_rmse",
-        "naive_rmse",
-        "rmse_ratio",
-        "model_mae",
-        "naive_mae",
-    ]
-    return table[columns].to_string(
-        index=False, na_rep="", float_format=lambda v: f"{v:.4f}"
-    )
+def _refuse_existing(out: Path, force: bool) -> None:
+    if out.exists() and not force:
+        raise ForecasterError(
+            f"{str(out)!r} already exists: add --force to replace it (the old one is "
+            "kept until the new one is complete), or choose another --out."
+        )
 
 
 def run_training(
@@ -122,29 +71,24 @@ def run_training(
     download=None,
 ) -> TrainReport:
     """Train on the configured data and write a complete bundle to `out` atomically."""
+    from forecaster.lock import hold
+
     settings.validate()
     out = Path(out) if out else default_out(settings)
-    from forecaster.lock import hold
 
     with hold(out, "bundle"):  # one run per bundle, from here to the saved bundle
         return _train_holding_lock(settings, out, force, resume, download)
 
 
 def _train_holding_lock(settings, out, force, resume, download) -> TrainReport:
+    from forecaster.api import Forecaster
     from forecaster.io import recover
+    from forecaster.training import discard_checkpoint
 
     recover(out, "bundle")  # a save killed mid-swap leaves its old bundle aside
     recover(checkpoint_dir_for(out), "checkpoint")
-    if out.exists() and not force and not resume:
-        raise ForecasterError(
-            f"Bundle {str(out)!r} already exists: add --force to replace it (the old "
-            "one "
-            "is kept until the new one is complete), or choose another --out."
-        )
+    _refuse_existing(out, force or resume)
     prices = load_prices(settings.data, download=download)
-    from forecaster.training import discard_checkpoint, fit_model, prepare
-
-    prepared = prepare(prices.values, settings.prep)
     checkpoint = checkpoint_dir_for(out)
     if checkpoint.exists() and not resume:
         log.warning(
@@ -153,128 +97,11 @@ def _train_holding_lock(settings, out, force, resume, download) -> TrainReport:
             checkpoint,
         )
         discard_checkpoint(checkpoint)
-    result = fit_model(prepared, settings, checkpoint_dir=checkpoint, resume=resume)
-    evaluation = evaluate(result.model, prepared, settings)
-    metadata = _metadata(settings, prices, prepared, result)
-    bundle_io.write_directory_atomically(
-        out,
-        lambda tmp: _write_bundle(
-            tmp, result, prepared, evaluation, metadata, source_name(settings)
-        ),
-        replace=True,
-        what="bundle",
-    )
+    model = Forecaster.from_settings(settings)
+    model.fit(prices, checkpoint_dir=checkpoint, resume=resume)
+    model.save(out, force=True)
     discard_checkpoint(checkpoint)
-    return TrainReport(out, evaluation["table"], evaluation["metrics"], prices.notes)
-
-
-def evaluate(model, prepared, settings: Settings) -> dict:
-    """Test metrics beside naive, error by step, intervals and their test coverage."""
-    from forecaster.engines import KerasEngine
-
-    prep = settings.prep
-    engine = KerasEngine(model, prep.representation, prep.window, prep.horizon)
-    predictions = test_predictions(engine, prepared)
-    actual, previous = predictions["actual"], predictions["naive"]
-    model_scores = scores(actual, predictions["predicted"], previous)
-    baseline = naive_scores(actual, previous)
-    default_method = "direct" if prep.horizon > 1 else "recursive"
-    intervals = {
-        method: conformal_intervals(engine, prepared, block_for(method, prep.horizon))
-        for method in ({"recursive", default_method})
-    }
-    one_step = intervals["recursive"]["levels"]
-    split = prepared.split
-    scale = scale_of(
-        window_view(prepared.prices, split.window, (split.n_train, split.n))
-    )
-    achieved = {
-        str(level): coverage(
-            actual, predictions["predicted"], scale, one_step[str(level)][0]
-        )
-        for level in INTERVAL_LEVELS
-    }
-    by_step = step_errors(engine, prepared, max(prep.horizon, MIN_EVAL_STEPS))
-    metrics = {
-        "test_days": len(predictions),
-        "test_start": predictions["date"].iloc[0],
-        "test_end": predictions["date"].iloc[-1],
-        "model": model_scores,
-        "naive": baseline,
-        "rmse_ratio_to_naive": model_scores["rmse"] / baseline["rmse"],
-        "interval_coverage_one_step": achieved,
-        "rmse_by_step": by_step.to_dict(orient="list"),
-    }
-    return {
-        "predictions": predictions,
-        "metrics": metrics,
-        "intervals": intervals,
-        "by_step": by_step,
-        "table": format_table(model_scores, baseline),
-        "default_method": default_method,
-    }
-
-
-def _metadata(settings: Settings, prices: Prices, prepared, result) -> dict:
-    split = prepared.split
-    return {
-        "format_version": bundle_io.FORMAT_VERSION,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "source": prices.source,
-        "column": prices.source.get("column"),
-        "date_range": {
-            "first": prices.first_date,
-            "last": prices.last_date,
-            "train_end": prepared.dates[split.n_train - 1].strftime("%Y-%m-%d"),
-            "test_start": prepared.dates[split.n_train].strftime("%Y-%m-%d"),
-        },
-        "rows": {
-            "total": split.n,
-            "train": split.n_train,
-            "fit_windows": split.n_fit,
-            "validation_windows": split.n_val,
-            "test_windows": split.n_test,
-        },
-        "settings": settings.to_dict(),
-        "training": {
-            "epochs_run": len(result.history),
-            "best_epoch": result.best_epoch,
-            "seconds": round(result.seconds, 2),
-            "resumed_from_epoch": result.resumed_from,
-        },
-        "versions": bundle_io.library_versions(),
-    }
-
-
-def _write_bundle(
-    tmp: Path, result, prepared, evaluation: dict, metadata: dict, title: str
-) -> None:
-    from forecaster import plotting
-
-    metadata["default_method"] = evaluation["default_method"]
-    metadata["manifest"] = bundle_io.MANIFEST_FILE  # load_bundle then requires it
-    result.model.save(tmp / bundle_io.MODEL_FILE)
-    bundle_io.write_json(tmp / bundle_io.SCALER_FILE, prepared.scaler.to_dict())
-    bundle_io.write_json(tmp / bundle_io.METADATA_FILE, metadata)
-    bundle_io.write_json(tmp / bundle_io.METRICS_FILE, evaluation["metrics"])
-    bundle_io.write_json(tmp / bundle_io.INTERVALS_FILE, evaluation["intervals"])
-    evaluation["predictions"].to_csv(tmp / "test_predictions.csv", index=False)
-    evaluation["by_step"].to_csv(tmp / "rmse_by_step.csv", index=False)
-    history = pd.DataFrame(result.history)
-    history.to_csv(tmp / "history.csv", index=False)
-    plotting.plot_loss(history, tmp / "loss.png", result.best_epoch)
-    metrics = evaluation["metrics"]
-    plotting.plot_test(
-        evaluation["predictions"],
-        tmp / "test_predictions.png",
-        title,
-        metrics["model"]["rmse"],
-        metrics["naive"]["rmse"],
-    )
-    bundle_io.write_manifest(tmp)  # last: it lists every file written above
-
-
-# -------------------------------------------------------------------- backtest
+    return TrainReport(out, model.evaluation_["table"], model.metrics_, prices.notes)
 
 
 def run_backtest(
@@ -284,88 +111,113 @@ def run_backtest(
     force: bool = False,
     download=None,
 ) -> tuple[Path, pd.DataFrame]:
-    """Walk-forward: retrain on K expanding windows, score each following block.
+    """Walk-forward backtest of the configured data; writes backtest.csv and .png."""
+    from forecaster.backtest import walk_forward
 
-    The part after `train_fraction` is cut into `folds` equal blocks; fold k
-    trains (scaler, validation and all) on everything before block k and is
-    scored one step ahead on block k, beside the naive forecast.
-    """
     settings.validate()
     if folds < 1:
-        raise ForecasterError(
-            f"--backtest must be at least 1. Received: backtest={folds}"
-        )
-    out = (
-        Path(out)
-        if out
-        else default_out(settings).with_name(default_out(settings).name + "-backtest")
-    )
-    if out.exists() and not force:
-        raise ForecasterError(
-            f"{str(out)!r} already exists: add --force to replace it, or choose --out."
-        )
+        raise ForecasterError(f"folds must be at least 1. Received: folds={folds}")
+    default = default_out(settings)
+    out = Path(out) if out else default.with_name(default.name + "-backtest")
+    _refuse_existing(out, force)
     prices = load_prices(settings.data, download=download)
-    values = prices.values
-    from forecaster.windows import split_series
-
-    first = split_series(len(values), settings.prep).n_train
-    edges = np.linspace(first, len(values), folds + 1).astype(int)
-    rows = [
-        _fold(values, settings, k, int(a), int(b))
-        for k, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=False), start=1)
-    ]
-    table = pd.DataFrame(rows)
-    mean = {
-        "fold": "mean",
-        **{
-            c: table[c].mean()
-            for c in table.columns
-            if c.endswith(("rmse", "mae", "mape", "ratio"))
-        },
-    }
-    table = pd.concat([table, pd.DataFrame([mean])], ignore_index=True)
+    table = walk_forward(prices.values, settings, folds)
 
     def write(tmp: Path) -> None:
         from forecaster import plotting
 
         table.to_csv(tmp / "backtest.csv", index=False)
-        plotting.plot_backtest(
-            table.iloc[:-1],
-            tmp / "backtest.png",
-            f"{source_name(settings)} walk-forward, {folds} folds",
-        )
+        title = f"{source_name(settings)} walk-forward, {folds} folds"
+        plotting.plot_backtest(table.iloc[:-1], title, tmp / "backtest.png")
 
     bundle_io.write_directory_atomically(out, write, replace=True, what="backtest")
     return out, table
 
 
-def _fold(values: pd.Series, settings: Settings, k: int, start: int, stop: int) -> dict:
-    from forecaster.training import fit_model, prepare
+@dataclass
+class ForecastReport:
+    """What `run_forecast` wrote."""
 
-    log.info("fold %d: train on %d days, test %d days", k, start, stop - start)
-    prepared = prepare(values.iloc[:stop], settings.prep, n_train=start)
-    result = fit_model(prepared, settings)
-    from forecaster.engines import KerasEngine
+    csv: Path
+    png: Path
+    engine: str
+    method: str
+    frame: pd.DataFrame
+    last_date: str
+    notes: list[str]
 
-    prep = settings.prep
-    engine = KerasEngine(result.model, prep.representation, prep.window, prep.horizon)
-    predictions = test_predictions(engine, prepared)
-    model = scores(
-        predictions["actual"], predictions["predicted"], predictions["naive"]
+
+def run_forecast(
+    model_dir: str | None = None,
+    days: int = 30,
+    method: str | None = None,
+    block: int | None = None,
+    engine: str = "auto",
+    data: DataSettings | None = None,
+    out: str | None = None,
+    download=None,
+) -> ForecastReport:
+    """Load a bundle, read the latest prices, forecast `days` ahead, write CSV and PNG.
+
+    The prices come from the bundle's own source (or, for a model fitted on
+    prices in memory, the recent prices saved with it) unless `data` names a
+    CSV or a ticker. Files go into the bundle directory unless `out` is
+    given; both are replaced only once both are complete, so a failed run
+    leaves an earlier forecast as it was.
+    """
+    from forecaster.api import load
+
+    if days < 1:
+        raise ForecasterError(f"days must be at least 1. Received: days={days}")
+    model = load(model_dir or DEFAULT_BUNDLE)
+    own_source = data is None or not (data.csv or data.ticker)
+    prices = _forecast_prices(model.bundle_, data, own_source, download)
+    method = method or model.default_method_
+    frame = model.forecast(days, prices.values, method, block, engine)
+    engine_name = model._engine(engine).name
+    test = model._test_predictions() if own_source else None
+    out_dir = Path(out) if out else model.bundle_.path
+    title = (
+        f"{_prices_name(prices)}: {days}-day {method} forecast "
+        f"({model.settings.model.cell}, {engine_name} engine)"
     )
-    naive = naive_scores(predictions["actual"], predictions["naive"])
-    return {
-        "fold": k,
-        "train_days": start,
-        "test_start": predictions["date"].iloc[0],
-        "test_end": predictions["date"].iloc[-1],
-        "test_days": len(predictions),
-        "model_rmse": model["rmse"],
-        "naive_rmse": naive["rmse"],
-        "rmse_ratio": model["rmse"] / naive["rmse"] if naive["rmse"] else math.nan,
-        "model_mae": model["mae"],
-        "naive_mae": naive["mae"],
-        "model_mape": model["mape"],
-        "naive_mape": naive["mape"],
-        "best_epoch": result.best_epoch,
-    }
+    csv, png = out_dir / "forecast.csv", out_dir / "forecast.png"
+
+    def draw(tmp: Path) -> None:
+        from forecaster.plotting import plot_forecast
+
+        plot_forecast(prices.values, frame, title, test, path=tmp)
+
+    bundle_io.write_files_atomically(
+        {csv: lambda tmp: frame.to_csv(tmp, index=False), png: draw}
+    )
+    return ForecastReport(
+        csv, png, engine_name, method, frame, prices.last_date, prices.notes
+    )
+
+
+def _forecast_prices(bundle, data, own_source: bool, download):
+    from forecaster.data import Prices
+
+    if not own_source:
+        return load_prices(data, download=download)
+    cache_dir = data.cache_dir if data else None
+    settings = bundle_io.source_settings(bundle, cache_dir)
+    if settings is not None:
+        return load_prices(settings, download=download)
+    recent = bundle_io.read_recent_prices(bundle)
+    if recent is None:
+        raise ForecasterError(
+            f"Bundle {str(bundle.path)!r} keeps no prices to forecast from: pass "
+            "--csv or --ticker."
+        )
+    return Prices(recent, bundle.metadata.get("source", {}), [])
+
+
+def _prices_name(prices) -> str:
+    source = prices.source
+    if source.get("ticker"):
+        return source["ticker"]
+    if source.get("path"):
+        return Path(source["path"]).stem
+    return str(source.get("name") or prices.values.name)

@@ -1,34 +1,41 @@
-"""PNG plots: loss curves, test predictions, the forecast with its bands, backtests."""
+"""Plots: loss curves, test predictions, the forecast with its bands, backtests.
+
+Each function draws on the matplotlib `Axes` it is given, or on a new
+`Figure` of its own, returns the `Figure`, and writes a PNG only when given a
+`path`. Figures are made without pyplot, so nothing here changes the
+backend or the current figure of a notebook.
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pandas as pd
 
 HISTORY_DAYS = 250  # days of real prices shown before a forecast
 
 
-def _pyplot():
-    import matplotlib
+def _axes(ax, figsize: tuple[float, float]):
+    """(figure, axes): the given axes and their figure, or a new figure's axes."""
+    if ax is not None:
+        return ax.figure, ax
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    from forecaster.bundle import write_file_atomically
-
-    write_file_atomically(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    _pyplot().close(fig)
+    fig = Figure(figsize=figsize)
+    return fig, fig.add_subplot()
 
 
-def plot_loss(history: pd.DataFrame, path: Path, best_epoch: int) -> None:
+def _finish(fig, path):
+    """Lay out the figure and write it as a PNG when a path is given; return it."""
+    fig.tight_layout()
+    if path is not None:
+        from forecaster.bundle import write_file_atomically
+
+        write_file_atomically(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    return fig
+
+
+def plot_loss(history: pd.DataFrame, best_epoch: int, path=None, ax=None):
     """Training and validation loss per epoch, the kept epoch marked."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = _axes(ax, (8, 4.5))
     ax.plot(history["epoch"], history["loss"], label="training loss")
     ax.plot(history["epoch"], history["val_loss"], label="validation loss")
     ax.axvline(
@@ -39,21 +46,20 @@ def plot_loss(history: pd.DataFrame, path: Path, best_epoch: int) -> None:
     ax.set_ylabel("MSE (scaled units)")
     ax.set_title("Loss per epoch")
     ax.legend()
-    fig.tight_layout()
-    _save(fig, path)
+    return _finish(fig, path)
 
 
 def plot_test(
     predictions: pd.DataFrame,
-    path: Path,
     title: str,
     model_rmse: float,
     naive_rmse: float,
-) -> None:
+    path=None,
+    ax=None,
+):
     """Actual vs predicted prices on the test days, with both RMSEs in the title."""
-    plt = _pyplot()
     dates = pd.to_datetime(predictions["date"])
-    fig, ax = plt.subplots(figsize=(10, 5))
+    fig, ax = _axes(ax, (10, 5))
     ax.plot(dates, predictions["actual"], label="actual", color="black", linewidth=1)
     ax.plot(
         dates,
@@ -68,23 +74,22 @@ def plot_test(
     )
     ax.set_ylabel("price")
     ax.legend()
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    _save(fig, path)
+    _slant_dates(ax)
+    return _finish(fig, path)
 
 
 def plot_forecast(
     history: pd.Series,
     forecast: pd.DataFrame,
-    path: Path,
     title: str,
     test: pd.DataFrame | None = None,
-) -> None:
+    path=None,
+    ax=None,
+):
     """Recent prices, test-period predictions and the future forecast with its bands."""
-    plt = _pyplot()
     recent = history.iloc[-HISTORY_DAYS:]
     dates = pd.to_datetime(forecast["date"])
-    fig, ax = plt.subplots(figsize=(10, 5))
+    fig, ax = _axes(ax, (10, 5))
     ax.plot(recent.index, recent.to_numpy(), color="black", linewidth=1, label="actual")
     if test is not None and len(test):
         shown = test[pd.to_datetime(test["date"]) >= recent.index[0]]
@@ -119,15 +124,13 @@ def plot_forecast(
     ax.set_title(title)
     ax.set_ylabel("price")
     ax.legend(loc="upper left")
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    _save(fig, path)
+    _slant_dates(ax)
+    return _finish(fig, path)
 
 
-def plot_backtest(folds: pd.DataFrame, path: Path, title: str) -> None:
+def plot_backtest(folds: pd.DataFrame, title: str, path=None, ax=None):
     """Test RMSE per walk-forward fold, model beside naive."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = _axes(ax, (8, 4.5))
     x = range(len(folds))
     ax.bar([i - 0.2 for i in x], folds["model_rmse"], width=0.4, label="model")
     ax.bar([i + 0.2 for i in x], folds["naive_rmse"], width=0.4, label="naive")
@@ -142,5 +145,9 @@ def plot_backtest(folds: pd.DataFrame, path: Path, title: str) -> None:
     ax.set_ylabel("RMSE (price)")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    _save(fig, path)
+    return _finish(fig, path)
+
+
+def _slant_dates(ax) -> None:
+    """Slant the date labels of the x axis so long ranges stay readable."""
+    ax.tick_params(axis="x", labelrotation=30)

@@ -10,7 +10,7 @@ import predict
 from forecaster import cli
 from forecaster.bundle import MANIFEST_FILE, load_bundle
 from forecaster.errors import BundleError
-from forecaster.forecast import run_forecast
+from forecaster.pipeline import run_forecast
 
 BUNDLE_FILES = [
     "model.keras",
@@ -21,6 +21,7 @@ BUNDLE_FILES = [
     "test_predictions.csv",
     "rmse_by_step.csv",
     "history.csv",
+    "recent_prices.csv",
     "loss.png",
     "test_predictions.png",
 ]

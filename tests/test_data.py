@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -572,6 +573,22 @@ DNS_LOGGED = (
     "['MSFT']: DNSError('Failed to perform, curl: (6) Could not resolve host: "
     "query2.finance.yahoo.com')"
 )
+IMPERSONATE_LOGGED = (
+    "['MSFT']: ImpersonateError('Impersonating chrome150 is not supported')"
+)
+TLS_LOGGED = (
+    "['MSFT']: CurlError('Failed to perform, curl: (59) failed setting cipher list. "
+    "See https://curl.se/libcurl/c/libcurl-errors.html first for more details.')"
+)
+REFUSED_LOGGED = (
+    "['MSFT']: ConnectionError('Failed to perform, curl: (7) Failed to connect to "
+    "127.0.0.1 port 9 after 0 ms: Could not connect to server')"
+)
+STACK = (
+    r"The HTTP library that yfinance uses \(curl_cffi\) is broken in this Python, "
+    r"so no request for 'MSFT' was sent",
+    "This is an installation problem, not the symbol or the network: reinstall",
+)
 RATE = (r"Yahoo Finance is rate-limiting downloads of 'MSFT'", "Wait a few minutes")
 NETWORK = (r"Could not reach Yahoo Finance to download 'MSFT'", "internet connection")
 NO_PRICES = (r"yfinance returned no prices for 'MSFT'", "Check the symbol")
@@ -600,6 +617,24 @@ FAILURES = {
         NETWORK,
     ),
     "timeout": (lambda: FakeDownload(error=TimeoutError("read timed out")), NETWORK),
+    "refused-logged": (
+        lambda: FakeDownload(result=yf_empty_frame("MSFT"), logged=REFUSED_LOGGED),
+        NETWORK,
+    ),
+    "impersonation-logged": (
+        lambda: FakeDownload(result=yf_empty_frame("MSFT"), logged=IMPERSONATE_LOGGED),
+        (STACK[0] + r" \(.*ImpersonateError", STACK[1]),
+    ),
+    "tls-library-raised": (
+        lambda: FakeDownload(
+            error=RuntimeError("Failed to perform, curl: (59) failed setting cipher")
+        ),
+        STACK,
+    ),
+    "tls-library-logged": (
+        lambda: FakeDownload(result=yf_empty_frame("MSFT"), logged=TLS_LOGGED),
+        STACK,
+    ),
     "unknown-symbol": (
         lambda: FakeDownload(result=yf_empty_frame("MSFT"), logged=not_found("MSFT")),
         (NO_PRICES[0] + r" \(.*possibly delisted; no price data found", NO_PRICES[1]),
@@ -774,7 +809,8 @@ def test_unknown_symbol_without_cache(tmp_path):
 
 def test_failure_messages_are_distinct(tmp_path):
     said = {}
-    for name in ("rate-raised", "offline-raised", "unknown-symbol"):
+    kinds = ("rate-raised", "offline-raised", "unknown-symbol", "impersonation-logged")
+    for name in kinds:
         with pytest.raises(ForecasterError) as caught:
             download_prices("MSFT", cache_dir=tmp_path, download=FAILURES[name][0]())
         said[name] = str(caught.value)
@@ -783,6 +819,34 @@ def test_failure_messages_are_distinct(tmp_path):
     assert "internet connection" in said["offline-raised"]
     assert "internet" not in said["rate-raised"] + said["unknown-symbol"]
     assert "Check the symbol" in said["unknown-symbol"]
+    stack = said["impersonation-logged"]
+    assert "installation problem" in stack and "pip install --force-reinstall" in stack
+    for other in ("rate-raised", "offline-raised", "unknown-symbol"):
+        assert "installation" not in said[other] and "broken" not in said[other]
+    assert "internet" not in stack and "Check the symbol" not in stack
+
+
+def test_library_warnings_are_hidden_ours_are_not(tmp_path):
+    """yfinance's deprecation warnings stay off the terminal; other warnings pass."""
+
+    def noisy(tickers, **kwargs):
+        warnings.warn_explicit(
+            "inplace is deprecated",
+            DeprecationWarning,
+            "yfinance/data.py",
+            1,
+            module="yfinance.data",
+        )
+        warnings.warn_explicit(
+            "old pandas call", FutureWarning, "curl_cffi/x.py", 1, module="curl_cffi.x"
+        )
+        warnings.warn("a warning of the caller's own", UserWarning, stacklevel=1)
+        return yf_frame()
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        download_prices("MSFT", cache_dir=tmp_path, download=noisy)
+    assert [str(w.message) for w in seen] == ["a warning of the caller's own"]
 
 
 def test_cache_outside_the_range_is_an_error(tmp_path):

@@ -10,7 +10,8 @@ from forecaster.bundle import load_bundle, load_keras_model
 from forecaster.config import DataSettings
 from forecaster.engines import Engine, KerasEngine, NumpyEngine, make_engine
 from forecaster.errors import ForecasterError
-from forecaster.forecast import forecast_future, future_dates, run_forecast
+from forecaster.forecast import forecast_future, future_dates
+from forecaster.pipeline import run_forecast
 
 
 def _engines(bundle):
@@ -91,7 +92,7 @@ def test_run_forecast_both_methods(direct_bundle, tmp_path):
 def test_horizon_larger_than_bundle_is_refused(direct_bundle, tmp_path):
     with pytest.raises(
         ForecasterError,
-        match=r"--horizon 5 is larger than the bundle "
+        match=r"^horizon 5 is larger than the model "
         r"was trained for \(3\)",
     ):
         run_forecast(str(direct_bundle), days=5, method="direct", block=5, out=tmp_path)

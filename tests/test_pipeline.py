@@ -88,7 +88,7 @@ def test_reload_gives_identical_predictions(trained_bundle):
     prepared = prepare(values, bundle.settings.prep)
     model = load_keras_model(bundle.model_path)
     engine = KerasEngine(model, bundle.representation, bundle.window, bundle.horizon)
-    from forecaster.forecast import test_predictions
+    from forecaster.evaluation import test_predictions
 
     again = test_predictions(engine, prepared)
     saved = pd.read_csv(trained_bundle / "test_predictions.csv")

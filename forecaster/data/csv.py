@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forecaster.config import DECIMALS
 from forecaster.data.series import (
     DATE_FORMATS,
     DATE_NAMES,
-    DECIMALS,
     EARLIEST_DATE,
     LATEST_DATE,
     MAX_NAMED,

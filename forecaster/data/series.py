@@ -23,7 +23,6 @@ MISSING_TOKENS = {
     "#n/a",
     "nil",
 }
-DECIMALS = (".", ",")  # "," means semicolon-separated cells with decimal commas
 MAX_NAMED = 5  # dates listed in a warning or error before "and N more"
 # Tried in order; the whole column must parse with one format, so 03/04/2024 is
 # read the same way in every row (never month-first here and day-first there).

@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,12 +113,33 @@ class _Failure:
 _ADVICE = {
     "rate": "Wait a few minutes and retry, or pass --csv with a saved file.",
     "network": "Check your internet connection, or pass --csv with a saved file.",
+    "stack": "This is an installation problem, not the symbol or the network: "
+    "reinstall the HTTP library (pip install --force-reinstall curl_cffi yfinance), "
+    "or pass --csv with a saved file.",
     "symbol": "Check the symbol (e.g. on finance.yahoo.com) and the --start/--end "
     "range, or pass --csv.",
     "unusable": "Retry later, or pass --csv with a saved file.",
     "error": "Retry later, update yfinance (pip install -U yfinance), or pass --csv.",
     "install": "Install it (pip install yfinance), or pass --csv with a saved file.",
 }
+
+# Faults of the HTTP library itself (checked before the network hints, which
+# also match "curl" and "ssl"): impersonation unavailable, a TLS or SSL
+# library that cannot be loaded or initialised, an option libcurl lacks.
+_STACK_HINTS = (
+    "impersonat",
+    "tls library",
+    "ssl library",
+    "ssl engine",
+    "curl: (1)",  # unsupported protocol
+    "curl: (2)",  # failed to initialise
+    "curl: (4)",  # a feature not built in
+    "curl: (48)",  # unknown option
+    "curl: (53)",  # SSL crypto engine not found
+    "curl: (59)",  # cannot use the specified cipher
+    "curl: (66)",  # SSL engine initialisation failed
+    "undefined symbol",
+)
 
 _NETWORK_HINTS = (
     "connection",
@@ -138,13 +160,11 @@ _NETWORK_HINTS = (
 def _try_download(ticker, start, end, download):
     """Return (frame, None) on success or (None, _Failure) on any failure."""
     if download is None:
-        try:
-            import yfinance
-        except ImportError:
-            return None, _Failure("install", "yfinance is not installed")
-        download = yfinance.download
+        download, failure = _real_download()
+        if failure is not None:
+            return None, failure
     # yfinance logs most failures instead of raising; keep them to explain.
-    with _captured_yfinance_errors() as messages:
+    with _captured_yfinance_errors() as messages, quiet_library_warnings():
         try:
             frame = download(
                 ticker,
@@ -161,6 +181,40 @@ def _try_download(ticker, start, end, download):
     return frame, None
 
 
+def _real_download():
+    """yfinance.download, or a child-process stand-in when this process's is broken.
+
+    See forecaster.httpstack: a curl_cffi imported after TensorFlow (before
+    forecaster could isolate it) cannot send any request in this process, so
+    the download runs in a fresh interpreter instead.
+    """
+    try:
+        with quiet_library_warnings():
+            import yfinance
+    except ImportError:
+        return None, _Failure("install", "yfinance is not installed")
+    from forecaster.httpstack import http_stack_works
+
+    if http_stack_works():
+        return yfinance.download, None
+    from forecaster.data.fetch import download_in_child
+
+    return download_in_child, None
+
+
+@contextlib.contextmanager
+def quiet_library_warnings():
+    """Hide the deprecation warnings that yfinance and its HTTP stack raise.
+
+    Only warnings attributed to those libraries are hidden, and only inside
+    the block; forecaster's own warnings and those of the user's code pass.
+    """
+    with warnings.catch_warnings():
+        for module in (r"yfinance(\.|$)", r"curl_cffi(\.|$)", r"peewee"):
+            warnings.filterwarnings("ignore", module=module)
+        yield
+
+
 def _day_after(day: str | None) -> str | None:
     if day is None:
         return None
@@ -168,7 +222,7 @@ def _day_after(day: str | None) -> str | None:
 
 
 def _classify(ticker: str, err: Exception | None, messages: list[str]) -> _Failure:
-    said = [f"{type(err).__name__}: {err}"] if err is not None else []
+    said = [f"{_error_name(err)}: {err}"] if err is not None else []
     said += [m.strip() for m in messages if not _FAILED_COUNT.match(m.strip())]
     detail = " ".join(" ".join(said).split())  # one line
     shown = f" ({detail[:160]})" if detail else ""
@@ -178,6 +232,12 @@ def _classify(ticker: str, err: Exception | None, messages: list[str]) -> _Failu
     if "ratelimit" in squashed or "toomanyrequests" in squashed:
         return _Failure(
             "rate", f"Yahoo Finance is rate-limiting downloads of {ticker!r}{shown}"
+        )
+    if any(hint in lowered for hint in _STACK_HINTS):
+        return _Failure(
+            "stack",
+            f"The HTTP library that yfinance uses (curl_cffi) is broken in this "
+            f"Python, so no request for {ticker!r} was sent{shown}",
         )
     if isinstance(err, (ConnectionError, TimeoutError)) or any(
         hint in lowered for hint in _NETWORK_HINTS
@@ -192,6 +252,11 @@ def _classify(ticker: str, err: Exception | None, messages: list[str]) -> _Failu
         f"yfinance returned no prices for {ticker!r}{shown}: the symbol may be "
         "unknown or delisted",
     )
+
+
+def _error_name(err: Exception) -> str:
+    """The exception's class name; a child process's error keeps its original name."""
+    return getattr(err, "original_name", None) or type(err).__name__
 
 
 _FAILED_COUNT = re.compile(r"\d+ Failed downloads?:$")  # yfinance's summary line

@@ -1,0 +1,7 @@
+"""`python -m forecaster`: the same as the `forecaster` console command."""
+
+import sys
+
+from forecaster.cli import main, run
+
+sys.exit(run(main))

@@ -1,0 +1,457 @@
+"""The Python API: `Forecaster` (fit, evaluate, forecast, backtest, plot, save), `load`.
+
+    import forecaster as fc
+    prices = fc.read_prices("data/AAPL.csv")
+    model = fc.Forecaster(cell="gru", window=60).fit(prices)
+    model.evaluate()          # model beside naive on the test days
+    model.forecast(30)        # dates, forecast, 80% and 95% bands
+    model.save("models/aapl-gru")
+    fc.load("models/aapl-gru").forecast(10)   # NumPy engine, no TensorFlow
+
+Learned state ends in an underscore, as in scikit-learn; using a model
+before `fit` (or `load`) raises a ForecasterError that says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+
+from forecaster import bundle as bundle_io
+from forecaster.config import Settings
+from forecaster.data import Prices, load_prices
+from forecaster.data.frames import prices_from_pandas
+from forecaster.errors import ForecasterError
+from forecaster.forecast import METHODS, check_block, forecast_future
+
+PLOTS = ("forecast", "test", "loss")
+
+
+def settings_from_keywords(**keywords) -> Settings:
+    """Settings from flat keywords (cell="gru", window=60, ...), validated.
+
+    Each keyword is a field of one of the settings dataclasses in
+    forecaster.config; an unknown keyword gets an error listing the valid ones.
+    """
+    settings = Settings()
+    owners = {
+        f.name: part
+        for part in ("prep", "model", "train", "data")
+        for f in dataclasses.fields(getattr(settings, part))
+    }
+    unknown = sorted(set(keywords) - set(owners))
+    if unknown:
+        raise ForecasterError(
+            f"Unknown keyword argument(s) {', '.join(unknown)}: valid ones are "
+            f"{', '.join(sorted(owners))}."
+        )
+    for name, value in keywords.items():
+        setattr(getattr(settings, owners[name]), name, value)
+    return settings.validate()
+
+
+def read_prices(
+    source: str | Path,
+    column: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    cache_dir: str = "data/cache",
+    decimal: str = ".",
+) -> pd.Series:
+    """Daily prices from a CSV path or a ticker symbol, as a float64 Series.
+
+    A path to an existing file (or one ending in .csv) is read as a CSV;
+    anything else is taken as a symbol and downloaded with yfinance (cached
+    in `cache_dir`). `decimal=","` reads a semicolon-separated CSV with
+    decimal commas. The Series is named after its price column and keeps
+    where it came from in `series.attrs["source"]`.
+    """
+    from forecaster.config import DataSettings
+
+    text = str(source)
+    is_file = Path(text).exists() or text.lower().endswith(".csv")
+    settings = DataSettings(
+        csv=text if is_file else None,
+        ticker=None if is_file else text,
+        start=start,
+        end=end,
+        column=column,
+        cache_dir=cache_dir,
+        decimal=decimal,
+    )
+    prices = load_prices(settings)
+    series = prices.values.copy()
+    series.attrs["source"] = prices.source
+    return series
+
+
+class Forecaster:
+    """A stacked LSTM/GRU/SimpleRNN price forecaster with the naive baseline beside it.
+
+    Keyword arguments are the fields of the settings dataclasses
+    (forecaster.config): window, horizon, representation, cell, units,
+    layers, dropout, epochs, batch_size, patience, seed, ... After `fit`:
+    `model_` (Keras), `scaler_`, `history_`, `metrics_`, `intervals_`,
+    `prices_` (the series it was given) and `best_epoch_`.
+    """
+
+    def __init__(self, **keywords):
+        self.settings = settings_from_keywords(**keywords)
+        self.model_ = None
+        self.scaler_ = None
+        self.prices_ = None
+        self.bundle_ = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Forecaster:
+        """A Forecaster for settings already built (as the command line does)."""
+        model = cls()
+        model.settings = settings.validate()
+        return model
+
+    def __repr__(self) -> str:
+        args = ", ".join(
+            f"{k}={v!r}" for k, v in self.get_params(changed_only=True).items()
+        )
+        state = "fitted" if self._fitted else "not fitted"
+        return f"Forecaster({args})  # {state}"
+
+    def get_params(self, changed_only: bool = False) -> dict:
+        """The flat keyword arguments this Forecaster was built with."""
+        default = Settings().to_dict()
+        params = {}
+        for part, fields in self.settings.to_dict().items():
+            if part == "data":
+                continue
+            for name, value in fields.items():
+                if not changed_only or default[part][name] != value:
+                    params[name] = value
+        return params
+
+    # ------------------------------------------------------------ learning
+
+    def fit(
+        self,
+        prices,
+        column: str | None = None,
+        *,
+        checkpoint_dir=None,
+        resume: bool = False,
+    ) -> Forecaster:
+        """Train on `prices`; score on its test part beside naive. Returns self.
+
+        `prices`: a pandas Series on a DatetimeIndex, a DataFrame with OHLCV
+        columns (the price is `column`, else 'Adj Close', else 'Close'), or a
+        one-series dict {name: Series}. The oldest `train_fraction` trains
+        (the scaler is fitted there only); the rest is the test part.
+        `checkpoint_dir` and `resume` make a killed fit resumable.
+        """
+        from forecaster.engines import KerasEngine
+        from forecaster.evaluation import evaluate
+        from forecaster.training import fit_model, prepare
+
+        series = _as_prices(prices, column)
+        prep = self.settings.prep
+        prepared = prepare(series.values, prep)
+        result = fit_model(prepared, self.settings, checkpoint_dir, resume)
+        engine = KerasEngine(
+            result.model, prep.representation, prep.window, prep.horizon
+        )
+        evaluation = evaluate(engine, prepared)
+        self.model_, self.scaler_, self.prices_ = (
+            result.model,
+            prepared.scaler,
+            (series.values),
+        )
+        self.history_ = pd.DataFrame(result.history)
+        self.best_epoch_ = result.best_epoch
+        self.metrics_ = evaluation["metrics"]
+        self.intervals_ = evaluation["intervals"]
+        self.evaluation_ = evaluation
+        self.default_method_ = evaluation["default_method"]
+        self.metadata_ = _metadata(self.settings, series, prepared, result)
+        self.metadata_["default_method"] = self.default_method_
+        self.notes_ = list(series.notes)
+        self.bundle_ = None
+        self._engines = {}
+        return self
+
+    # ------------------------------------------------------------ results
+
+    def evaluate(self) -> pd.DataFrame:
+        """Test scores beside naive: rows rmse, mae, mape, directional_accuracy."""
+        from forecaster.evaluation import score_table
+
+        self._check_fitted("evaluate")
+        return score_table(self.metrics_)
+
+    def forecast(
+        self,
+        days: int = 30,
+        prices=None,
+        method: str | None = None,
+        horizon: int | None = None,
+        engine: str = "auto",
+    ) -> pd.DataFrame:
+        """Forecast `days` trading days past the last price, with 80%/95% bands.
+
+        From the prices it was fitted on (or, once loaded, the recent prices
+        kept in its bundle), or from `prices` (newer prices of the same
+        series). `method`: "recursive" or "direct" (default: direct when
+        trained with horizon > 1); `horizon`: steps kept per model call with
+        the direct method. Returns columns date, forecast, lower_80,
+        upper_80, lower_95, upper_95.
+        """
+        self._check_fitted("forecast")
+        values = self._history(prices)
+        method = method or self.default_method_
+        if method not in METHODS:
+            raise ForecasterError(
+                f"method must be one of {', '.join(METHODS)}. Received: "
+                f"method={method!r}"
+            )
+        block = check_block(method, horizon, self.settings.prep.horizon)
+        intervals = self.intervals_ or {}
+        return forecast_future(
+            self._engine(engine),
+            values,
+            self.scaler_,
+            days,
+            method,
+            intervals.get(method) or intervals.get("recursive"),
+            block=block,
+        )
+
+    def backtest(self, folds: int, prices=None) -> pd.DataFrame:
+        """Walk-forward: retrain on `folds` expanding windows, score each next block.
+
+        Uses the prices given to `fit` unless `prices` is given. Returns one
+        row per fold and a mean row, model beside naive.
+        """
+        from forecaster.backtest import walk_forward
+
+        if prices is None:
+            self._check_fitted("backtest")
+            if self.bundle_ is not None:
+                raise ForecasterError(
+                    "backtest needs the whole series: pass prices=, since a loaded "
+                    "model keeps only its recent prices."
+                )
+            values = self.prices_
+        else:
+            values = _as_prices(prices, None).values
+        return walk_forward(values, self.settings, folds)
+
+    def plot(self, kind: str = "forecast", days: int = 30, ax=None, path=None):
+        """Draw the forecast (or the "test" predictions, or the "loss"); a Figure.
+
+        Draws on `ax` when given; writes a PNG only when `path` is given.
+        """
+        from forecaster import plotting
+
+        self._check_fitted("plot")
+        if kind not in PLOTS:
+            raise ForecasterError(
+                f"kind must be one of {', '.join(PLOTS)}. Received: kind={kind!r}"
+            )
+        if kind == "loss":
+            return plotting.plot_loss(self.history_, self.best_epoch_, path, ax)
+        test = self._test_predictions()
+        if kind == "test":
+            if test is None:
+                raise ForecasterError("This model has no test predictions to plot.")
+            return plotting.plot_test(
+                test,
+                self.name,
+                self.metrics_["model"]["rmse"],
+                self.metrics_["naive"]["rmse"],
+                path,
+                ax,
+            )
+        frame = self.forecast(days)
+        title = f"{self.name}: {days}-day forecast ({self.settings.model.cell})"
+        return plotting.plot_forecast(self._history(None), frame, title, test, path, ax)
+
+    @property
+    def name(self) -> str:
+        """What the series is called: its ticker, file stem or Series name."""
+        source = (self.metadata_ or {}).get("source", {}) if self._fitted else {}
+        if source.get("ticker"):
+            return source["ticker"]
+        if source.get("path"):
+            return Path(source["path"]).stem
+        return str(source.get("name") or "prices")
+
+    # ------------------------------------------------------------ saving
+
+    def save(self, path, force: bool = False) -> Path:
+        """Write the bundle directory atomically; an existing one only with force."""
+        self._check_fitted("save")
+        if self.model_ is None:
+            raise ForecasterError(
+                "save needs a model fitted in this session: a loaded model is "
+                f"already saved at {str(self.bundle_.path)!r}."
+            )
+        path = Path(path)
+        if path.exists() and not force:
+            raise ForecasterError(
+                f"{str(path)!r} already exists: pass force=True to replace it (the "
+                "old one is kept until the new one is complete), or choose another "
+                "path."
+            )
+        bundle_io.write_directory_atomically(
+            path, self._write, replace=True, what="bundle"
+        )
+        return path
+
+    def _write(self, tmp: Path) -> None:
+        from forecaster import plotting
+
+        evaluation, metrics = self.evaluation_, self.metrics_
+        bundle_io.write_parts(
+            tmp,
+            model=self.model_,
+            scaler=self.scaler_.to_dict(),
+            metadata=self.metadata_,
+            metrics=metrics,
+            intervals=self.intervals_,
+            predictions=evaluation["predictions"],
+            by_step=evaluation["by_step"],
+            history=self.history_,
+            recent=self.prices_.iloc[-self.settings.prep.window :],
+        )
+        plotting.plot_loss(self.history_, self.best_epoch_, tmp / "loss.png")
+        plotting.plot_test(
+            evaluation["predictions"],
+            self.name,
+            metrics["model"]["rmse"],
+            metrics["naive"]["rmse"],
+            tmp / "test_predictions.png",
+        )
+        bundle_io.write_manifest(tmp)  # last: it lists every file written above
+
+    # ------------------------------------------------------------ helpers
+
+    @property
+    def _fitted(self) -> bool:
+        return self.scaler_ is not None
+
+    def _check_fitted(self, action: str) -> None:
+        if not self._fitted:
+            raise ForecasterError(
+                f"This Forecaster is not fitted yet: call fit(prices) before "
+                f"{action}(), or load a saved one with forecaster.load(path)."
+            )
+
+    def _history(self, prices) -> pd.Series:
+        if prices is not None:
+            return _as_prices(prices, None).values
+        if self.prices_ is not None:
+            return self.prices_
+        return bundle_io.source_prices(self.bundle_)
+
+    def _engine(self, engine: str):
+        """The engine for `engine` ("auto", "numpy" or "keras"), built once."""
+        cache = self.__dict__.setdefault("_engines", {})
+        if engine not in cache:
+            cache[engine] = self._make_engine(engine)
+        return cache[engine]
+
+    def _make_engine(self, engine: str):
+        from forecaster.engines import ENGINES, KerasEngine, make_engine
+
+        if engine not in ENGINES:
+            raise ForecasterError(
+                f"engine must be one of {', '.join(ENGINES)}. Received: "
+                f"engine={engine!r}"
+            )
+        if self.model_ is not None and engine != "numpy":
+            prep = self.settings.prep
+            return KerasEngine(
+                self.model_,
+                prep.representation,
+                prep.window,
+                prep.horizon,
+                jit_compile=False,
+            )
+        if self.bundle_ is None:
+            raise ForecasterError(
+                "engine='numpy' reads a saved model: save() it and load() it first."
+            )
+        return make_engine(self.bundle_, engine)
+
+    def _test_predictions(self) -> pd.DataFrame | None:
+        if self.model_ is not None:
+            return self.evaluation_["predictions"]
+        file = self.bundle_.path / "test_predictions.csv"
+        return pd.read_csv(file) if file.exists() else None
+
+
+def load(path) -> Forecaster:
+    """A fitted Forecaster from a saved bundle, forecasting with the NumPy engine.
+
+    Importing TensorFlow is left to `forecast(engine="keras")`; a model with
+    layers the NumPy engine lacks falls back to Keras by itself.
+    """
+    bundle = bundle_io.load_bundle(path)
+    model = Forecaster.from_settings(bundle.settings)
+    model.bundle_ = bundle
+    model.scaler_ = bundle.scaler
+    model.metrics_ = bundle.metrics
+    model.intervals_ = bundle.intervals
+    model.metadata_ = bundle.metadata
+    model.default_method_ = bundle.metadata.get("default_method", "recursive")
+    model.history_ = bundle_io.read_history(bundle)
+    model.best_epoch_ = bundle.metadata.get("training", {}).get("best_epoch")
+    model.prices_ = bundle_io.read_recent_prices(bundle)
+    model.notes_ = []
+    return model
+
+
+def _as_prices(prices, column) -> Prices:
+    if isinstance(prices, Prices):
+        return prices
+    if isinstance(prices, dict):
+        if len(prices) != 1:
+            raise ForecasterError(
+                "A dict of several series is a panel, which this version cannot fit "
+                f"yet: fit one series at a time. Received: {len(prices)} series "
+                f"({', '.join(map(str, list(prices)[:5]))})."
+            )
+        [(name, data)] = prices.items()
+        return prices_from_pandas(data, column, name=str(name))
+    return prices_from_pandas(prices, column)
+
+
+def _metadata(settings: Settings, prices: Prices, prepared, result) -> dict:
+    split = prepared.split
+    return {
+        "format_version": bundle_io.FORMAT_VERSION,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "source": prices.source,
+        "column": prices.source.get("column", prices.values.name),
+        "date_range": {
+            "first": prices.first_date,
+            "last": prices.last_date,
+            "train_end": prepared.dates[split.n_train - 1].strftime("%Y-%m-%d"),
+            "test_start": prepared.dates[split.n_train].strftime("%Y-%m-%d"),
+        },
+        "rows": {
+            "total": split.n,
+            "train": split.n_train,
+            "fit_windows": split.n_fit,
+            "validation_windows": split.n_val,
+            "test_windows": split.n_test,
+        },
+        "settings": settings.to_dict(),
+        "training": {
+            "epochs_run": len(result.history),
+            "best_epoch": result.best_epoch,
+            "seconds": round(result.seconds, 2),
+            "resumed_from_epoch": result.resumed_from,
+        },
+        "versions": bundle_io.library_versions(),
+    }

@@ -1,0 +1,76 @@
+"""Walk-forward backtests: retrain on expanding windows, score each following block."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pandas as pd
+
+from forecaster.config import Settings
+from forecaster.errors import ForecasterError
+
+log = logging.getLogger("forecaster")
+
+
+def walk_forward(values: pd.Series, settings: Settings, folds: int) -> pd.DataFrame:
+    """Retrain on K expanding windows and score each next block, model beside naive.
+
+    The part after `train_fraction` is cut into `folds` equal blocks; fold k
+    trains (scaler, validation and all) on everything before block k and is
+    scored one step ahead on block k. Returns one row per fold and a mean row.
+    """
+    from forecaster.windows import split_series
+
+    settings.validate()
+    if folds < 1:
+        raise ForecasterError(f"folds must be at least 1. Received: folds={folds}")
+    first = split_series(len(values), settings.prep).n_train
+    edges = np.linspace(first, len(values), folds + 1).astype(int)
+    rows = [
+        _fold(values, settings, k, int(a), int(b))
+        for k, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True), start=1)
+    ]
+    table = pd.DataFrame(rows)
+    mean = {
+        "fold": "mean",
+        **{
+            c: table[c].mean()
+            for c in table.columns
+            if c.endswith(("rmse", "mae", "mape", "ratio"))
+        },
+    }
+    return pd.concat([table, pd.DataFrame([mean])], ignore_index=True)
+
+
+def _fold(values: pd.Series, settings: Settings, k: int, start: int, stop: int) -> dict:
+    from forecaster.engines import KerasEngine
+    from forecaster.evaluation import naive_scores, scores, test_predictions
+    from forecaster.training import fit_model, prepare
+
+    log.info("fold %d: train on %d days, test %d days", k, start, stop - start)
+    prepared = prepare(values.iloc[:stop], settings.prep, n_train=start)
+    result = fit_model(prepared, settings)
+    prep = settings.prep
+    engine = KerasEngine(result.model, prep.representation, prep.window, prep.horizon)
+    predictions = test_predictions(engine, prepared)
+    model = scores(
+        predictions["actual"], predictions["predicted"], predictions["naive"]
+    )
+    naive = naive_scores(predictions["actual"], predictions["naive"])
+    return {
+        "fold": k,
+        "train_days": start,
+        "test_start": predictions["date"].iloc[0],
+        "test_end": predictions["date"].iloc[-1],
+        "test_days": len(predictions),
+        "model_rmse": model["rmse"],
+        "naive_rmse": naive["rmse"],
+        "rmse_ratio": model["rmse"] / naive["rmse"] if naive["rmse"] else math.nan,
+        "model_mae": model["mae"],
+        "naive_mae": naive["mae"],
+        "model_mape": model["mape"],
+        "naive_mape": naive["mape"],
+        "best_epoch": result.best_epoch,
+    }

@@ -1,0 +1,60 @@
+"""Text tables for people: a training run's scores, error by step, backtests."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from forecaster.evaluation import format_table
+
+__all__ = ["format_backtest", "format_steps", "format_table", "training_summary"]
+
+
+def training_summary(metrics: dict, table: str) -> str:
+    """Scores beside naive, error by step and interval coverage, as train.py prints."""
+    coverage = metrics["interval_coverage_one_step"]
+    return "\n".join(
+        [
+            table,
+            "",
+            format_steps(metrics["rmse_by_step"]),
+            "",
+            "prediction intervals on the test days (one step ahead): "
+            + ", ".join(
+                f"{float(k):.0%} band covers {v:.1%}" for k, v in coverage.items()
+            ),
+        ]
+    )
+
+
+def format_steps(by_step: dict, shown=(1, 2, 5, 10, 20, 30)) -> str:
+    """Test RMSE by horizon step for the model's methods and naive, a few steps."""
+    steps = list(by_step["step"])
+    picked = [steps.index(k) for k in shown if k in steps]
+    if steps[-1] not in [steps[i] for i in picked]:
+        picked.append(len(steps) - 1)
+    header = "RMSE by step " + "".join(f"{steps[i]:>9}" for i in picked)
+    rows = [header]
+    for name in ("recursive", "direct", "naive"):
+        if name in by_step:
+            values = by_step[name]
+            rows.append(f"{name:<13}" + "".join(f"{values[i]:>9.3f}" for i in picked))
+    rows.append(f"(scored on the test origins with a full {steps[-1]}-day path)")
+    return "\n".join(rows)
+
+
+def format_backtest(table: pd.DataFrame) -> str:
+    """The per-fold and mean backtest table, model beside naive."""
+    columns = [
+        "fold",
+        "test_start",
+        "test_end",
+        "test_days",
+        "model_rmse",
+        "naive_rmse",
+        "rmse_ratio",
+        "model_mae",
+        "naive_mae",
+    ]
+    return table[columns].to_string(
+        index=False, na_rep="", float_format=lambda v: f"{v:.4f}"
+    )
