@@ -133,6 +133,8 @@ def _remove_tree(path: Path) -> None:
     """Remove a directory; a kill part way leaves a hidden leftover `recover` clears."""
     if not path.exists():
         return
+    # One file first, then the rest: the "cleaning" fault point stops here with
+    # the directory half removed, as a kill during rmtree would leave it.
     for child in path.iterdir():
         if child.is_file():
             child.unlink()
