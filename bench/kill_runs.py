@@ -113,11 +113,13 @@ def _one_run(k: int, csv: str, out: Path, delay: float) -> dict:
         stderr=subprocess.DEVNULL,
     )
     started = time.perf_counter()
-    time.sleep(delay)
-    killed = proc.poll() is None
-    if killed:
+    try:
+        proc.wait(timeout=delay)
+        killed = False
+    except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGKILL)
-    proc.wait()
+        proc.wait()
+        killed = True
     row = {
         "run": k,
         "mode": mode,
