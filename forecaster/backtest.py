@@ -8,8 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from forecaster.config import Settings
-from forecaster.errors import ForecasterError
+from forecaster.config import Settings, check_at_least
 
 log = logging.getLogger("forecaster")
 
@@ -24,8 +23,7 @@ def walk_forward(values: pd.Series, settings: Settings, folds: int) -> pd.DataFr
     from forecaster.windows import split_series
 
     settings.validate()
-    if folds < 1:
-        raise ForecasterError(f"folds must be at least 1. Received: folds={folds}")
+    check_at_least("folds", folds)
     first = split_series(len(values), settings.prep).n_train
     edges = np.linspace(first, len(values), folds + 1).astype(int)
     rows = [

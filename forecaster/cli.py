@@ -263,7 +263,10 @@ def train_command(args: argparse.Namespace) -> int:
         f"saved bundle {report.out}/ (model.keras, metrics.json, "
         "test_predictions.csv, loss.png, test_predictions.png, ...)"
     )
-    print(f"next: python predict.py --model {report.out}")
+    print(
+        f"next: {getattr(args, 'next_command', 'python predict.py')} --model "
+        f"{report.out}"
+    )
     return 0
 
 
@@ -321,7 +324,7 @@ def main_parser() -> argparse.ArgumentParser:
         "model on daily prices, score it beside naive and save a bundle.",
     )
     add_train_flags(train)
-    train.set_defaults(handler=train_command)
+    train.set_defaults(handler=train_command, next_command="forecaster predict")
     predict = commands.add_parser(
         "predict",
         help="forecast with a saved bundle",

@@ -46,22 +46,16 @@ class PrepSettings:
     #   default is the most robust in bench/accuracy.py (BENCHMARKS.md)
 
     def validate(self) -> None:
-        if self.window < 1:
-            raise ForecasterError(
-                f"window must be at least 1. Received: window={self.window}"
-            )
-        if self.horizon < 1:
-            raise ForecasterError(
-                f"horizon must be at least 1. Received: horizon={self.horizon}"
-            )
+        check_at_least("window", self.window)
+        check_at_least("horizon", self.horizon)
         if not 0 < self.train_fraction < 1:
             raise ForecasterError(
-                "train-fraction must be between 0 and 1 (exclusive). "
+                "train_fraction must be between 0 and 1 (exclusive). "
                 f"Received: train_fraction={self.train_fraction}"
             )
         if not 0 < self.val_fraction < 1:
             raise ForecasterError(
-                "val-fraction must be between 0 and 1 (exclusive). "
+                "val_fraction must be between 0 and 1 (exclusive). "
                 f"Received: val_fraction={self.val_fraction}"
             )
         check_choice("representation", self.representation, REPRESENTATIONS)
@@ -82,21 +76,15 @@ class ModelSettings:
 
     def validate(self) -> None:
         check_choice("cell", self.cell, CELLS)
-        if self.units < 1:
-            raise ForecasterError(
-                f"units must be at least 1. Received: units={self.units}"
-            )
-        if self.layers < 1:
-            raise ForecasterError(
-                f"layers must be at least 1. Received: layers={self.layers}"
-            )
+        check_at_least("units", self.units)
+        check_at_least("layers", self.layers)
         if not 0 <= self.dropout < 1:
             raise ForecasterError(
                 f"dropout must be in [0, 1). Received: dropout={self.dropout}"
             )
         if not self.learning_rate > 0:
             raise ForecasterError(
-                "learning-rate must be positive. "
+                "learning_rate must be positive. "
                 f"Received: learning_rate={self.learning_rate}"
             )
 
@@ -113,14 +101,8 @@ class TrainSettings:
     verbose: int = 1  # Keras progress bar (1), one line per epoch (2) or silent (0)
 
     def validate(self) -> None:
-        if self.epochs < 1:
-            raise ForecasterError(
-                f"epochs must be at least 1. Received: epochs={self.epochs}"
-            )
-        if self.batch_size < 1:
-            raise ForecasterError(
-                f"batch-size must be at least 1. Received: batch_size={self.batch_size}"
-            )
+        check_at_least("epochs", self.epochs)
+        check_at_least("batch_size", self.batch_size)
         if self.patience < 0:
             raise ForecasterError(
                 f"patience must be 0 or more. Received: patience={self.patience}"
@@ -148,6 +130,10 @@ class Settings:
     @classmethod
     def from_dict(cls, raw: dict) -> Settings:
         """Rebuild settings saved by `to_dict`, ignoring keys this version lacks."""
+        if not isinstance(raw, dict):
+            raise ForecasterError(
+                f"settings must be a mapping. Received: {type(raw).__name__}"
+            )
         parts = {}
         for name, kind in (
             ("data", DataSettings),
@@ -156,9 +142,13 @@ class Settings:
             ("train", TrainSettings),
         ):
             known = {f.name for f in dataclasses.fields(kind)}
-            parts[name] = kind(
-                **{k: v for k, v in raw.get(name, {}).items() if k in known}
-            )
+            part = raw.get(name, {})
+            if not isinstance(part, dict):
+                raise ForecasterError(
+                    f"settings part {name!r} must be a mapping. Received: "
+                    f"{type(part).__name__}"
+                )
+            parts[name] = kind(**{k: v for k, v in part.items() if k in known})
         return cls(**parts)
 
 
@@ -176,10 +166,7 @@ class ForecastSettings:
     out: str | None = None  # directory for forecast.csv/png; None = the bundle
 
     def validate(self) -> ForecastSettings:
-        if self.days < 1:
-            raise ForecasterError(
-                f"days must be at least 1. Received: days={self.days}"
-            )
+        check_at_least("days", self.days)
         if self.method is not None:
             check_choice("method", self.method, ("recursive", "direct"))
         check_choice("engine", self.engine, ("auto", "numpy", "keras"))
@@ -191,4 +178,12 @@ def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ForecasterError(
             f"Unknown {name} {value!r}: choose one of {', '.join(choices)}."
+        )
+
+
+def check_at_least(name: str, value, minimum: int = 1) -> None:
+    """Raise a ForecasterError naming `name` when `value` is below `minimum`."""
+    if value < minimum:
+        raise ForecasterError(
+            f"{name} must be at least {minimum}. Received: {name}={value}"
         )

@@ -33,7 +33,11 @@ class Engine:
         """Scaled windows (b, window) to scaled predictions (b, horizon), float64."""
         windows = np.asarray(windows, dtype=np.float32)
         outputs = self._call(encode_inputs(windows, self.representation))
-        return decode_outputs(windows, outputs, self.representation)
+        return decode_outputs(
+            windows.astype(np.float64),
+            np.asarray(outputs, dtype=np.float64),
+            self.representation,
+        )
 
     def forecast(self, context: np.ndarray, steps: int, block: int = 1) -> np.ndarray:
         """Recursive forecast from scaled contexts (b, window) to (b, steps) scaled.
@@ -130,7 +134,7 @@ class KerasEngine(Engine):
     def _build_loop(self, block: int):
         import tensorflow as tf
 
-        model, relative = self.model, self.representation != "level"
+        model, representation = self.model, self.representation
         spec = [
             tf.TensorSpec([None, self.window], tf.float32),
             tf.TensorSpec([], tf.int32),
@@ -141,11 +145,9 @@ class KerasEngine(Engine):
             predictions = tf.TensorArray(tf.float32, size=n_blocks)
 
             def body(i, ctx, predictions):
-                last = ctx[:, -1:]
-                inputs = ctx - last if relative else ctx
-                out = model(inputs[:, :, None], training=False)[:, :block]
-                if relative:
-                    out = out + last
+                inputs = encode_inputs(ctx, representation)
+                out = model(inputs, training=False)[:, :block]
+                out = decode_outputs(ctx, out, representation)
                 return (
                     i + 1,
                     tf.concat([ctx[:, block:], out], 1),

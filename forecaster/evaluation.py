@@ -17,6 +17,7 @@ import pandas as pd
 from forecaster.forecast import block_for, paths
 from forecaster.intervals import (
     INTERVAL_LEVELS,
+    MAX_INTERVAL_STEPS,
     conformal_intervals,
     coverage,
     interval_steps,
@@ -157,7 +158,7 @@ def evaluate(engine, prepared) -> dict:
     horizon = engine.horizon
     default_method = "direct" if horizon > 1 else "recursive"
     intervals = {
-        method: _intervals_for(engine, prepared, block_for(method, horizon))
+        method: engine_intervals(engine, prepared, block_for(method, horizon))
         for method in ({"recursive", default_method})
     }
     split = prepared.split
@@ -192,9 +193,17 @@ def evaluate(engine, prepared) -> dict:
     }
 
 
-def _intervals_for(engine, prepared, block: int) -> dict:
+def engine_intervals(
+    engine, prepared, block: int, max_steps: int = MAX_INTERVAL_STEPS
+) -> dict:
+    """Split-conformal intervals of an engine's forecasts from the validation origins.
+
+    The engine forecasts up to `max_steps` ahead (fewer when the validation
+    slice is short, see `interval_steps`), `block` steps per model call.
+    """
     split = prepared.split
-    predicted = paths(engine, prepared, split.val_targets, interval_steps(split), block)
+    steps = interval_steps(split, max_steps)
+    predicted = paths(engine, prepared, split.val_targets, steps, block)
     return conformal_intervals(prepared.prices, split, predicted, block)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from forecaster.config import check_at_least
 from forecaster.errors import ForecasterError
 from forecaster.intervals import (
     INTERVAL_LEVELS,
@@ -40,8 +41,7 @@ def forecast_future(
     Returns columns date, forecast and, when `intervals` are given,
     lower_80, upper_80, lower_95, upper_95 (price units).
     """
-    if days < 1:
-        raise ForecasterError(f"days must be at least 1. Received: days={days}")
+    check_at_least("days", days)
     window = engine.window
     if len(values) < window:
         raise ForecasterError(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from forecaster import bundle as bundle_io
-from forecaster.config import DataSettings, ForecastSettings, Settings
+from forecaster.config import DataSettings, ForecastSettings, Settings, check_at_least
 from forecaster.data import SAMPLE_CSV, load_prices
 from forecaster.errors import ForecasterError
 
@@ -115,8 +115,7 @@ def run_backtest(
     from forecaster.backtest import walk_forward
 
     settings.validate()
-    if folds < 1:
-        raise ForecasterError(f"folds must be at least 1. Received: folds={folds}")
+    check_at_least("folds", folds)
     default = default_out(settings)
     out = Path(out) if out else default.with_name(default.name + "-backtest")
     _refuse_existing(out, force)
@@ -167,8 +166,7 @@ def run_forecast(
     """
     from forecaster.api import load
 
-    if days < 1:
-        raise ForecasterError(f"days must be at least 1. Received: days={days}")
+    check_at_least("days", days)
     model = load(model_dir or DEFAULT_BUNDLE)
     own_source = data is None or not (data.csv or data.ticker)
     prices = _forecast_prices(model.bundle_, data, own_source, download)

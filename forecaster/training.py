@@ -22,7 +22,14 @@ import pandas as pd
 
 from forecaster.config import PrepSettings, Settings
 from forecaster.errors import ForecasterError
-from forecaster.windows import Scaler, Split, scaler_for, split_series
+from forecaster.windows import (
+    Scaler,
+    Split,
+    encode_inputs,
+    encode_targets,
+    scaler_for,
+    split_series,
+)
 
 log = logging.getLogger("forecaster")
 
@@ -86,15 +93,12 @@ def window_dataset(
     series = tf.constant(np.asarray(scaled, dtype=np.float32))
     input_offsets = tf.range(-prep.window, 0, dtype=tf.int64)
     target_offsets = tf.range(0, prep.horizon, dtype=tf.int64)
-    relative = prep.representation != "level"
+    representation = prep.representation
 
     def gather(t):
         x = tf.gather(series, t[:, None] + input_offsets)
         y = tf.gather(series, t[:, None] + target_offsets)
-        if relative:
-            last = x[:, -1:]
-            x, y = x - last, y - last
-        return x[:, :, None], y
+        return encode_inputs(x, representation), encode_targets(x, y, representation)
 
     start, stop = targets
     count = stop - start

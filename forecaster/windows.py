@@ -152,7 +152,7 @@ def split_series(n: int, prep: PrepSettings, n_train: int | None = None) -> Spli
             f"need at least {needed} rows for window={prep.window}, "
             f"horizon={prep.horizon} and train-fraction={prep.train_fraction}, "
             f"got {n}. "
-            "Use a longer series or a smaller --window."
+            "Use a longer series or a smaller window."
         )
     return _split(n, prep)
 
@@ -224,36 +224,36 @@ def target_view(
 # ----------------------------------------------------------- representations
 
 
-def encode_inputs(windows: np.ndarray, representation: str) -> np.ndarray:
-    """Scaled windows (b, window) to model inputs (b, window, 1) float32.
+def encode_inputs(windows, representation: str):
+    """Scaled windows (b, window) to model inputs (b, window, 1).
 
     "level" feeds the scaled values; "delta" and "log-delta" feed each value
     minus the window's last value, so the model never sees the price level and
-    cannot saturate when test prices leave the training range.
+    cannot saturate when test prices leave the training range. Pure
+    arithmetic and slicing: the same code serves NumPy arrays (the engines)
+    and TensorFlow tensors (tf.data and the compiled forecast loop), so the
+    representation is written once. The caller picks the dtype.
     """
     check_choice("representation", representation, REPRESENTATIONS)
-    x = np.asarray(windows, dtype=np.float32)
     if representation != "level":
-        x = x - x[:, -1:]
-    return x[:, :, None]
+        windows = windows - windows[:, -1:]
+    return windows[:, :, None]
 
 
-def encode_targets(windows: np.ndarray, targets: np.ndarray, representation: str):
-    """Scaled targets (b, horizon) to what the model learns, (b, horizon) float32."""
+def encode_targets(windows, targets, representation: str):
+    """Scaled targets (b, horizon) to what the model learns, (b, horizon)."""
     check_choice("representation", representation, REPRESENTATIONS)
-    y = np.asarray(targets, dtype=np.float32)
     if representation != "level":
-        y = y - np.asarray(windows[:, -1:], dtype=np.float32)
-    return y
+        targets = targets - windows[:, -1:]
+    return targets
 
 
-def decode_outputs(windows: np.ndarray, outputs: np.ndarray, representation: str):
-    """Model outputs (b, horizon) back to scaled values (b, horizon) float64."""
+def decode_outputs(windows, outputs, representation: str):
+    """Model outputs (b, horizon) back to scaled values (b, horizon)."""
     check_choice("representation", representation, REPRESENTATIONS)
-    out = np.asarray(outputs, dtype=np.float64)
     if representation != "level":
-        out = out + np.asarray(windows, dtype=np.float64)[:, -1:]
-    return out
+        outputs = outputs + windows[:, -1:]
+    return outputs
 
 
 def scaler_for(representation: str) -> Scaler:
