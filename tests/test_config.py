@@ -157,6 +157,7 @@ def changed_settings() -> Settings:
             end="2024-12-31",
             column="Close",
             cache_dir="elsewhere",
+            decimal=",",
         ),
         prep=PrepSettings(
             window=30,
