@@ -191,12 +191,16 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
 
 
 def write_manifest(directory: str | os.PathLike) -> Path:
-    """Write manifest.json: the size and sha256 of every other file, written last."""
+    """Write manifest.json: the size and sha256 of every other file, written last.
+
+    OUTPUT_FILES are left out even when the save writes them: predict.py
+    rewrites them in place later.
+    """
     directory = Path(directory)
     files = {}
     for file in sorted(p for p in directory.rglob("*") if p.is_file()):
         name = file.relative_to(directory).as_posix()
-        if name != MANIFEST_FILE:
+        if name != MANIFEST_FILE and name not in OUTPUT_FILES:
             files[name] = {"size": file.stat().st_size, "sha256": _sha256(file)}
     manifest = {"manifest_version": 1, "algorithm": "sha256", "files": files}
     write_json(directory / MANIFEST_FILE, manifest)

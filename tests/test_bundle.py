@@ -134,6 +134,15 @@ def test_a_lost_manifest_is_refused_when_the_metadata_expects_one(bundle_copy):
         load_bundle(bundle_copy)
 
 
+def test_outputs_written_with_the_save_are_left_out_of_the_manifest(tmp_path):
+    from forecaster.bundle import write_manifest
+
+    (tmp_path / "scaler.json").write_text("{}")
+    (tmp_path / "report.html").write_text("<html></html>")
+    write_manifest(tmp_path)
+    assert sorted(_manifest(tmp_path)["files"]) == ["scaler.json"]
+
+
 def test_forecasts_written_into_the_bundle_keep_it_verified(bundle_copy, caplog):
     run_forecast(str(bundle_copy), days=3, engine="numpy")
     run_forecast(str(bundle_copy), days=4, engine="numpy")
