@@ -149,14 +149,22 @@ class Forecaster:
         (the scaler is fitted there only); the rest is the test part.
         `checkpoint_dir` and `resume` make a killed fit resumable.
         """
-        from forecaster.engines import KerasEngine
-        from forecaster.evaluation import evaluate
         from forecaster.training import fit_model, prepare
 
         series = _as_prices(prices, column)
-        prep = self.settings.prep
-        prepared = prepare(series.values, prep)
+        prepared = prepare(series.values, self.settings.prep)
         result = fit_model(prepared, self.settings, checkpoint_dir, resume)
+        return self._adopt(series, prepared, result)
+
+    def _adopt(self, series: Prices, prepared, result) -> Forecaster:
+        """Take a trained model (a `training.TrainResult` on `prepared`, cut
+        from `series`) as this Forecaster's, scored on the test part. Returns
+        self. `fit` trains with Keras; `nptrain` passes NumPy-trained weights.
+        """
+        from forecaster.engines import KerasEngine
+        from forecaster.evaluation import evaluate
+
+        prep = self.settings.prep
         engine = KerasEngine(
             result.model, prep.representation, prep.window, prep.horizon
         )
@@ -195,6 +203,7 @@ class Forecaster:
         method: str | None = None,
         horizon: int | None = None,
         engine: str = "auto",
+        calendar: str | None = None,
     ) -> pd.DataFrame:
         """Forecast `days` trading days past the last price, with 80%/95% bands.
 
@@ -202,7 +211,9 @@ class Forecaster:
         kept in its bundle), or from `prices` (newer prices of the same
         series). `method`: "recursive" or "direct" (default: direct when
         trained with horizon > 1); `horizon`: steps kept per model call with
-        the direct method. Returns columns date, forecast, lower_80,
+        the direct method. Dates are the sessions of the exchange `calendar`
+        (an exchange_calendars code; default: the one the model was trained
+        with, XNYS unless set). Returns columns date, forecast, lower_80,
         upper_80, lower_95, upper_95.
         """
         self._check_fitted("forecast")
@@ -223,6 +234,7 @@ class Forecaster:
             method,
             intervals.get(method) or intervals.get("recursive"),
             block=block,
+            calendar=calendar or self.settings.data.calendar,
         )
 
     def backtest(self, folds: int, prices=None) -> pd.DataFrame:
@@ -331,6 +343,9 @@ class Forecaster:
             metrics["naive"]["rmse"],
             tmp / "test_predictions.png",
         )
+        from forecaster.html_report import build_report
+
+        build_report(tmp, prices=self.prices_)
         bundle_io.write_manifest(tmp)  # last: it lists every file written above
 
     # ------------------------------------------------------------ helpers

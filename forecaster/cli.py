@@ -198,7 +198,11 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     add_settings_flags(p.add_argument_group("model"), ModelSettings)
     fit = p.add_argument_group("training")
     add_settings_flags(fit, TrainSettings)
-    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    fit.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print only the results: no progress bar or per-epoch lines, no notes",
+    )
     out = p.add_argument_group("output")
     out.add_argument("--out", help="bundle directory (default: models/<source>-<cell>)")
     out.add_argument("--force", action="store_true", help="replace an existing bundle")
@@ -228,15 +232,20 @@ def predict_parser(description: str, prog: str | None = None):
     p = argparse.ArgumentParser(description=description, prog=prog)
     add_settings_flags(p, ForecastSettings)
     data = p.add_argument_group("data (default: the bundle's own source)")
-    add_settings_flags(data, DataSettings, skip=("start", "end", "cache_dir"))
+    add_settings_flags(
+        data, DataSettings, skip=("start", "end", "cache_dir", "calendar")
+    )
     return p
 
 
 def train_settings(args: argparse.Namespace) -> Settings:
     """Settings from train.py's parsed arguments, validated."""
+    from forecaster.calendars import validate_calendar
+
     settings = settings_from_args(args, Settings())
     settings.model.cell = settings.model.cell.lower()
     settings.train.verbose = 0 if args.quiet else 1
+    settings.data.calendar = validate_calendar(settings.data.calendar)
     return settings.validate()
 
 
@@ -246,6 +255,8 @@ def train_settings(args: argparse.Namespace) -> Settings:
 def train_command(args: argparse.Namespace) -> int:
     """Train one bundle (or a backtest with --backtest) and print the scores."""
     settings = train_settings(args)
+    if args.quiet:  # only the results: no progress, no notes (warnings still show)
+        logging.getLogger("forecaster").setLevel(logging.WARNING)
     quiet_tensorflow()
     from forecaster import pipeline
     from forecaster.report import format_backtest
@@ -260,7 +271,7 @@ def train_command(args: argparse.Namespace) -> int:
     report = pipeline.run_training(settings, args.out, args.force, args.resume)
     print(f"\n{report.summary()}\n")
     print(
-        f"saved bundle {report.out}/ (model.keras, metrics.json, "
+        f"saved bundle {report.out}/ (model.keras, metrics.json, report.html, "
         "test_predictions.csv, loss.png, test_predictions.png, ...)"
     )
     print(
@@ -294,6 +305,7 @@ def predict_command(args: argparse.Namespace) -> int:
         forecast.engine,
         data,
         forecast.out,
+        calendar=forecast.calendar,
     )
     shown = report.frame.head(5).to_string(
         index=False, float_format=lambda v: f"{v:.2f}"
@@ -303,6 +315,19 @@ def predict_command(args: argparse.Namespace) -> int:
         f"({report.engine} engine):\n{shown}\n..."
     )
     print(f"wrote {report.csv}\nwrote {report.png}")
+    print(f"wrote {report.html} (open it in a browser)")
+    return 0
+
+
+def list_command(args: argparse.Namespace) -> int:
+    """`forecaster list [DIR]`: every bundle under DIR, damaged ones marked."""
+    from forecaster import listing
+
+    frame = listing.sort_listing(listing.list_bundles(args.directory), args.sort)
+    if frame.empty:
+        print(f"no bundles under {args.directory}/: train one with `python train.py`")
+    else:
+        print(listing.format_listing(frame))
     return 0
 
 
@@ -343,6 +368,16 @@ def main_parser() -> argparse.ArgumentParser:
     backtest.add_argument("folds", type=int, metavar="K", help="number of folds")
     add_train_flags(backtest)
     backtest.set_defaults(handler=backtest_command)
+    from forecaster import listing
+
+    listed = commands.add_parser(
+        "list",
+        help="a table of the saved bundles",
+        description=listing.parser().description,
+    )
+    for action in listing.parser()._actions[1:]:
+        listed._add_action(action)
+    listed.set_defaults(handler=list_command)
     return p
 
 

@@ -29,6 +29,8 @@ class DataSettings:
     )
     cache_dir: str = "data/cache"  # where ticker downloads are cached as CSV
     decimal: str = "."  # "," reads a semicolon-separated CSV with decimal commas
+    calendar: str = "XNYS"  # exchange_calendars code whose sessions are the
+    #   forecast dates (XNYS = New York; XLON London, XTKS Tokyo, ...)
 
 
 @dataclass
@@ -73,6 +75,8 @@ class ModelSettings:
     )
     bidirectional: bool = False  # wrap each recurrent layer in Bidirectional
     learning_rate: float = 1e-3  # Adam's learning rate
+    clipnorm: float | None = None  # rescale each weight's gradient to this norm
+    #   at most before the update (Keras' clipnorm); unset = no clipping
 
     def validate(self) -> None:
         check_choice("cell", self.cell, CELLS)
@@ -86,6 +90,10 @@ class ModelSettings:
             raise ForecasterError(
                 "learning_rate must be positive. "
                 f"Received: learning_rate={self.learning_rate}"
+            )
+        if self.clipnorm is not None and not self.clipnorm > 0:
+            raise ForecasterError(
+                f"clipnorm must be positive. Received: clipnorm={self.clipnorm}"
             )
 
 
@@ -163,7 +171,11 @@ class ForecastSettings:
     horizon: int | None = None  # steps kept per model call with the direct method
     #   (at most the bundle's horizon)
     engine: str = "auto"  # "numpy" (no TensorFlow; auto's choice) or "keras"
-    out: str | None = None  # directory for forecast.csv/png; None = the bundle
+    calendar: str | None = None  # exchange_calendars code whose sessions are the
+    #   forecast dates, e.g. XLON; None = the bundle's (XNYS unless trained with
+    #   --calendar)
+    out: str | None = None  # directory for forecast.csv/png/report.html; None =
+    #   the bundle
 
     def validate(self) -> ForecastSettings:
         check_at_least("days", self.days)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from forecaster.calendars import DEFAULT_CALENDAR
 from forecaster.config import check_at_least
 from forecaster.errors import ForecasterError
 from forecaster.intervals import (
@@ -35,8 +36,9 @@ def forecast_future(
     method: str,
     intervals: dict | None = None,
     block: int | None = None,
+    calendar: str = DEFAULT_CALENDAR,
 ) -> pd.DataFrame:
-    """Forecast `days` business days past the last date of `values` (prices).
+    """Forecast `days` sessions of `calendar` past the last date of `values` (prices).
 
     Returns columns date, forecast and, when `intervals` are given,
     lower_80, upper_80, lower_95, upper_95 (price units).
@@ -53,7 +55,7 @@ def forecast_future(
     path = scaler.inverse_transform(engine.forecast(context, days, block))[0]
     frame = pd.DataFrame(
         {
-            "date": future_dates(values.index[-1], days).strftime("%Y-%m-%d"),
+            "date": future_dates(values.index[-1], days, calendar).strftime("%Y-%m-%d"),
             "forecast": path,
         }
     )
@@ -73,9 +75,13 @@ def forecast_future(
     return frame
 
 
-def future_dates(last: pd.Timestamp, days: int) -> pd.DatetimeIndex:
-    """The next `days` business days after `last` (weekends skipped, holidays not)."""
-    return pd.bdate_range(pd.Timestamp(last) + pd.offsets.BDay(1), periods=days)
+def future_dates(
+    last: pd.Timestamp, days: int, calendar: str = DEFAULT_CALENDAR
+) -> pd.DatetimeIndex:
+    """The next `days` sessions of exchange `calendar` after `last` (no holidays)."""
+    from forecaster.calendars import sessions_after
+
+    return sessions_after(last, days, calendar)
 
 
 def paths(

@@ -89,6 +89,7 @@ def _train_holding_lock(settings, out, force, resume, download) -> TrainReport:
     recover(checkpoint_dir_for(out), "checkpoint")
     _refuse_existing(out, force or resume)
     prices = load_prices(settings.data, download=download)
+    _warn_calendar_mismatch(prices, settings)
     checkpoint = checkpoint_dir_for(out)
     if checkpoint.exists() and not resume:
         log.warning(
@@ -120,6 +121,7 @@ def run_backtest(
     out = Path(out) if out else default.with_name(default.name + "-backtest")
     _refuse_existing(out, force)
     prices = load_prices(settings.data, download=download)
+    _warn_calendar_mismatch(prices, settings)
     table = walk_forward(prices.values, settings, folds)
 
     def write(tmp: Path) -> None:
@@ -133,12 +135,22 @@ def run_backtest(
     return out, table
 
 
+def _warn_calendar_mismatch(prices, settings: Settings) -> None:
+    """One warning when the history's dates disagree with the trading calendar."""
+    from forecaster.calendars import check_history
+
+    mismatch = check_history(prices.values.index, settings.data.calendar)
+    if mismatch:
+        log.warning(mismatch)
+
+
 @dataclass
 class ForecastReport:
     """What `run_forecast` wrote."""
 
     csv: Path
     png: Path
+    html: Path
     engine: str
     method: str
     frame: pd.DataFrame
@@ -155,23 +167,29 @@ def run_forecast(
     data: DataSettings | None = None,
     out: str | None = None,
     download=None,
+    calendar: str | None = None,
 ) -> ForecastReport:
     """Load a bundle, read the latest prices, forecast `days` ahead, write CSV and PNG.
 
     The prices come from the bundle's own source (or, for a model fitted on
     prices in memory, the recent prices saved with it) unless `data` names a
     CSV or a ticker. Files go into the bundle directory unless `out` is
-    given; both are replaced only once both are complete, so a failed run
-    leaves an earlier forecast as it was.
+    given, with report.html refreshed; all three are replaced only once all
+    are complete, so a failed run leaves an earlier forecast as it was.
+    Dates are the sessions of `calendar`, by default the bundle's.
     """
     from forecaster.api import load
+    from forecaster.calendars import validate_calendar
+    from forecaster.html_report import REPORT_FILE, build_report
 
     check_at_least("days", days)
+    if calendar is not None:  # a bad calendar fails before anything is read
+        calendar = validate_calendar(calendar)
     model = load(model_dir or DEFAULT_BUNDLE)
     own_source = data is None or not (data.csv or data.ticker)
     prices = _forecast_prices(model.bundle_, data, own_source, download)
     method = method or model.default_method_
-    frame = model.forecast(days, prices.values, method, block, engine)
+    frame = model.forecast(days, prices.values, method, block, engine, calendar)
     engine_name = model._engine(engine).name
     test = model._test_predictions() if own_source else None
     out_dir = Path(out) if out else model.bundle_.path
@@ -180,17 +198,21 @@ def run_forecast(
         f"({model.settings.model.cell}, {engine_name} engine)"
     )
     csv, png = out_dir / "forecast.csv", out_dir / "forecast.png"
+    html = out_dir / REPORT_FILE
 
     def draw(tmp: Path) -> None:
         from forecaster.plotting import plot_forecast
 
         plot_forecast(prices.values, frame, title, test, path=tmp)
 
+    def report(tmp: Path) -> None:
+        build_report(model.bundle_.path, prices.values, frame, tmp, own_source)
+
     bundle_io.write_files_atomically(
-        {csv: lambda tmp: frame.to_csv(tmp, index=False), png: draw}
+        {csv: lambda tmp: frame.to_csv(tmp, index=False), png: draw, html: report}
     )
     return ForecastReport(
-        csv, png, engine_name, method, frame, prices.last_date, prices.notes
+        csv, png, html, engine_name, method, frame, prices.last_date, prices.notes
     )
 
 

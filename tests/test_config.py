@@ -158,6 +158,7 @@ def changed_settings() -> Settings:
             column="Close",
             cache_dir="elsewhere",
             decimal=",",
+            calendar="XLON",
         ),
         prep=PrepSettings(
             window=30,
@@ -173,6 +174,7 @@ def changed_settings() -> Settings:
             dropout=0.25,
             bidirectional=True,
             learning_rate=0.005,
+            clipnorm=1.0,
         ),
         train=TrainSettings(epochs=7, batch_size=64, patience=2, seed=7, verbose=0),
     )

@@ -314,5 +314,5 @@ def test_keras_loads_in_safe_mode(bundle_copy, monkeypatch):
 
 def test_bundle_files_are_never_pickles(trained_bundle):
     for path in trained_bundle.iterdir():
-        assert path.suffix in {".keras", ".json", ".csv", ".png"}, path.name
+        assert path.suffix in {".keras", ".json", ".csv", ".png", ".html"}, path.name
     assert os.path.getsize(trained_bundle / "scaler.json") < 1000
