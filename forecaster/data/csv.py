@@ -96,7 +96,7 @@ def _parse_price_text(
     """CSV text to a clean price series (named after its column) and notes."""
     table = _read_table(text, where, decimal)
     date_col = _find_date_column(table, where)
-    price_col, chosen = _find_price_column(table, column, date_col, where, decimal)
+    price_col, chosen = _pick_price_column(table, column, date_col, where, decimal)
     dates = _parse_dates(table[date_col], where, date_col)
     prices = _parse_prices(table[price_col], dates, where, price_col, decimal)
     series, notes = _clean_series(pd.Series(prices, index=dates, name=price_col), where)
@@ -225,9 +225,19 @@ def _find_date_column(table: pd.DataFrame, where: str) -> str:
 
 
 def _find_price_column(
+    table: pd.DataFrame, column: str | None, date_col: str, where: str
+) -> str:
+    """The price column named by `column` or by its usual names, else an error."""
+    name = _named_price_column(table, column, date_col, where)
+    if name is None:
+        raise _no_price_column(table, where)
+    return name
+
+
+def _pick_price_column(
     table: pd.DataFrame, column: str | None, date_col: str, where: str, decimal: str
 ) -> tuple[str, list[str]]:
-    """The price column's name, and a note when it was picked as the only number."""
+    """`_find_price_column`, or else the only numeric column, with a note saying so."""
     name = _named_price_column(table, column, date_col, where)
     if name is not None:
         return name, []
@@ -237,16 +247,20 @@ def _find_price_column(
         if name != date_col and _is_numeric(table[name], decimal)
     ]
     if len(numeric) != 1:
-        raise ForecasterError(
-            f"No price column in {where}: found columns {_show(table.columns)}. "
-            "Expected 'Adj Close' or 'Close', or name one with --column."
-        )
+        raise _no_price_column(table, where)
     note = (
         f"using column {numeric[0]!r} of {where} for prices: it is the only numeric "
         "column (name another with --column)"
     )
     log.info(note)
     return numeric[0], [note]
+
+
+def _no_price_column(table: pd.DataFrame, where: str) -> ForecasterError:
+    return ForecasterError(
+        f"No price column in {where}: found columns {_show(table.columns)}. "
+        "Expected 'Adj Close' or 'Close', or name one with --column."
+    )
 
 
 def _is_numeric(cells: pd.Series, decimal: str) -> bool:
