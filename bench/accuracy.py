@@ -80,7 +80,8 @@ def run_project(
     """One default-settings run of the project's pipeline, scored on the test days."""
     from forecaster.engines import KerasEngine
     from forecaster.evaluation import evaluate
-    from forecaster.training import fit_model, prepare
+    from forecaster.training import fit_model
+    from forecaster.windows import prepare
 
     settings = Settings()
     settings.model.cell = cell

@@ -34,7 +34,8 @@ from forecaster.bptt import (
 from forecaster.config import DataSettings, ModelSettings, PrepSettings, Settings
 from forecaster.data import load_prices
 from forecaster.nptrain import keras_network, make_optimizer, window_arrays
-from forecaster.training import fit_model, prepare
+from forecaster.training import fit_model
+from forecaster.windows import prepare
 
 CSV = "data/AAPL.csv"
 WINDOW = 100

@@ -99,7 +99,7 @@ def load_aapl():
     """AAPL Adj Close and the project's split of it (default PrepSettings)."""
     from forecaster.config import PrepSettings
     from forecaster.data import read_price_csv
-    from forecaster.training import prepare
+    from forecaster.windows import prepare
 
     values = read_price_csv(ROOT / CSV, column=COLUMN).values
     prep = PrepSettings()

@@ -154,6 +154,7 @@ def add_settings_flags(group, cls, defaults=None, skip=()) -> None:
         default = getattr(defaults, field.name)
         text = helps.get(field.name, "")
         kind = _field_type(field)
+        several = "list[" in str(field.type)
         if kind is bool:
             group.add_argument(flag, dest=field.name, action="store_true", help=text)
             continue
@@ -161,6 +162,7 @@ def add_settings_flags(group, cls, defaults=None, skip=()) -> None:
             flag,
             dest=field.name,
             type=kind,
+            nargs="+" if several else None,
             default=default,
             choices=CHOICES.get(field.name),
             metavar=None if field.name in CHOICES else field.name.upper(),
@@ -171,6 +173,7 @@ def add_settings_flags(group, cls, defaults=None, skip=()) -> None:
 def _field_type(field) -> type:
     """The Python type of a field annotated like `int`, `float | None` or `str`."""
     names = {name.strip() for name in str(field.type).split("|")} - {"None"}
+    names = {name.removeprefix("list[").removesuffix("]") for name in names}
     by_name = {"int": int, "float": float, "str": str, "bool": bool}
     kinds = [by_name[n] for n in names if n in by_name]
     if len(kinds) != 1:
@@ -233,7 +236,9 @@ def predict_parser(description: str, prog: str | None = None):
     add_settings_flags(p, ForecastSettings)
     data = p.add_argument_group("data (default: the bundle's own source)")
     add_settings_flags(
-        data, DataSettings, skip=("start", "end", "cache_dir", "calendar")
+        data,
+        DataSettings,
+        skip=("start", "end", "cache_dir", "calendar", "csv_dir", "skip_bad"),
     )
     return p
 
@@ -243,6 +248,10 @@ def train_settings(args: argparse.Namespace) -> Settings:
     from forecaster.calendars import validate_calendar
 
     settings = settings_from_args(args, Settings())
+    for name in ("csv", "ticker"):  # one value keeps the single-series path
+        value = getattr(settings.data, name)
+        if isinstance(value, list) and len(value) == 1:
+            setattr(settings.data, name, value[0])
     settings.model.cell = settings.model.cell.lower()
     settings.train.verbose = 0 if args.quiet else 1
     settings.data.calendar = validate_calendar(settings.data.calendar)
@@ -270,10 +279,8 @@ def train_command(args: argparse.Namespace) -> int:
         return 0
     report = pipeline.run_training(settings, args.out, args.force, args.resume)
     print(f"\n{report.summary()}\n")
-    print(
-        f"saved bundle {report.out}/ (model.keras, metrics.json, report.html, "
-        "test_predictions.csv, loss.png, test_predictions.png, ...)"
-    )
+    files = sorted(p.name for p in report.out.iterdir() if not p.name.startswith("."))
+    print(f"saved bundle {report.out}/ ({', '.join(files)})")
     print(
         f"next: {getattr(args, 'next_command', 'python predict.py')} --model "
         f"{report.out}"
@@ -295,7 +302,10 @@ def predict_command(args: argparse.Namespace) -> int:
         **{f.name: getattr(args, f.name) for f in dataclasses.fields(ForecastSettings)}
     ).validate()
     data = DataSettings(
-        csv=args.csv, ticker=args.ticker, column=args.column, decimal=args.decimal
+        csv=_one("csv", args.csv),
+        ticker=_one("ticker", args.ticker),
+        column=args.column,
+        decimal=args.decimal,
     )
     report = run_forecast(
         forecast.model,
@@ -306,6 +316,7 @@ def predict_command(args: argparse.Namespace) -> int:
         data,
         forecast.out,
         calendar=forecast.calendar,
+        series=forecast.series,
     )
     shown = report.frame.head(5).to_string(
         index=False, float_format=lambda v: f"{v:.2f}"
@@ -315,7 +326,8 @@ def predict_command(args: argparse.Namespace) -> int:
         f"({report.engine} engine):\n{shown}\n..."
     )
     print(f"wrote {report.csv}\nwrote {report.png}")
-    print(f"wrote {report.html} (open it in a browser)")
+    if report.html is not None:
+        print(f"wrote {report.html} (open it in a browser)")
     return 0
 
 
@@ -329,6 +341,17 @@ def list_command(args: argparse.Namespace) -> int:
     else:
         print(listing.format_listing(frame))
     return 0
+
+
+def _one(name: str, values):
+    """The single value of a flag given once; predict reads one series."""
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ForecasterError(
+            f"{name} takes one value when forecasting. Received: {name}={values}"
+        )
+    return values[0]
 
 
 def main_parser() -> argparse.ArgumentParser:

@@ -20,8 +20,13 @@ DECIMALS = (".", ",")  # "," means semicolon-separated cells with decimal commas
 class DataSettings:
     """Where the prices come from."""
 
-    csv: str | None = None  # path to a CSV; None with no ticker = the shipped sample
-    ticker: str | None = None  # a symbol to download with yfinance instead of a CSV
+    csv: str | list[str] | None = None  # a CSV path, or several for a panel (one
+    #   series each, or one long file with a ticker column); None = the sample
+    ticker: str | list[str] | None = None  # a symbol to download with yfinance
+    #   instead, or several (a panel, downloaded in one call)
+    csv_dir: str | None = None  # a folder of CSVs, one series each (a panel)
+    skip_bad: bool = False  # in a panel, leave out a series that cannot be read
+    #   (with a warning) instead of stopping
     start: str | None = None  # first date for a ticker (None = ten years back)
     end: str | None = None  # last date for a ticker (None = today)
     column: str | None = (
@@ -46,6 +51,9 @@ class PrepSettings:
     representation: str = "delta"  # "level" (scaled price), "delta" (change from the
     #   window's last scaled price) or "log-delta" (the same on log prices); the
     #   default is the most robust in bench/accuracy.py (BENCHMARKS.md)
+    features: str = "close"  # inputs per day, comma-separated: close (the price,
+    #   in the representation), range (log High/Low), gap (log Open/previous
+    #   Close), volume (log volume / its 20-day mean), return (daily log return)
 
     def validate(self) -> None:
         check_at_least("window", self.window)
@@ -61,6 +69,10 @@ class PrepSettings:
                 f"Received: val_fraction={self.val_fraction}"
             )
         check_choice("representation", self.representation, REPRESENTATIONS)
+        if self.features != "close":
+            from forecaster.features import parse_features
+
+            parse_features(self.features)
 
 
 @dataclass
@@ -126,6 +138,16 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
 
+    @property
+    def is_panel(self) -> bool:
+        """Whether the data is several series (or a folder), or has extra features."""
+        data = self.data
+        several = any(
+            isinstance(value, (list, tuple)) and len(value) > 1
+            for value in (data.csv, data.ticker)
+        )
+        return several or data.csv_dir is not None or self.prep.features != "close"
+
     def validate(self) -> Settings:
         self.prep.validate()
         self.model.validate()
@@ -176,6 +198,8 @@ class ForecastSettings:
     #   --calendar)
     out: str | None = None  # directory for forecast.csv/png/report.html; None =
     #   the bundle
+    series: list[str] | None = None  # a panel bundle's series to forecast;
+    #   None = all of them
 
     def validate(self) -> ForecastSettings:
         check_at_least("days", self.days)

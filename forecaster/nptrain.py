@@ -124,7 +124,7 @@ def train_on_batches(network: Network, optimizer: SGD, batches) -> list[float]:
 
 
 def window_arrays(prepared, targets: tuple[int, int], horizon: int):
-    """Encoded windows and targets of a `training.Prepared` series, float64.
+    """Encoded windows and targets of a `windows.Prepared` series, float64.
 
     Returns x: (n, window, 1) and y: (n, horizon) for first targets in
     `targets`, in the representation the model reads.
@@ -204,7 +204,8 @@ def run_numpy_training(settings: Settings, out, optimizer: str = "adam", force=F
     from forecaster.api import Forecaster
     from forecaster.data import load_prices
     from forecaster.pipeline import TrainReport
-    from forecaster.training import TrainResult, prepare
+    from forecaster.training import TrainResult
+    from forecaster.windows import prepare
 
     settings.validate()
     if settings.model.dropout > 0:

@@ -31,7 +31,7 @@ from forecaster.intervals import (
     half_widths,
     scale_of,
 )
-from forecaster.training import prepare
+from forecaster.windows import prepare
 
 # ---------------------------------------------------------------------- scores
 

@@ -15,7 +15,7 @@ from forecaster.bundle import load_bundle, load_keras_model
 from forecaster.data import read_price_csv
 from forecaster.engines import KerasEngine, NumpyEngine
 from forecaster.errors import BundleError, ForecasterError
-from forecaster.training import prepare
+from forecaster.windows import prepare
 
 BUNDLE_FILES = {
     "model.keras",

@@ -106,7 +106,8 @@ def test_train_into_a_file_writes_one_plain_line_per_epoch(tmp_path):
 
 
 def test_resume_logs_what_it_found(tmp_path, caplog):
-    from forecaster.training import fit_model, prepare
+    from forecaster.training import fit_model
+    from forecaster.windows import prepare
 
     settings = tiny_settings(train__patience=0)
     prepared = prepare(make_prices(), settings.prep)
