@@ -158,6 +158,8 @@ def changed_settings() -> Settings:
             column="Close",
             cache_dir="elsewhere",
             decimal=",",
+            csv_dir="prices",
+            skip_bad=True,
             calendar="XLON",
         ),
         prep=PrepSettings(
@@ -166,6 +168,7 @@ def changed_settings() -> Settings:
             train_fraction=0.8,
             val_fraction=0.2,
             representation="log-delta",
+            features="close,range",
         ),
         model=ModelSettings(
             cell="gru",
@@ -198,6 +201,7 @@ def test_to_dict_gives_one_plain_dict_per_part():
         "train_fraction": 0.8,
         "val_fraction": 0.2,
         "representation": "log-delta",
+        "features": "close,range",
     }
     assert raw["model"]["cell"] == "gru" and raw["train"]["seed"] == 7
 
@@ -211,7 +215,7 @@ def test_round_trip_through_json():
 
 def test_from_dict_ignores_keys_this_version_lacks():
     raw = changed_settings().to_dict()
-    raw["prep"]["features"] = ["Close", "Volume"]
+    raw["prep"]["covariates"] = ["VIX"]
     raw["model"]["attention_heads"] = 4
     raw["optimizer"] = {"name": "sgd"}  # a whole part this version lacks
     assert Settings.from_dict(raw) == changed_settings()
