@@ -179,16 +179,22 @@ def run_backtest(
     default = default_out(settings)
     out = Path(out) if out else default.with_name(default.name + "-backtest")
     _refuse_existing(out, force)
-    prices = load_prices(settings.data, download=download)
-    _warn_calendar_mismatch(prices, settings)
-    table = walk_forward(prices.values, settings, folds)
+    if is_panel_run(settings):
+        from forecaster.backtest import walk_forward_panel
+
+        table = walk_forward_panel(load_panel_data(settings, download), settings, folds)
+    else:
+        prices = load_prices(settings.data, download=download)
+        _warn_calendar_mismatch(prices, settings)
+        table = walk_forward(prices.values, settings, folds)
 
     def write(tmp: Path) -> None:
         from forecaster import plotting
 
         table.to_csv(tmp / "backtest.csv", index=False)
         title = f"{source_name(settings)} walk-forward, {folds} folds"
-        plotting.plot_backtest(table.iloc[:-1], title, tmp / "backtest.png")
+        if "series" not in table:  # a panel's folds are in backtest.csv only
+            plotting.plot_backtest(table.iloc[:-1], title, tmp / "backtest.png")
 
     bundle_io.write_directory_atomically(out, write, replace=True, what="backtest")
     return out, table

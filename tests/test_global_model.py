@@ -95,7 +95,7 @@ def test_global_model_forecasts_every_series_in_one_long_frame(global_model):
 def test_features_refuse_a_forecast_past_the_horizon(global_model):
     with pytest.raises(
         ForecasterError,
-        match=r"^steps must be at most the model's "
+        match=r"^days must be at most the model's "
         r"horizon 2 when it takes input features other than the price",
     ):
         global_model.forecast(5)
@@ -148,3 +148,33 @@ def test_a_saved_global_model_forecasts_the_same_after_load(global_model, tmp_pa
     assert (got["date"] == expected["date"]).all()
     np.testing.assert_allclose(got["forecast"], expected["forecast"], rtol=1e-5)
     np.testing.assert_allclose(got["upper_95"], expected["upper_95"], rtol=1e-5)
+
+
+def test_every_series_validates_from_the_same_date():
+    prep = PrepSettings(window=10)
+    prepared = prepare_panel(panel_from_pandas(generated_panel()), prep)
+    firsts = {
+        name: part.dates[part.split.val_targets[0]]
+        for name, part in prepared.parts.items()
+    }
+    assert len(set(firsts.values())) == 1
+    first = next(iter(firsts.values()))
+    # about the newest 10% of the panel's training days, all before the cut-off
+    for part in prepared.parts.values():
+        val_start, val_stop = part.split.val_targets
+        assert part.dates[val_stop - 1] < prepared.cutoff <= part.dates[val_stop]
+        assert part.split.n_fit >= 20 and val_stop > val_start
+    assert first < prepared.cutoff
+
+
+def test_walk_forward_over_a_panel_scores_each_fold_and_series():
+    from forecaster.api import settings_from_keywords
+    from forecaster.backtest import walk_forward_panel
+
+    panel = panel_from_pandas(generated_panel())
+    table = walk_forward_panel(panel, settings_from_keywords(**TINY), 2)
+    assert list(table["fold"]) == [1, 1, 1, 1, 2, 2, 2, 2]
+    assert list(table["series"]) == ["AAA", "BBB", "CCC", "mean"] * 2
+    fold1 = table[(table["fold"] == 1) & (table["series"] != "mean")]
+    assert table.loc[3, "ratio"] == pytest.approx(fold1["ratio"].mean())
+    assert (table["test_days"].dropna() > 0).all()
