@@ -53,20 +53,44 @@ def hold(target: str | os.PathLike, what: str = "bundle"):
         finally:
             _held[key][1] -= 1
         return
+    created: list[Path] = []
     try:
+        created = _make_parents(path.parent)
         fd = _acquire(path, Path(target), what)
-    except OSError as err:
-        raise write_error(err, f"lock file for the {what}", path) from None
+    except BaseException as err:
+        _remove_empty(created)
+        if isinstance(err, OSError):
+            raise write_error(err, f"lock file for the {what}", path) from None
+        raise
     _held[key] = [fd, 1]
     try:
         yield path
     finally:
         del _held[key]
         _release(path, fd)
+        _remove_empty(created)  # a run that wrote nothing leaves no new folders
+
+
+def _make_parents(directory: Path) -> list[Path]:
+    """Create `directory` and its missing parents; the ones created, deepest first."""
+    missing = []
+    while not directory.exists() and directory != directory.parent:
+        missing.append(directory)
+        directory = directory.parent
+    for folder in reversed(missing):
+        folder.mkdir(exist_ok=True)
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (the run wrote into it), or already gone
+            return
 
 
 def _acquire(path: Path, target: Path, what: str) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:

@@ -134,3 +134,13 @@ def test_no_lock_is_held_after_an_error_inside(tmp_path):
         with hold(target):
             raise RuntimeError("boom")
     assert lock._held == {} and not lock_path(target).exists()
+
+
+def test_a_run_that_writes_nothing_leaves_no_new_folders(tmp_path):
+    target = tmp_path / "models" / "deep" / "bundle"
+    with hold(target):
+        assert lock_path(target).exists()
+    assert list(tmp_path.iterdir()) == []
+    with hold(target):
+        target.mkdir()  # the run wrote its bundle: its folders stay
+    assert [p.name for p in target.parent.iterdir()] == ["bundle"]
