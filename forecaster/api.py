@@ -59,12 +59,14 @@ def read_prices(
     start: str | None = None,
     end: str | None = None,
     cache_dir: str = "data/cache",
+    decimal: str = ".",
 ) -> pd.Series:
     """Daily prices from a CSV path or a ticker symbol, as a float64 Series.
 
     A path to an existing file (or one ending in .csv) is read as a CSV;
     anything else is taken as a symbol and downloaded with yfinance (cached
-    in `cache_dir`). The Series is named after its price column and keeps
+    in `cache_dir`). `decimal=","` reads a semicolon-separated CSV with
+    decimal commas. The Series is named after its price column and keeps
     where it came from in `series.attrs["source"]`.
     """
     from forecaster.config import DataSettings
@@ -78,6 +80,7 @@ def read_prices(
         end=end,
         column=column,
         cache_dir=cache_dir,
+        decimal=decimal,
     )
     prices = load_prices(settings)
     series = prices.values.copy()
@@ -407,7 +410,7 @@ class Forecaster:
                 "path."
             )
         write = self._write_panel if self.is_panel else self._write
-        bundle_io.write_directory_atomically(path, write, replace=True)
+        bundle_io.write_directory_atomically(path, write, replace=True, what="bundle")
         return path
 
     def _write_panel(self, tmp: Path) -> None:
@@ -445,6 +448,7 @@ class Forecaster:
             recent=panels.recent_rows(prepared, prep.window),
         )
         plotting.plot_loss(self.history_, self.best_epoch_, tmp / "loss.png")
+        bundle_io.write_manifest(tmp)  # last: it lists every file written above
 
     def _write(self, tmp: Path) -> None:
         from forecaster import plotting
@@ -473,6 +477,7 @@ class Forecaster:
         from forecaster.html_report import build_report
 
         build_report(tmp, prices=self.prices_)
+        bundle_io.write_manifest(tmp)  # last: it lists every file written above
 
     # ------------------------------------------------------------ helpers
 

@@ -1,25 +1,36 @@
 """The saved-model bundle: model, scaler, settings, metrics and plots in one directory.
 
-A bundle is written into a temporary directory beside its target and moved
-into place only when complete, so a failed or killed save never leaves a
-half-written bundle and never damages the previous one.
+A bundle is written into a temporary directory beside its target and swapped
+into place only when complete (forecaster.io), so a failed or killed save
+never leaves a half-written bundle and never damages the previous one. Its
+last file, manifest.json, holds the size and sha256 of every other file, and
+loading checks them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import platform
-import shutil
-import uuid
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from forecaster.config import Settings
 from forecaster.errors import BundleError, ForecasterError
+from forecaster.io import (  # noqa: F401  (re-exported: imported from here elsewhere)
+    _jsonable,
+    recover_if_free,
+    write_directory_atomically,
+    write_file_atomically,
+    write_files_atomically,
+    write_json,
+)
 from forecaster.windows import Scaler
+
+log = logging.getLogger("forecaster")
 
 MODEL_FILE = "model.keras"
 SCALER_FILE = "scaler.json"
@@ -32,87 +43,10 @@ HISTORY_FILE = "history.csv"
 RECENT_FILE = "recent_prices.csv"  # the last `window` prices: enough to forecast
 PANEL_RECENT_FILE = "recent_panel.csv"  # a panel's: series, date, price, features
 REQUIRED = (MODEL_FILE, SCALER_FILE, METADATA_FILE)
+MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1  # bumped when the bundle layout changes incompatibly
-
-
-def write_directory_atomically(
-    target: str | os.PathLike, write: Callable[[Path], None], replace: bool = False
-) -> Path:
-    """Call `write(tmp)` on a fresh directory beside `target`, then move it into place.
-
-    If `target` exists and `replace` is false, nothing is written. If `write`
-    raises, the temporary directory is removed and `target` is untouched. The
-    old directory is moved aside only once the new one is complete, and
-    deleted only after the new one is in place.
-    """
-    target = Path(target)
-    if target.exists() and not replace:
-        raise ForecasterError(
-            f"{str(target)!r} already exists: add --force to replace it (the old one "
-            "is kept until the new one is complete), or choose another --out."
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tag = uuid.uuid4().hex[:8]
-    tmp = target.with_name(f".{target.name}.tmp-{tag}")
-    old = target.with_name(f".{target.name}.old-{tag}")
-    tmp.mkdir()
-    try:
-        write(tmp)
-        if target.exists():
-            os.rename(target, old)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if old.exists():
-                os.rename(old, target)
-            raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
-    return target
-
-
-def write_file_atomically(
-    path: str | os.PathLike, write: Callable[[Path], None]
-) -> Path:
-    """Call `write(tmp_path)`, then replace `path` with it in one rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{uuid.uuid4().hex[:8]}{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def write_files_atomically(writers: dict) -> list[Path]:
-    """Write several files so that either all are replaced or none is.
-
-    `writers` maps each final path to a function that writes a given temporary
-    path. Every file is written beside its target first; only when all have
-    been written are they renamed into place.
-    """
-    tag = uuid.uuid4().hex[:8]
-    staged = {}
-    try:
-        for path, write in writers.items():
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.stem}.tmp-{tag}{path.suffix}")
-            staged[path] = tmp
-            write(tmp)
-        for path, tmp in staged.items():
-            os.replace(tmp, path)
-    finally:
-        for tmp in staged.values():
-            if tmp.exists():
-                tmp.unlink()
-    return list(staged)
+# Written into a bundle by predict.py after it was saved, so not in its manifest.
+OUTPUT_FILES = ("forecast.csv", "forecast.png", "report.html")
 
 
 def library_versions() -> dict:
@@ -137,18 +71,6 @@ def library_versions() -> dict:
     return versions
 
 
-def write_json(path: Path, data) -> None:
-    path.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n")
-
-
-def _jsonable(value):
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
-
-
 def write_parts(
     tmp: Path,
     model,
@@ -168,7 +90,8 @@ def write_parts(
     """
     model.save(tmp / MODEL_FILE)
     write_json(tmp / SCALER_FILE, scaler)
-    write_json(tmp / METADATA_FILE, metadata)
+    # load_bundle requires manifest.json (written last) of a bundle saying so
+    write_json(tmp / METADATA_FILE, {**metadata, "manifest": MANIFEST_FILE})
     write_json(tmp / METRICS_FILE, metrics)
     write_json(tmp / INTERVALS_FILE, intervals)
     predictions.to_csv(tmp / PREDICTIONS_FILE, index=False)
@@ -189,6 +112,7 @@ class Bundle:
     metadata: dict
     metrics: dict
     intervals: dict | None
+    notes: list[str] = field(default_factory=list)  # e.g. files the manifest lacks
 
     @property
     def model_path(self) -> Path:
@@ -210,11 +134,13 @@ class Bundle:
 def load_bundle(path: str | os.PathLike) -> Bundle:
     """Read a bundle's JSON parts and check them; the model itself loads lazily."""
     path = Path(path)
+    recover_if_free(path, "bundle")
     if not path.is_dir():
         raise BundleError(
             f"No bundle at {str(path)!r}: it is not a directory. Train one with "
             "`python train.py`, or pass --model with a bundle directory."
         )
+    notes, verified = check_manifest(path)
     missing = [name for name in REQUIRED if not (path / name).is_file()]
     if missing:
         raise BundleError(
@@ -222,6 +148,12 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
             "the bundle is damaged or incompatible, retrain it with train.py."
         )
     metadata = _read_json(path / METADATA_FILE, path)
+    if not verified and metadata.get("manifest"):
+        raise BundleError(
+            f"Bundle {str(path)!r} has no {MANIFEST_FILE} although its metadata.json "
+            "says it was saved with one (a partial copy?): the bundle is damaged or "
+            "incompatible, retrain it with train.py (or copy it again)."
+        )
     scaler_raw = _read_json(path / SCALER_FILE, path)
     try:
         settings = Settings.from_dict(metadata["settings"]).validate()
@@ -252,7 +184,112 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         if (path / INTERVALS_FILE).exists()
         else None
     )
-    return Bundle(path, settings, scaler, metadata, metrics, intervals)
+    for note in notes:
+        log.warning(note)
+    return Bundle(path, settings, scaler, metadata, metrics, intervals, notes)
+
+
+# --------------------------------------------------------------- manifest
+
+
+def write_manifest(directory: str | os.PathLike) -> Path:
+    """Write manifest.json: the size and sha256 of every other file, written last.
+
+    OUTPUT_FILES are left out even when the save writes them: predict.py
+    rewrites them in place later.
+    """
+    directory = Path(directory)
+    files = {}
+    for file in sorted(p for p in directory.rglob("*") if p.is_file()):
+        name = file.relative_to(directory).as_posix()
+        if name != MANIFEST_FILE and name not in OUTPUT_FILES:
+            files[name] = {"size": file.stat().st_size, "sha256": _sha256(file)}
+    manifest = {"manifest_version": 1, "algorithm": "sha256", "files": files}
+    write_json(directory / MANIFEST_FILE, manifest)
+    return directory / MANIFEST_FILE
+
+
+def check_manifest(path: Path) -> tuple[list[str], bool]:
+    """Check every file listed in the manifest: (notes, whether there was one).
+
+    Raises BundleError naming the first file that is missing or differs.
+    Files not listed are ignored: the forecast outputs (OUTPUT_FILES) and
+    hidden temporary files silently, anything else with a note.
+    """
+    if not (path / MANIFEST_FILE).is_file():
+        return [
+            f"bundle {str(path)!r} has no {MANIFEST_FILE} (saved before bundles "
+            "had checksums): its files are not verified; retrain it to add one"
+        ], False
+    listed = _read_manifest(path)
+    for name, entry in listed.items():
+        _check_listed_file(path, name, entry)
+    extra = sorted(
+        name
+        for name in (
+            p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()
+        )
+        if name not in listed
+        and name != MANIFEST_FILE
+        and name not in OUTPUT_FILES
+        and not (name.startswith(".") and ".tmp-" in name)
+    )
+    if not extra:
+        return [], True
+    shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if extra[5:] else "")
+    return [
+        f"ignored file(s) not in the manifest of bundle {str(path)!r}: {shown}"
+    ], True
+
+
+def _read_manifest(path: Path) -> dict:
+    """The manifest's files: {name: {"size": int, "sha256": str}}, checked."""
+    try:
+        raw = json.loads((path / MANIFEST_FILE).read_text())
+        files = raw["files"]
+        for name, entry in files.items():
+            parts = Path(name).parts
+            if Path(name).is_absolute() or ".." in parts or not parts:
+                raise ValueError(f"unsafe name {name!r}")
+            int(entry["size"]), str(entry["sha256"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise BundleError(
+            f"Bundle {str(path)!r} has a damaged {MANIFEST_FILE} "
+            f"({type(err).__name__}): the bundle is damaged or incompatible, retrain "
+            "it with train.py (or copy it again)."
+        ) from None
+    return files
+
+
+def _check_listed_file(path: Path, name: str, entry: dict) -> None:
+    file = path / name
+    if not file.is_file():
+        raise BundleError(
+            f"{str(path)!r} is not a complete bundle (missing {name}, listed in "
+            f"{MANIFEST_FILE}): the bundle is damaged or incompatible, retrain it "
+            "with train.py (or copy it again)."
+        )
+    size = file.stat().st_size
+    if size != int(entry["size"]):
+        raise BundleError(
+            f"Bundle {str(path)!r}: {name} has {size} bytes but {MANIFEST_FILE} says "
+            f"{entry['size']} (truncated or changed): the bundle is damaged or "
+            "incompatible, retrain it with train.py (or copy it again)."
+        )
+    if _sha256(file) != entry["sha256"]:
+        raise BundleError(
+            f"Bundle {str(path)!r}: {name} does not match its sha256 in "
+            f"{MANIFEST_FILE} (the file was changed): the bundle is damaged or "
+            "incompatible, retrain it with train.py (or copy it again)."
+        )
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _read_scalers(raw: dict, metadata: dict):
@@ -374,7 +411,9 @@ def source_settings(bundle: Bundle, cache_dir: str | None = None):
             cache_dir=cache_dir,
         )
     if source.get("kind") == "csv":
-        return DataSettings(csv=source.get("path"), column=column)
+        return DataSettings(
+            csv=source.get("path"), column=column, decimal=source.get("decimal", ".")
+        )
     return None
 
 
@@ -412,7 +451,7 @@ def write_panel_parts(
     """
     model.save(tmp / MODEL_FILE)
     write_json(tmp / SCALER_FILE, {"series": scalers})
-    write_json(tmp / METADATA_FILE, metadata)
+    write_json(tmp / METADATA_FILE, {**metadata, "manifest": MANIFEST_FILE})
     write_json(tmp / METRICS_FILE, metrics)
     write_json(tmp / INTERVALS_FILE, intervals)
     predictions.to_csv(tmp / PREDICTIONS_FILE, index=False)

@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Callable
 
 from forecaster.config import (
+    DECIMALS,
     REPRESENTATIONS,
     DataSettings,
     ForecastSettings,
@@ -40,6 +41,7 @@ CHOICES = {
     "representation": REPRESENTATIONS,
     "method": ("recursive", "direct"),
     "engine": ("auto", "numpy", "keras"),
+    "decimal": DECIMALS,
 }
 _flags: dict[str, str] = {}  # argument name -> flag, for the parsers built so far
 
@@ -311,6 +313,7 @@ def predict_command(args: argparse.Namespace) -> int:
         csv=_one("csv", args.csv),
         ticker=_one("ticker", args.ticker),
         column=args.column,
+        decimal=args.decimal,
     )
     report = run_forecast(
         forecast.model,

@@ -13,6 +13,7 @@ from forecaster.errors import ForecasterError
 
 CELLS = ("lstm", "gru", "rnn")
 REPRESENTATIONS = ("level", "delta", "log-delta")
+DECIMALS = (".", ",")  # "," means semicolon-separated cells with decimal commas
 
 
 @dataclass
@@ -34,6 +35,7 @@ class DataSettings:
         None  # price column; None = "Adj Close" if present, else "Close"
     )
     cache_dir: str = "data/cache"  # where ticker downloads are cached as CSV
+    decimal: str = "."  # "," reads a semicolon-separated CSV with decimal commas
     calendar: str = "XNYS"  # exchange_calendars code whose sessions are the
     #   forecast dates (XNYS = New York; XLON London, XTKS Tokyo, ...)
 

@@ -91,11 +91,22 @@ def run_training(
     download=None,
 ) -> TrainReport:
     """Train on the configured data and write a complete bundle to `out` atomically."""
-    from forecaster.api import Forecaster
-    from forecaster.training import discard_checkpoint
+    from forecaster.lock import hold
 
     settings.validate()
     out = Path(out) if out else default_out(settings)
+
+    with hold(out, "bundle"):  # one run per bundle, from here to the saved bundle
+        return _train_holding_lock(settings, out, force, resume, download)
+
+
+def _train_holding_lock(settings, out, force, resume, download) -> TrainReport:
+    from forecaster.api import Forecaster
+    from forecaster.io import recover
+    from forecaster.training import discard_checkpoint
+
+    recover(out, "bundle")  # a save killed mid-swap leaves its old bundle aside
+    recover(checkpoint_dir_for(out), "checkpoint")
     _refuse_existing(out, force or resume)
     if is_panel_run(settings):
         return _run_panel_training(settings, out, resume, download)
@@ -188,7 +199,7 @@ def run_backtest(
         if "series" not in table:  # a panel's folds are in backtest.csv only
             plotting.plot_backtest(table.iloc[:-1], title, tmp / "backtest.png")
 
-    bundle_io.write_directory_atomically(out, write, replace=True)
+    bundle_io.write_directory_atomically(out, write, replace=True, what="backtest")
     return out, table
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -298,7 +297,10 @@ class _CheckpointState:
     def read(cls, directory) -> _CheckpointState | None:
         if directory is None:
             return None
+        from forecaster.io import recover_if_free
+
         directory = Path(directory)
+        recover_if_free(directory, "checkpoint")
         path = directory / "state.json"
         if not path.exists():
             return None
@@ -386,7 +388,7 @@ class EarlyStoppingCheckpoint(_keras_callback_base()):
             model.set_weights(self.best_weights)
 
     def _save_checkpoint(self) -> None:
-        from forecaster.bundle import write_directory_atomically
+        from forecaster.io import write_directory_atomically
 
         def write(tmp: Path) -> None:
             self.model.save(tmp / "last.keras")
@@ -407,13 +409,17 @@ class EarlyStoppingCheckpoint(_keras_callback_base()):
                 )
             )
 
-        write_directory_atomically(self.checkpoint_dir, write, replace=True)
+        write_directory_atomically(
+            self.checkpoint_dir, write, replace=True, what="checkpoint"
+        )
 
 
 def discard_checkpoint(checkpoint_dir) -> None:
-    """Remove a finished run's checkpoint."""
-    if checkpoint_dir is not None and Path(checkpoint_dir).exists():
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    """Remove a finished run's checkpoint (renamed away first: never half-removed)."""
+    from forecaster.io import discard_directory
+
+    if checkpoint_dir is not None:
+        discard_directory(checkpoint_dir)
 
 
 def _run_key(settings: Settings) -> dict:

@@ -108,7 +108,11 @@ def test_text_without_commas(tmp_path):
 
 def test_semicolon_separated(tmp_path):
     text = "Date;Close\n2024-01-02;1,5\n2024-01-03;2,5\n"
-    raises(write(tmp_path, text), r"found columns \['Date;Close'\]\. Give a comma-sep")
+    raises(
+        write(tmp_path, text),
+        r"found columns \['Date;Close'\]\. It looks semicolon-separated: if its "
+        r"numbers use a decimal comma \(1\.234,50\), pass --decimal , to read it\.$",
+    )
 
 
 def test_huge_header_is_shortened(tmp_path):

@@ -1,59 +1,161 @@
-"""The bundle format: older bundles load and forecast unchanged; panel bundles."""
+"""Verified bundles: the manifest lists every file, and loading checks each one."""
 
-from __future__ import annotations
-
+import hashlib
 import json
-import shutil
-from pathlib import Path
+import logging
 
-import numpy as np
-import pandas as pd
 import pytest
 
-import forecaster as fc
-from forecaster.bundle import load_bundle
+import predict
+from forecaster import cli
+from forecaster.bundle import MANIFEST_FILE, load_bundle
+from forecaster.errors import BundleError
+from forecaster.pipeline import run_forecast
 
-ROOT = Path(__file__).resolve().parent.parent
-V1 = ROOT / "tests" / "fixtures" / "bundle_v1"
+BUNDLE_FILES = [
+    "model.keras",
+    "scaler.json",
+    "metadata.json",
+    "metrics.json",
+    "intervals.json",
+    "test_predictions.csv",
+    "rmse_by_step.csv",
+    "history.csv",
+    "recent_prices.csv",
+    "loss.png",
+    "test_predictions.png",
+]
 
 
-@pytest.fixture
-def v1_copy(tmp_path, monkeypatch):
-    monkeypatch.chdir(ROOT)  # its source path is relative to the repository
-    target = tmp_path / "bundle_v1"
-    shutil.copytree(V1, target)
-    return target
+def _manifest(bundle):
+    return json.loads((bundle / MANIFEST_FILE).read_text())
 
 
-def test_a_version_1_bundle_loads(v1_copy):
-    bundle = load_bundle(v1_copy)
-    assert bundle.metadata["format_version"] == 1
-    assert bundle.window == 10 and bundle.horizon == 1
-    assert not (v1_copy / "recent_prices.csv").exists()
+def test_the_manifest_lists_every_file_with_its_size_and_sha256(trained_bundle):
+    manifest = _manifest(trained_bundle)
+    assert manifest["algorithm"] == "sha256"
+    assert sorted(manifest["files"]) == sorted(BUNDLE_FILES)
+    for name, entry in manifest["files"].items():
+        data = (trained_bundle / name).read_bytes()
+        assert entry == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def test_a_version_1_bundle_forecasts_the_numbers_it_did(v1_copy):
-    expected = pd.read_csv(ROOT / "tests" / "fixtures" / "bundle_v1_forecast.csv")
-    got = fc.load(v1_copy).forecast(5)  # from its source CSV: no recent prices
-    for column in ("forecast", "lower_80", "upper_80", "lower_95", "upper_95"):
-        np.testing.assert_allclose(got[column], expected[column], rtol=1e-6)
-    # the dates are now the exchange's sessions: New Year's Day is skipped
-    assert "2021-01-01" in set(expected["date"])
-    assert list(got["date"]) == [
-        "2020-12-30",
-        "2020-12-31",
-        "2021-01-04",
-        "2021-01-05",
-        "2021-01-06",
+@pytest.mark.parametrize("name", BUNDLE_FILES)
+def test_a_flipped_byte_in_any_file_is_named(bundle_copy, name):
+    path = bundle_copy / name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(
+        BundleError,
+        match=rf"^Bundle .*: {name} does not match its sha256 in manifest\.json "
+        r"\(the file was changed\): the bundle is damaged or incompatible, retrain",
+    ):
+        load_bundle(bundle_copy)
+
+
+def test_a_changed_digit_that_still_parses_is_caught(bundle_copy):
+    path = bundle_copy / "scaler.json"
+    text = path.read_text()
+    at = next(i for i, c in enumerate(text) if c in "123456789")
+    changed = text[:at] + str(int(text[at]) % 9 + 1) + text[at + 1 :]
+    path.write_text(changed)
+    json.loads(changed)  # still valid JSON, still a scaler: only the checksum knows
+    with pytest.raises(BundleError, match="scaler.json does not match its sha256"):
+        load_bundle(bundle_copy)
+
+
+def test_a_missing_file_is_named(bundle_copy):
+    (bundle_copy / "history.csv").unlink()
+    with pytest.raises(
+        BundleError,
+        match=r"is not a complete bundle \(missing history\.csv, listed in "
+        r"manifest\.json\)",
+    ):
+        load_bundle(bundle_copy)
+
+
+def test_a_truncated_file_is_named_with_its_size(bundle_copy):
+    path = bundle_copy / "loss.png"
+    size = path.stat().st_size
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(
+        BundleError, match=f"loss.png has 100 bytes but manifest.json says {size}"
+    ):
+        load_bundle(bundle_copy)
+
+
+def test_an_unexpected_file_is_ignored_with_a_note(bundle_copy, caplog):
+    (bundle_copy / "notes.txt").write_text("mine")
+    (bundle_copy / "forecast.csv").write_text("date,forecast\n")  # predict's output
+    with caplog.at_level(logging.WARNING, logger="forecaster"):
+        bundle = load_bundle(bundle_copy)
+    assert bundle.notes == [
+        f"ignored file(s) not in the manifest of bundle {str(bundle_copy)!r}: notes.txt"
     ]
+    assert bundle.notes[0] in caplog.text and "forecast.csv" not in caplog.text
 
 
-def test_a_version_1_bundle_through_predict(v1_copy, tmp_path):
-    from forecaster.pipeline import run_forecast
+@pytest.mark.parametrize("keep", [0, 40])
+def test_a_truncated_manifest_is_refused(bundle_copy, keep):
+    path = bundle_copy / MANIFEST_FILE
+    path.write_text(path.read_text()[:keep])
+    with pytest.raises(
+        BundleError, match=r"has a damaged manifest\.json \(JSONDecodeError\)"
+    ):
+        load_bundle(bundle_copy)
 
-    report = run_forecast(str(v1_copy), days=5, out=str(tmp_path))
-    written = pd.read_csv(report.csv)
-    expected = pd.read_csv(ROOT / "tests" / "fixtures" / "bundle_v1_forecast.csv")
-    np.testing.assert_allclose(written["forecast"], expected["forecast"], rtol=1e-6)
-    meta = json.loads((v1_copy / "metadata.json").read_text())
-    assert meta["format_version"] == 1  # loading rewrote nothing
+
+def test_a_manifest_naming_files_outside_the_bundle_is_refused(bundle_copy):
+    manifest = _manifest(bundle_copy)
+    manifest["files"]["../elsewhere.txt"] = {"size": 1, "sha256": "0"}
+    (bundle_copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"damaged manifest\.json \(ValueError\)"):
+        load_bundle(bundle_copy)
+
+
+def test_a_bundle_from_before_the_manifest_loads_with_a_note(bundle_copy, caplog):
+    (bundle_copy / MANIFEST_FILE).unlink()
+    meta = json.loads((bundle_copy / "metadata.json").read_text())
+    del meta["manifest"]
+    (bundle_copy / "metadata.json").write_text(json.dumps(meta))
+    with caplog.at_level(logging.WARNING, logger="forecaster"):
+        bundle = load_bundle(bundle_copy)
+    assert bundle.notes == [
+        f"bundle {str(bundle_copy)!r} has no manifest.json (saved before bundles had "
+        "checksums): its files are not verified; retrain it to add one"
+    ]
+    assert bundle.notes[0] in caplog.text
+
+
+def test_a_lost_manifest_is_refused_when_the_metadata_expects_one(bundle_copy):
+    (bundle_copy / MANIFEST_FILE).unlink()
+    with pytest.raises(BundleError, match=r"has no manifest\.json although its"):
+        load_bundle(bundle_copy)
+
+
+def test_outputs_written_with_the_save_are_left_out_of_the_manifest(tmp_path):
+    from forecaster.bundle import write_manifest
+
+    (tmp_path / "scaler.json").write_text("{}")
+    (tmp_path / "report.html").write_text("<html></html>")
+    write_manifest(tmp_path)
+    assert sorted(_manifest(tmp_path)["files"]) == ["scaler.json"]
+
+
+def test_forecasts_written_into_the_bundle_keep_it_verified(bundle_copy, caplog):
+    run_forecast(str(bundle_copy), days=3, engine="numpy")
+    run_forecast(str(bundle_copy), days=4, engine="numpy")
+    assert (bundle_copy / "forecast.csv").exists()
+    with caplog.at_level(logging.WARNING, logger="forecaster"):
+        assert load_bundle(bundle_copy).notes == []
+    assert caplog.text == ""
+
+
+def test_predict_names_the_damaged_file_in_one_line(bundle_copy, capsys):
+    path = bundle_copy / "intervals.json"
+    path.write_text(path.read_text().replace("0", "1", 1))
+    assert cli.run(predict.main, ["--model", str(bundle_copy), "--days", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "intervals.json does not match its sha256" in err[0]
+    assert not (bundle_copy / "forecast.csv").exists()

@@ -157,8 +157,10 @@ def changed_settings() -> Settings:
             end="2024-12-31",
             column="Close",
             cache_dir="elsewhere",
+            decimal=",",
             csv_dir="prices",
             skip_bad=True,
+            covariate=["index.csv"],
             calendar="XLON",
         ),
         prep=PrepSettings(

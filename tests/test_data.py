@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import re
 import sys
 import warnings
@@ -15,6 +17,7 @@ import yfinance
 from conftest import write
 from yfinance.exceptions import YFRateLimitError
 
+import forecaster.io
 from forecaster.config import DataSettings
 from forecaster.data import (
     SAMPLE_CSV,
@@ -325,6 +328,102 @@ def test_nan_text_is_a_gap_not_an_error(tmp_path):
     prices = read_price_csv(write(tmp_path, text))
     assert as_dict(prices) == {"2024-01-02": 10.0, "2024-01-04": 11.0}
     assert "dropped 1 row(s) with no price" in prices.notes[0]
+
+
+# ------------------------------------------------- files from public data portals
+
+
+@pytest.mark.parametrize("marker", [".", "NaN", "nan", "#N/A", "NA", "null"])
+def test_portal_gap_markers_are_dropped_counted_and_dated(tmp_path, caplog, marker):
+    text = f"Date,Close\n2024-01-02,10\n2024-01-03,{marker}\n2024-01-04,11\n"
+    with caplog.at_level(logging.WARNING, logger="forecaster"):
+        prices = read_price_csv(write(tmp_path, text))
+    assert as_dict(prices) == {"2024-01-02": 10.0, "2024-01-04": 11.0}
+    assert prices.notes == [
+        f"dropped 1 row(s) with no price in {str(tmp_path / 'prices.csv')!r}: "
+        "2024-01-03"
+    ]
+    assert prices.notes[0] in caplog.text
+
+
+def test_fred_layout_uses_the_only_numeric_column_with_a_note(tmp_path, caplog):
+    # FRED's download: DATE and a series code; "." marks a day with no value.
+    text = "DATE,DGS10\n2024-01-02,3.95\n2024-01-03,.\n2024-01-04,3.99\n"
+    path = write(tmp_path, text)
+    with caplog.at_level(logging.INFO, logger="forecaster"):
+        prices = read_price_csv(path)
+    assert as_dict(prices) == {"2024-01-02": 3.95, "2024-01-04": 3.99}
+    assert prices.source["column"] == "DGS10"
+    assert prices.notes[0] == (
+        f"using column 'DGS10' of {str(path)!r} for prices: it is the only numeric "
+        "column (name another with --column)"
+    )
+    assert prices.notes[0] in caplog.text and len(prices.notes) == 2
+
+
+def test_the_only_numeric_column_beside_text_columns(tmp_path):
+    text = (
+        "observation_date,series,SP500,comment\n"
+        "2024-01-02,SP500,4742.83,first day\n"
+        "2024-01-03,SP500,#N/A,holiday\n"
+        "2024-01-04,SP500,4688.68,\n"
+    )
+    prices = read_price_csv(write(tmp_path, text))
+    assert as_dict(prices) == {"2024-01-02": 4742.83, "2024-01-04": 4688.68}
+    assert prices.source["column"] == "SP500"
+
+
+def test_two_numeric_columns_without_close_are_still_refused(tmp_path):
+    text = "DATE,DGS10,DGS2\n2024-01-02,3.95,4.3\n2024-01-03,3.9,4.4\n"
+    with pytest.raises(ForecasterError, match=r"^No price column in .*--column\.$"):
+        read_price_csv(write(tmp_path, text))
+
+
+def test_excel_export_with_bom_and_crlf(tmp_path):
+    raw = b"\xef\xbb\xbfDate,Close\r\n2024-01-02,10.5\r\n2024-01-03,#N/A\r\n"
+    raw += b"2024-01-04,11.25\r\n"
+    prices = read_price_csv(write(tmp_path, raw))
+    assert as_dict(prices) == {"2024-01-02": 10.5, "2024-01-04": 11.25}
+    assert prices.source["column"] == "Close"
+
+
+def test_semicolons_and_decimal_commas_with_the_decimal_setting(tmp_path):
+    text = (
+        "Datum;Schlusskurs;Volumen\r\n"
+        "02.01.2024;1.234,50;1.000\r\n"
+        "03.01.2024;;1.100\r\n"
+        "04.01.2024;1.240,25;900\r\n"
+        "05.01.2024;999,5;800\r\n"
+    )
+    path = write(tmp_path, text.encode("utf-8-sig"))
+    prices = read_price_csv(path, column="Schlusskurs", decimal=",")
+    assert as_dict(prices) == {
+        "2024-01-02": 1234.5,
+        "2024-01-04": 1240.25,
+        "2024-01-05": 999.5,
+    }
+    assert prices.source["decimal"] == ","
+    settings = DataSettings(csv=str(path), column="schlusskurs", decimal=",")
+    assert as_dict(load_prices(settings)) == as_dict(prices)
+
+
+def test_semicolons_without_the_decimal_setting_suggest_it(tmp_path):
+    text = "Date;Close\n2024-01-02;1,5\n2024-01-03;2,5\n"
+    with pytest.raises(ForecasterError, match=r"pass --decimal , to read it\.$"):
+        read_price_csv(write(tmp_path, text))
+
+
+def test_decimal_comma_refuses_decimal_points_rather_than_misread(tmp_path):
+    text = "Date;Close\n2024-01-02;1,5\n2024-01-03;2.5\n"
+    with pytest.raises(ForecasterError, match=r"not a number: '2\.5' on 2024-01-03"):
+        read_price_csv(write(tmp_path, text), decimal=",")
+
+
+def test_unknown_decimal_is_refused(tmp_path):
+    with pytest.raises(
+        ForecasterError, match=r"^decimal must be '\.' or ','\. Received: decimal=';'$"
+    ):
+        read_price_csv(write(tmp_path, "Date,Close\n"), decimal=";")
 
 
 # ------------------------------------------------------------ yfinance's to_csv
@@ -809,8 +908,38 @@ def test_unwritable_cache_only_warns(tmp_path, caplog):
             "MSFT", cache_dir=blocker, download=FakeDownload(result=yf_frame())
         )
     assert len(prices.values) == 3
-    assert "could not save the download as a cache" in caplog.text
+    assert "Could not write the download cache" in caplog.text
     assert blocker.read_text() == "a file where the cache directory should be"
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES, errno.EROFS])
+def test_a_cache_write_error_is_one_line_and_keeps_the_old_cache(
+    tmp_path, caplog, monkeypatch, code
+):
+    cache = cache_path("MSFT", tmp_path)
+    cache.write_text("the previous cache")
+    real = forecaster.io.write_file_atomically
+
+    def failing(path, write):
+        def partial(tmp):
+            tmp.write_text("partial")
+            raise OSError(code, os.strerror(code), str(tmp))
+
+        return real(path, partial)
+
+    monkeypatch.setattr(forecaster.io, "write_file_atomically", failing)
+    with caplog.at_level(logging.WARNING, logger="forecaster"):
+        prices = download_prices(
+            "MSFT", cache_dir=tmp_path, download=FakeDownload(result=yf_frame())
+        )
+    assert len(prices.values) == 3
+    [record] = caplog.records
+    assert record.getMessage().startswith(
+        f"Could not write the download cache {str(cache)!r}: {os.strerror(code)} "
+        f"({errno.errorcode[code]})."
+    )
+    assert cache.read_text() == "the previous cache"
+    assert listing(tmp_path) == {"MSFT.csv": b"the previous cache"}
 
 
 def test_download_gaps_are_named_after_the_download(tmp_path, caplog):

@@ -139,6 +139,9 @@ def test_failed_forecast_keeps_the_earlier_one(trained_bundle, tmp_path, monkeyp
         raise OSError("disk full (simulated)")
 
     monkeypatch.setattr("forecaster.plotting.plot_forecast", broken_plot)
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(
+        ForecasterError,
+        match=r"^Could not write the file .*forecast\.png'\: disk full \(simulated\)",
+    ):
         run_forecast(str(trained_bundle), days=5, out=tmp_path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

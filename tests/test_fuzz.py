@@ -1,4 +1,10 @@
-"""Fuzzing the loader: any input gives clean Prices or a ForecasterError, no other."""
+"""Fuzzing the loader: any input gives clean Prices or a ForecasterError, no other.
+
+Covers the portal formats too (gap markers such as "." and "#N/A", a series
+code as the only numeric column, BOM and CRLF, semicolons with decimal
+commas). Panel layouts (many series in one file) are not read yet, so they
+are not fuzzed here.
+"""
 
 from __future__ import annotations
 
@@ -81,7 +87,10 @@ WEIRD_TOKENS = [
     "inf",
     "-inf",
     "N/A",
+    "#N/A",
+    "NA",
     "null",
+    "Null",
     "1,234.50",
     '"1,234.50"',
     "1.234,50",
@@ -125,10 +134,10 @@ MUTATIONS = [
 ]
 
 
-def check(path, column=None) -> Prices | None:
+def check(path, column=None, decimal=".") -> Prices | None:
     """The property: a clean Prices, or a one-line ForecasterError; nothing else."""
     try:
-        prices = read_price_csv(path, column=column)
+        prices = read_price_csv(path, column=column, decimal=decimal)
     except ForecasterError as err:
         message = str(err)
         assert message and "\n" not in message and "\r" not in message
@@ -232,10 +241,11 @@ csv_alphabet = st.sampled_from(list(',"\n\r $-.0123456789/:ADTaenN e+;\t'))
     | st.text(max_size=200)
     | st.binary(max_size=200).map(lambda raw: raw.decode("latin-1")),
     column=column_choice,
+    decimal=st.sampled_from([".", ".", ","]),
 )
-def test_random_text(fuzz_file, text, column):
+def test_random_text(fuzz_file, text, column, decimal):
     fuzz_file.write_bytes(text.encode("utf-8", errors="surrogatepass"))
-    check(fuzz_file, column)
+    check(fuzz_file, column, decimal)
 
 
 @fuzz(200)
@@ -333,9 +343,12 @@ def test_random_tables(fuzz_file, header, style, rows, column):
     repeats=st.integers(0, 3),
     date_style=st.sampled_from(sorted(DATE_STYLES)),
     price_style=st.sampled_from(sorted(PRICE_STYLES)),
-    gap_token=st.sampled_from(["", "null", "N/A", "-", "nan", "NaN"]),
-    price_name=st.sampled_from(["Close", "Adj Close", "close/last", "PRICE"]),
+    gap_token=st.sampled_from(
+        ["", "null", "N/A", "-", "nan", "NaN", ".", "#N/A", "NA", "NULL"]
+    ),
+    price_name=st.sampled_from(["Close", "Adj Close", "close/last", "PRICE", "DGS10"]),
     order_seed=st.integers(0, 2**16),
+    excel=st.booleans(),
 )
 def test_valid_tables_read_exactly(
     fuzz_file,
@@ -347,18 +360,28 @@ def test_valid_tables_read_exactly(
     gap_token,
     price_name,
     order_seed,
+    excel,
 ):
-    """An oracle: any valid layout gives exactly the prices written, oldest first."""
+    """An oracle: any valid layout gives exactly the prices written, oldest first.
+
+    A series code (DGS10) is the only numeric column, as in FRED's files; an
+    Excel export starts with a BOM and ends its lines with CRLF.
+    """
     rng = random.Random(order_seed)
     write_date, write_price = DATE_STYLES[date_style], PRICE_STYLES[price_style]
+    coded = price_name == "DGS10"
+    other = "Note" if coded else "Volume"  # a code is found as the only number
     days = {day for day, _ in rows}
     gaps = sorted(set(gap_days) - days)
-    lines = [[write_date(day), "7", write_price(cents)] for day, cents in rows]
+    lines = [[write_date(day), "x", write_price(cents)] for day, cents in rows]
     lines += [lines[i] for i in range(min(repeats, len(lines)))]  # identical repeats
-    lines += [[write_date(day), "7", gap_token] for day in gaps]
+    lines += [[write_date(day), "x", gap_token] for day in gaps]
     rng.shuffle(lines)
-    with fuzz_file.open("w", newline="", encoding="utf-8") as out:
-        csv.writer(out).writerows([["Date", "Volume", price_name], *lines])
+    lines = [[d, "7" if not coded else v, p] for d, v, p in lines]
+    encoding = "utf-8-sig" if excel else "utf-8"
+    with fuzz_file.open("w", newline="", encoding=encoding) as out:
+        writer = csv.writer(out, lineterminator="\r\n" if excel else "\n")
+        writer.writerows([["Date", other, price_name], *lines])
 
     prices = read_price_csv(fuzz_file)
 
@@ -366,9 +389,48 @@ def test_valid_tables_read_exactly(
     expected = {pd.Timestamp(day): cents / 100 for day, cents in sorted(rows)}
     assert prices.values.to_dict() == expected
     assert prices.source["column"] == price_name
-    assert len(prices.notes) == bool(gaps) + bool(repeats)
+    assert len(prices.notes) == coded + bool(gaps) + bool(repeats)
+    if coded:
+        assert prices.notes[0].startswith("using column 'DGS10'")
     if gaps:
-        assert prices.notes[0].startswith(f"dropped {len(gaps)} row(s) with no price")
+        assert prices.notes[coded].startswith(
+            f"dropped {len(gaps)} row(s) with no price"
+        )
+
+
+@fuzz(100)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.dates(dt.date(1950, 1, 1), dt.date(2150, 12, 31)), st.integers(1, 10**10)
+        ),
+        min_size=2,
+        max_size=15,
+        unique_by=lambda row: row[0],
+    ),
+    grouped=st.booleans(),
+    gap_token=st.sampled_from(["", ".", "#N/A", "NaN"]),
+    excel=st.booleans(),
+)
+def test_decimal_comma_tables_read_exactly(fuzz_file, rows, grouped, gap_token, excel):
+    """Semicolons and decimal commas (1.234,50), read with decimal=","."""
+
+    def price(cents):
+        text = f"{cents / 100:,.2f}" if grouped else f"{cents / 100:.2f}"
+        return text.replace(",", " ").replace(".", ",").replace(" ", ".")
+
+    lines = [[f"{day:%d.%m.%Y}", price(cents)] for day, cents in rows]
+    lines.append(["31.12.2199", gap_token])
+    encoding = "utf-8-sig" if excel else "utf-8"
+    with fuzz_file.open("w", newline="", encoding=encoding) as out:
+        writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+        writer.writerows([["Datum", "Schluss"], *lines])
+
+    prices = read_price_csv(fuzz_file, column="Schluss", decimal=",")
+
+    expected = {pd.Timestamp(day): cents / 100 for day, cents in sorted(rows)}
+    assert prices.values.to_dict() == expected
+    assert prices.notes[-1].endswith("2199-12-31")
 
 
 def download_frame(closes: list[float], volumes: list[float]) -> pd.DataFrame:

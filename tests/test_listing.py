@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from forecaster import cli, listing
+from forecaster.bundle import write_manifest
 from forecaster.errors import ForecasterError
 
 
@@ -23,6 +24,7 @@ def models(trained_bundle, tmp_path):
     metrics = json.loads((root / "old/WALK-gru/metrics.json").read_text())
     metrics["rmse_ratio_to_naive"] = 0.5
     (root / "old/WALK-gru/metrics.json").write_text(json.dumps(metrics))
+    write_manifest(root / "old/WALK-gru")  # another good bundle, not a damaged one
     shutil.copytree(trained_bundle, root / "no-model")
     (root / "no-model/model.keras").unlink()
     (root / "garbled").mkdir()

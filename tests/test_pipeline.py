@@ -1,6 +1,7 @@
 """Tests for training runs and bundles: round trip, metrics, atomic saves, resume."""
 
 import json
+import logging
 import os
 
 import numpy as np
@@ -127,7 +128,9 @@ def test_failed_save_leaves_previous_bundle_byte_identical(
         raise OSError("disk full (simulated)")
 
     monkeypatch.setattr("forecaster.plotting.plot_test", crash)
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(
+        ForecasterError, match=r"^Could not write the bundle .*disk full \(simulated\)"
+    ):
         pipeline.run_training(tiny_settings(prices_csv), out=bundle_copy, force=True)
     assert _tree(bundle_copy) == before
     leftovers = [p.name for p in bundle_copy.parent.iterdir() if p.name.startswith(".")]
@@ -173,6 +176,28 @@ def test_resume_continues_from_checkpoint(tmp_path):
     assert meta["training"]["resumed_from_epoch"] == 2
     assert meta["training"]["epochs_run"] == 4
     assert not checkpoint.exists()
+
+
+def test_resume_finds_a_checkpoint_whose_swap_was_killed(tmp_path, caplog):
+    """The state a kill between the two renames leaves (tests/test_io.py makes it)."""
+    from forecaster.training import fit_model
+
+    csv = write_csv(tmp_path / "W.csv", make_prices(seed=5))
+    out = tmp_path / "bundle"
+    checkpoint = pipeline.checkpoint_dir_for(out)
+    settings = tiny_settings(csv, train__epochs=2)
+    prepared = prepare(read_price_csv(csv).values, settings.prep)
+    fit_model(prepared, settings, checkpoint_dir=checkpoint)
+    checkpoint.rename(tmp_path / "..bundle.resume.old-0123abcd")  # set aside
+    (tmp_path / "..bundle.resume.tmp-89abcdef").mkdir()  # the next, never placed
+    with caplog.at_level(logging.WARNING, logger="forecaster"):
+        resumed = pipeline.run_training(
+            tiny_settings(csv, train__epochs=3), out=out, resume=True
+        )
+    meta = json.loads((resumed.out / "metadata.json").read_text())
+    assert meta["training"]["resumed_from_epoch"] == 2
+    assert "restored the checkpoint" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["W.csv", "bundle"]
 
 
 def test_resumed_run_repeats_the_uninterrupted_run(tmp_path):
@@ -253,9 +278,11 @@ def test_truncated_model(bundle_copy):
 
 
 def test_metadata_that_does_not_match_the_model(bundle_copy):
+    (bundle_copy / "manifest.json").unlink()  # an older bundle: no checksums
     path = bundle_copy / "metadata.json"
     meta = json.loads(path.read_text())
     meta["settings"]["prep"]["window"] = 20
+    del meta["manifest"]
     path.write_text(json.dumps(meta))
     with pytest.raises(
         BundleError, match="takes window 10 .* metadata.json says window=20"
@@ -264,6 +291,7 @@ def test_metadata_that_does_not_match_the_model(bundle_copy):
 
 
 def test_unreadable_metadata(bundle_copy):
+    (bundle_copy / "manifest.json").unlink()  # an older bundle: no checksums
     (bundle_copy / "metadata.json").write_text("{not json")
     with pytest.raises(BundleError, match="Cannot read metadata.json"):
         load_bundle(bundle_copy)

@@ -35,4 +35,6 @@ def load_prices(settings: DataSettings, download=None) -> Prices:
             column=settings.column,
             download=download,
         )
-    return read_price_csv(settings.csv or SAMPLE_CSV, column=settings.column)
+    return read_price_csv(
+        settings.csv or SAMPLE_CSV, column=settings.column, decimal=settings.decimal
+    )

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forecaster.config import DECIMALS
 from forecaster.data.series import (
     DATE_FORMATS,
     DATE_NAMES,
@@ -28,20 +29,30 @@ from forecaster.errors import ForecasterError
 log = logging.getLogger("forecaster")
 
 
-def read_price_csv(path: str | os.PathLike, column: str | None = None) -> Prices:
+def read_price_csv(
+    path: str | os.PathLike, column: str | None = None, decimal: str = "."
+) -> Prices:
     """Read a CSV with a date column and a price column into a clean `Prices`.
 
     The price column is `column` if given, else "Adj Close" if present, else
-    "Close" (case-insensitive). Handles Yahoo's layout, yfinance's three-line
-    header, Nasdaq's "$" prices, newest-first files and text prices. Rows with
-    no price are dropped with a warning; anything else unusable raises
-    ForecasterError.
+    "Close" (case-insensitive), else the only numeric column (with a note).
+    Handles Yahoo's layout, yfinance's three-line header, Nasdaq's "$" prices,
+    public data portals' series codes and "." gaps, newest-first files and
+    text prices. With `decimal=","` the file is semicolon-separated with
+    decimal commas ("1.234,50"). Rows with no price are dropped with a
+    warning; anything else unusable raises ForecasterError.
     """
+    if decimal not in DECIMALS:
+        raise ForecasterError(
+            f"decimal must be '.' or ','. Received: decimal={decimal!r}"
+        )
     path = Path(path)
     where = repr(str(path))
     text = _decode(_read_bytes(path), where)
-    series, notes = _parse_price_text(text, where, column)
+    series, notes = _parse_price_text(text, where, column, decimal)
     source = {"kind": "csv", "path": str(path), "column": series.name}
+    if decimal != ".":
+        source["decimal"] = decimal
     return Prices(series, source, notes)
 
 
@@ -80,26 +91,34 @@ def _decode(raw: bytes, where: str) -> str:
 
 
 def _parse_price_text(
-    text: str, where: str, column: str | None
+    text: str, where: str, column: str | None, decimal: str = "."
 ) -> tuple[pd.Series, list[str]]:
     """CSV text to a clean price series (named after its column) and notes."""
-    table = _read_table(text, where)
+    table = _read_table(text, where, decimal)
     date_col = _find_date_column(table, where)
-    price_col = _find_price_column(table, column, date_col, where)
+    price_col, chosen = _pick_price_column(table, column, date_col, where, decimal)
     dates = _parse_dates(table[date_col], where, date_col)
-    prices = _parse_prices(table[price_col], dates, where, price_col)
-    return _clean_series(pd.Series(prices, index=dates, name=price_col), where)
+    prices = _parse_prices(table[price_col], dates, where, price_col, decimal)
+    series, notes = _clean_series(pd.Series(prices, index=dates, name=price_col), where)
+    return series, chosen + notes
 
 
-def _read_table(text: str, where: str) -> pd.DataFrame:
+def _read_table(text: str, where: str, decimal: str = ".") -> pd.DataFrame:
     """CSV text to a frame of stripped strings, one column per header cell."""
-    rows = _csv_rows(text, where)
+    rows = _csv_rows(text, where, ";" if decimal == "," else ",")
     header, body = _undo_yfinance_header(rows[0][1], rows[1:], where)
     names = _column_names(header)
     if len(names) < 2:
+        semicolons = decimal == "." and ";" in names[0]
         raise ForecasterError(
             f"{where} does not look like a CSV with a date and a price column: found "
-            f"columns {_show(names)}. Give a comma-separated file such as Date,Close."
+            f"columns {_show(names)}. "
+            + (
+                "It looks semicolon-separated: if its numbers use a decimal comma "
+                "(1.234,50), pass --decimal , to read it."
+                if semicolons
+                else "Give a comma-separated file such as Date,Close."
+            )
         )
     if not body:
         raise ForecasterError(
@@ -110,9 +129,13 @@ def _read_table(text: str, where: str) -> pd.DataFrame:
     return pd.DataFrame(cells, columns=names, dtype=object)
 
 
-def _csv_rows(text: str, where: str) -> list[tuple[int, list[str]]]:
+def _csv_rows(
+    text: str, where: str, delimiter: str = ","
+) -> list[tuple[int, list[str]]]:
     """(line number, stripped cells) for each row that is not blank."""
-    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True
+    )
     rows = []
     line = 0
     try:
@@ -204,6 +227,51 @@ def _find_date_column(table: pd.DataFrame, where: str) -> str:
 def _find_price_column(
     table: pd.DataFrame, column: str | None, date_col: str, where: str
 ) -> str:
+    """The price column named by `column` or by its usual names, else an error."""
+    name = _named_price_column(table, column, date_col, where)
+    if name is None:
+        raise _no_price_column(table, where)
+    return name
+
+
+def _pick_price_column(
+    table: pd.DataFrame, column: str | None, date_col: str, where: str, decimal: str
+) -> tuple[str, list[str]]:
+    """`_find_price_column`, or else the only numeric column, with a note saying so."""
+    name = _named_price_column(table, column, date_col, where)
+    if name is not None:
+        return name, []
+    numeric = [
+        name
+        for name in table.columns
+        if name != date_col and _is_numeric(table[name], decimal)
+    ]
+    if len(numeric) != 1:
+        raise _no_price_column(table, where)
+    note = (
+        f"using column {numeric[0]!r} of {where} for prices: it is the only numeric "
+        "column (name another with --column)"
+    )
+    log.info(note)
+    return numeric[0], [note]
+
+
+def _no_price_column(table: pd.DataFrame, where: str) -> ForecasterError:
+    return ForecasterError(
+        f"No price column in {where}: found columns {_show(table.columns)}. "
+        "Expected 'Adj Close' or 'Close', or name one with --column."
+    )
+
+
+def _is_numeric(cells: pd.Series, decimal: str) -> bool:
+    """Every cell a number or a gap, and at least one a number."""
+    values = [_price_value(str(cell), decimal) for cell in cells]
+    return None not in values and not np.isnan(values).all()
+
+
+def _named_price_column(
+    table: pd.DataFrame, column: str | None, date_col: str, where: str
+) -> str | None:
     by_lower: dict[str, str] = {}
     for name in table.columns:
         by_lower.setdefault(name.lower(), name)
@@ -223,10 +291,7 @@ def _find_price_column(
     for candidate in PRICE_FALLBACKS:
         if candidate in by_lower:
             return by_lower[candidate]
-    raise ForecasterError(
-        f"No price column in {where}: found columns {_show(table.columns)}. Expected "
-        "'Adj Close' or 'Close', or name one with --column."
-    )
+    return None
 
 
 # A UTC offset after a time of day, e.g. "2024-03-11 00:00:00-04:00".
@@ -278,7 +343,12 @@ _PLAIN_NUMBER = re.compile(r"(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 _GROUPED_NUMBER = re.compile(r"\d{1,3}(,\d{3})+(\.\d*)?", re.ASCII)
 
 
-def _price_value(cell: str) -> float | None:
+# With decimal=",": "1234,5" or "1.234,50" (dots group thousands).
+_PLAIN_COMMA_NUMBER = re.compile(r"(\d+(,\d*)?|,\d+)([eE][+-]?\d+)?", re.ASCII)
+_DOT_GROUPED_NUMBER = re.compile(r"\d{1,3}(\.\d{3})+(,\d*)?", re.ASCII)
+
+
+def _price_value(cell: str, decimal: str = ".") -> float | None:
     """One price cell as a float: NaN for a gap, None when it is not a number."""
     token = cell.strip()
     if token.lower() in MISSING_TOKENS:
@@ -289,20 +359,25 @@ def _price_value(cell: str) -> float | None:
     token = token.removeprefix("$").strip()  # Nasdaq writes "$123.45"
     if not sign and token[:1] in ("+", "-"):
         sign, token = token[0], token[1:]
-    if _PLAIN_NUMBER.fullmatch(token):
+    if decimal == ",":
+        if _PLAIN_COMMA_NUMBER.fullmatch(token) or _DOT_GROUPED_NUMBER.fullmatch(token):
+            return float(sign + token.replace(".", "").replace(",", "."))
+    elif _PLAIN_NUMBER.fullmatch(token):
         return float(sign + token)
-    if _GROUPED_NUMBER.fullmatch(token):
+    elif _GROUPED_NUMBER.fullmatch(token):
         return float(sign + token.replace(",", ""))
     if token.lower() in ("inf", "infinity"):
         return float(sign + "inf")  # refused later, with its date
     return None
 
 
-def _parse_prices(raw: pd.Series, dates: pd.DatetimeIndex, where: str, name: str):
-    """Text prices to float64: strips '$' and thousands commas; gaps -> NaN."""
+def _parse_prices(
+    raw: pd.Series, dates: pd.DatetimeIndex, where: str, name: str, decimal: str
+):
+    """Text prices to float64: strips '$' and thousands separators; gaps -> NaN."""
     values = np.empty(len(raw), dtype=np.float64)
     for i, cell in enumerate(raw):
-        value = _price_value(str(cell))
+        value = _price_value(str(cell), decimal)
         if value is None:
             raise ForecasterError(
                 f"Price column {name!r} in {where} has a value that is not a number: "

@@ -9,7 +9,20 @@ import pandas as pd
 SAMPLE_CSV = "data/AAPL.csv"  # the shipped sample, used when no --csv or --ticker
 DATE_NAMES = ("date", "datetime", "timestamp", "time", "day")
 PRICE_FALLBACKS = ("adj close", "adj_close", "adjclose", "close", "close/last", "price")
-MISSING_TOKENS = {"", "null", "none", "nan", "na", "n/a", "-", "--", "#n/a", "nil"}
+# Gaps, compared lower-case; "." is how FRED and other data portals mark one.
+MISSING_TOKENS = {
+    "",
+    ".",
+    "null",
+    "none",
+    "nan",
+    "na",
+    "n/a",
+    "-",
+    "--",
+    "#n/a",
+    "nil",
+}
 MAX_NAMED = 5  # dates listed in a warning or error before "and N more"
 # Tried in order; the whole column must parse with one format, so 03/04/2024 is
 # read the same way in every row (never month-first here and day-first there).

@@ -345,16 +345,14 @@ def _use_download(frame, ticker: str, cache: Path, column: str | None):
 
 def _write_cache(text: str, cache: Path) -> None:
     """Replace the cache atomically; failing to write it is only a warning."""
-    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+    from forecaster.io import write_error, write_file_atomically
+
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8", newline="")
-        os.replace(tmp, cache)
+        write_file_atomically(
+            cache, lambda tmp: tmp.write_text(text, encoding="utf-8", newline="")
+        )
     except OSError as err:
-        log.warning(f"could not save the download as a cache at {str(cache)!r}: {err}")
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+        log.warning(str(write_error(err, "download cache", cache)))
 
 
 def _use_cache(ticker, cache: Path, column, start, end, failure: _Failure) -> Prices:
