@@ -244,6 +244,10 @@ def train_settings(args: argparse.Namespace) -> Settings:
 def train_command(args: argparse.Namespace) -> int:
     """Train one bundle (or a backtest with --backtest) and print the scores."""
     settings = train_settings(args)
+    if getattr(args, "per_series", False):
+        from forecaster.cli_distributed import per_series_command
+
+        return per_series_command(args, settings)
     quiet_tensorflow()
     from forecaster import pipeline
     from forecaster.report import format_backtest
@@ -305,6 +309,7 @@ def predict_command(args: argparse.Namespace) -> int:
 def main_parser() -> argparse.ArgumentParser:
     """`forecaster`: the console command with its subcommands."""
     from forecaster import __version__
+    from forecaster.cli_distributed import add_per_series_flags, add_tune_command
 
     p = argparse.ArgumentParser(
         prog="forecaster",
@@ -320,6 +325,7 @@ def main_parser() -> argparse.ArgumentParser:
         "model on daily prices, score it beside naive and save a bundle.",
     )
     add_train_flags(train)
+    add_per_series_flags(train)
     train.set_defaults(handler=train_command, next_command="forecaster predict")
     predict = commands.add_parser(
         "predict",
@@ -339,6 +345,7 @@ def main_parser() -> argparse.ArgumentParser:
     backtest.add_argument("folds", type=int, metavar="K", help="number of folds")
     add_train_flags(backtest)
     backtest.set_defaults(handler=backtest_command)
+    add_tune_command(commands, add_train_flags, train_settings)
     return p
 
 

@@ -28,7 +28,9 @@ def mirrored_strategy(devices: int | None):
     import tensorflow as tf
 
     if devices is not None and devices < 1:
-        raise ForecasterError(f"devices must be at least 1. Received: devices={devices}")
+        raise ForecasterError(
+            f"devices must be at least 1. Received: devices={devices}"
+        )
     gpus = tf.config.list_physical_devices("GPU")
     if devices is None:
         devices = len(gpus) if len(gpus) > 1 else 1

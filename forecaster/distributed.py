@@ -220,7 +220,9 @@ def train_per_series(
         if resume and not force and is_complete(target):
             results[name] = _complete(name, target)
         elif isinstance(prices, BaseException):
-            results[name] = SeriesResult(name, "failed", target, error=_one_line(prices))
+            results[name] = SeriesResult(
+                name, "failed", target, error=_one_line(prices)
+            )
         else:
             if not resume:
                 _discard_checkpoint(target)

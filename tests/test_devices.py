@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import make_prices, tiny_settings, write_csv
+
 from forecaster.config import Settings
 from forecaster.errors import ForecasterError
 

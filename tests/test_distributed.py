@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import make_prices, tiny_settings
+
 from forecaster.api import load
 from forecaster.errors import ForecasterError
 
@@ -28,9 +28,7 @@ def _universe():
     ]
 
 
-def test_one_failing_series_is_reported_and_the_others_are_kept(
-    ray_runtime, tmp_path
-):
+def test_one_failing_series_is_reported_and_the_others_are_kept(ray_runtime, tmp_path):
     from forecaster.distributed import train_per_series, write_summary
 
     seen = []
