@@ -154,6 +154,7 @@ def per_series_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def tune_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run the search, print the trials and the best one's test scores."""
+    from forecaster.cli import quiet_tensorflow
     from forecaster.data import load_prices
     from forecaster.distributed import start_ray
     from forecaster.report import training_summary
@@ -161,6 +162,7 @@ def tune_command(args: argparse.Namespace, settings: Settings) -> int:
 
     where = start_ray(args.ray_address, dashboard=args.dashboard)
     prices = load_prices(settings.data)
+    quiet_tensorflow()  # the best configuration is retrained here
     log.info("searching %d configurations on %s", args.trials, where)
     report = run_search(
         prices,

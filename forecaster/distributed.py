@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import resource
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -303,7 +304,6 @@ def _complete(name: str, out: Path) -> SeriesResult:
 
 def _discard_checkpoint(out: Path) -> None:
     from forecaster.pipeline import checkpoint_dir_for
-    from forecaster.training import discard_checkpoint
 
     checkpoint = checkpoint_dir_for(out)
     if checkpoint.exists():
@@ -312,7 +312,9 @@ def _discard_checkpoint(out: Path) -> None:
             "continue it instead",
             checkpoint,
         )
-        discard_checkpoint(checkpoint)
+        # Not training.discard_checkpoint: that module imports Keras, which the
+        # driver of a fan-out never needs.
+        shutil.rmtree(checkpoint, ignore_errors=True)
 
 
 def _check_names(names: list[str]) -> None:

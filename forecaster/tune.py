@@ -272,6 +272,8 @@ def _fit(series, settings, out, trials, max_concurrent, space, resume):
 
     from forecaster.distributed import gpus_per_task
 
+    # The legacy reporter honours verbose=0; the new one prints a banner anyway.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     trainable = tune.with_resources(
         tune.with_parameters(_trial, prices=series, base=settings),
         {"cpu": 1, "gpu": gpus_per_task()},

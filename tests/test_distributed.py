@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_prices, tiny_settings
+from conftest import TINY_FLAGS, make_prices, tiny_settings, write_csv
 
 from forecaster.api import load
 from forecaster.errors import ForecasterError
@@ -151,3 +151,21 @@ def test_without_ray_the_commands_say_what_to_install(monkeypatch, capsys):
         "error: This command runs on Ray, which is not installed: pip install "
         '"forecaster[ray]" (or pip install ".[ray]" in a checkout).'
     ]
+
+
+def test_forecaster_train_per_series_on_the_command_line(ray_runtime, tmp_path, capsys):
+    from forecaster import cli
+
+    up = write_csv(tmp_path / "UP.csv", make_prices(seed=1))
+    down = write_csv(tmp_path / "DOWN.csv", make_prices(seed=3))
+    out = tmp_path / "universe"
+    argv = ["train", "--per-series", "--csv", f"{up},{down}", "--out", str(out)]
+    assert cli.run(cli.main, argv + TINY_FLAGS) == 0
+    shown = capsys.readouterr().out
+    assert "UP           trained" in shown and "DOWN         trained" in shown
+    assert (out / "UP" / "model.keras").exists()
+    assert (out / "series.csv").read_text().count("trained") == 2
+
+    missing = ["train", "--per-series", "--out", str(tmp_path / "none")]
+    assert cli.run(cli.main, missing + TINY_FLAGS) == 2
+    assert "--per-series needs the series to train" in capsys.readouterr().err
