@@ -35,6 +35,7 @@ OBJECT_STORE_BYTES = 512 * 2**20  # embedded runtime: tasks pass price series an
 #   metrics (kilobytes), so a small store; Ray's default takes 30% of the memory
 MAX_RETRIES = 2  # times Ray reruns a task whose worker process died
 COMPLETE_FILE = "metadata.json"  # written last into a bundle moved into place whole
+TOKEN_FILE = Path.home() / ".ray" / "auth_token"  # where Ray keeps a cluster's token
 
 
 def import_ray():
@@ -75,12 +76,7 @@ def start_ray(
         )
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no report sent home
     if address:
-        ray.init(
-            address=address,
-            runtime_env={"py_modules": [str(_package_dir() / "forecaster")]},
-            logging_level=logging.WARNING,
-            log_to_driver=False,
-        )
+        _connect(ray, address)
         return f"the Ray cluster at {address}"
     _export_package_path()
     ray.init(
@@ -94,6 +90,28 @@ def start_ray(
     )
     cpus = int(ray.cluster_resources().get("CPU", 0))
     return f"an embedded Ray runtime on this machine ({cpus} CPUs)"
+
+
+def _connect(ray, address: str) -> None:
+    """Join the cluster at `address`, sending its token when this machine has one."""
+    token = os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+    if "RAY_AUTH_MODE" not in os.environ and (token or TOKEN_FILE.exists()):
+        # A driver joining a cluster sends no token unless token mode is set.
+        os.environ["RAY_AUTH_MODE"] = "token"
+    try:
+        ray.init(
+            address=address,
+            runtime_env={"py_modules": [str(_package_dir() / "forecaster")]},
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
+    except ConnectionError as err:
+        raise ForecasterError(
+            f"Could not join the Ray cluster at {address!r} ({_one_line(err)}). "
+            "Check the address (the head's 'ray start' prints it) and that this "
+            "machine has the cluster's token (run 'ray get-auth-token' on the "
+            f"head; put it in {TOKEN_FILE} or RAY_AUTH_TOKEN here)."
+        ) from None
 
 
 def stop_ray() -> None:
