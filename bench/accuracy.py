@@ -2,7 +2,7 @@
 
 Each run uses the project's own pipeline with `Settings()` defaults (scaler on
 the training part, early stopping on the newest training windows, best weights
-restored) and is scored by `pipeline.evaluate` on the test days beside the
+restored) and is scored by `evaluation.evaluate` on the test days beside the
 naive "tomorrow = today" forecast. The tutorial replica (bench/tutorial.py)
 runs on each ticker's last 1,259 days in the same run.
 
@@ -78,8 +78,10 @@ def run_project(
     values: pd.Series, cell: str, representation: str, epochs, seed: int
 ) -> dict:
     """One default-settings run of the project's pipeline, scored on the test days."""
-    from forecaster import pipeline
-    from forecaster.training import fit_model, prepare
+    from forecaster.engines import KerasEngine
+    from forecaster.evaluation import evaluate
+    from forecaster.training import fit_model
+    from forecaster.windows import prepare
 
     settings = Settings()
     settings.model.cell = cell
@@ -92,7 +94,9 @@ def run_project(
     prepared = prepare(values, settings.prep)
     result = fit_model(prepared, settings)
     started = time.perf_counter()
-    metrics = pipeline.evaluate(result.model, prepared, settings)["metrics"]
+    prep = settings.prep
+    engine = KerasEngine(result.model, prep.representation, prep.window, prep.horizon)
+    metrics = evaluate(engine, prepared)["metrics"]
     model, naive = metrics["model"], metrics["naive"]
     covered = metrics["interval_coverage_one_step"]
     return {

@@ -87,7 +87,7 @@ def train_bundle(ticker: str, bundle: Path, epochs: int | None, seed: int) -> Se
 def distributions(ticker: str, epochs: int | None, seed: int):
     """The four predictive distributions of the test days, their prices, their span."""
     from forecaster.data import read_price_csv
-    from forecaster.training import prepare
+    from forecaster.windows import prepare
 
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "bundle"

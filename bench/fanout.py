@@ -141,7 +141,7 @@ def _loop(series, settings, out: Path, threads: int | None) -> dict:
     task_s = []
     for name, prices in series:
         began = time.perf_counter()
-        model = Forecaster.from_settings(settings).fit({name: prices})
+        model = Forecaster.from_settings(settings).fit(prices.rename(name))
         model.save(out / name)
         task_s.append(time.perf_counter() - began)
     return {

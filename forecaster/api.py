@@ -142,18 +142,32 @@ class Forecaster:
 
         `prices`: a pandas Series on a DatetimeIndex, a DataFrame with OHLCV
         columns (the price is `column`, else 'Adj Close', else 'Close'), or a
-        one-series dict {name: Series}. The oldest `train_fraction` trains
-        (the scaler is fitted there only); the rest is the test part.
+        panel: a dict {name: Series or DataFrame}, a long DataFrame with a
+        ticker column, or a forecaster.data.panel.Panel. A panel (or any
+        `features` beyond close) trains one global model on every series.
+        The oldest `train_fraction` trains (the scaler is fitted there only);
+        the rest is the test part; a panel shares one cut-off date.
         `checkpoint_dir` and `resume` make a killed fit resumable.
+        """
+        from forecaster.training import fit_model
+        from forecaster.windows import prepare
+
+        if _is_panel(prices) or self.settings.prep.features != "close":
+            return self._fit_panel(prices, column, checkpoint_dir, resume)
+        series = _as_prices(prices, column)
+        prepared = prepare(series.values, self.settings.prep)
+        result = fit_model(prepared, self.settings, checkpoint_dir, resume)
+        return self._adopt(series, prepared, result)
+
+    def _adopt(self, series: Prices, prepared, result) -> Forecaster:
+        """Take a trained model (a `training.TrainResult` on `prepared`, cut
+        from `series`) as this Forecaster's, scored on the test part. Returns
+        self. `fit` trains with Keras; `nptrain` passes NumPy-trained weights.
         """
         from forecaster.engines import KerasEngine
         from forecaster.evaluation import evaluate
-        from forecaster.training import fit_model, prepare
 
-        series = _as_prices(prices, column)
         prep = self.settings.prep
-        prepared = prepare(series.values, prep)
-        result = fit_model(prepared, self.settings, checkpoint_dir, resume)
         engine = KerasEngine(
             result.model, prep.representation, prep.window, prep.horizon
         )
@@ -176,6 +190,52 @@ class Forecaster:
         self._engines = {}
         return self
 
+    def _fit_panel(self, prices, column, checkpoint_dir, resume) -> Forecaster:
+        """One global model over every series of a panel, scored per series."""
+        from forecaster.data.panel import Panel, panel_from_pandas
+        from forecaster.engines import KerasEngine
+        from forecaster.panels import evaluate_panel, prepare_panel
+        from forecaster.training import fit_model
+
+        if isinstance(prices, pd.DataFrame) and _is_panel(prices):
+            prices = _split_long_frame(prices)
+        panel = (
+            prices if isinstance(prices, Panel) else panel_from_pandas(prices, column)
+        )
+        prep = self.settings.prep
+        prepared = prepare_panel(panel, prep, prep.features)
+        parts = prepared.parts
+        result = fit_model(list(parts.values()), self.settings, checkpoint_dir, resume)
+        engine = KerasEngine(
+            result.model, prep.representation, prep.window, prep.horizon
+        )
+        evaluation = evaluate_panel(engine, prepared)
+        self.model_, self.panel_ = result.model, prepared
+        self.scaler_ = {name: part.scaler for name, part in parts.items()}
+        self.prices_ = {name: panel[name].values for name in parts}
+        self.sources_ = {name: panel[name].source for name in parts}
+        self.history_ = pd.DataFrame(result.history)
+        self.best_epoch_ = result.best_epoch
+        series = evaluation["series"]
+        self.metrics_ = {
+            "series": {name: e["metrics"] for name, e in series.items()},
+            "panel": evaluation["summary"],
+        }
+        self.intervals_ = {name: e["intervals"] for name, e in series.items()}
+        self.evaluation_ = evaluation
+        first = next(iter(series.values()))
+        self.default_method_ = first["default_method"]
+        self.metadata_ = {"source": {"kind": "panel", "series": list(parts)}}
+        self.notes_ = list(panel.notes) + prepared.notes
+        self.bundle_ = None
+        self._engines = {}
+        return self
+
+    @property
+    def is_panel(self) -> bool:
+        """Whether this model was fitted on a panel (one global model)."""
+        return getattr(self, "panel_", None) is not None
+
     # ------------------------------------------------------------ results
 
     def evaluate(self) -> pd.DataFrame:
@@ -183,6 +243,10 @@ class Forecaster:
         from forecaster.evaluation import score_table
 
         self._check_fitted("evaluate")
+        if self.is_panel:
+            from forecaster.panels import series_table
+
+            return series_table(self.metrics_["series"])
         return score_table(self.metrics_)
 
     def forecast(
@@ -192,6 +256,7 @@ class Forecaster:
         method: str | None = None,
         horizon: int | None = None,
         engine: str = "auto",
+        calendar: str | None = None,
     ) -> pd.DataFrame:
         """Forecast `days` trading days past the last price, with 80%/95% bands.
 
@@ -199,10 +264,14 @@ class Forecaster:
         kept in its bundle), or from `prices` (newer prices of the same
         series). `method`: "recursive" or "direct" (default: direct when
         trained with horizon > 1); `horizon`: steps kept per model call with
-        the direct method. Returns columns date, forecast, lower_80,
+        the direct method. Dates are the sessions of the exchange `calendar`
+        (an exchange_calendars code; default: the one the model was trained
+        with, XNYS unless set). Returns columns date, forecast, lower_80,
         upper_80, lower_95, upper_95.
         """
         self._check_fitted("forecast")
+        if self.is_panel:
+            return self._forecast_panel(days, prices, engine, calendar)
         values = self._history(prices)
         method = method or self.default_method_
         if method not in METHODS:
@@ -220,6 +289,26 @@ class Forecaster:
             method,
             intervals.get(method) or intervals.get("recursive"),
             block=block,
+            calendar=calendar or self.settings.data.calendar,
+        )
+
+    def _forecast_panel(self, days, prices, engine, calendar) -> pd.DataFrame:
+        from forecaster.forecast import forecast_panel
+
+        if prices is not None:
+            raise ForecasterError(
+                "prices= is for a one-series model: a panel model forecasts from "
+                "the series it was fitted on."
+            )
+        method = self.default_method_
+        intervals = {name: i[method] for name, i in self.intervals_.items()}
+        return forecast_panel(
+            self._engine(engine),
+            self.panel_.parts,
+            days,
+            method,
+            intervals,
+            calendar or self.settings.data.calendar,
         )
 
     def backtest(self, folds: int, prices=None) -> pd.DataFrame:
@@ -299,8 +388,44 @@ class Forecaster:
                 "old one is kept until the new one is complete), or choose another "
                 "path."
             )
-        bundle_io.write_directory_atomically(path, self._write, replace=True)
+        write = self._write_panel if self.is_panel else self._write
+        bundle_io.write_directory_atomically(path, write, replace=True)
         return path
+
+    def _write_panel(self, tmp: Path) -> None:
+        from forecaster import panels, plotting
+
+        prepared, prep = self.panel_, self.settings.prep
+        metadata = {
+            "format_version": bundle_io.FORMAT_VERSION,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "source": {"kind": "panel", "series": list(prepared.parts)},
+            "panel": {
+                "series": list(prepared.parts),
+                "cutoff": f"{prepared.cutoff:%Y-%m-%d}",
+                "features": list(prepared.features),
+                "sources": self.sources_,
+            },
+            "settings": self.settings.to_dict(),
+            "training": {
+                "epochs_run": len(self.history_),
+                "best_epoch": self.best_epoch_,
+            },
+            "default_method": self.default_method_,
+            "versions": bundle_io.library_versions(),
+        }
+        bundle_io.write_panel_parts(
+            tmp,
+            model=self.model_,
+            scalers=panels.scaler_dicts(prepared),
+            metadata=metadata,
+            metrics=self.metrics_,
+            intervals=self.intervals_,
+            predictions=panels.long_predictions(self.evaluation_),
+            history=self.history_,
+            recent=panels.recent_rows(prepared, prep.window),
+        )
+        plotting.plot_loss(self.history_, self.best_epoch_, tmp / "loss.png")
 
     def _write(self, tmp: Path) -> None:
         from forecaster import plotting
@@ -326,6 +451,9 @@ class Forecaster:
             metrics["naive"]["rmse"],
             tmp / "test_predictions.png",
         )
+        from forecaster.html_report import build_report
+
+        build_report(tmp, prices=self.prices_)
 
     # ------------------------------------------------------------ helpers
 
@@ -393,6 +521,8 @@ def load(path) -> Forecaster:
     bundle = bundle_io.load_bundle(path)
     model = Forecaster.from_settings(bundle.settings)
     model.bundle_ = bundle
+    if "panel" in bundle.metadata:
+        return _load_panel(model, bundle)
     model.scaler_ = bundle.scaler
     model.metrics_ = bundle.metrics
     model.intervals_ = bundle.intervals
@@ -405,15 +535,54 @@ def load(path) -> Forecaster:
     return model
 
 
+def _load_panel(model: Forecaster, bundle) -> Forecaster:
+    from forecaster import panels
+
+    recent = bundle_io.read_panel_recent(bundle)
+    model.panel_ = panels.from_bundle(bundle, recent)
+    model.scaler_ = bundle.scaler
+    model.metrics_ = bundle.metrics
+    model.intervals_ = bundle.intervals
+    model.metadata_ = bundle.metadata
+    model.default_method_ = bundle.metadata.get("default_method", "recursive")
+    model.history_ = bundle_io.read_history(bundle)
+    model.best_epoch_ = bundle.metadata.get("training", {}).get("best_epoch")
+    model.prices_ = None
+    model.notes_ = []
+    return model
+
+
+def _is_panel(prices) -> bool:
+    """Whether `prices` holds several series (or is a Panel, or a long frame)."""
+    from forecaster.data.panel import Panel
+
+    if isinstance(prices, Panel):
+        return True
+    if isinstance(prices, dict):
+        return len(prices) > 1
+    if isinstance(prices, pd.DataFrame):
+        names = {str(c).strip().lower() for c in prices.columns}
+        return bool(names & {"ticker", "symbol", "name"})
+    return False
+
+
+def _split_long_frame(frame: pd.DataFrame) -> dict:
+    """A long frame (date, ticker, prices...) as {ticker: its rows}."""
+    by_lower = {str(c).strip().lower(): c for c in frame.columns}
+    column = next(by_lower[n] for n in ("ticker", "symbol", "name") if n in by_lower)
+    return {
+        str(name): rows.drop(columns=[column])
+        for name, rows in frame.groupby(column, sort=False)
+    }
+
+
 def _as_prices(prices, column) -> Prices:
     if isinstance(prices, Prices):
         return prices
     if isinstance(prices, dict):
         if len(prices) != 1:
             raise ForecasterError(
-                "A dict of several series is a panel, which this version cannot fit "
-                f"yet: fit one series at a time. Received: {len(prices)} series "
-                f"({', '.join(map(str, list(prices)[:5]))})."
+                f"prices must hold one series here. Received: {len(prices)} series"
             )
         [(name, data)] = prices.items()
         return prices_from_pandas(data, column, name=str(name))

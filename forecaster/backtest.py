@@ -45,7 +45,8 @@ def walk_forward(values: pd.Series, settings: Settings, folds: int) -> pd.DataFr
 def _fold(values: pd.Series, settings: Settings, k: int, start: int, stop: int) -> dict:
     from forecaster.engines import KerasEngine
     from forecaster.evaluation import naive_scores, scores, test_predictions
-    from forecaster.training import fit_model, prepare
+    from forecaster.training import fit_model
+    from forecaster.windows import prepare
 
     log.info("fold %d: train on %d days, test %d days", k, start, stop - start)
     prepared = prepare(values.iloc[:stop], settings.prep, n_train=start)

@@ -30,6 +30,7 @@ PREDICTIONS_FILE = "test_predictions.csv"
 BY_STEP_FILE = "rmse_by_step.csv"
 HISTORY_FILE = "history.csv"
 RECENT_FILE = "recent_prices.csv"  # the last `window` prices: enough to forecast
+PANEL_RECENT_FILE = "recent_panel.csv"  # a panel's: series, date, price, features
 REQUIRED = (MODEL_FILE, SCALER_FILE, METADATA_FILE)
 FORMAT_VERSION = 1  # bumped when the bundle layout changes incompatibly
 
@@ -184,7 +185,7 @@ class Bundle:
 
     path: Path
     settings: Settings
-    scaler: Scaler
+    scaler: Scaler | dict  # for a panel bundle: {series name: Scaler}
     metadata: dict
     metrics: dict
     intervals: dict | None
@@ -224,8 +225,8 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     scaler_raw = _read_json(path / SCALER_FILE, path)
     try:
         settings = Settings.from_dict(metadata["settings"]).validate()
-        scaler = Scaler.from_dict(scaler_raw)
-    except (KeyError, TypeError, ForecasterError) as err:
+        scaler = _read_scalers(scaler_raw, metadata)
+    except (KeyError, TypeError, AttributeError, ForecasterError) as err:
         raise BundleError(
             f"Bundle {str(path)!r} has unusable metadata or scaler ({err}): the bundle "
             "is damaged or incompatible, retrain it with train.py."
@@ -236,7 +237,8 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
             f"{metadata.get('format_version')!r}, "
             f"this forecaster reads {FORMAT_VERSION}: retrain it with train.py."
         )
-    if scaler.log != (settings.prep.representation == "log-delta"):
+    scalers = scaler.values() if isinstance(scaler, dict) else [scaler]
+    if any(one.log != (settings.prep.representation == "log-delta") for one in scalers):
         raise BundleError(
             f"Bundle {str(path)!r}: the scaler does not match representation "
             f"{settings.prep.representation!r}; the bundle is damaged, retrain it."
@@ -251,6 +253,13 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         else None
     )
     return Bundle(path, settings, scaler, metadata, metrics, intervals)
+
+
+def _read_scalers(raw: dict, metadata: dict):
+    """The target's Scaler, or for a panel bundle {series name: Scaler}."""
+    if "panel" in metadata:
+        return {name: Scaler.from_dict(one) for name, one in raw["series"].items()}
+    return Scaler.from_dict(raw)
 
 
 def _read_json(file: Path, bundle: Path):
@@ -383,3 +392,44 @@ def source_prices(bundle: Bundle):
             "prices= (or --csv / --ticker)."
         )
     return recent
+
+
+def write_panel_parts(
+    tmp: Path,
+    model,
+    scalers: dict,
+    metadata: dict,
+    metrics: dict,
+    intervals: dict,
+    predictions,
+    history,
+    recent,
+) -> None:
+    """Write a panel bundle's files into `tmp`: the same names, keyed by series.
+
+    `scalers`: {name: {target scaler dict, "features": [feature scaler dicts]}};
+    `predictions` and `recent` are long DataFrames with a `series` column.
+    """
+    model.save(tmp / MODEL_FILE)
+    write_json(tmp / SCALER_FILE, {"series": scalers})
+    write_json(tmp / METADATA_FILE, metadata)
+    write_json(tmp / METRICS_FILE, metrics)
+    write_json(tmp / INTERVALS_FILE, intervals)
+    predictions.to_csv(tmp / PREDICTIONS_FILE, index=False)
+    history.to_csv(tmp / HISTORY_FILE, index=False)
+    recent.to_csv(tmp / PANEL_RECENT_FILE, index=False)
+
+
+def read_panel_recent(bundle: Bundle):
+    """A panel bundle's last `window` days per series: series, date, price, features."""
+    import pandas as pd
+
+    file = bundle.path / PANEL_RECENT_FILE
+    try:
+        frame = pd.read_csv(file, parse_dates=["date"])
+    except (OSError, ValueError, KeyError) as err:
+        raise BundleError(
+            f"Cannot read {PANEL_RECENT_FILE} in bundle {str(bundle.path)!r} "
+            f"({type(err).__name__}): the bundle is damaged, retrain it."
+        ) from None
+    return frame

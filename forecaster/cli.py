@@ -152,6 +152,7 @@ def add_settings_flags(group, cls, defaults=None, skip=()) -> None:
         default = getattr(defaults, field.name)
         text = helps.get(field.name, "")
         kind = _field_type(field)
+        several = "list[" in str(field.type)
         if kind is bool:
             group.add_argument(flag, dest=field.name, action="store_true", help=text)
             continue
@@ -159,6 +160,7 @@ def add_settings_flags(group, cls, defaults=None, skip=()) -> None:
             flag,
             dest=field.name,
             type=kind,
+            nargs="+" if several else None,
             default=default,
             choices=CHOICES.get(field.name),
             metavar=None if field.name in CHOICES else field.name.upper(),
@@ -169,6 +171,7 @@ def add_settings_flags(group, cls, defaults=None, skip=()) -> None:
 def _field_type(field) -> type:
     """The Python type of a field annotated like `int`, `float | None` or `str`."""
     names = {name.strip() for name in str(field.type).split("|")} - {"None"}
+    names = {name.removeprefix("list[").removesuffix("]") for name in names}
     by_name = {"int": int, "float": float, "str": str, "bool": bool}
     kinds = [by_name[n] for n in names if n in by_name]
     if len(kinds) != 1:
@@ -196,7 +199,11 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     add_settings_flags(p.add_argument_group("model"), ModelSettings)
     fit = p.add_argument_group("training")
     add_settings_flags(fit, TrainSettings)
-    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    fit.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print only the results: no progress bar or per-epoch lines, no notes",
+    )
     out = p.add_argument_group("output")
     out.add_argument("--out", help="bundle directory (default: models/<source>-<cell>)")
     out.add_argument("--force", action="store_true", help="replace an existing bundle")
@@ -226,15 +233,26 @@ def predict_parser(description: str, prog: str | None = None):
     p = argparse.ArgumentParser(description=description, prog=prog)
     add_settings_flags(p, ForecastSettings)
     data = p.add_argument_group("data (default: the bundle's own source)")
-    add_settings_flags(data, DataSettings, skip=("start", "end", "cache_dir"))
+    add_settings_flags(
+        data,
+        DataSettings,
+        skip=("start", "end", "cache_dir", "calendar", "csv_dir", "skip_bad"),
+    )
     return p
 
 
 def train_settings(args: argparse.Namespace) -> Settings:
     """Settings from train.py's parsed arguments, validated."""
+    from forecaster.calendars import validate_calendar
+
     settings = settings_from_args(args, Settings())
+    for name in ("csv", "ticker"):  # one value keeps the single-series path
+        value = getattr(settings.data, name)
+        if isinstance(value, list) and len(value) == 1:
+            setattr(settings.data, name, value[0])
     settings.model.cell = settings.model.cell.lower()
     settings.train.verbose = 0 if args.quiet else 1
+    settings.data.calendar = validate_calendar(settings.data.calendar)
     return settings.validate()
 
 
@@ -244,6 +262,8 @@ def train_settings(args: argparse.Namespace) -> Settings:
 def train_command(args: argparse.Namespace) -> int:
     """Train one bundle (or a backtest with --backtest) and print the scores."""
     settings = train_settings(args)
+    if args.quiet:  # only the results: no progress, no notes (warnings still show)
+        logging.getLogger("forecaster").setLevel(logging.WARNING)
     if getattr(args, "per_series", False):
         from forecaster.cli_distributed import per_series_command
 
@@ -261,10 +281,8 @@ def train_command(args: argparse.Namespace) -> int:
         return 0
     report = pipeline.run_training(settings, args.out, args.force, args.resume)
     print(f"\n{report.summary()}\n")
-    print(
-        f"saved bundle {report.out}/ (model.keras, metrics.json, "
-        "test_predictions.csv, loss.png, test_predictions.png, ...)"
-    )
+    files = sorted(p.name for p in report.out.iterdir() if not p.name.startswith("."))
+    print(f"saved bundle {report.out}/ ({', '.join(files)})")
     print(
         f"next: {getattr(args, 'next_command', 'python predict.py')} --model "
         f"{report.out}"
@@ -285,7 +303,11 @@ def predict_command(args: argparse.Namespace) -> int:
     forecast = ForecastSettings(
         **{f.name: getattr(args, f.name) for f in dataclasses.fields(ForecastSettings)}
     ).validate()
-    data = DataSettings(csv=args.csv, ticker=args.ticker, column=args.column)
+    data = DataSettings(
+        csv=_one("csv", args.csv),
+        ticker=_one("ticker", args.ticker),
+        column=args.column,
+    )
     report = run_forecast(
         forecast.model,
         forecast.days,
@@ -294,6 +316,8 @@ def predict_command(args: argparse.Namespace) -> int:
         forecast.engine,
         data,
         forecast.out,
+        calendar=forecast.calendar,
+        series=forecast.series,
     )
     shown = report.frame.head(5).to_string(
         index=False, float_format=lambda v: f"{v:.2f}"
@@ -303,7 +327,32 @@ def predict_command(args: argparse.Namespace) -> int:
         f"({report.engine} engine):\n{shown}\n..."
     )
     print(f"wrote {report.csv}\nwrote {report.png}")
+    if report.html is not None:
+        print(f"wrote {report.html} (open it in a browser)")
     return 0
+
+
+def list_command(args: argparse.Namespace) -> int:
+    """`forecaster list [DIR]`: every bundle under DIR, damaged ones marked."""
+    from forecaster import listing
+
+    frame = listing.sort_listing(listing.list_bundles(args.directory), args.sort)
+    if frame.empty:
+        print(f"no bundles under {args.directory}/: train one with `python train.py`")
+    else:
+        print(listing.format_listing(frame))
+    return 0
+
+
+def _one(name: str, values):
+    """The single value of a flag given once; predict reads one series."""
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ForecasterError(
+            f"{name} takes one value when forecasting. Received: {name}={values}"
+        )
+    return values[0]
 
 
 def main_parser() -> argparse.ArgumentParser:
@@ -345,6 +394,16 @@ def main_parser() -> argparse.ArgumentParser:
     backtest.add_argument("folds", type=int, metavar="K", help="number of folds")
     add_train_flags(backtest)
     backtest.set_defaults(handler=backtest_command)
+    from forecaster import listing
+
+    listed = commands.add_parser(
+        "list",
+        help="a table of the saved bundles",
+        description=listing.parser().description,
+    )
+    for action in listing.parser()._actions[1:]:
+        listed._add_action(action)
+    listed.set_defaults(handler=list_command)
     add_tune_command(commands, add_train_flags, train_settings)
     return p
 

@@ -41,8 +41,8 @@ def add_per_series_flags(p: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--per-series",
         action="store_true",
-        help="one Ray task per series: --csv and --ticker take comma-separated "
-        "lists (a --csv directory means its *.csv files); bundles go to OUT/<name>/",
+        help="one Ray task per series of --csv, --csv-dir or --ticker (a --csv "
+        "directory means its *.csv files); bundles go to OUT/<name>/",
     )
     group.add_argument(
         "--max-retries",
@@ -90,45 +90,59 @@ def add_tune_command(commands, add_train_flags, train_settings) -> None:
 # ------------------------------------------------------------ the commands
 
 
-def series_sources(data: DataSettings) -> list[tuple[str, DataSettings]]:
-    """(name, settings of one series) for every --csv and --ticker listed."""
-    sources = []
-    for text in _listed(data.csv):
-        path = Path(text)
+def series_sources(data: DataSettings) -> list[tuple[str, object]]:
+    """(name, prices or the error loading them) for every series the flags name.
+
+    `--csv` paths (a directory means its *.csv files; a long-format file
+    gives each of its tickers), `--csv-dir`, and `--ticker` symbols. Each is
+    loaded on its own, so one that cannot be read fails alone.
+    """
+    from forecaster.data import load_prices
+    from forecaster.data.panel import is_long_format, read_long_csv
+
+    paths = [Path(text) for text in _listed(data.csv)]
+    if data.csv_dir:
+        paths.append(Path(data.csv_dir))
+    sources: list[tuple[str, object]] = []
+    for path in paths:
         files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
         if path.is_dir() and not files:
-            raise ForecasterError(f"--csv directory {text!r} holds no *.csv files.")
+            raise ForecasterError(f"The directory {str(path)!r} holds no *.csv files.")
         for file in files:
-            one = dataclasses.replace(data, csv=str(file), ticker=None)
-            sources.append((file.stem, one))
+            if is_long_format(file):
+                panel = read_long_csv(file, column=data.column, skip_bad=True)
+                sources += [(name, series.values) for name, series in panel.items()]
+                continue
+            one = dataclasses.replace(data, csv=str(file), ticker=None, csv_dir=None)
+            sources.append((file.stem, _load(load_prices, one)))
     for ticker in _listed(data.ticker):
-        one = dataclasses.replace(data, csv=None, ticker=ticker)
-        sources.append((ticker.upper(), one))
+        one = dataclasses.replace(data, csv=None, ticker=ticker, csv_dir=None)
+        sources.append((ticker.upper(), _load(load_prices, one)))
     if not sources:
         raise ForecasterError(
-            "--per-series needs the series to train: give --csv a.csv,b.csv (or a "
-            "directory of CSV files) and/or --ticker AAPL,MSFT."
+            "--per-series needs the series to train: give --csv a.csv b.csv (or a "
+            "directory of CSV files), --csv-dir or --ticker AAPL MSFT."
         )
     return sources
 
 
+def _load(load_prices, data: DataSettings):
+    try:
+        return load_prices(data)
+    except ForecasterError as err:  # reported with the others, not fatal
+        return err
+
+
 def per_series_command(args: argparse.Namespace, settings: Settings) -> int:
     """Train one bundle per series on Ray; print each as it finishes."""
-    from forecaster.data import load_prices
     from forecaster.distributed import start_ray, train_per_series, write_summary
 
     if getattr(args, "backtest", None) is not None:
         raise ForecasterError("--per-series trains bundles: leave out --backtest.")
-    sources = series_sources(settings.data)
+    series = series_sources(settings.data)
     out = Path(args.out or f"models/per-series-{settings.model.cell}")
     where = start_ray(args.ray_address, dashboard=args.dashboard)
-    log.info("training %d series on %s", len(sources), where)
-    series = []
-    for name, data in sources:
-        try:
-            series.append((name, load_prices(data)))
-        except ForecasterError as err:  # reported with the others, not fatal
-            series.append((name, err))
+    log.info("training %d series on %s", len(series), where)
     results = train_per_series(
         series,
         settings,
@@ -201,5 +215,9 @@ def _print_result(result) -> None:
     print(f"{result.name:<12} {result.status:<8} {took}  {scores}", flush=True)
 
 
-def _listed(text: str | None) -> list[str]:
-    return [part.strip() for part in (text or "").split(",") if part.strip()]
+def _listed(values) -> list[str]:
+    """A flag's values: one string or several (`--csv a.csv b.csv`)."""
+    if values is None:
+        return []
+    values = [values] if isinstance(values, str) else list(values)
+    return [str(value).strip() for value in values if str(value).strip()]

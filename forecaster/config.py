@@ -19,14 +19,21 @@ REPRESENTATIONS = ("level", "delta", "log-delta")
 class DataSettings:
     """Where the prices come from."""
 
-    csv: str | None = None  # path to a CSV; None with no ticker = the shipped sample
-    ticker: str | None = None  # a symbol to download with yfinance instead of a CSV
+    csv: str | list[str] | None = None  # a CSV path, or several for a panel (one
+    #   series each, or one long file with a ticker column); None = the sample
+    ticker: str | list[str] | None = None  # a symbol to download with yfinance
+    #   instead, or several (a panel, downloaded in one call)
+    csv_dir: str | None = None  # a folder of CSVs, one series each (a panel)
+    skip_bad: bool = False  # in a panel, leave out a series that cannot be read
+    #   (with a warning) instead of stopping
     start: str | None = None  # first date for a ticker (None = ten years back)
     end: str | None = None  # last date for a ticker (None = today)
     column: str | None = (
         None  # price column; None = "Adj Close" if present, else "Close"
     )
     cache_dir: str = "data/cache"  # where ticker downloads are cached as CSV
+    calendar: str = "XNYS"  # exchange_calendars code whose sessions are the
+    #   forecast dates (XNYS = New York; XLON London, XTKS Tokyo, ...)
 
 
 @dataclass
@@ -42,6 +49,9 @@ class PrepSettings:
     representation: str = "delta"  # "level" (scaled price), "delta" (change from the
     #   window's last scaled price) or "log-delta" (the same on log prices); the
     #   default is the most robust in bench/accuracy.py (BENCHMARKS.md)
+    features: str = "close"  # inputs per day, comma-separated: close (the price,
+    #   in the representation), range (log High/Low), gap (log Open/previous
+    #   Close), volume (log volume / its 20-day mean), return (daily log return)
 
     def validate(self) -> None:
         check_at_least("window", self.window)
@@ -57,6 +67,10 @@ class PrepSettings:
                 f"Received: val_fraction={self.val_fraction}"
             )
         check_choice("representation", self.representation, REPRESENTATIONS)
+        if self.features != "close":
+            from forecaster.features import parse_features
+
+            parse_features(self.features)
 
 
 @dataclass
@@ -71,6 +85,8 @@ class ModelSettings:
     )
     bidirectional: bool = False  # wrap each recurrent layer in Bidirectional
     learning_rate: float = 1e-3  # Adam's learning rate
+    clipnorm: float | None = None  # rescale each weight's gradient to this norm
+    #   at most before the update (Keras' clipnorm); unset = no clipping
 
     def validate(self) -> None:
         check_choice("cell", self.cell, CELLS)
@@ -84,6 +100,10 @@ class ModelSettings:
             raise ForecasterError(
                 "learning_rate must be positive. "
                 f"Received: learning_rate={self.learning_rate}"
+            )
+        if self.clipnorm is not None and not self.clipnorm > 0:
+            raise ForecasterError(
+                f"clipnorm must be positive. Received: clipnorm={self.clipnorm}"
             )
 
 
@@ -121,6 +141,16 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
 
+    @property
+    def is_panel(self) -> bool:
+        """Whether the data is several series (or a folder), or has extra features."""
+        data = self.data
+        several = any(
+            isinstance(value, (list, tuple)) and len(value) > 1
+            for value in (data.csv, data.ticker)
+        )
+        return several or data.csv_dir is not None or self.prep.features != "close"
+
     def validate(self) -> Settings:
         self.prep.validate()
         self.model.validate()
@@ -133,6 +163,10 @@ class Settings:
     @classmethod
     def from_dict(cls, raw: dict) -> Settings:
         """Rebuild settings saved by `to_dict`, ignoring keys this version lacks."""
+        if not isinstance(raw, dict):
+            raise ForecasterError(
+                f"settings must be a mapping. Received: {type(raw).__name__}"
+            )
         parts = {}
         for name, kind in (
             ("data", DataSettings),
@@ -141,9 +175,13 @@ class Settings:
             ("train", TrainSettings),
         ):
             known = {f.name for f in dataclasses.fields(kind)}
-            parts[name] = kind(
-                **{k: v for k, v in raw.get(name, {}).items() if k in known}
-            )
+            part = raw.get(name, {})
+            if not isinstance(part, dict):
+                raise ForecasterError(
+                    f"settings part {name!r} must be a mapping. Received: "
+                    f"{type(part).__name__}"
+                )
+            parts[name] = kind(**{k: v for k, v in part.items() if k in known})
         return cls(**parts)
 
 
@@ -158,7 +196,13 @@ class ForecastSettings:
     horizon: int | None = None  # steps kept per model call with the direct method
     #   (at most the bundle's horizon)
     engine: str = "auto"  # "numpy" (no TensorFlow; auto's choice) or "keras"
-    out: str | None = None  # directory for forecast.csv/png; None = the bundle
+    calendar: str | None = None  # exchange_calendars code whose sessions are the
+    #   forecast dates, e.g. XLON; None = the bundle's (XNYS unless trained with
+    #   --calendar)
+    out: str | None = None  # directory for forecast.csv/png/report.html; None =
+    #   the bundle
+    series: list[str] | None = None  # a panel bundle's series to forecast;
+    #   None = all of them
 
     def validate(self) -> ForecastSettings:
         check_at_least("days", self.days)

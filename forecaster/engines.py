@@ -29,23 +29,37 @@ class Engine:
         self.window = window
         self.horizon = horizon
 
-    def predict(self, windows: np.ndarray) -> np.ndarray:
-        """Scaled windows (b, window) to scaled predictions (b, horizon), float64."""
+    def predict(self, windows: np.ndarray, extra: np.ndarray | None = None):
+        """Scaled windows (b, window) to scaled predictions (b, horizon), float64.
+
+        `extra` (b, window, n_extra): the scaled input features beside the
+        target, for a model trained with them.
+        """
         windows = np.asarray(windows, dtype=np.float32)
-        outputs = self._call(encode_inputs(windows, self.representation))
+        inputs = encode_inputs(windows, self.representation)
+        if extra is not None:
+            inputs = np.concatenate([inputs, np.asarray(extra, np.float32)], axis=-1)
+        outputs = self._call(inputs)
         return decode_outputs(
             windows.astype(np.float64),
             np.asarray(outputs, dtype=np.float64),
             self.representation,
         )
 
-    def forecast(self, context: np.ndarray, steps: int, block: int = 1) -> np.ndarray:
+    def forecast(
+        self, context: np.ndarray, steps: int, block: int = 1, extra=None
+    ) -> np.ndarray:
         """Recursive forecast from scaled contexts (b, window) to (b, steps) scaled.
 
         Each model call predicts `horizon` steps; the first `block` of them are
-        kept and appended to the context for the next call.
+        kept and appended to the context for the next call. With `extra`
+        features the future inputs are unknown, so only one call is made:
+        `steps` must be at most the model's horizon.
         """
         _check_block(block, self.horizon)
+        if extra is not None:
+            check_direct_steps(steps, self.horizon)
+            return self.predict(context, extra)[:, :steps]
         context = np.array(context, dtype=np.float32)
         pieces, done = [], 0
         while done < steps:
@@ -99,7 +113,7 @@ class KerasEngine(Engine):
         # 2 CPU cores) but compiles for ~0.6 s first: worth it when forecasting
         # many times (evaluation, benchmarks), not for one forecast.
         self.jit_compile = jit_compile
-        spec = tf.TensorSpec([None, window, 1], tf.float32)
+        spec = tf.TensorSpec([None, window, model.input_shape[-1]], tf.float32)
         self._compiled = tf.function(
             lambda x: model(x, training=False), input_signature=[spec]
         )
@@ -122,8 +136,12 @@ class KerasEngine(Engine):
     def _call(self, inputs: np.ndarray) -> np.ndarray:
         return self._compiled(inputs).numpy()
 
-    def forecast(self, context: np.ndarray, steps: int, block: int = 1) -> np.ndarray:
+    def forecast(
+        self, context: np.ndarray, steps: int, block: int = 1, extra=None
+    ) -> np.ndarray:
         """The whole recursive loop runs inside one compiled TensorFlow graph."""
+        if extra is not None:
+            return super().forecast(context, steps, block, extra)
         _check_block(block, self.horizon)
         if block not in self._loops:
             self._loops[block] = self._build_loop(block)
@@ -163,6 +181,17 @@ class KerasEngine(Engine):
             )
 
         return loop
+
+
+def check_direct_steps(steps: int, horizon: int) -> None:
+    """With input features beside the target, a forecast reaches `horizon` steps."""
+    if steps > horizon:
+        raise ForecasterError(
+            f"steps must be at most the model's horizon {horizon} when it takes "
+            "input features other than the price: their future values are "
+            "unknown, so no recursive loop can feed them. Train with a larger "
+            f"horizon (direct forecasts). Received: steps={steps}"
+        )
 
 
 def _check_block(block: int, horizon: int) -> None:

@@ -17,12 +17,13 @@ import pandas as pd
 from forecaster.forecast import block_for, paths
 from forecaster.intervals import (
     INTERVAL_LEVELS,
+    MAX_INTERVAL_STEPS,
     conformal_intervals,
     coverage,
     interval_steps,
     scale_of,
 )
-from forecaster.windows import window_view
+from forecaster.windows import feature_view, window_view
 
 MIN_EVAL_STEPS = 10  # error-by-step is reported for at least this many steps
 
@@ -37,9 +38,12 @@ def test_predictions(engine, prepared) -> pd.DataFrame:
     start = split.test_targets[0]
     stop = split.n  # every test day, whatever the horizon: only step 1 is used
     contexts = window_view(prepared.scaled, split.window, (start, stop))
+    extra = feature_view(prepared.extra, split.window, (start, stop))
     scaled = np.concatenate(
         [
-            engine.predict(contexts[i : i + 4096])[:, 0]
+            engine.predict(
+                contexts[i : i + 4096], None if extra is None else extra[i : i + 4096]
+            )[:, 0]
             for i in range(0, len(contexts), 4096)
         ]
     )
@@ -116,7 +120,8 @@ def step_errors(engine, prepared, steps: int) -> pd.DataFrame:
     """Test RMSE by step 1..steps: recursive, direct (if horizon > 1) and naive.
 
     Only origins whose whole path lies in the test part count, so every step
-    is scored on the same origins.
+    is scored on the same origins. A model with input features beside the
+    price has no recursive loop: only its direct column is scored.
     """
     split, prices = prepared.split, prepared.prices
     start, stop = split.test_targets[0], split.n - steps + 1
@@ -127,10 +132,12 @@ def step_errors(engine, prepared, steps: int) -> pd.DataFrame:
     )
     last = prices[start - 1 : stop - 1, None]
     table = {"step": np.arange(1, steps + 1)}
-    table["recursive"] = _rmse_by_step(
-        paths(engine, prepared, (start, stop), steps, 1), actual
-    )
-    if engine.horizon > 1:
+    features = prepared.extra is not None
+    if not features:
+        table["recursive"] = _rmse_by_step(
+            paths(engine, prepared, (start, stop), steps, 1), actual
+        )
+    if engine.horizon > 1 or features:
         table["direct"] = _rmse_by_step(
             paths(engine, prepared, (start, stop), steps, engine.horizon), actual
         )
@@ -155,23 +162,27 @@ def evaluate(engine, prepared) -> dict:
     model_scores = scores(actual, predictions["predicted"], previous)
     baseline = naive_scores(actual, previous)
     horizon = engine.horizon
-    default_method = "direct" if horizon > 1 else "recursive"
+    features = prepared.extra is not None
+    default_method = "direct" if horizon > 1 or features else "recursive"
+    # With input features only one model call per origin is possible (direct).
+    methods = {default_method} if features else {"recursive", default_method}
     intervals = {
-        method: _intervals_for(engine, prepared, block_for(method, horizon))
-        for method in ({"recursive", default_method})
+        method: engine_intervals(engine, prepared, block_for(method, horizon))
+        for method in methods
     }
     split = prepared.split
     scale = scale_of(
         window_view(prepared.prices, split.window, (split.n_train, split.n))
     )
-    one_step = intervals["recursive"]["levels"]
+    one_step = intervals["recursive" if "recursive" in methods else "direct"]["levels"]
     achieved = {
         str(level): coverage(
             actual, predictions["predicted"], scale, one_step[str(level)][0]
         )
         for level in INTERVAL_LEVELS
     }
-    by_step = step_errors(engine, prepared, max(horizon, MIN_EVAL_STEPS))
+    steps = horizon if features else max(horizon, MIN_EVAL_STEPS)
+    by_step = step_errors(engine, prepared, steps)
     metrics = {
         "test_days": len(predictions),
         "test_start": predictions["date"].iloc[0],
@@ -192,9 +203,19 @@ def evaluate(engine, prepared) -> dict:
     }
 
 
-def _intervals_for(engine, prepared, block: int) -> dict:
+def engine_intervals(
+    engine, prepared, block: int, max_steps: int = MAX_INTERVAL_STEPS
+) -> dict:
+    """Split-conformal intervals of an engine's forecasts from the validation origins.
+
+    The engine forecasts up to `max_steps` ahead (fewer when the validation
+    slice is short, see `interval_steps`), `block` steps per model call.
+    """
     split = prepared.split
-    predicted = paths(engine, prepared, split.val_targets, interval_steps(split), block)
+    steps = interval_steps(split, max_steps)
+    if prepared.extra is not None:  # one call per origin: its horizon at most
+        steps = min(steps, engine.horizon)
+    predicted = paths(engine, prepared, split.val_targets, steps, block)
     return conformal_intervals(prepared.prices, split, predicted, block)
 
 

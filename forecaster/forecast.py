@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from forecaster.calendars import DEFAULT_CALENDAR
 from forecaster.config import check_at_least
 from forecaster.errors import ForecasterError
 from forecaster.intervals import (
@@ -13,7 +14,7 @@ from forecaster.intervals import (
     half_widths,
     scale_of,
 )
-from forecaster.windows import window_view
+from forecaster.windows import feature_view, window_view
 
 METHODS = ("recursive", "direct")
 
@@ -35,25 +36,32 @@ def forecast_future(
     method: str,
     intervals: dict | None = None,
     block: int | None = None,
+    calendar: str = DEFAULT_CALENDAR,
 ) -> pd.DataFrame:
-    """Forecast `days` business days past the last date of `values` (prices).
+    """Forecast `days` sessions of `calendar` past the last date of `values` (prices).
 
     Returns columns date, forecast and, when `intervals` are given,
     lower_80, upper_80, lower_95, upper_95 (price units).
     """
     check_at_least("days", days)
     window = engine.window
-    if len(values) < window:
-        raise ForecasterError(
-            f"need at least {window} prices to forecast with window={window}, got "
-            f"{len(values)}. Give a longer series."
-        )
+    _check_length(values, window)
     context = scaler.transform(values.to_numpy()[-window:])[None, :]
     block = block or block_for(method, engine.horizon)
     path = scaler.inverse_transform(engine.forecast(context, days, block))[0]
+    return banded_frame(values, path, intervals, window, calendar)
+
+
+def banded_frame(values, path, intervals, window: int, calendar: str) -> pd.DataFrame:
+    """A forecast `path` (days,) after `values` as date, forecast and its bands.
+
+    The bands are the conformal half-widths of `intervals` (none if None)
+    times the price scale of the last `window` prices.
+    """
+    days = len(path)
     frame = pd.DataFrame(
         {
-            "date": future_dates(values.index[-1], days).strftime("%Y-%m-%d"),
+            "date": future_dates(values.index[-1], days, calendar).strftime("%Y-%m-%d"),
             "forecast": path,
         }
     )
@@ -73,19 +81,76 @@ def forecast_future(
     return frame
 
 
-def future_dates(last: pd.Timestamp, days: int) -> pd.DatetimeIndex:
-    """The next `days` business days after `last` (weekends skipped, holidays not)."""
-    return pd.bdate_range(pd.Timestamp(last) + pd.offsets.BDay(1), periods=days)
+def _check_length(values, window: int) -> None:
+    if len(values) < window:
+        raise ForecasterError(
+            f"need at least {window} prices to forecast with window={window}, got "
+            f"{len(values)}. Give a longer series."
+        )
+
+
+def forecast_panel(
+    engine,
+    parts: dict,
+    days: int,
+    method: str,
+    intervals: dict,
+    calendar: str = DEFAULT_CALENDAR,
+) -> pd.DataFrame:
+    """Every series of a panel forecast in one batched engine call (or loop).
+
+    `parts`: name -> windows.Prepared (its last `window` days are the
+    context, with their extra features); `intervals`: name -> intervals.
+    Returns the long frame: series, date, forecast and the bands.
+    """
+    check_at_least("days", days)
+    window = engine.window
+    names = list(parts)
+    contexts = np.stack([parts[n].scaled[-window:] for n in names])
+    has_extra = parts[names[0]].extra is not None
+    block = block_for(method, engine.horizon)
+    if has_extra:
+        extra = np.stack([parts[n].extra[-window:] for n in names])
+        scaled = engine.forecast(contexts, days, engine.horizon, extra)
+    else:
+        scaled = engine.forecast(contexts, days, block)
+    frames = []
+    for row, name in enumerate(names):
+        part = parts[name]
+        values = pd.Series(part.prices, index=part.dates)
+        path = part.scaler.inverse_transform(scaled[row])
+        frame = banded_frame(values, path, intervals.get(name), window, calendar)
+        frames.append(frame.assign(series=name))
+    long = pd.concat(frames, ignore_index=True)
+    return long[["series", *[c for c in long.columns if c != "series"]]]
+
+
+def future_dates(
+    last: pd.Timestamp, days: int, calendar: str = DEFAULT_CALENDAR
+) -> pd.DatetimeIndex:
+    """The next `days` sessions of exchange `calendar` after `last` (no holidays)."""
+    from forecaster.calendars import sessions_after
+
+    return sessions_after(last, days, calendar)
 
 
 def paths(
     engine, prepared, targets: tuple[int, int], steps: int, block: int
 ) -> np.ndarray:
-    """Forecasts from each origin t in `targets`, `steps` ahead: (n_origins, steps)."""
+    """Forecasts from each origin t in `targets`, `steps` ahead: (n_origins, steps).
+
+    With extra input features (`prepared.extra`) the model is called once per
+    origin (direct), so `steps` is at most its horizon.
+    """
     contexts = window_view(prepared.scaled, prepared.split.window, targets)
+    extra = feature_view(prepared.extra, prepared.split.window, targets)
     out = []
     for start in range(0, len(contexts), 2048):
-        out.append(engine.forecast(contexts[start : start + 2048], steps, block))
+        part = slice(start, start + 2048)
+        if extra is None:
+            out.append(engine.forecast(contexts[part], steps, block))
+        else:
+            out.append(engine.forecast(contexts[part], steps, block, extra[part]))
     scaled = np.concatenate(out) if out else np.empty((0, steps))
     return prepared.scaler.inverse_transform(scaled)
 

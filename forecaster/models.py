@@ -13,7 +13,8 @@ def build_model(
 
     Input `(batch, window, n_features)`, output `(batch, horizon)`: `layers`
     recurrent layers of `units` each (optionally `Bidirectional`), each followed
-    by Dropout when `dropout > 0`, then `Dense(horizon)`. Adam and MSE.
+    by Dropout when `dropout > 0`, then `Dense(horizon)`. Adam (with
+    `clipnorm` when set) and MSE.
 
     LSTM and GRU keep Keras' defaults for activation (tanh), recurrent
     activation (sigmoid), `recurrent_dropout=0`, `unroll=False`,
@@ -43,7 +44,9 @@ def build_model(
     layers.append(keras.layers.Dense(horizon, name="forecast"))
     model = keras.Sequential(layers, name=f"stacked_{settings.cell}")
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate),
+        optimizer=keras.optimizers.Adam(
+            learning_rate=settings.learning_rate, clipnorm=settings.clipnorm
+        ),
         loss="mse",
     )
     return model

@@ -29,9 +29,24 @@ def default_out(settings: Settings) -> Path:
 
 
 def source_name(settings: Settings) -> str:
-    if settings.data.ticker:
-        return settings.data.ticker.strip().upper()
-    return Path(settings.data.csv or SAMPLE_CSV).stem
+    data = settings.data
+    if data.csv_dir:
+        return Path(data.csv_dir).name or "panel"
+    for value in (data.ticker, data.csv):
+        if isinstance(value, (list, tuple)) and len(value) > 1:
+            return "panel"
+    if data.ticker:
+        return str(data.ticker).strip().upper()
+    return Path(data.csv or SAMPLE_CSV).stem
+
+
+def is_panel_run(settings: Settings) -> bool:
+    """Several series, a folder, a long-format file or extra features: a panel."""
+    from forecaster.data.panel import is_long_format
+
+    csv = settings.data.csv
+    one_file = isinstance(csv, str) and Path(csv).is_file()
+    return settings.is_panel or (one_file and is_long_format(csv))
 
 
 def checkpoint_dir_for(out: Path) -> Path:
@@ -49,7 +64,12 @@ class TrainReport:
     notes: list[str]
 
     def summary(self) -> str:
-        """Scores beside naive, error by step and coverage (forecaster.report)."""
+        """Scores beside naive, error by step and coverage (forecaster.report).
+
+        For a panel: one row per series and the panel's mean and worst ratio.
+        """
+        if "panel" in self.metrics:
+            return self.table
         from forecaster.report import training_summary
 
         return training_summary(self.metrics, self.table)
@@ -77,7 +97,10 @@ def run_training(
     settings.validate()
     out = Path(out) if out else default_out(settings)
     _refuse_existing(out, force or resume)
+    if is_panel_run(settings):
+        return _run_panel_training(settings, out, resume, download)
     prices = load_prices(settings.data, download=download)
+    _warn_calendar_mismatch(prices, settings)
     checkpoint = checkpoint_dir_for(out)
     if checkpoint.exists() and not resume:
         log.warning(
@@ -91,6 +114,43 @@ def run_training(
     model.save(out, force=True)
     discard_checkpoint(checkpoint)
     return TrainReport(out, model.evaluation_["table"], model.metrics_, prices.notes)
+
+
+def load_panel_data(settings: Settings, download=None):
+    """The panel the settings name: several CSVs, a folder, a long file, symbols."""
+    from forecaster.data.panel import load_panel
+
+    data = settings.data
+    tickers = data.ticker
+    return load_panel(
+        csv=data.csv,
+        csv_dir=data.csv_dir,
+        tickers=[tickers] if isinstance(tickers, str) else tickers,
+        column=data.column,
+        start=data.start,
+        end=data.end,
+        cache_dir=data.cache_dir,
+        skip_bad=data.skip_bad,
+        download=download,
+    )
+
+
+def _run_panel_training(settings, out: Path, resume: bool, download) -> TrainReport:
+    """One global model over the panel, saved as one bundle with every series."""
+    from forecaster.api import Forecaster
+    from forecaster.panels import format_panel
+    from forecaster.training import discard_checkpoint
+
+    panel = load_panel_data(settings, download)
+    checkpoint = checkpoint_dir_for(out)
+    if checkpoint.exists() and not resume:
+        discard_checkpoint(checkpoint)
+    model = Forecaster.from_settings(settings)
+    model.fit(panel, checkpoint_dir=checkpoint, resume=resume)
+    model.save(out, force=True)
+    discard_checkpoint(checkpoint)
+    text = format_panel(model.evaluation_["table"], model.metrics_["panel"])
+    return TrainReport(out, text, model.metrics_, model.notes_)
 
 
 def run_backtest(
@@ -109,6 +169,7 @@ def run_backtest(
     out = Path(out) if out else default.with_name(default.name + "-backtest")
     _refuse_existing(out, force)
     prices = load_prices(settings.data, download=download)
+    _warn_calendar_mismatch(prices, settings)
     table = walk_forward(prices.values, settings, folds)
 
     def write(tmp: Path) -> None:
@@ -122,12 +183,22 @@ def run_backtest(
     return out, table
 
 
+def _warn_calendar_mismatch(prices, settings: Settings) -> None:
+    """One warning when the history's dates disagree with the trading calendar."""
+    from forecaster.calendars import check_history
+
+    mismatch = check_history(prices.values.index, settings.data.calendar)
+    if mismatch:
+        log.warning(mismatch)
+
+
 @dataclass
 class ForecastReport:
     """What `run_forecast` wrote."""
 
     csv: Path
     png: Path
+    html: Path
     engine: str
     method: str
     frame: pd.DataFrame
@@ -144,23 +215,36 @@ def run_forecast(
     data: DataSettings | None = None,
     out: str | None = None,
     download=None,
+    calendar: str | None = None,
+    series: list[str] | None = None,
 ) -> ForecastReport:
     """Load a bundle, read the latest prices, forecast `days` ahead, write CSV and PNG.
+
+    A panel bundle forecasts every series (or those named in `series`) in one
+    batched pass, from the recent days saved with it, into one long
+    forecast.csv and a grid of small plots (forecast.png, forecast-2.png ...).
 
     The prices come from the bundle's own source (or, for a model fitted on
     prices in memory, the recent prices saved with it) unless `data` names a
     CSV or a ticker. Files go into the bundle directory unless `out` is
-    given; both are replaced only once both are complete, so a failed run
-    leaves an earlier forecast as it was.
+    given, with report.html refreshed; all three are replaced only once all
+    are complete, so a failed run leaves an earlier forecast as it was.
+    Dates are the sessions of `calendar`, by default the bundle's.
     """
     from forecaster.api import load
+    from forecaster.calendars import validate_calendar
+    from forecaster.html_report import REPORT_FILE, build_report
 
     check_at_least("days", days)
+    if calendar is not None:  # a bad calendar fails before anything is read
+        calendar = validate_calendar(calendar)
     model = load(model_dir or DEFAULT_BUNDLE)
     own_source = data is None or not (data.csv or data.ticker)
+    if model.is_panel:
+        return _forecast_panel(model, days, engine, own_source, out, calendar, series)
     prices = _forecast_prices(model.bundle_, data, own_source, download)
     method = method or model.default_method_
-    frame = model.forecast(days, prices.values, method, block, engine)
+    frame = model.forecast(days, prices.values, method, block, engine, calendar)
     engine_name = model._engine(engine).name
     test = model._test_predictions() if own_source else None
     out_dir = Path(out) if out else model.bundle_.path
@@ -169,17 +253,65 @@ def run_forecast(
         f"({model.settings.model.cell}, {engine_name} engine)"
     )
     csv, png = out_dir / "forecast.csv", out_dir / "forecast.png"
+    html = out_dir / REPORT_FILE
 
     def draw(tmp: Path) -> None:
         from forecaster.plotting import plot_forecast
 
         plot_forecast(prices.values, frame, title, test, path=tmp)
 
+    def report(tmp: Path) -> None:
+        build_report(model.bundle_.path, prices.values, frame, tmp, own_source)
+
     bundle_io.write_files_atomically(
-        {csv: lambda tmp: frame.to_csv(tmp, index=False), png: draw}
+        {csv: lambda tmp: frame.to_csv(tmp, index=False), png: draw, html: report}
     )
     return ForecastReport(
-        csv, png, engine_name, method, frame, prices.last_date, prices.notes
+        csv, png, html, engine_name, method, frame, prices.last_date, prices.notes
+    )
+
+
+def _forecast_panel(model, days, engine, own_source, out, calendar, series):
+    """A panel bundle's forecast of its series: one long CSV and a grid of plots."""
+    from forecaster import plotting
+
+    if not own_source:
+        raise ForecasterError(
+            "A panel bundle forecasts the series it was trained on, from the recent "
+            "days saved with it; forecasting it from --csv or --ticker is not "
+            "supported yet."
+        )
+    if series:
+        model.panel_ = model.panel_.select(series)
+    frame = model.forecast(days, engine=engine, calendar=calendar)
+    out_dir = Path(out) if out else model.bundle_.path
+    history = {
+        name: pd.Series(part.prices, index=part.dates)
+        for name, part in model.panel_.parts.items()
+    }
+    pages = plotting.grid_pages(frame)
+    title = f"{days}-day forecast of {frame['series'].nunique()} series"
+    writers = {out_dir / "forecast.csv": lambda tmp: frame.to_csv(tmp, index=False)}
+    for page in range(pages):
+        name = "forecast.png" if page == 0 else f"forecast-{page + 1}.png"
+
+        def draw(tmp, page=page):
+            fig = plotting.plot_panel_grid(history, frame, title, page)
+            fig.savefig(tmp, dpi=110, format="png")
+
+        writers[out_dir / name] = draw
+    bundle_io.write_files_atomically(writers)
+    last = max(part.dates[-1] for part in model.panel_.parts.values())
+    engine_name = model._engine(engine).name
+    return ForecastReport(
+        out_dir / "forecast.csv",
+        out_dir / "forecast.png",
+        None,
+        engine_name,
+        model.default_method_,
+        frame,
+        f"{last:%Y-%m-%d}",
+        [],
     )
 
 

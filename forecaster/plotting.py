@@ -151,3 +151,50 @@ def plot_backtest(folds: pd.DataFrame, title: str, path=None, ax=None):
 def _slant_dates(ax) -> None:
     """Slant the date labels of the x axis so long ranges stay readable."""
     ax.tick_params(axis="x", labelrotation=30)
+
+
+GRID_PAGE = 25  # small panels per page of a panel forecast's grid
+GRID_HISTORY_DAYS = 60  # days of real prices shown in each small panel
+
+
+def plot_panel_grid(history: dict, forecast: pd.DataFrame, title: str, page=0):
+    """One small panel per series: recent prices, the forecast and its bands.
+
+    `history`: {name: price Series}; `forecast`: the long frame (series, date,
+    forecast, lower/upper 80 and 95). Draws page `page` (GRID_PAGE series a
+    page) on a new Figure and returns it.
+    """
+    from matplotlib.figure import Figure
+
+    names = list(dict.fromkeys(forecast["series"]))[page * GRID_PAGE :][:GRID_PAGE]
+    cols = min(5, len(names))
+    rows = -(-len(names) // cols)
+    fig = Figure(figsize=(3.2 * cols, 2.4 * rows + 0.6))
+    for k, name in enumerate(names):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        recent = history[name].iloc[-GRID_HISTORY_DAYS:]
+        ahead = forecast[forecast["series"] == name]
+        dates = pd.to_datetime(ahead["date"])
+        ax.plot(recent.index, recent.to_numpy(), color="black", linewidth=0.8)
+        for level, alpha in ((95, 0.15), (80, 0.3)):
+            if f"lower_{level}" in ahead:
+                ax.fill_between(
+                    dates,
+                    ahead[f"lower_{level}"],
+                    ahead[f"upper_{level}"],
+                    color="tab:blue",
+                    alpha=alpha,
+                    linewidth=0,
+                )
+        ax.plot(dates, ahead["forecast"], color="tab:blue", linewidth=1.2)
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=6)
+        ax.tick_params(axis="x", labelrotation=30)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def grid_pages(forecast: pd.DataFrame) -> int:
+    """How many pages the grid of a panel forecast takes."""
+    return -(-forecast["series"].nunique() // GRID_PAGE)

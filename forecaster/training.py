@@ -19,68 +19,57 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from forecaster.config import PrepSettings, Settings
 from forecaster.errors import ForecasterError
-from forecaster.windows import (
-    Scaler,
-    Split,
-    encode_inputs,
-    encode_targets,
-    scaler_for,
-    split_series,
-)
+from forecaster.windows import Prepared, encode_inputs, encode_targets
 
 log = logging.getLogger("forecaster")
 
 
-@dataclass
-class Prepared:
-    """A price series cut by time, scaled by a scaler fitted on its training part."""
+def training_windows(parts: list[Prepared], which: str):
+    """(scaled, extra, targets) of the "fit" or "val" windows of one or many series.
 
-    dates: pd.DatetimeIndex  # (n,)
-    prices: np.ndarray  # (n,) float64, price units
-    scaled: np.ndarray  # (n,) float64, scaler.transform(prices)
-    scaler: Scaler  # fitted on prices[:split.n_train] only
-    split: Split
-    representation: str
-
-
-def prepare(
-    values: pd.Series, prep: PrepSettings, n_train: int | None = None
-) -> Prepared:
-    """Split `values` by time and fit the scaler on the training part only."""
-    prices = values.to_numpy(dtype=np.float64)
-    split = split_series(len(prices), prep, n_train=n_train)
-    scaler = scaler_for(prep.representation).fit(prices[: split.n_train])
-    return Prepared(
-        dates=pd.DatetimeIndex(values.index),
-        prices=prices,
-        scaled=scaler.transform(prices),
-        scaler=scaler,
-        split=split,
-        representation=prep.representation,
-    )
+    One series gives its range of first targets; several are laid one after
+    another, and `targets` lists every window's first target in that
+    concatenation, so no window crosses two series.
+    """
+    if len(parts) == 1:
+        part = parts[0]
+        return part.scaled, part.extra, getattr(part.split, f"{which}_targets")
+    scaled, extra, table, offset = [], [], [], 0
+    for part in parts:
+        start, stop = getattr(part.split, f"{which}_targets")
+        scaled.append(part.scaled)
+        extra.append(part.extra)
+        table.append(offset + np.arange(start, stop))
+        offset += len(part.scaled)
+    joined = None if extra[0] is None else np.concatenate(extra)
+    return np.concatenate(scaled), joined, np.concatenate(table)
 
 
 def window_dataset(
     scaled: np.ndarray,
-    targets: tuple[int, int],
+    targets,
     prep: PrepSettings,
     batch_size: int,
     shuffle: bool = False,
     seed: int = 0,
     repeat: bool = False,
     skip_passes: int = 0,
+    extra: np.ndarray | None = None,
 ):
-    """A tf.data pipeline of (inputs, targets) batches for first targets in `targets`.
+    """A tf.data pipeline of (inputs, targets) batches for the first targets `targets`.
 
-    Yields inputs (batch, window, 1) and targets (batch, horizon), float32,
-    encoded in `prep.representation`. Only the series and one batch of
-    windows are in memory at a time. With `shuffle`, every pass visits all
-    the windows in a new order, the same sequence of orders for the same
-    `seed`.
+    `scaled` (n,) is the scaled target series (for a panel, the series one
+    after another); `targets` is a range (start, stop) of first-target
+    indices, or an int array of them (a panel's windows, none crossing two
+    series); `extra` (n, n_extra) holds scaled input features beside the
+    target, fed as they are. Yields inputs (batch, window, 1 + n_extra) and
+    targets (batch, horizon), float32, the target encoded in
+    `prep.representation`. Only the series and one batch of windows are in
+    memory at a time. With `shuffle`, every pass visits all the windows in a
+    new order, the same sequence of orders for the same `seed`.
 
     Without `repeat` the dataset is one pass, and iterating it again gives
     the next pass. With `repeat` it is an endless stream of passes, each
@@ -91,20 +80,10 @@ def window_dataset(
     """
     import tensorflow as tf
 
-    series = tf.constant(np.asarray(scaled, dtype=np.float32))
-    input_offsets = tf.range(-prep.window, 0, dtype=tf.int64)
-    target_offsets = tf.range(0, prep.horizon, dtype=tf.int64)
-    representation = prep.representation
-
-    def gather(t):
-        x = tf.gather(series, t[:, None] + input_offsets)
-        y = tf.gather(series, t[:, None] + target_offsets)
-        return encode_inputs(x, representation), encode_targets(x, y, representation)
-
-    start, stop = targets
-    count = stop - start
+    gather = _window_gather(scaled, extra, prep)
+    to_targets, count = _target_lookup(targets)
     if not shuffle:
-        batches = tf.data.Dataset.range(start, stop).batch(batch_size)
+        batches = tf.data.Dataset.range(count).batch(batch_size).map(to_targets)
         if repeat:
             batches = batches.repeat()
     else:
@@ -116,8 +95,10 @@ def window_dataset(
             cipher_key = tf.stack([key, tf.constant(seed, tf.int64)])
 
             def permute(positions):
-                return start + tf.random.experimental.index_shuffle(
-                    positions, cipher_key, count - 1
+                return to_targets(
+                    tf.random.experimental.index_shuffle(
+                        positions, cipher_key, count - 1
+                    )
                 )
 
             return tf.data.Dataset.range(count).batch(batch_size).map(permute)
@@ -139,10 +120,48 @@ def window_dataset(
     return batches.map(gather).prefetch(tf.data.AUTOTUNE)
 
 
-def batches_per_pass(targets: tuple[int, int], batch_size: int) -> int:
-    """Batches in one pass over the windows of `targets` (the last may be short)."""
-    start, stop = targets
-    return -(-(stop - start) // batch_size)
+def _window_gather(scaled, extra, prep: PrepSettings):
+    """The map from a batch of first-target indices t to (inputs, targets)."""
+    import tensorflow as tf
+
+    series = tf.constant(np.asarray(scaled, dtype=np.float32))
+    features = (
+        None if extra is None else tf.constant(np.asarray(extra, dtype=np.float32))
+    )
+    input_offsets = tf.range(-prep.window, 0, dtype=tf.int64)
+    target_offsets = tf.range(0, prep.horizon, dtype=tf.int64)
+    representation = prep.representation
+
+    def gather(t):
+        rows = t[:, None] + input_offsets
+        x = tf.gather(series, rows)
+        y = tf.gather(series, t[:, None] + target_offsets)
+        inputs = encode_inputs(x, representation)
+        if features is not None:
+            inputs = tf.concat([inputs, tf.gather(features, rows)], axis=-1)
+        return inputs, encode_targets(x, y, representation)
+
+    return gather
+
+
+def _target_lookup(targets):
+    """(positions -> first-target indices, count) for a range or an index array."""
+    import tensorflow as tf
+
+    if isinstance(targets, tuple):
+        start, stop = targets
+        return (lambda positions: start + positions), stop - start
+    table = tf.constant(np.asarray(targets, dtype=np.int64))
+    return (lambda positions: tf.gather(table, positions)), len(targets)
+
+
+def batches_per_pass(targets, batch_size: int) -> int:
+    """Batches in one pass over the windows of `targets` (the last may be short).
+
+    `targets`: a range (start, stop) of first-target indices, or an array.
+    """
+    count = targets[1] - targets[0] if isinstance(targets, tuple) else len(targets)
+    return -(-count // batch_size)
 
 
 # ---------------------------------------------------------------- the loop
@@ -161,7 +180,7 @@ class TrainResult:
 
 
 def fit_model(
-    prepared: Prepared,
+    prepared: Prepared | list[Prepared],
     settings: Settings,
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
@@ -169,7 +188,9 @@ def fit_model(
 ) -> TrainResult:
     """Train a fresh (or resumed) model on the fit windows; early-stop on validation.
 
-    With `checkpoint_dir`, the model, its best weights and the early-stopping
+    `prepared` is one series or a list of them (a panel): one model learns
+    from the windows of all of them, shuffled together. With
+    `checkpoint_dir`, the model, its best weights and the early-stopping
     state are written there (atomically) after every epoch; `resume=True`
     continues from the last completed epoch found there. `callbacks` (Keras
     callbacks) run after the early stopping's own at each epoch end; a
@@ -194,7 +215,8 @@ def fit_model(
         # already do (two separate runs gave bit-identical losses and metrics)
         # and it is process-wide, so it is left off there.
         tf.config.experimental.enable_op_determinism()
-    split, prep, train = prepared.split, settings.prep, settings.train
+    parts = prepared if isinstance(prepared, list) else [prepared]
+    prep, train = settings.prep, settings.train
     state = _CheckpointState.read(checkpoint_dir) if resume else None
     if resume and state is None:
         raise ForecasterError(
@@ -204,11 +226,14 @@ def fit_model(
         )
     if state is not None:
         _check_same_run(state, settings, checkpoint_dir)
+        log.info(_resume_note(state, checkpoint_dir, train.epochs, train.patience))
     with devices.scope(strategy):
         if state is not None:
             model = keras.saving.load_model(state.model_path, safe_mode=True)
         else:
-            model = build_model(settings.model, prep.window, prep.horizon)
+            model = build_model(
+                settings.model, prep.window, prep.horizon, parts[0].n_features
+            )
     stopper = EarlyStoppingCheckpoint(
         train.patience, checkpoint_dir, state, run_key=_run_key(settings)
     )
@@ -216,27 +241,33 @@ def fit_model(
     # epoch: Keras' fit otherwise swaps in a new iterator every epoch, and
     # that epoch start stalled 1.2-1.3 s in about 4 epochs of 10 here
     # (1.2-1.5 s epochs; bench/speed.py, BENCHMARKS.md).
+    scaled, extra, fit_targets = training_windows(parts, "fit")
     fit_data = window_dataset(
-        prepared.scaled,
-        split.fit_targets,
+        scaled,
+        fit_targets,
         prep,
         global_batch,
         shuffle=True,
         seed=train.seed,
         repeat=True,
         skip_passes=stopper.epochs_done,
+        extra=extra,
     )
-    val_data = window_dataset(prepared.scaled, split.val_targets, prep, 1024)
+    scaled, extra, val_targets = training_windows(parts, "val")
+    val_data = window_dataset(scaled, val_targets, prep, 1024, extra=extra)
     started = time.perf_counter()
     if not stopper.finished:
+        from forecaster.progress import keras_display
+
+        display, verbose = keras_display(train.verbose)
         model.fit(
             fit_data,
-            steps_per_epoch=batches_per_pass(split.fit_targets, global_batch),
+            steps_per_epoch=batches_per_pass(fit_targets, global_batch),
             validation_data=val_data,
             epochs=train.epochs,
             initial_epoch=stopper.epochs_done,
-            callbacks=[stopper, *(callbacks or [])],
-            verbose=train.verbose,
+            callbacks=[stopper, *(callbacks or []), *display],
+            verbose=verbose,
         )
     stopper.restore_best(model)
     return TrainResult(
@@ -246,6 +277,20 @@ def fit_model(
         seconds=time.perf_counter() - started,
         resumed_from=state.epochs_done if state else 0,
     )
+
+
+def _resume_note(state, directory, epochs: int, patience: int) -> str:
+    """What --resume found and where it picks up, for the log."""
+    found = (
+        f"--resume: found {state.epochs_done} finished epochs in {str(directory)!r} "
+        f"(best val_loss {state.best:.4e} at epoch {state.best_epoch}, "
+        f"{state.wait} epochs without improvement)"
+    )
+    if patience > 0 and state.wait >= patience:
+        return found + "; that run had stopped early, nothing left to train"
+    if state.epochs_done >= epochs:
+        return found + f"; --epochs {epochs} is reached, nothing left to train"
+    return found + f"; resuming at epoch {state.epochs_done + 1} of {epochs}"
 
 
 @dataclass

@@ -123,6 +123,11 @@ def run_search(
             "max_concurrent must be at least 1. Received: "
             f"max_concurrent={max_concurrent}"
         )
+    if settings.prep.features != "close":
+        raise ForecasterError(
+            "The search trains models on the price alone. Received: "
+            f"features={settings.prep.features!r}; leave features at 'close'."
+        )
     space = space if space is not None else default_space()
     unknown = sorted(set(space) - set(SEARCHED))
     if unknown:
@@ -203,7 +208,8 @@ def _trial(config: dict, prices, base: Settings) -> None:
     from forecaster.distributed import configure_tensorflow
 
     configure_tensorflow()
-    from forecaster.training import fit_model, prepare
+    from forecaster.training import fit_model
+    from forecaster.windows import prepare
 
     settings = _with_config(base, config)
     settings.train.verbose = 0

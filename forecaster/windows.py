@@ -9,9 +9,10 @@ targets and back.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from forecaster.config import REPRESENTATIONS, PrepSettings, check_choice
 from forecaster.errors import ForecasterError
@@ -152,7 +153,7 @@ def split_series(n: int, prep: PrepSettings, n_train: int | None = None) -> Spli
             f"need at least {needed} rows for window={prep.window}, "
             f"horizon={prep.horizon} and train-fraction={prep.train_fraction}, "
             f"got {n}. "
-            "Use a longer series or a smaller --window."
+            "Use a longer series or a smaller window."
         )
     return _split(n, prep)
 
@@ -208,6 +209,19 @@ def window_view(
     ]
 
 
+def feature_view(extra, window: int, targets: tuple[int, int]):
+    """Feature windows for first-target indices t in `targets`, as a view, or None.
+
+    extra: (n, n_extra) scaled features, or None. Returns (n_windows, window,
+    n_extra), where [k] = extra[t - window:t] for t = targets[0] + k.
+    """
+    if extra is None:
+        return None
+    start, stop = targets
+    view = np.lib.stride_tricks.sliding_window_view(extra[: stop - 1], window, axis=0)
+    return view[start - window :].transpose(0, 2, 1)
+
+
 def target_view(
     series: np.ndarray, horizon: int, targets: tuple[int, int]
 ) -> np.ndarray:
@@ -260,3 +274,75 @@ def scaler_for(representation: str) -> Scaler:
     """The unfitted scaler a representation needs (log prices for "log-delta")."""
     check_choice("representation", representation, REPRESENTATIONS)
     return Scaler(log=representation == "log-delta")
+
+
+# ------------------------------------------------------------ prepared series
+
+
+@dataclass
+class Prepared:
+    """A price series cut by time, scaled by a scaler fitted on its training part."""
+
+    dates: pd.DatetimeIndex  # (n,)
+    prices: np.ndarray  # (n,) float64, price units
+    scaled: np.ndarray  # (n,) float64, scaler.transform(prices)
+    scaler: Scaler  # fitted on prices[:split.n_train] only
+    split: Split
+    representation: str
+    extra: np.ndarray | None = None  # (n, n_extra) scaled input features, or None
+    extra_scalers: list[Scaler] = field(default_factory=list)  # one per feature,
+    #   each fitted on the training part only
+    extra_names: list[str] = field(default_factory=list)
+
+    @property
+    def n_features(self) -> int:
+        """Inputs per day: the target plus the extra features."""
+        return 1 + (0 if self.extra is None else self.extra.shape[1])
+
+
+def prepare(
+    values: pd.Series,
+    prep: PrepSettings,
+    n_train: int | None = None,
+    features: pd.DataFrame | None = None,
+) -> Prepared:
+    """Split `values` by time and fit the scalers on the training part only.
+
+    `features` (n, n_extra), on the same dates as `values`, are extra inputs;
+    each column gets its own MinMax scaler, fitted on the training rows.
+    """
+    prices = values.to_numpy(dtype=np.float64)
+    split = split_series(len(prices), prep, n_train=n_train)
+    scaler = scaler_for(prep.representation).fit(prices[: split.n_train])
+    extra, scalers, names = _scale_features(features, values.index, split.n_train)
+    return Prepared(
+        dates=pd.DatetimeIndex(values.index),
+        prices=prices,
+        scaled=scaler.transform(prices),
+        scaler=scaler,
+        split=split,
+        representation=prep.representation,
+        extra=extra,
+        extra_scalers=scalers,
+        extra_names=names,
+    )
+
+
+def _scale_features(features, index, n_train: int):
+    """(scaled (n, k) or None, scalers, names) with scalers fitted on the train rows."""
+    if features is None or features.shape[1] == 0:
+        return None, [], []
+    if not features.index.equals(index):
+        raise ForecasterError(
+            "features must have the same dates as the prices. Received: "
+            f"{len(features)} feature rows for {len(index)} prices"
+        )
+    values = features.to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise ForecasterError(
+            "features must be finite: drop the rows where a feature is undefined "
+            "before preparing."
+        )
+    scalers = [Scaler().fit(values[:n_train, k]) for k in range(values.shape[1])]
+    extra = np.column_stack([s.transform(values[:, k]) for k, s in enumerate(scalers)])
+    return extra, scalers, [str(c) for c in features.columns]

@@ -172,8 +172,6 @@ def test_fit_takes_an_ohlcv_frame_with_a_date_column_and_a_dict(tmp_path):
     assert model.metadata_["column"] == "Adj Close"
     by_dict = fc.Forecaster(**TINY).fit({"WALK": prices})
     assert by_dict.name == "WALK"
-    with pytest.raises(ForecasterError, match=r"A dict of several series is a panel"):
-        fc.Forecaster(**TINY).fit({"A": prices, "B": prices})
 
 
 @pytest.mark.parametrize("call", ["forecast", "save", "evaluate", "plot"])

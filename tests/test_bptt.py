@@ -1,14 +1,24 @@
-"""Tests for forecaster/bptt.py: BPTT gradients against finite differences."""
+"""Tests for forecaster/bptt.py: BPTT against finite differences and GradientTape."""
 
 import numpy as np
 import pytest
 
+from forecaster import bptt
 from forecaster.bptt import (
+    TOLERANCE,
+    Network,
     RNNParams,
+    check_cell,
+    finite_difference_gradients,
+    float64_model,
     forward,
+    gradient_norms_by_distance,
     gradient_norms_by_lag,
     loss_and_gradients,
     mse_loss,
+    relative_error,
+    run_check,
+    tape_gradients,
 )
 from forecaster.errors import ForecasterError
 
@@ -130,3 +140,128 @@ def test_unknown_gradient_target_lists_the_choices():
 def test_random_params_reject_zero_units():
     with pytest.raises(ForecasterError, match="units must be at least 1. Received: "):
         RNNParams.random(n_inputs=1, units=0, n_outputs=1)
+
+
+# --------------------------------------------------------------------------
+# Every cell the factory builds: stacked, bidirectional, through the Dense head
+
+CELLS = ("lstm", "gru", "rnn")
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory):
+    """(cell, bidirectional) -> (float64 Keras model, Network read from its file)."""
+    directory = tmp_path_factory.mktemp("bptt")
+    models = {}
+    for cell in CELLS:
+        for bidirectional in (False, True):
+            model = float64_model(cell, bidirectional, seed=3)
+            path = directory / f"{cell}-{bidirectional}.keras"
+            model.save(path)
+            models[cell, bidirectional] = model, Network.load(path)
+    return models
+
+
+def _batch(seed=4):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(4, 6, 2)), rng.normal(size=(4, 2))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_cell_passes_the_check_against_both_references(cell, tmp_path):
+    errors = check_cell(cell, tmp_path)
+    assert set(errors) == {"finite differences", "GradientTape"}
+    assert max(errors.values()) < TOLERANCE
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("bidirectional", (False, True))
+def test_network_gradients_match_gradient_tape(saved_models, cell, bidirectional):
+    model, network = saved_models[cell, bidirectional]
+    x, y = _batch()
+    ours = network.gradients(x, y)
+    weights, inputs = tape_gradients(model, x, y)
+    assert len(ours.weights) == len(weights) == len(model.trainable_weights)
+    for mine, theirs in zip(ours.weights, weights, strict=True):
+        assert np.linalg.norm(mine) > 1e-3  # every weight carries gradient
+        assert relative_error(mine, theirs) < 1e-10
+    assert relative_error(ours.inputs, inputs) < 1e-10
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("bidirectional", (False, True))
+def test_network_forward_is_the_reference_forward(saved_models, cell, bidirectional):
+    model, network = saved_models[cell, bidirectional]
+    x, _ = _batch()
+    expected = np.asarray(model(x, training=False))
+    np.testing.assert_allclose(network.predict(x), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_float64_model_is_float64_after_a_float32_model_was_built():
+    keras = pytest.importorskip("keras")
+    keras.layers.Dense(1)(np.zeros((1, 1), "float32"))  # caches the dtype policy
+    model = float64_model("rnn", bidirectional=False)
+    assert {w.dtype for w in model.weights} == {"float64"}
+    assert keras.config.floatx() == "float32"
+    assert keras.config.dtype_policy().name == "float32"
+
+
+def test_input_gradient_of_a_gru_matches_central_differences(saved_models):
+    _, network = saved_models["gru", True]
+    x, y = _batch()
+    _, numeric = finite_difference_gradients(network, x, y)
+    assert relative_error(network.gradients(x, y).inputs, numeric) < 1e-7
+
+
+def test_relative_error_is_zero_for_two_zero_arrays_and_symmetric():
+    assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
+    a, b = np.array([1.0, 2.0]), np.array([1.0, 2.1])
+    assert relative_error(a, b) == pytest.approx(relative_error(b, a))
+    assert relative_error(a, b) == pytest.approx(0.1 / np.linalg.norm(b))
+
+
+def test_norms_by_distance_count_back_from_the_last_step(saved_models):
+    _, network = saved_models["lstm", False]
+    x, y = _batch()
+    norms = gradient_norms_by_distance(network, x, y)
+    per_window = network.gradients(x, y).inputs * len(x)
+    expected_last = np.linalg.norm(per_window[:, -1], axis=1).mean()
+    expected_first = np.linalg.norm(per_window[:, 0], axis=1).mean()
+    assert norms.shape == (6,)
+    assert norms[0] == pytest.approx(expected_last)
+    assert norms[-1] == pytest.approx(expected_first)
+
+
+def test_check_fails_above_the_tolerance(monkeypatch):
+    monkeypatch.setattr(bptt, "TOLERANCE", 0.0)
+    lines, passed = run_check(cells=("rnn",))
+    assert not passed
+    assert lines[1].startswith("rnn   finite differences")
+    assert "FAIL (tolerance 0)" in lines[1]
+
+
+def test_check_command_exits_non_zero_on_failure(monkeypatch, capsys):
+    monkeypatch.setattr(bptt, "run_check", lambda: (["rnn  FAIL"], False))
+    assert bptt.main(["--check"]) == 1
+    monkeypatch.setattr(bptt, "run_check", lambda: (["rnn  ok"], True))
+    assert bptt.main(["--check"]) == 0
+    assert "rnn  ok" in capsys.readouterr().out
+
+
+def test_network_rejects_the_wrong_number_of_weights(saved_models):
+    _, network = saved_models["rnn", False]
+    with pytest.raises(
+        ForecasterError,
+        match=r"weights must hold 8 arrays for these layers\. Received: "
+        r"len\(weights\)=7",
+    ):
+        Network(network.specs, network.weights[:-1], network.n_features)
+
+
+def test_network_rejects_windows_of_the_wrong_width(saved_models):
+    _, network = saved_models["rnn", False]
+    with pytest.raises(
+        ForecasterError,
+        match=r"x must have shape \(batch, window, 2\)\. Received: x.shape=\(4, 6, 1\)",
+    ):
+        network.predict(np.zeros((4, 6, 1)))

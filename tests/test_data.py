@@ -826,7 +826,10 @@ def test_download_gaps_are_named_after_the_download(tmp_path, caplog):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"ticker": "  "}, r"--ticker is empty\. Give a symbol such as MSFT\."),
+        (
+            {"ticker": "  "},
+            r"^ticker is empty\. Give a symbol such as MSFT\. Received: ticker=.  .",
+        ),
         (
             {"ticker": "AAPL MSFT"},
             r"one symbol such as MSFT\. Received: ticker='AAPL MSFT'",
@@ -834,12 +837,12 @@ def test_download_gaps_are_named_after_the_download(tmp_path, caplog):
         ({"ticker": "AAPL,MSFT"}, r"one symbol .* Received: ticker='AAPL,MSFT'"),
         (
             {"start": "last year"},
-            r"--start must be a date like 2015-01-31\. Received: ",
+            r"^start must be a date like 2015-01-31\. Received: ",
         ),
-        ({"end": "2024-02-30"}, r"--end must be a date .* Received: end='2024-02-30'"),
+        ({"end": "2024-02-30"}, r"^end must be a date .* Received: end='2024-02-30'"),
         (
             {"start": "2024-02-01", "end": "2024-01-01"},
-            r"--end must not be before --start\. Received: start='2024-02-01', end=",
+            r"^end must not be before start\. Received: start='2024-02-01', end=",
         ),
     ],
 )
@@ -853,7 +856,7 @@ def test_bad_ticker_arguments(tmp_path, kwargs, message):
 
 def test_bad_start_with_a_cache_is_still_a_forecaster_error(tmp_path):
     download_prices("MSFT", cache_dir=tmp_path, download=FakeDownload(yf_frame()))
-    with pytest.raises(ForecasterError, match=r"--start must be a date"):
+    with pytest.raises(ForecasterError, match=r"start must be a date"):
         download_prices(
             "MSFT",
             start="garbage",
@@ -884,6 +887,6 @@ def test_yfinance_not_installed(tmp_path, monkeypatch):
     with pytest.raises(
         ForecasterError,
         match=r"^yfinance is not installed, and there is no cache at .*\. Install it "
-        r"\(pip install yfinance\), or pass --csv",
+        r"\(pip install yfinance\), or use a saved CSV file instead",
     ):
         download_prices("MSFT", cache_dir=tmp_path)

@@ -158,7 +158,7 @@ def test_forecaster_train_per_series_on_the_command_line(ray_runtime, tmp_path, 
 
     up = write_csv(tmp_path / "UP.csv", make_prices(seed=1))
     out = tmp_path / "universe"
-    argv = ["train", "--per-series", "--csv", f"{up},", "--out", str(out)]
+    argv = ["train", "--per-series", "--csv", up, "--out", str(out)]
     assert cli.run(cli.main, argv + TINY_FLAGS) == 0
     assert "UP           trained" in capsys.readouterr().out
     assert (out / "UP" / "model.keras").exists()

@@ -14,7 +14,7 @@ from forecaster.bundle import load_bundle, load_keras_model
 from forecaster.data import read_price_csv
 from forecaster.engines import KerasEngine, NumpyEngine
 from forecaster.errors import BundleError, ForecasterError
-from forecaster.training import prepare
+from forecaster.windows import prepare
 
 BUNDLE_FILES = {
     "model.keras",
@@ -286,5 +286,5 @@ def test_keras_loads_in_safe_mode(bundle_copy, monkeypatch):
 
 def test_bundle_files_are_never_pickles(trained_bundle):
     for path in trained_bundle.iterdir():
-        assert path.suffix in {".keras", ".json", ".csv", ".png"}, path.name
+        assert path.suffix in {".keras", ".json", ".csv", ".png", ".html"}, path.name
     assert os.path.getsize(trained_bundle / "scaler.json") < 1000

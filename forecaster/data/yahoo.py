@@ -70,11 +70,13 @@ def _ticker_source(ticker, prices, start, end, cache, **extra) -> dict:
 def _check_ticker(ticker) -> str:
     symbol = str(ticker or "").strip().upper()
     if not symbol:
-        raise ForecasterError("--ticker is empty. Give a symbol such as MSFT.")
+        raise ForecasterError(
+            f"ticker is empty. Give a symbol such as MSFT. Received: ticker={ticker!r}"
+        )
     if re.search(r"[\s,]", symbol):
         # yfinance would split this into several tickers.
         raise ForecasterError(
-            f"--ticker must be one symbol such as MSFT. Received: ticker={ticker!r}"
+            f"ticker must be one symbol such as MSFT. Received: ticker={ticker!r}"
         )
     return symbol
 
@@ -87,7 +89,7 @@ def _check_range(start, end) -> tuple[str, str | None]:
         first = dt.date.today() - dt.timedelta(days=365 * DEFAULT_YEARS)
     if last is not None and last < first:
         raise ForecasterError(
-            "--end must not be before --start. Received: "
+            "end must not be before start. Received: "
             f"start={first.isoformat()!r}, end={end!r}"
         )
     return first.isoformat(), last.isoformat() if last else None
@@ -98,7 +100,7 @@ def _parse_day(name: str, value) -> dt.date:
         return dt.date.fromisoformat(str(value).strip())
     except ValueError:
         raise ForecasterError(
-            f"--{name} must be a date like 2015-01-31. Received: {name}={value!r}"
+            f"{name} must be a date like 2015-01-31. Received: {name}={value!r}"
         ) from None
 
 
@@ -111,16 +113,17 @@ class _Failure:
 
 
 _ADVICE = {
-    "rate": "Wait a few minutes and retry, or pass --csv with a saved file.",
-    "network": "Check your internet connection, or pass --csv with a saved file.",
+    "rate": "Wait a few minutes and retry, or use a saved CSV file instead.",
+    "network": "Check your internet connection, or use a saved CSV file instead.",
     "stack": "This is an installation problem, not the symbol or the network: "
     "reinstall the HTTP library (pip install --force-reinstall curl_cffi yfinance), "
-    "or pass --csv with a saved file.",
-    "symbol": "Check the symbol (e.g. on finance.yahoo.com) and the --start/--end "
-    "range, or pass --csv.",
-    "unusable": "Retry later, or pass --csv with a saved file.",
-    "error": "Retry later, update yfinance (pip install -U yfinance), or pass --csv.",
-    "install": "Install it (pip install yfinance), or pass --csv with a saved file.",
+    "or use a saved CSV file instead.",
+    "symbol": "Check the symbol (e.g. on finance.yahoo.com) and the start/end "
+    "dates, or use a saved CSV file instead.",
+    "unusable": "Retry later, or use a saved CSV file instead.",
+    "error": "Retry later, update yfinance (pip install -U yfinance), or use a saved "
+    "CSV file instead.",
+    "install": "Install it (pip install yfinance), or use a saved CSV file instead.",
 }
 
 # Faults of the HTTP library itself (checked before the network hints, which

@@ -1,0 +1,198 @@
+"""Input features computed per series from its target and OHLCV columns.
+
+Each feature on day t uses values from day t and earlier only:
+
+- `close`: the target itself (adjusted close, or `column`); the model's
+  representation (level, delta, log-delta) turns it into inputs, as today.
+  Defined on every day.
+- `range`: log(High / Low) of the day, the range-based volatility signal.
+  Defined on every day.
+- `gap`: log(Open / previous Close), overnight move. When the file also has
+  Adj Close, Open and Close are both scaled by the day's Adj Close / Close,
+  so splits and dividends do not show up as gaps. Undefined on the first day.
+- `volume`: log((Volume + 1) / (mean Volume of the previous 20 days + 1)),
+  today's volume relative to its recent mean (the + 1 keeps days with no
+  trades finite). Undefined on the first 20 days.
+- `return`: log(target / previous target), the daily log return.
+  Undefined on the first day.
+
+The undefined first days are dropped from every feature alike:
+`compute_features` returns rows from day `warmup_rows(names)` on, so every
+row is complete (the caller drops the same days from the target). A gap in a
+column a feature needs (a day with the target but no High, say) or a value
+its logarithm cannot take is an error naming the series, column and date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from forecaster.data.csv import _name_dates, _show
+from forecaster.data.panel import Panel, PanelSeries
+from forecaster.errors import ForecasterError
+
+VOLUME_DAYS = 20  # past days in the volume feature's mean
+FEATURES = ("close", "range", "gap", "volume", "return")
+COLUMNS_NEEDED = {  # OHLCV columns each feature reads, besides the target
+    "close": (),
+    "range": ("High", "Low"),
+    "gap": ("Open", "Close"),
+    "volume": ("Volume",),
+    "return": (),
+}
+WARMUP = {"close": 0, "range": 0, "gap": 1, "volume": VOLUME_DAYS, "return": 1}
+
+
+def parse_features(features: str | Iterable[str]) -> tuple[str, ...]:
+    """Feature names from "close,range" or a list, checked against FEATURES."""
+    text = features if isinstance(features, str) else ",".join(map(str, features))
+    names = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    if not names:
+        raise ForecasterError(
+            f"features must name at least one of {', '.join(FEATURES)}. "
+            f"Received: features={features!r}"
+        )
+    unknown = [name for name in names if name not in FEATURES]
+    if unknown:
+        raise ForecasterError(
+            f"Unknown feature {unknown[0]!r}: valid features are "
+            f"{', '.join(FEATURES)}. Received: features={text!r}"
+        )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ForecasterError(
+            f"Feature {repeated[0]!r} is named twice in features. Received: "
+            f"features={text!r}"
+        )
+    return names
+
+
+def warmup_rows(names: Iterable[str]) -> int:
+    """Leading days dropped from every feature: the longest undefined start."""
+    return max(WARMUP[name] for name in parse_features(names))
+
+
+def compute_features(series: PanelSeries, names: str | Iterable[str]) -> pd.DataFrame:
+    """The features of one series: (n_days - warmup_rows(names), n_features).
+
+    Columns are the features in the order named; the index is the series'
+    dates from day `warmup_rows(names)` on; all values are finite float64.
+    """
+    names = parse_features(names)
+    for name in names:
+        _check_columns(series, name)
+    warmup = warmup_rows(names)
+    if len(series) <= warmup:
+        raise ForecasterError(
+            f"Series {series.name!r} in {series.where} has {len(series)} row(s); "
+            f"features {', '.join(names)} need more than {warmup}."
+        )
+    columns = {name: _COMPUTE[name](series) for name in names}
+    frame = pd.DataFrame(columns, index=series.values.index).iloc[warmup:]
+    return frame.astype(np.float64)
+
+
+def model_inputs(
+    series: PanelSeries, names: str | Iterable[str]
+) -> tuple[pd.Series, pd.DataFrame | None]:
+    """The target and the extra inputs beside it, on the same complete rows.
+
+    Returns (values, extra): the target from day `warmup_rows(names)` on, and
+    the features other than `close` (the target's own input) on those dates,
+    (n_days - warmup, n_extra), or None when `close` is the only feature.
+    """
+    features = compute_features(series, names)
+    values = series.values.loc[features.index]
+    extra = features.drop(columns=["close"], errors="ignore")
+    return values, (extra if extra.shape[1] else None)
+
+
+def panel_features(panel: Panel, names: str | Iterable[str]) -> dict[str, pd.DataFrame]:
+    """`compute_features` for every series of the panel, keyed by name."""
+    names = parse_features(names)
+    return {name: compute_features(item, names) for name, item in panel.items()}
+
+
+def _check_columns(series: PanelSeries, feature: str) -> None:
+    have = set() if series.ohlcv is None else set(series.ohlcv.columns)
+    missing = [c for c in COLUMNS_NEEDED[feature] if c not in have]
+    if missing:
+        available = [n for n in FEATURES if set(COLUMNS_NEEDED[n]) <= have]
+        raise ForecasterError(
+            f"Feature {feature!r} needs column(s) {', '.join(missing)}, which "
+            f"{series.where} does not have: found columns {_show(series.columns)}. "
+            f"Choose features from {', '.join(available)}, or give a file with "
+            f"{', '.join(COLUMNS_NEEDED[feature])}."
+        )
+
+
+def _column(
+    series: PanelSeries, name: str, feature: str, positive: bool = True
+) -> np.ndarray:
+    """An OHLCV column as float64, refused where it is missing, infinite or not
+    positive (or, with `positive=False`, negative)."""
+    values = series.ohlcv[name].to_numpy(dtype=np.float64)
+    ok = np.isfinite(values) & ((values > 0) if positive else (values >= 0))
+    if not ok.all():
+        first = values[~ok][0]
+        what = "no value" if np.isnan(first) else f"the value {first}"
+        limit = "positive" if positive else "non-negative"
+        raise ForecasterError(
+            f"Feature {feature!r} needs {limit} numbers in column {name!r} of "
+            f"{series.where}, but it has {what} on "
+            f"{_name_dates(series.values.index[~ok])}. Fix or remove those rows."
+        )
+    return values
+
+
+def _adjustment(series: PanelSeries, feature: str) -> np.ndarray:
+    """Adj Close / Close per day when the file has both, else 1."""
+    if "Adj Close" not in series.ohlcv.columns:
+        return np.ones(len(series))
+    adjusted = _column(series, "Adj Close", feature)
+    return adjusted / _column(series, "Close", feature)
+
+
+def _close(series: PanelSeries) -> np.ndarray:
+    return series.values.to_numpy(dtype=np.float64)
+
+
+def _range(series: PanelSeries) -> np.ndarray:
+    high = _column(series, "High", "range")
+    return np.log(high / _column(series, "Low", "range"))
+
+
+def _gap(series: PanelSeries) -> np.ndarray:
+    factor = _adjustment(series, "gap")
+    opens = _column(series, "Open", "gap") * factor
+    closes = _column(series, "Close", "gap") * factor
+    out = np.full(len(series), np.nan)
+    out[1:] = np.log(opens[1:] / closes[:-1])
+    return out
+
+
+def _volume(series: PanelSeries) -> np.ndarray:
+    volume = pd.Series(_column(series, "Volume", "volume", positive=False)) + 1.0
+    # The mean of the VOLUME_DAYS days before each day: rolling, then shifted
+    # one day so that day t's own volume is not in its mean.
+    past_mean = volume.rolling(VOLUME_DAYS).mean().shift(1)
+    return np.log(volume / past_mean).to_numpy()
+
+
+def _return(series: PanelSeries) -> np.ndarray:
+    target = _close(series)
+    out = np.full(len(target), np.nan)
+    out[1:] = np.log(target[1:] / target[:-1])
+    return out
+
+
+_COMPUTE = {
+    "close": _close,
+    "range": _range,
+    "gap": _gap,
+    "volume": _volume,
+    "return": _return,
+}

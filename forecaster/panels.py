@@ -1,0 +1,222 @@
+"""One global model over a panel: prepare every series, score each beside naive.
+
+Every series is cut at the panel's shared cut-off date (no series trains on a
+day another is tested on), scaled by its own scalers fitted on its own
+training rows, and fed to one network through one shuffled stream of
+windows (forecaster.training). Each series is then scored on its test days
+beside the naive forecast, and the panel is summarised by the mean and the
+worst ratio to naive.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from forecaster.config import PrepSettings
+from forecaster.errors import ForecasterError
+
+log = logging.getLogger("forecaster")
+
+
+@dataclass
+class PreparedPanel:
+    """The series of a panel, each cut at `cutoff` and scaled on its training rows."""
+
+    cutoff: pd.Timestamp
+    features: tuple[str, ...]
+    parts: dict  # name -> windows.Prepared, in the panel's order
+    notes: list[str] = field(default_factory=list)
+
+    def select(self, names) -> PreparedPanel:
+        """Only the series named in `names`, in that order (each must exist)."""
+        unknown = [name for name in names if name not in self.parts]
+        if unknown:
+            raise ForecasterError(
+                f"series {unknown[0]!r} is not in this panel: it has "
+                f"{', '.join(list(self.parts)[:12])}. Received: series={list(names)}"
+            )
+        parts = {name: self.parts[name] for name in names}
+        return PreparedPanel(self.cutoff, self.features, parts, list(self.notes))
+
+
+def prepare_panel(panel, prep: PrepSettings, features=("close",)) -> PreparedPanel:
+    """Cut every series at the panel's cut-off and fit its scalers on its train rows.
+
+    `features` (forecaster.features.FEATURES): `close` is the target itself;
+    the others become extra inputs. Series too short for the window before
+    the cut-off are left out with a warning (an error if none is left).
+    """
+    from forecaster.data.panel import cutoff_date, drop_short
+    from forecaster.features import model_inputs, parse_features, warmup_rows
+    from forecaster.windows import prepare
+
+    features = parse_features(features)
+    cutoff = cutoff_date(panel, prep.train_fraction)
+    warmup = warmup_rows(features)
+    panel, notes = drop_short(panel, prep.window + warmup, prep.horizon, cutoff)
+    parts, skipped = {}, []
+    for name, item in panel.items():
+        values, extra = model_inputs(item, features)
+        n_train = int(values.index.searchsorted(cutoff, side="left"))
+        try:
+            parts[name] = prepare(values, prep, n_train=n_train, features=extra)
+        except ForecasterError as err:
+            skipped.append(f"skipped series {name!r}: {err}")
+    for note in skipped:
+        log.warning(note)
+    if not parts:
+        raise ForecasterError(
+            f"No series of the panel can be trained on: {'; '.join(skipped)}"
+        )
+    return PreparedPanel(cutoff, features, parts, notes + skipped)
+
+
+def evaluate_panel(engine, prepared: PreparedPanel) -> dict:
+    """Each series scored on its test days beside naive, and the panel summary.
+
+    Returns {"series": {name: evaluation}, "table": DataFrame (one row per
+    series), "summary": {mean_ratio, worst_ratio, worst_series}}, each
+    evaluation as `forecaster.evaluation.evaluate` gives it.
+    """
+    from forecaster.evaluation import evaluate
+
+    results = {name: evaluate(engine, part) for name, part in prepared.parts.items()}
+    table = series_table({name: r["metrics"] for name, r in results.items()})
+    worst = table.loc[table["ratio"].idxmax()]
+    summary = {
+        "series": len(table),
+        "mean_ratio": float(table["ratio"].mean()),
+        "worst_ratio": float(worst["ratio"]),
+        "worst_series": str(worst["series"]),
+    }
+    return {"series": results, "table": table, "summary": summary}
+
+
+def series_table(metrics: dict) -> pd.DataFrame:
+    """One row per series from {name: metrics}: scores beside naive, coverage."""
+    rows = []
+    for name, one in metrics.items():
+        coverage = one["interval_coverage_one_step"]
+        rows.append(
+            {
+                "series": name,
+                "test_days": one["test_days"],
+                "model_rmse": one["model"]["rmse"],
+                "naive_rmse": one["naive"]["rmse"],
+                "ratio": one["rmse_ratio_to_naive"],
+                "direction": one["model"]["directional_accuracy"],
+                "coverage_80": coverage["0.8"],
+                "coverage_95": coverage["0.95"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def format_panel(table: pd.DataFrame, summary: dict) -> str:
+    """One row per series beside naive, then the panel's mean and worst ratio."""
+    shown = table.to_string(
+        index=False,
+        formatters={
+            "model_rmse": "{:.4f}".format,
+            "naive_rmse": "{:.4f}".format,
+            "ratio": "{:.3f}".format,
+            "direction": "{:.3f}".format,
+            "coverage_80": "{:.1%}".format,
+            "coverage_95": "{:.1%}".format,
+        },
+    )
+    return (
+        f"{shown}\npanel of {summary['series']}: mean ratio to naive "
+        f"{summary['mean_ratio']:.3f}, worst {summary['worst_ratio']:.3f} "
+        f"({summary['worst_series']})\n(ratio = model RMSE / naive RMSE on the "
+        "same test days; naive = tomorrow's price is today's)"
+    )
+
+
+# ------------------------------------------------------------- the bundle
+
+
+def long_predictions(evaluation: dict) -> pd.DataFrame:
+    """Every series' test-day predictions in one long frame with a series column."""
+    frames = [
+        result["predictions"].assign(series=name)
+        for name, result in evaluation["series"].items()
+    ]
+    long = pd.concat(frames, ignore_index=True)
+    return long[["series", *[c for c in long.columns if c != "series"]]]
+
+
+def recent_rows(prepared: PreparedPanel, window: int) -> pd.DataFrame:
+    """Each series' last `window` days: series, date, price and the raw features."""
+    frames = []
+    for name, part in prepared.parts.items():
+        rows = pd.DataFrame(
+            {
+                "series": name,
+                "date": part.dates[-window:],
+                "price": part.prices[-window:],
+            }
+        )
+        for k, feature in enumerate(part.extra_names):
+            scaled = part.extra[-window:, k]
+            rows[feature] = part.extra_scalers[k].inverse_transform(scaled)
+        frames.append(rows)
+    return pd.concat(frames, ignore_index=True)
+
+
+def scaler_dicts(prepared: PreparedPanel) -> dict:
+    """{name: the target scaler's dict, with "features": the feature scalers'}."""
+    return {
+        name: {
+            **part.scaler.to_dict(),
+            "features": [s.to_dict() for s in part.extra_scalers],
+        }
+        for name, part in prepared.parts.items()
+    }
+
+
+def from_bundle(bundle, recent: pd.DataFrame) -> PreparedPanel:
+    """The series' recent days as a PreparedPanel that forecasts (no split)."""
+    from forecaster.windows import Prepared, Scaler
+
+    panel = bundle.metadata["panel"]
+    features = [f for f in panel["features"] if f != "close"]
+    raw = _read_json_scalers(bundle)
+    parts = {}
+    for name in panel["series"]:
+        rows = recent[recent["series"] == name]
+        scaler = bundle.scaler[name]
+        extra_scalers = [Scaler.from_dict(one) for one in raw[name]["features"]]
+        extra = None
+        if features:
+            extra = np.column_stack(
+                [
+                    s.transform(rows[f].to_numpy())
+                    for s, f in zip(extra_scalers, features, strict=True)
+                ]
+            )
+        prices = rows["price"].to_numpy(dtype=np.float64)
+        parts[name] = Prepared(
+            dates=pd.DatetimeIndex(rows["date"]),
+            prices=prices,
+            scaled=scaler.transform(prices),
+            scaler=scaler,
+            split=None,
+            representation=bundle.representation,
+            extra=extra,
+            extra_scalers=extra_scalers,
+            extra_names=features,
+        )
+    return PreparedPanel(pd.Timestamp(panel["cutoff"]), tuple(panel["features"]), parts)
+
+
+def _read_json_scalers(bundle) -> dict:
+    import json
+
+    from forecaster.bundle import SCALER_FILE
+
+    return json.loads((bundle.path / SCALER_FILE).read_text())["series"]

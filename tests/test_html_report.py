@@ -1,0 +1,136 @@
+"""Tests for report.html: self-contained, missing parts named, renders in Chromium."""
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from forecaster.html_report import REPORT_FILE, build_report, read_parts
+from forecaster.pipeline import run_forecast
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _plot_data(page: str, div_id: str) -> list[dict]:
+    """The traces plotly is told to draw in the div `div_id`."""
+    start = page.index(f'Plotly.newPlot(                        "{div_id}",')
+    text = page[start:].split(",", 1)[1].lstrip()
+    data, _ = json.JSONDecoder().raw_decode(text)
+    return data
+
+
+def test_training_writes_a_self_contained_report(trained_bundle):
+    page = (trained_bundle / REPORT_FILE).read_text()
+    # Nothing to fetch: no script or stylesheet by address (plotly.js is inline).
+    assert not re.search(r"<script[^>]* src=|<link", page)
+    for div in ("price-chart", "loss-chart", "steps-chart"):
+        assert f'id="{div}"' in page
+    names = [trace.get("name", "") for trace in _plot_data(page, "price-chart")]
+    assert names[:3] == [
+        "price (open, high, low, close)",  # the fixture CSV has OHLC columns
+        "model, test days (one day ahead)",
+        "naive (tomorrow = today)",
+    ]
+    assert "Model vs naive" in page and "Interval coverage" in page
+    assert "Settings and data source" in page and "Missing parts" in page
+    assert "forecast (no forecast.csv: run predict.py)" in page
+
+
+def test_predict_refreshes_the_report_with_the_forecast(bundle_copy):
+    run_forecast(str(bundle_copy), days=5)
+    page = (bundle_copy / REPORT_FILE).read_text()
+    names = [trace.get("name", "") for trace in _plot_data(page, "price-chart")]
+    assert "forecast" in names and "80% interval" in names and "95% interval" in names
+    assert "Missing parts" not in page
+
+
+def test_report_names_the_missing_parts(bundle_copy):
+    for name in ("test_predictions.csv", "history.csv", "rmse_by_step.csv"):
+        (bundle_copy / name).unlink()
+    page = build_report(bundle_copy).read_text()
+    missing = re.search(r"<ul>(.*?)</ul>", page).group(1)
+    assert missing == (
+        "<li>loss curves (no history.csv)</li>"
+        "<li>test predictions (no test_predictions.csv)</li>"
+        "<li>error by step (no rmse_by_step.csv)</li>"
+        "<li>forecast (no forecast.csv: run predict.py)</li>"
+    )
+    assert 'id="price-chart"' in page and 'id="loss-chart"' not in page
+
+
+def test_candlesticks_follow_an_adjusted_price(bundle_copy, tmp_path):
+    meta = json.loads((bundle_copy / "metadata.json").read_text())
+    table = pd.read_csv(meta["source"]["path"])
+    table["Adj Close"] = table["Close"] / 2  # a 2:1 split adjustment
+    table["Open"] = table["Close"] * 1.02
+    table.to_csv(tmp_path / "HALF.csv", index=False)
+    meta["source"]["path"] = str(tmp_path / "HALF.csv")
+    (bundle_copy / "metadata.json").write_text(json.dumps(meta))
+    parts = read_parts(bundle_copy)
+    ratio = parts.ohlc["open"] / parts.prices.reindex(parts.ohlc.index)
+    assert len(parts.ohlc) == len(parts.prices)
+    assert ratio.round(9).eq(1.02).all()
+
+
+def _chromium_or_skip():
+    if CHROMIUM is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed, and CI=true needs this test")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("playwright is not installed (requirements-dev.txt)")
+        pytest.skip("playwright is not installed (pip install -r requirements-dev.txt)")
+    return sync_playwright
+
+
+def test_report_renders_in_headless_chromium(bundle_copy, tmp_path):
+    sync_playwright = _chromium_or_skip()
+    run_forecast(str(bundle_copy), days=10)
+    url = (bundle_copy / REPORT_FILE).resolve().as_uri()
+    problems, requests = [], []
+    with tempfile.TemporaryDirectory() as profile, sync_playwright() as driver:
+        browser = driver.chromium.launch_persistent_context(
+            profile,
+            executable_path=CHROMIUM,
+            args=CHROMIUM_FLAGS[1:],
+            headless=True,
+            viewport={"width": 1200, "height": 900},
+        )
+        page = browser.new_page()
+        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+        page.on("pageerror", lambda err: problems.append(str(err)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(url, wait_until="load")
+        page.wait_for_selector("#price-chart .main-svg", timeout=20_000)
+        traces = page.evaluate(
+            "() => document.getElementById('price-chart').calcdata"
+            ".map(points => points.length)"
+        )
+        drawn = page.locator("#price-chart .trace").count()
+        screenshot = tmp_path / "report.png"
+        page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    print(f"report screenshot: {screenshot}")  # shown with -s, -rP or on failure
+    assert problems == []
+    assert [u for u in requests if not u.startswith("file:")] == []
+    assert len(traces) >= 6 and all(n > 0 for n in traces)
+    assert drawn >= 6
+    assert Path(screenshot).stat().st_size > 20_000
