@@ -135,6 +135,8 @@ class Forecaster:
         prices,
         column: str | None = None,
         *,
+        cutoff=None,
+        covariates: dict | None = None,
         checkpoint_dir=None,
         resume: bool = False,
     ) -> Forecaster:
@@ -147,13 +149,24 @@ class Forecaster:
         `features` beyond close) trains one global model on every series.
         The oldest `train_fraction` trains (the scaler is fitted there only);
         the rest is the test part; a panel shares one cut-off date.
+        `cutoff` (a date) sets the first test day instead, as a panel of
+        which this series is part would (it makes a panel of one).
+        `covariates` ({name: Series}, e.g. an index or VIX) are past
+        covariates fed beside every series (forecaster.covariates).
         `checkpoint_dir` and `resume` make a killed fit resumable.
         """
         from forecaster.training import fit_model
         from forecaster.windows import prepare
 
-        if _is_panel(prices) or self.settings.prep.features != "close":
-            return self._fit_panel(prices, column, checkpoint_dir, resume)
+        if (
+            _is_panel(prices)
+            or self.settings.prep.features != "close"
+            or cutoff is not None
+            or covariates
+        ):
+            return self._fit_panel(
+                prices, column, cutoff, covariates, checkpoint_dir, resume
+            )
         series = _as_prices(prices, column)
         prepared = prepare(series.values, self.settings.prep)
         result = fit_model(prepared, self.settings, checkpoint_dir, resume)
@@ -190,7 +203,7 @@ class Forecaster:
         self._engines = {}
         return self
 
-    def _fit_panel(self, prices, column, checkpoint_dir, resume) -> Forecaster:
+    def _fit_panel(self, prices, column, cutoff, covariates, checkpoint_dir, resume):
         """One global model over every series of a panel, scored per series."""
         from forecaster.data.panel import Panel, panel_from_pandas
         from forecaster.engines import KerasEngine
@@ -203,7 +216,12 @@ class Forecaster:
             prices if isinstance(prices, Panel) else panel_from_pandas(prices, column)
         )
         prep = self.settings.prep
-        prepared = prepare_panel(panel, prep, prep.features)
+        if covariates:
+            covariates = {
+                name if str(name).startswith("cov_") else f"cov_{name}": values
+                for name, values in covariates.items()
+            }
+        prepared = prepare_panel(panel, prep, prep.features, cutoff, covariates)
         parts = prepared.parts
         result = fit_model(list(parts.values()), self.settings, checkpoint_dir, resume)
         engine = KerasEngine(
@@ -404,6 +422,7 @@ class Forecaster:
                 "series": list(prepared.parts),
                 "cutoff": f"{prepared.cutoff:%Y-%m-%d}",
                 "features": list(prepared.features),
+                "inputs": next(iter(prepared.parts.values())).extra_names,
                 "sources": self.sources_,
             },
             "settings": self.settings.to_dict(),

@@ -73,3 +73,46 @@ def _fold(values: pd.Series, settings: Settings, k: int, start: int, stop: int) 
         "naive_mape": naive["mape"],
         "best_epoch": result.best_epoch,
     }
+
+
+def walk_forward_panel(panel, settings: Settings, folds: int) -> pd.DataFrame:
+    """Walk-forward over a panel: K global models, each scored per series beside naive.
+
+    The panel's dates after its cut-off are cut into `folds` equal blocks;
+    fold k trains one global model on every series' days before block k (one
+    shared cut-off) and scores each series one step ahead on block k. Returns
+    one row per fold and series, and a mean row per fold.
+    """
+    from forecaster.api import Forecaster
+    from forecaster.data.panel import cutoff_date
+
+    settings.validate()
+    check_at_least("folds", folds)
+    dates = panel.dates
+    first = int(dates.searchsorted(cutoff_date(panel, settings.prep.train_fraction)))
+    edges = np.linspace(first, len(dates), folds + 1).astype(int)
+    frames = []
+    for k, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True), start=1):
+        log.info("fold %d: test %s to %s", k, dates[a].date(), dates[b - 1].date())
+        part = truncate(panel, dates[b - 1])
+        model = Forecaster.from_settings(settings).fit(part, cutoff=dates[a])
+        table = model.evaluate()
+        table.insert(0, "fold", k)
+        mean = {"fold": k, "series": "mean", "ratio": table["ratio"].mean()}
+        frames += [table, pd.DataFrame([mean])]
+    return pd.concat(frames, ignore_index=True)
+
+
+def truncate(panel, last):
+    """The panel with every series' days after `last` removed."""
+    from dataclasses import replace
+
+    from forecaster.data.panel import Panel
+
+    last = pd.Timestamp(last)
+    kept = []
+    for item in panel.values():
+        values = item.values[item.values.index <= last]
+        ohlcv = None if item.ohlcv is None else item.ohlcv.loc[values.index]
+        kept.append(replace(item, values=values, ohlcv=ohlcv))
+    return Panel(kept, panel.notes)

@@ -236,7 +236,15 @@ def predict_parser(description: str, prog: str | None = None):
     add_settings_flags(
         data,
         DataSettings,
-        skip=("start", "end", "cache_dir", "calendar", "csv_dir", "skip_bad"),
+        skip=(
+            "start",
+            "end",
+            "cache_dir",
+            "calendar",
+            "csv_dir",
+            "skip_bad",
+            "covariate",
+        ),
     )
     return p
 

@@ -139,6 +139,11 @@ def per_series_command(args: argparse.Namespace, settings: Settings) -> int:
 
     if getattr(args, "backtest", None) is not None:
         raise ForecasterError("--per-series trains bundles: leave out --backtest.")
+    if settings.data.covariate:
+        raise ForecasterError(
+            "--per-series trains each series on its own prices: leave out "
+            "--covariate (a panel model takes covariates: drop --per-series)."
+        )
     series = series_sources(settings.data)
     out = Path(args.out or f"models/per-series-{settings.model.cell}")
     where = start_ray(args.ray_address, dashboard=args.dashboard)

@@ -26,6 +26,8 @@ class DataSettings:
     csv_dir: str | None = None  # a folder of CSVs, one series each (a panel)
     skip_bad: bool = False  # in a panel, leave out a series that cannot be read
     #   (with a warning) instead of stopping
+    covariate: list[str] | None = None  # CSVs of other series (an index, VIX)
+    #   fed as extra inputs: their daily log change, on each series' dates
     start: str | None = None  # first date for a ticker (None = ten years back)
     end: str | None = None  # last date for a ticker (None = today)
     column: str | None = (
@@ -149,7 +151,12 @@ class Settings:
             isinstance(value, (list, tuple)) and len(value) > 1
             for value in (data.csv, data.ticker)
         )
-        return several or data.csv_dir is not None or self.prep.features != "close"
+        return (
+            several
+            or data.csv_dir is not None
+            or bool(data.covariate)
+            or self.prep.features != "close"
+        )
 
     def validate(self) -> Settings:
         self.prep.validate()

@@ -110,6 +110,13 @@ def forecast_panel(
     has_extra = parts[names[0]].extra is not None
     block = block_for(method, engine.horizon)
     if has_extra:
+        if days > engine.horizon:
+            raise ForecasterError(
+                f"days must be at most the model's horizon {engine.horizon} when it "
+                "takes input features other than the price: their future values "
+                "are unknown, so no recursive loop can feed them. Train with a "
+                f"larger horizon (direct forecasts). Received: days={days}"
+            )
         extra = np.stack([parts[n].extra[-window:] for n in names])
         scaled = engine.forecast(contexts, days, engine.horizon, extra)
     else:

@@ -43,27 +43,38 @@ class PreparedPanel:
         return PreparedPanel(self.cutoff, self.features, parts, list(self.notes))
 
 
-def prepare_panel(panel, prep: PrepSettings, features=("close",)) -> PreparedPanel:
+def prepare_panel(
+    panel, prep: PrepSettings, features=("close",), cutoff=None, covariates=None
+) -> PreparedPanel:
     """Cut every series at the panel's cut-off and fit its scalers on its train rows.
 
     `features` (forecaster.features.FEATURES): `close` is the target itself;
     the others become extra inputs. Series too short for the window before
     the cut-off are left out with a warning (an error if none is left).
+    `cutoff` overrides the panel's own cut-off date (the `train_fraction`
+    point of its dates), e.g. to train one series alone on the days a
+    whole panel would use. `covariates` ({name: Series}) are past
+    covariates (forecaster.covariates), aligned on each series' dates.
     """
     from forecaster.data.panel import cutoff_date, drop_short
-    from forecaster.features import model_inputs, parse_features, warmup_rows
+    from forecaster.features import parse_features, warmup_rows
     from forecaster.windows import prepare
 
     features = parse_features(features)
-    cutoff = cutoff_date(panel, prep.train_fraction)
-    warmup = warmup_rows(features)
+    cutoff = (
+        cutoff_date(panel, prep.train_fraction)
+        if cutoff is None
+        else pd.Timestamp(cutoff)
+    )
+    warmup = warmup_rows(features) + (1 if covariates else 0)
     panel, notes = drop_short(panel, prep.window + warmup, prep.horizon, cutoff)
+    val_from = validation_date(panel, cutoff, prep.val_fraction)
     parts, skipped = {}, []
     for name, item in panel.items():
-        values, extra = model_inputs(item, features)
+        values, extra = _inputs(item, features, covariates)
         n_train = int(values.index.searchsorted(cutoff, side="left"))
         try:
-            parts[name] = prepare(values, prep, n_train=n_train, features=extra)
+            parts[name] = prepare(values, prep, n_train, extra, val_from)
         except ForecasterError as err:
             skipped.append(f"skipped series {name!r}: {err}")
     for note in skipped:
@@ -73,6 +84,27 @@ def prepare_panel(panel, prep: PrepSettings, features=("close",)) -> PreparedPan
             f"No series of the panel can be trained on: {'; '.join(skipped)}"
         )
     return PreparedPanel(cutoff, features, parts, notes + skipped)
+
+
+def _inputs(item, features, covariates):
+    """The target and its extra inputs (features, then covariates) on shared days."""
+    from forecaster.covariates import align_covariates
+    from forecaster.features import model_inputs
+
+    values, extra = model_inputs(item, features)
+    if not covariates:
+        return values, extra
+    aligned = align_covariates(values.index, covariates, f"series {item.name!r}")
+    extra = aligned if extra is None else pd.concat([extra, aligned], axis=1)
+    return values.iloc[1:], extra.iloc[1:]  # a first day has no covariate change
+
+
+def validation_date(panel, cutoff, val_fraction: float) -> pd.Timestamp:
+    """The first validation date: the newest `val_fraction` of the panel's
+    training days (its dates before `cutoff`) validate, the same for every
+    series."""
+    dates = panel.dates[panel.dates < pd.Timestamp(cutoff)]
+    return dates[min(len(dates) - 1, int(len(dates) * (1 - val_fraction)))]
 
 
 def evaluate_panel(engine, prepared: PreparedPanel) -> dict:
@@ -184,7 +216,7 @@ def from_bundle(bundle, recent: pd.DataFrame) -> PreparedPanel:
     from forecaster.windows import Prepared, Scaler
 
     panel = bundle.metadata["panel"]
-    features = [f for f in panel["features"] if f != "close"]
+    features = panel.get("inputs") or [f for f in panel["features"] if f != "close"]
     raw = _read_json_scalers(bundle)
     parts = {}
     for name in panel["series"]:

@@ -145,8 +145,11 @@ def _run_panel_training(settings, out: Path, resume: bool, download) -> TrainRep
     checkpoint = checkpoint_dir_for(out)
     if checkpoint.exists() and not resume:
         discard_checkpoint(checkpoint)
+    from forecaster.covariates import read_covariates
+
+    covariates = read_covariates(settings.data.covariate)
     model = Forecaster.from_settings(settings)
-    model.fit(panel, checkpoint_dir=checkpoint, resume=resume)
+    model.fit(panel, covariates=covariates, checkpoint_dir=checkpoint, resume=resume)
     model.save(out, force=True)
     discard_checkpoint(checkpoint)
     text = format_panel(model.evaluation_["table"], model.metrics_["panel"])
@@ -168,16 +171,22 @@ def run_backtest(
     default = default_out(settings)
     out = Path(out) if out else default.with_name(default.name + "-backtest")
     _refuse_existing(out, force)
-    prices = load_prices(settings.data, download=download)
-    _warn_calendar_mismatch(prices, settings)
-    table = walk_forward(prices.values, settings, folds)
+    if is_panel_run(settings):
+        from forecaster.backtest import walk_forward_panel
+
+        table = walk_forward_panel(load_panel_data(settings, download), settings, folds)
+    else:
+        prices = load_prices(settings.data, download=download)
+        _warn_calendar_mismatch(prices, settings)
+        table = walk_forward(prices.values, settings, folds)
 
     def write(tmp: Path) -> None:
         from forecaster import plotting
 
         table.to_csv(tmp / "backtest.csv", index=False)
         title = f"{source_name(settings)} walk-forward, {folds} folds"
-        plotting.plot_backtest(table.iloc[:-1], title, tmp / "backtest.png")
+        if "series" not in table:  # a panel's folds are in backtest.csv only
+            plotting.plot_backtest(table.iloc[:-1], title, tmp / "backtest.png")
 
     bundle_io.write_directory_atomically(out, write, replace=True)
     return out, table

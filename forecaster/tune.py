@@ -123,6 +123,11 @@ def run_search(
             "max_concurrent must be at least 1. Received: "
             f"max_concurrent={max_concurrent}"
         )
+    if settings.data.covariate:
+        raise ForecasterError(
+            "The search trains models on the price alone. Received: "
+            f"covariate={settings.data.covariate!r}; leave out covariates."
+        )
     if settings.prep.features != "close":
         raise ForecasterError(
             "The search trains models on the price alone. Received: "

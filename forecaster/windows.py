@@ -129,19 +129,24 @@ class Split:
         return self.test_targets[1] - self.test_targets[0]
 
 
-def split_series(n: int, prep: PrepSettings, n_train: int | None = None) -> Split:
+def split_series(
+    n: int, prep: PrepSettings, n_train: int | None = None, val_start: int | None = None
+) -> Split:
     """Cut a series of `n` points by time into fit / validation / test windows.
 
     Training windows have every target inside the training part; the newest
     `val_fraction` of them validate (early stopping); test windows start at the
     first test day and take their inputs from the last `window` points before
     it, so every test day is predicted. With horizon 1 the three add up to
-    `n - window` windows. `n_train` overrides `train_fraction` (walk-forward).
+    `n - window` windows. `n_train` overrides `train_fraction` (walk-forward);
+    `val_start` (the first validation target) overrides `val_fraction`, so a
+    panel can validate every series on the same dates. It is kept within
+    the training windows, at least one of them validating.
     """
     prep.validate()
     needed = minimum_rows(prep)
     if n_train is not None:
-        split = _split(n, prep, n_train)
+        split = _split(n, prep, n_train, val_start)
         if split.n_fit < MIN_FIT_WINDOWS or split.n_test < 1:
             raise ForecasterError(
                 f"too few rows to train on: {n_train} training rows for "
@@ -158,14 +163,18 @@ def split_series(n: int, prep: PrepSettings, n_train: int | None = None) -> Spli
     return _split(n, prep)
 
 
-def _split(n: int, prep: PrepSettings, n_train: int | None = None) -> Split:
+def _split(
+    n: int, prep: PrepSettings, n_train: int | None = None, val_start=None
+) -> Split:
     if n_train is None:
         n_train = int(n * prep.train_fraction)
     first_t = prep.window
     last_train_t = n_train - prep.horizon  # inclusive: targets end inside training
     n_windows = last_train_t - first_t + 1
-    n_val = max(1, round(n_windows * prep.val_fraction))
-    val_start = last_train_t + 1 - n_val
+    if val_start is None:
+        n_val = max(1, round(n_windows * prep.val_fraction))
+        val_start = last_train_t + 1 - n_val
+    val_start = min(max(val_start, first_t), last_train_t)
     return Split(
         n=n,
         n_train=n_train,
@@ -305,14 +314,20 @@ def prepare(
     prep: PrepSettings,
     n_train: int | None = None,
     features: pd.DataFrame | None = None,
+    val_from=None,
 ) -> Prepared:
     """Split `values` by time and fit the scalers on the training part only.
 
     `features` (n, n_extra), on the same dates as `values`, are extra inputs;
     each column gets its own MinMax scaler, fitted on the training rows.
+    `val_from` (a date) starts the validation windows there instead of at
+    the newest `val_fraction` of them (a panel validates on shared dates).
     """
     prices = values.to_numpy(dtype=np.float64)
-    split = split_series(len(prices), prep, n_train=n_train)
+    val_start = None
+    if val_from is not None:
+        val_start = int(values.index.searchsorted(pd.Timestamp(val_from)))
+    split = split_series(len(prices), prep, n_train=n_train, val_start=val_start)
     scaler = scaler_for(prep.representation).fit(prices[: split.n_train])
     extra, scalers, names = _scale_features(features, values.index, split.n_train)
     return Prepared(

@@ -157,6 +157,8 @@ def changed_settings() -> Settings:
             end="2024-12-31",
             column="Close",
             cache_dir="elsewhere",
+            csv_dir="prices",
+            skip_bad=True,
             calendar="XLON",
         ),
         prep=PrepSettings(
@@ -165,6 +167,7 @@ def changed_settings() -> Settings:
             train_fraction=0.8,
             val_fraction=0.2,
             representation="log-delta",
+            features="close,range",
         ),
         model=ModelSettings(
             cell="gru",
@@ -175,7 +178,9 @@ def changed_settings() -> Settings:
             learning_rate=0.005,
             clipnorm=1.0,
         ),
-        train=TrainSettings(epochs=7, batch_size=64, patience=2, seed=7, verbose=0),
+        train=TrainSettings(
+            epochs=7, batch_size=64, patience=2, seed=7, devices=2, verbose=0
+        ),
     )
 
 
@@ -197,6 +202,7 @@ def test_to_dict_gives_one_plain_dict_per_part():
         "train_fraction": 0.8,
         "val_fraction": 0.2,
         "representation": "log-delta",
+        "features": "close,range",
     }
     assert raw["model"]["cell"] == "gru" and raw["train"]["seed"] == 7
 
@@ -210,7 +216,7 @@ def test_round_trip_through_json():
 
 def test_from_dict_ignores_keys_this_version_lacks():
     raw = changed_settings().to_dict()
-    raw["prep"]["features"] = ["Close", "Volume"]
+    raw["prep"]["covariates"] = ["VIX"]
     raw["model"]["attention_heads"] = 4
     raw["optimizer"] = {"name": "sgd"}  # a whole part this version lacks
     assert Settings.from_dict(raw) == changed_settings()

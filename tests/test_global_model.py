@@ -95,7 +95,7 @@ def test_global_model_forecasts_every_series_in_one_long_frame(global_model):
 def test_features_refuse_a_forecast_past_the_horizon(global_model):
     with pytest.raises(
         ForecasterError,
-        match=r"^steps must be at most the model's "
+        match=r"^days must be at most the model's "
         r"horizon 2 when it takes input features other than the price",
     ):
         global_model.forecast(5)
@@ -148,3 +148,86 @@ def test_a_saved_global_model_forecasts_the_same_after_load(global_model, tmp_pa
     assert (got["date"] == expected["date"]).all()
     np.testing.assert_allclose(got["forecast"], expected["forecast"], rtol=1e-5)
     np.testing.assert_allclose(got["upper_95"], expected["upper_95"], rtol=1e-5)
+
+
+def test_every_series_validates_from_the_same_date():
+    prep = PrepSettings(window=10)
+    prepared = prepare_panel(panel_from_pandas(generated_panel()), prep)
+    firsts = {
+        name: part.dates[part.split.val_targets[0]]
+        for name, part in prepared.parts.items()
+    }
+    assert len(set(firsts.values())) == 1
+    first = next(iter(firsts.values()))
+    # about the newest 10% of the panel's training days, all before the cut-off
+    for part in prepared.parts.values():
+        val_start, val_stop = part.split.val_targets
+        assert part.dates[val_stop - 1] < prepared.cutoff <= part.dates[val_stop]
+        assert part.split.n_fit >= 20 and val_stop > val_start
+    assert first < prepared.cutoff
+
+
+def test_walk_forward_over_a_panel_scores_each_fold_and_series():
+    from forecaster.api import settings_from_keywords
+    from forecaster.backtest import walk_forward_panel
+
+    panel = panel_from_pandas(generated_panel())
+    table = walk_forward_panel(panel, settings_from_keywords(**TINY), 2)
+    assert list(table["fold"]) == [1, 1, 1, 1, 2, 2, 2, 2]
+    assert list(table["series"]) == ["AAA", "BBB", "CCC", "mean"] * 2
+    fold1 = table[(table["fold"] == 1) & (table["series"] != "mean")]
+    assert table.loc[3, "ratio"] == pytest.approx(fold1["ratio"].mean())
+    assert (table["test_days"].dropna() > 0).all()
+
+
+def covariate(n=300, seed=9, start="2019-12-02"):
+    return random_walk_ohlcv(n, seed=seed, start=start)["Close"].rename("Close")
+
+
+def test_no_covariate_value_from_after_a_day_reaches_it():
+    from forecaster.covariates import align_covariates
+
+    index = generated_panel()["AAA"].index
+    base = covariate()
+    later = base.copy()
+    cut = index[150]
+    later[later.index > cut] *= 1.5  # change only what comes after `cut`
+    before = align_covariates(index, {"cov_X": base}, "AAA")
+    after = align_covariates(index, {"cov_X": later}, "AAA")
+    pd.testing.assert_frame_equal(before.loc[:cut], after.loc[:cut])
+    assert not before.loc[cut:].iloc[1:].equals(after.loc[cut:].iloc[1:])
+
+
+def test_covariate_gaps_fill_three_days_then_are_refused():
+    from forecaster.covariates import align_covariates
+
+    index = generated_panel()["AAA"].index
+    values = covariate()
+    gap3 = values.drop(index[40:43])
+    filled = align_covariates(index, {"cov_X": gap3}, "AAA")
+    assert filled.loc[index[40:43], "cov_X"].eq(0).all()  # last value stands in
+    gap4 = values.drop(index[40:44])
+    with pytest.raises(
+        ForecasterError,
+        match=r"^covariate 'X' does not cover AAA: "
+        r"no value within 3 days before 2020-03-02",
+    ):
+        align_covariates(index, {"cov_X": gap4}, "AAA")
+    late = covariate(start="2020-06-01")
+    with pytest.raises(
+        ForecasterError,
+        match=r"^covariate 'X' does not cover AAA: "
+        r"no value within 3 days before 2020-01-01",
+    ):
+        align_covariates(index, {"cov_X": late}, "AAA")
+
+
+def test_a_global_model_with_a_covariate_saves_and_forecasts(tmp_path):
+    model = fc.Forecaster(horizon=2, **TINY)
+    model.fit(generated_panel(), covariates={"IDX": covariate()})
+    part = model.panel_.parts["AAA"]
+    assert part.extra_names == ["cov_IDX"] and part.n_features == 2
+    loaded = fc.load(model.save(tmp_path / "bundle"))
+    np.testing.assert_allclose(
+        loaded.forecast(2)["forecast"], model.forecast(2)["forecast"], rtol=1e-5
+    )
