@@ -240,13 +240,15 @@ def _validation_reporter(prepared, settings: Settings):
         def __init__(self):
             super().__init__()
             self.best = (math.inf, math.nan, 0)  # score, rmse, epoch
+            self.engine = None  # built once: it traces a tf.function
 
         def on_epoch_end(self, epoch, logs=None):
-            engine = KerasEngine(
-                self.model, prep.representation, prep.window, prep.horizon, False
-            )
+            if self.engine is None:
+                self.engine = KerasEngine(
+                    self.model, prep.representation, prep.window, prep.horizon, False
+                )
             predicted = prepared.scaler.inverse_transform(
-                engine.predict(contexts)[:, 0]
+                self.engine.predict(contexts)[:, 0]
             )
             rmse = _rmse(predicted, actual)
             score = rmse / naive if naive > 0 else math.inf
@@ -386,8 +388,6 @@ def _trial_id(result) -> str:
 
 
 def _one_line(err: BaseException) -> str:
-    cause = getattr(err, "cause", None) or err
-    text = (str(cause).strip().splitlines() or [""])[0]
-    if isinstance(cause, ForecasterError):
-        return text
-    return f"{type(cause).__name__}: {text}"[:300]
+    from forecaster.distributed import _one_line as one_line
+
+    return one_line(getattr(err, "cause", None) or err)
