@@ -274,6 +274,10 @@ def train_command(args: argparse.Namespace) -> int:
     settings = train_settings(args)
     if args.quiet:  # only the results: no progress, no notes (warnings still show)
         logging.getLogger("forecaster").setLevel(logging.WARNING)
+    if getattr(args, "per_series", False):
+        from forecaster.cli_distributed import per_series_command
+
+        return per_series_command(args, settings)
     quiet_tensorflow()
     from forecaster import pipeline
     from forecaster.report import format_backtest
@@ -365,6 +369,7 @@ def _one(name: str, values):
 def main_parser() -> argparse.ArgumentParser:
     """`forecaster`: the console command with its subcommands."""
     from forecaster import __version__
+    from forecaster.cli_distributed import add_per_series_flags, add_tune_command
 
     p = argparse.ArgumentParser(
         prog="forecaster",
@@ -380,6 +385,7 @@ def main_parser() -> argparse.ArgumentParser:
         "model on daily prices, score it beside naive and save a bundle.",
     )
     add_train_flags(train)
+    add_per_series_flags(train)
     train.set_defaults(handler=train_command, next_command="forecaster predict")
     predict = commands.add_parser(
         "predict",
@@ -409,6 +415,7 @@ def main_parser() -> argparse.ArgumentParser:
     for action in listing.parser()._actions[1:]:
         listed._add_action(action)
     listed.set_defaults(handler=list_command)
+    add_tune_command(commands, add_train_flags, train_settings)
     return p
 
 

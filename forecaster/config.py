@@ -120,11 +120,16 @@ class TrainSettings:
     #   throughput of 64 on 2 CPU cores; see BENCHMARKS.md)
     patience: int = 8  # epochs without a better validation loss before stopping
     seed: int = 42  # same seed, data and machine -> same metrics
+    devices: int | None = None  # devices training one model under MirroredStrategy,
+    #   each taking --batch-size windows a step; None = every visible GPU (one
+    #   device without GPUs); see docs/distributed.md
     verbose: int = 1  # Keras progress bar (1), one line per epoch (2) or silent (0)
 
     def validate(self) -> None:
         check_at_least("epochs", self.epochs)
         check_at_least("batch_size", self.batch_size)
+        if self.devices is not None:
+            check_at_least("devices", self.devices)
         if self.patience < 0:
             raise ForecasterError(
                 f"patience must be 0 or more. Received: patience={self.patience}"

@@ -183,6 +183,7 @@ def fit_model(
     settings: Settings,
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
+    callbacks: list | None = None,
 ) -> TrainResult:
     """Train a fresh (or resumed) model on the fit windows; early-stop on validation.
 
@@ -190,13 +191,20 @@ def fit_model(
     from the windows of all of them, shuffled together. With
     `checkpoint_dir`, the model, its best weights and the early-stopping
     state are written there (atomically) after every epoch; `resume=True`
-    continues from the last completed epoch found there.
+    continues from the last completed epoch found there. `callbacks` (Keras
+    callbacks) run after the early stopping's own at each epoch end; a
+    hyperparameter search reports its validation score through one. With
+    several devices (forecaster.devices) each takes `batch_size` windows a step.
     """
     import keras
     import tensorflow as tf
 
+    from forecaster import devices
     from forecaster.models import build_model
 
+    # First: splitting the CPU into logical devices must precede any TF work.
+    strategy = devices.mirrored_strategy(settings.train.devices)
+    global_batch = settings.train.batch_size * devices.replicas(strategy)
     warnings.filterwarnings("ignore", message=".*shuffle=True.*tf.data.Dataset")
     keras.utils.set_random_seed(settings.train.seed)
     if tf.config.list_physical_devices("GPU") or os.environ.get(
@@ -218,11 +226,13 @@ def fit_model(
     if state is not None:
         _check_same_run(state, settings, checkpoint_dir)
         log.info(_resume_note(state, checkpoint_dir, train.epochs, train.patience))
-        model = keras.saving.load_model(state.model_path, safe_mode=True)
-    else:
-        model = build_model(
-            settings.model, prep.window, prep.horizon, parts[0].n_features
-        )
+    with devices.scope(strategy):
+        if state is not None:
+            model = keras.saving.load_model(state.model_path, safe_mode=True)
+        else:
+            model = build_model(
+                settings.model, prep.window, prep.horizon, parts[0].n_features
+            )
     stopper = EarlyStoppingCheckpoint(
         train.patience, checkpoint_dir, state, run_key=_run_key(settings)
     )
@@ -235,7 +245,7 @@ def fit_model(
         scaled,
         fit_targets,
         prep,
-        train.batch_size,
+        global_batch,
         shuffle=True,
         seed=train.seed,
         repeat=True,
@@ -251,11 +261,11 @@ def fit_model(
         display, verbose = keras_display(train.verbose)
         model.fit(
             fit_data,
-            steps_per_epoch=batches_per_pass(fit_targets, train.batch_size),
+            steps_per_epoch=batches_per_pass(fit_targets, global_batch),
             validation_data=val_data,
             epochs=train.epochs,
             initial_epoch=stopper.epochs_done,
-            callbacks=[stopper, *display],
+            callbacks=[stopper, *(callbacks or []), *display],
             verbose=verbose,
         )
     stopper.restore_best(model)

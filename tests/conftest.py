@@ -130,3 +130,18 @@ def bundle_copy(trained_bundle, tmp_path):
     target = tmp_path / "bundle"
     shutil.copytree(trained_bundle, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def ray_runtime():
+    """One embedded Ray runtime (2 CPUs) shared by every test that needs Ray.
+
+    Ray is in requirements-dev.txt; without it these tests are skipped with
+    that reason shown (pytest -rs, set in pyproject.toml).
+    """
+    pytest.importorskip("ray", reason="Ray is not installed: pip install .[ray]")
+    from forecaster.distributed import start_ray, stop_ray
+
+    start_ray(num_cpus=2)
+    yield
+    stop_ray()

@@ -180,7 +180,9 @@ def changed_settings() -> Settings:
             learning_rate=0.005,
             clipnorm=1.0,
         ),
-        train=TrainSettings(epochs=7, batch_size=64, patience=2, seed=7, verbose=0),
+        train=TrainSettings(
+            epochs=7, batch_size=64, patience=2, seed=7, devices=2, verbose=0
+        ),
     )
 
 

@@ -1,0 +1,169 @@
+"""forecaster/distributed.py: the Ray runtime and the per-series fan-out.
+
+Every test here shares one embedded runtime (the `ray_runtime` fixture) and
+trains tiny models: window 10, 2 x LSTM(4), 2 epochs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TINY_FLAGS, make_prices, tiny_settings, write_csv
+
+from forecaster.api import load
+from forecaster.errors import ForecasterError
+
+
+def _universe():
+    return [
+        ("UP", make_prices(seed=1)),
+        ("SHORT", make_prices(n=20, seed=2)),  # too short for window 10: fails
+        ("DOWN", make_prices(seed=3, start=50.0)),
+    ]
+
+
+def test_one_failing_series_is_reported_and_the_others_are_kept(ray_runtime, tmp_path):
+    from forecaster.distributed import train_per_series, write_summary
+
+    seen = []
+    results = train_per_series(
+        _universe(), tiny_settings(), tmp_path, on_result=seen.append
+    )
+    assert [r.name for r in results] == ["UP", "SHORT", "DOWN"]
+    assert [r.status for r in results] == ["trained", "failed", "trained"]
+    assert sorted(r.name for r in seen) == ["DOWN", "SHORT", "UP"]
+    assert results[1].error.startswith("need at least")
+    assert not (tmp_path / "SHORT").exists()
+    for result in (results[0], results[2]):
+        assert result.metrics["model"]["rmse"] > 0
+        assert result.peak_memory_mb > 0
+        assert len(load(result.out).forecast(3)) == 3
+    table = write_summary(results, tmp_path).read_text().splitlines()
+    assert table[0].startswith("series,status,seconds,rmse,naive_rmse")
+    assert len(table) == 4
+
+    # --resume skips the complete bundles and retries only the failed series
+    again = train_per_series(_universe(), tiny_settings(), tmp_path, resume=True)
+    assert [r.status for r in again] == ["complete", "failed", "complete"]
+    assert again[0].metrics == results[0].metrics
+
+    with pytest.raises(ForecasterError, match="already exists: add --resume"):
+        train_per_series(_universe(), tiny_settings(), tmp_path)
+
+
+def test_a_worker_killed_mid_task_is_retried_and_the_run_completes(
+    ray_runtime, tmp_path
+):
+    """The first attempt writes its pid and waits; the test SIGKILLs it there."""
+    from forecaster.distributed import train_per_series
+
+    first, retry = tmp_path / "first.pid", tmp_path / "retry.pid"
+    killed = []
+
+    def kill_first_attempt():
+        deadline = time.monotonic() + 120
+        while not first.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pid = int(first.read_text())
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    killer = threading.Thread(target=kill_first_attempt, daemon=True)
+    killer.start()
+    results = train_per_series(
+        [("UP", make_prices(seed=1))],
+        tiny_settings(),
+        tmp_path / "out",
+        before_save=_pause_first_attempt(first, retry),
+    )
+    killer.join(timeout=5)
+    assert killed and killed[0] != int(retry.read_text())
+    assert [r.status for r in results] == ["trained"]
+    assert (tmp_path / "out" / "UP" / "model.keras").exists()
+
+
+def _pause_first_attempt(first: Path, retry: Path):
+    """A hook for the task: the first attempt records its pid and waits to die."""
+
+    def hook(name):
+        if first.exists():  # a retry: record it and finish
+            retry.write_text(str(os.getpid()))
+            return
+        first.write_text(str(os.getpid()))
+        deadline = time.monotonic() + 120  # killed long before this
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    return hook
+
+
+def test_series_names_are_checked(ray_runtime, tmp_path):
+    from forecaster.distributed import train_per_series
+
+    twice = [("A", make_prices()), ("A", make_prices())]
+    with pytest.raises(ForecasterError, match="Received twice: A"):
+        train_per_series(twice, tiny_settings(), tmp_path)
+    with pytest.raises(ForecasterError, match="cannot be empty, contain '/'"):
+        train_per_series([("a/b", make_prices())], tiny_settings(), tmp_path)
+
+
+def test_the_embedded_runtime_keeps_token_authentication(ray_runtime):
+    import ray
+
+    assert os.environ.get("RAY_AUTH_MODE") == "token"
+    assert ray.cluster_resources()["CPU"] == 2
+
+
+def test_tasks_limit_tensorflow_to_their_cpus(ray_runtime):
+    import ray
+
+    from forecaster.distributed import configure_tensorflow
+
+    @ray.remote(num_cpus=1)
+    def threads():
+        import tensorflow as tf
+
+        configure_tensorflow()
+        return (
+            tf.config.threading.get_intra_op_parallelism_threads(),
+            os.environ.get("OMP_NUM_THREADS"),
+        )
+
+    assert ray.get(threads.remote()) == (1, "1")
+
+
+def test_without_ray_the_commands_say_what_to_install(monkeypatch, capsys):
+    from forecaster import cli
+    from forecaster.distributed import import_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails
+    with pytest.raises(ForecasterError, match=r'pip install "forecaster\[ray\]"'):
+        import_ray()
+    assert cli.run(cli.main, ["tune", "--trials", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "error: This command runs on Ray, which is not installed: pip install "
+        '"forecaster[ray]" (or pip install ".[ray]" in a checkout).'
+    ]
+
+
+def test_forecaster_train_per_series_on_the_command_line(ray_runtime, tmp_path, capsys):
+    from forecaster import cli
+
+    up = write_csv(tmp_path / "UP.csv", make_prices(seed=1))
+    out = tmp_path / "universe"
+    argv = ["train", "--per-series", "--csv", up, "--out", str(out)]
+    assert cli.run(cli.main, argv + TINY_FLAGS) == 0
+    assert "UP           trained" in capsys.readouterr().out
+    assert (out / "UP" / "model.keras").exists()
+    assert (out / "series.csv").read_text().count("trained") == 1
+
+    missing = ["train", "--per-series", "--out", str(tmp_path / "none")]
+    assert cli.run(cli.main, missing + TINY_FLAGS) == 2
+    assert "--per-series needs the series to train" in capsys.readouterr().err

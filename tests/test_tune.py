@@ -1,0 +1,107 @@
+"""forecaster/tune.py: a tiny search on the shared embedded Ray runtime.
+
+Two trials (the base configuration and one sampled) of window 10-12, one layer
+of 4 units, 2 epochs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from conftest import make_prices, tiny_settings
+
+from forecaster.errors import ForecasterError
+
+TRIALS = 2  # the base configuration and one sampled: both run at once on 2 CPUs
+
+
+def _space():
+    from ray import tune
+
+    return {
+        "cell": tune.choice(["lstm", "gru"]),
+        "window": tune.choice([10, 12]),
+        "units": tune.choice([4]),
+        "layers": tune.choice([1]),
+        "learning_rate": tune.loguniform(1e-3, 1e-2),
+        "representation": tune.choice(["delta", "level"]),
+    }
+
+
+def _search(prices, out, **options):
+    from forecaster.tune import run_search
+
+    settings = tiny_settings(model__layers=1)
+    return run_search(prices, settings, out, trials=TRIALS, space=_space(), **options)
+
+
+@pytest.fixture(scope="module")
+def search(ray_runtime, tmp_path_factory):
+    out = tmp_path_factory.mktemp("search") / "WALK-search"
+    return _search(make_prices(), out)
+
+
+def test_the_trials_table_has_one_row_per_trial(search):
+    table = pd.read_csv(search.out / "trials.csv")
+    assert len(table) == TRIALS
+    for column in ("trial", "cell", "units", "layers", "window", "dropout"):
+        assert column in table
+    for column in ("learning_rate", "representation", "val_score", "seconds"):
+        assert column in table
+    assert table["val_score"].is_monotonic_increasing  # best first
+    assert (table["status"] == "done").all()
+    assert table["default"].sum() == 1  # the base settings were tried
+    default = table[table["default"]].iloc[0]
+    assert (default["window"], default["cell"], default["units"]) == (10, "lstm", 4)
+    assert search.best_score == table["val_score"].iloc[0]
+
+
+def test_the_best_configuration_is_retrained_into_a_bundle_naming_its_search(search):
+    from forecaster.api import load
+
+    metadata = json.loads((search.bundle / "metadata.json").read_text())
+    record = metadata["search"]
+    assert record["trials"] == TRIALS
+    assert record["best_validation_score"] == pytest.approx(search.best_score)
+    assert record["seed"] == 42
+    settings = metadata["settings"]
+    assert settings["prep"]["window"] == search.best["window"]
+    assert settings["model"]["cell"] == search.best["cell"]
+    assert "naive" in search.metrics and "model" in search.metrics
+    assert len(load(search.bundle).forecast(2)) == 2
+
+
+def test_the_test_part_never_changes_the_scores_of_the_search(search, tmp_path):
+    """Same trials on a series whose test part is replaced: same scores."""
+    prices = make_prices()
+    n_train = int(len(prices) * 0.75)
+    changed = prices.copy()
+    changed.iloc[n_train:] *= 3.0
+    other = _search(changed, tmp_path / "changed")
+    key = ["cell", "window", "learning_rate", "representation"]
+    first = search.trials.sort_values(key)["val_score"].to_numpy()
+    second = other.trials.sort_values(key)["val_score"].to_numpy()
+    assert first == pytest.approx(second, rel=1e-6)
+    assert other.metrics["model"]["rmse"] != search.metrics["model"]["rmse"]
+
+
+def test_resume_continues_the_search_where_it_stands(search):
+    again = _search(make_prices(), search.out, resume=True)
+    assert len(again.trials) == TRIALS
+    assert again.best == search.best
+
+
+def test_an_existing_search_is_not_overwritten(search):
+    with pytest.raises(ForecasterError, match="already exists: add --resume"):
+        _search(make_prices(), search.out)
+
+
+def test_the_space_and_the_trials_are_checked(ray_runtime, tmp_path):
+    from forecaster.tune import run_search
+
+    with pytest.raises(ForecasterError, match=r"trials must be at least 1\. "):
+        run_search(make_prices(), tiny_settings(), tmp_path, trials=0)
+    with pytest.raises(ForecasterError, match="cannot change: epochs; choose among"):
+        run_search(make_prices(), tiny_settings(), tmp_path, space={"epochs": 3})
