@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import platform
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,22 +136,22 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     recover_if_free(path, "bundle")
     if not path.is_dir():
         raise BundleError(
-            f"No bundle at {str(path)!r}: it is not a directory. Train one with "
-            "`python train.py`, or pass --model with a bundle directory."
+            f"No bundle at {str(path)!r}: it is not a directory. Train one first, "
+            "or give the path of a bundle directory."
         )
     notes, verified = check_manifest(path)
     missing = [name for name in REQUIRED if not (path / name).is_file()]
     if missing:
         raise BundleError(
             f"{str(path)!r} is not a complete bundle (missing {', '.join(missing)}): "
-            "the bundle is damaged or incompatible, retrain it with train.py."
+            "the bundle is damaged or incompatible, train it again."
         )
     metadata = _read_json(path / METADATA_FILE, path)
     if not verified and metadata.get("manifest"):
         raise BundleError(
             f"Bundle {str(path)!r} has no {MANIFEST_FILE} although its metadata.json "
             "says it was saved with one (a partial copy?): the bundle is damaged or "
-            "incompatible, retrain it with train.py (or copy it again)."
+            "incompatible, train it again (or copy it again)."
         )
     scaler_raw = _read_json(path / SCALER_FILE, path)
     try:
@@ -161,13 +160,13 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     except (KeyError, TypeError, AttributeError, ForecasterError) as err:
         raise BundleError(
             f"Bundle {str(path)!r} has unusable metadata or scaler ({err}): the bundle "
-            "is damaged or incompatible, retrain it with train.py."
+            "is damaged or incompatible, train it again."
         ) from None
     if metadata.get("format_version") != FORMAT_VERSION:
         raise BundleError(
             f"Bundle {str(path)!r} has format_version="
             f"{metadata.get('format_version')!r}, "
-            f"this forecaster reads {FORMAT_VERSION}: retrain it with train.py."
+            f"this forecaster reads {FORMAT_VERSION}: train it again."
         )
     scalers = scaler.values() if isinstance(scaler, dict) else [scaler]
     if any(one.log != (settings.prep.representation == "log-delta") for one in scalers):
@@ -274,13 +273,13 @@ def _check_listed_file(path: Path, name: str, entry: dict) -> None:
         raise BundleError(
             f"Bundle {str(path)!r}: {name} has {size} bytes but {MANIFEST_FILE} says "
             f"{entry['size']} (truncated or changed): the bundle is damaged or "
-            "incompatible, retrain it with train.py (or copy it again)."
+            "incompatible, train it again (or copy it again)."
         )
     if _sha256(file) != entry["sha256"]:
         raise BundleError(
             f"Bundle {str(path)!r}: {name} does not match its sha256 in "
             f"{MANIFEST_FILE} (the file was changed): the bundle is damaged or "
-            "incompatible, retrain it with train.py (or copy it again)."
+            "incompatible, train it again (or copy it again)."
         )
 
 
@@ -306,23 +305,15 @@ def _read_json(file: Path, bundle: Path):
         raise BundleError(
             f"Cannot read {file.name} in bundle {str(bundle)!r} "
             f"({type(err).__name__}): "
-            "the bundle is damaged or incompatible, retrain it with train.py."
+            "the bundle is damaged or incompatible, train it again."
         ) from None
 
 
 def _check_model_archive(file: Path, settings: Settings) -> None:
     """Check model.keras is a whole archive whose input/output match the settings."""
-    try:
-        with zipfile.ZipFile(file) as archive:
-            if archive.testzip() is not None:
-                raise zipfile.BadZipFile("a member fails its checksum")
-            config = json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as err:
-        raise BundleError(
-            f"{str(file)!r} is not a readable Keras model ({err}): the bundle is "
-            "damaged "
-            "or incompatible, retrain it with train.py."
-        ) from None
+    from forecaster.keras_file import read_archive
+
+    config, _ = read_archive(file, verify=True)
     layers = config.get("config", {}).get("layers", [])
     shape = _input_shape(config, layers)
     units = next(
@@ -362,7 +353,7 @@ def load_keras_model(file: str | os.PathLike):
         first = (str(err).splitlines() or [type(err).__name__])[0][:200]
         raise BundleError(
             f"Cannot load the model in {str(file)!r} ({first}): the bundle is damaged "
-            "or incompatible, retrain it with train.py."
+            "or incompatible, train it again."
         ) from None
 
 
@@ -388,7 +379,7 @@ def read_recent_prices(bundle: Bundle):
     except ForecasterError as err:
         raise BundleError(
             f"Cannot read {RECENT_FILE} in bundle {str(bundle.path)!r} ({err}): the "
-            "bundle is damaged, retrain it with train.py."
+            "bundle is damaged, train it again."
         ) from None
     return prices.rename(bundle.metadata.get("column") or "price")
 

@@ -107,7 +107,9 @@ def read_parts(
         parts.missing.append("test predictions (the forecast is on other data)")
     parts.steps = _csv(bundle_dir / "rmse_by_step.csv", "error by step", parts)
     if forecast is None and not (bundle_dir / "forecast.csv").is_file():
-        parts.missing.append("forecast (no forecast.csv: run predict.py)")
+        parts.missing.append(
+            "forecast (no forecast.csv yet: forecast with this bundle first)"
+        )
     elif forecast is None:
         forecast = _csv(bundle_dir / "forecast.csv", "forecast", parts)
     parts.forecast = forecast

@@ -43,7 +43,7 @@ def list_bundles(root: str | os.PathLike = "models") -> pd.DataFrame:
     if not root.is_dir():
         raise ForecasterError(
             f"No directory {str(root)!r} to list bundles from: give the directory "
-            "that holds them (default: models), or train one with `python train.py`."
+            "that holds them (default: models), or train one first."
         )
     now = dt.datetime.now(dt.timezone.utc)
     rows = [_row(path, root, now) for path in _bundle_dirs(root)]

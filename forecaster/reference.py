@@ -29,9 +29,7 @@ layer's class in snake case, numbered `_1`, `_2`... in the order of
 from __future__ import annotations
 
 import io
-import json
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +37,7 @@ import h5py
 import numpy as np
 
 from forecaster.errors import BundleError, ForecasterError, UnsupportedModelError
+from forecaster.keras_file import damaged, read_archive
 
 RECURRENT_CLASSES = ("SimpleRNN", "LSTM", "GRU")
 SUPPORTED_CLASSES = ("InputLayer", "Dropout", "Dense", "Bidirectional")
@@ -410,31 +409,12 @@ def is_supported(path: str | Path) -> bool:
 
 
 def _damaged(path, reason: str) -> BundleError:
-    return BundleError(
-        f"model file {str(path)!r} is damaged or incompatible ({reason}); retrain "
-        "the model to write a new one."
-    )
+    return damaged(path, reason)
 
 
 def _read_archive(path: Path) -> tuple[dict, bytes]:
     """The parsed config.json and the raw bytes of model.weights.h5."""
-    if not path.is_file():
-        raise _damaged(path, "no such file")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            for member in ("config.json", "model.weights.h5"):
-                if member not in names:
-                    raise _damaged(path, f"the archive has no {member}")
-            config = json.loads(archive.read("config.json"))
-            weights_bytes = archive.read("model.weights.h5")
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
-        if isinstance(error, BundleError):
-            raise
-        raise _damaged(path, f"not a readable .keras zip archive: {error}") from error
-    if not isinstance(config, dict):
-        raise _damaged(path, "config.json does not hold a JSON object")
-    return config, weights_bytes
+    return read_archive(path)
 
 
 def _build(config: dict, weights_file: h5py.File, path: Path) -> ReferenceModel:

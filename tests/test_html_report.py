@@ -48,7 +48,7 @@ def test_training_writes_a_self_contained_report(trained_bundle):
     ]
     assert "Model vs naive" in page and "Interval coverage" in page
     assert "Settings and data source" in page and "Missing parts" in page
-    assert "forecast (no forecast.csv: run predict.py)" in page
+    assert "forecast (no forecast.csv yet: forecast with this bundle first)" in page
 
 
 def test_predict_refreshes_the_report_with_the_forecast(bundle_copy):
@@ -68,7 +68,7 @@ def test_report_names_the_missing_parts(bundle_copy):
         "<li>loss curves (no history.csv)</li>"
         "<li>test predictions (no test_predictions.csv)</li>"
         "<li>error by step (no rmse_by_step.csv)</li>"
-        "<li>forecast (no forecast.csv: run predict.py)</li>"
+        "<li>forecast (no forecast.csv yet: forecast with this bundle first)</li>"
     )
     assert 'id="price-chart"' in page and 'id="loss-chart"' not in page
 

@@ -251,8 +251,8 @@ def test_is_supported_for_a_project_model(saved_lstm):
 # Damaged files
 
 DAMAGED = (
-    r"^model file '.*' is damaged or incompatible \({}.*\); retrain the model to "
-    r"write a new one\.$"
+    r"^model file '.*' is damaged or incompatible \({}.*\); train the model again "
+    r"to write a new one\.$"
 )
 
 
