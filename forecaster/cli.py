@@ -334,7 +334,7 @@ def predict_command(args: argparse.Namespace) -> int:
         index=False, float_format=lambda v: f"{v:.2f}"
     )
     print(
-        f"{forecast.days}-day {report.method} forecast after {report.last_date} "
+        f"{report.days}-day {report.method} forecast after {report.last_date} "
         f"({report.engine} engine):\n{shown}\n..."
     )
     print(f"wrote {report.csv}\nwrote {report.png}")

@@ -199,7 +199,8 @@ class ForecastSettings:
     """What predict.py forecasts from a saved bundle."""
 
     model: str = "models/AAPL-lstm"  # bundle directory (train.py's default output)
-    days: int = 30  # trading days to forecast
+    days: int | None = None  # trading days to forecast; None = 30, or the
+    #   horizon of a model that takes input features beside the price
     method: str | None = None  # "recursive" or "direct"; None = the bundle's own
     #   (direct when it was trained with --horizon > 1)
     horizon: int | None = None  # steps kept per model call with the direct method
@@ -214,7 +215,8 @@ class ForecastSettings:
     #   None = all of them
 
     def validate(self) -> ForecastSettings:
-        check_at_least("days", self.days)
+        if self.days is not None:
+            check_at_least("days", self.days)
         if self.method is not None:
             check_choice("method", self.method, ("recursive", "direct"))
         check_choice("engine", self.engine, ("auto", "numpy", "keras"))

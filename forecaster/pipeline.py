@@ -225,10 +225,20 @@ class ForecastReport:
     last_date: str
     notes: list[str]
 
+    @property
+    def days(self) -> int:
+        """Days forecast (per series, for a panel)."""
+        if "series" in self.frame:
+            return len(self.frame) // max(1, self.frame["series"].nunique())
+        return len(self.frame)
+
+
+DEFAULT_DAYS = 30  # forecast length when none is asked for
+
 
 def run_forecast(
     model_dir: str | None = None,
-    days: int = 30,
+    days: int | None = None,
     method: str | None = None,
     block: int | None = None,
     engine: str = "auto",
@@ -255,10 +265,13 @@ def run_forecast(
     from forecaster.calendars import validate_calendar
     from forecaster.html_report import REPORT_FILE, build_report
 
-    check_at_least("days", days)
+    if days is not None:
+        check_at_least("days", days)
     if calendar is not None:  # a bad calendar fails before anything is read
         calendar = validate_calendar(calendar)
     model = load(model_dir or DEFAULT_BUNDLE)
+    if days is None:
+        days = _default_days(model)
     own_source = data is None or not (data.csv or data.ticker)
     if model.is_panel:
         return _forecast_panel(
@@ -291,6 +304,20 @@ def run_forecast(
     return ForecastReport(
         csv, png, html, engine_name, method, frame, prices.last_date, prices.notes
     )
+
+
+def _default_days(model) -> int:
+    """30 days, or the horizon of a model with input features (it goes no further)."""
+    parts = model.panel_.parts.values() if model.is_panel else []
+    if any(part.extra is not None for part in parts):
+        horizon = model.settings.prep.horizon
+        log.info(
+            "forecasting %d day(s): the horizon of this model, which takes input "
+            "features beside the price",
+            horizon,
+        )
+        return horizon
+    return DEFAULT_DAYS
 
 
 def _forecast_panel(model, days, engine, data, out, calendar, series, download):

@@ -49,7 +49,8 @@ def test_a_flipped_byte_in_any_file_is_named(bundle_copy, name):
     with pytest.raises(
         BundleError,
         match=rf"^Bundle .*: {name} does not match its sha256 in manifest\.json "
-        r"\(the file was changed\): the bundle is damaged or incompatible, retrain",
+        r"\(the file was changed\): the bundle is damaged or incompatible, train it "
+        r"again",
     ):
         load_bundle(bundle_copy)
 

@@ -273,7 +273,7 @@ def test_missing_scaler(bundle_copy):
 def test_truncated_model(bundle_copy):
     data = (bundle_copy / "model.keras").read_bytes()
     (bundle_copy / "model.keras").write_bytes(data[: len(data) // 2])
-    with pytest.raises(BundleError, match="damaged or incompatible, retrain"):
+    with pytest.raises(BundleError, match="damaged or incompatible, train it again"):
         load_bundle(bundle_copy)
 
 
