@@ -68,6 +68,8 @@ def _row(path: Path, root: Path, now: dt.datetime) -> dict:
     except (BundleError, OSError) as err:  # unreadable files too: never a crash
         return {**row, "status": "damaged", "problem": str(err)}
     meta, metrics = bundle.metadata, bundle.metrics
+    if "panel" in meta:
+        return {**row, **_panel_row(bundle), "age": _age(meta.get("created"), now)}
     source = meta.get("source", {})
     coverage = metrics.get("interval_coverage_one_step", {})
     return {
@@ -81,6 +83,32 @@ def _row(path: Path, root: Path, now: dt.datetime) -> dict:
         "coverage_80": coverage.get("0.8", math.nan),
         "coverage_95": coverage.get("0.95", math.nan),
         "age": _age(meta.get("created"), now),
+        "status": "ok",
+        "problem": "",
+    }
+
+
+def _panel_row(bundle) -> dict:
+    """A panel bundle's row: its series, and the means over them."""
+    names = bundle.metadata["panel"]["series"]
+    shown = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
+    per = bundle.metrics.get("series", {})
+    cover = [m.get("interval_coverage_one_step", {}) for m in per.values()]
+    recent = bundle.metadata["panel"].get("cutoff")
+
+    def mean(values) -> float:
+        values = [v for v in values if v is not None]
+        return float(sum(values) / len(values)) if values else math.nan
+
+    return {
+        "series": shown,
+        "cell": bundle.settings.model.cell,
+        "representation": bundle.representation,
+        "first": None,
+        "last": recent and f"cut {recent}",
+        "test_ratio": bundle.metrics.get("panel", {}).get("mean_ratio", math.nan),
+        "coverage_80": mean(c.get("0.8") for c in cover),
+        "coverage_95": mean(c.get("0.95") for c in cover),
         "status": "ok",
         "problem": "",
     }
