@@ -113,8 +113,7 @@ def series_sources(data: DataSettings) -> list[tuple[str, object]]:
                 panel = read_long_csv(file, column=data.column, skip_bad=True)
                 sources += [(name, series.values) for name, series in panel.items()]
                 continue
-            one = dataclasses.replace(data, csv=str(file), ticker=None, csv_dir=None)
-            sources.append((file.stem, _load(load_prices, one)))
+            sources.append((file.stem, _load_file(file, data)))
     for ticker in _listed(data.ticker):
         one = dataclasses.replace(data, csv=None, ticker=ticker, csv_dir=None)
         sources.append((ticker.upper(), _load(load_prices, one)))
@@ -124,6 +123,34 @@ def series_sources(data: DataSettings) -> list[tuple[str, object]]:
             "directory of CSV files), --csv-dir or --ticker AAPL MSFT."
         )
     return sources
+
+
+def _load_file(file: Path, data: DataSettings):
+    """One CSV with its OHLCV columns (so features work), or the error reading it."""
+    from forecaster.data.panel import Panel, read_series_csv
+
+    try:
+        return Panel([read_series_csv(file, column=data.column)])
+    except ForecasterError as err:  # reported with the others, not fatal
+        return err
+
+
+def shared_cutoff(series, train_fraction: float):
+    """The cut-off a panel of these series would use, so per-series models are
+    scored on the same days as the global model (None if nothing loaded)."""
+    import pandas as pd
+
+    from forecaster.data.panel import Panel
+
+    dates = pd.DatetimeIndex([])
+    for _, prices in series:
+        if isinstance(prices, Panel):
+            dates = dates.union(prices.dates)
+        elif not isinstance(prices, BaseException):
+            dates = dates.union(getattr(prices, "index", pd.DatetimeIndex([])))
+    if len(dates) < 2:
+        return None
+    return dates[int(len(dates) * train_fraction)]
 
 
 def _load(load_prices, data: DataSettings):
@@ -145,6 +172,7 @@ def per_series_command(args: argparse.Namespace, settings: Settings) -> int:
             "--covariate (a panel model takes covariates: drop --per-series)."
         )
     series = series_sources(settings.data)
+    cutoff = shared_cutoff(series, settings.prep.train_fraction)
     out = Path(args.out or f"models/per-series-{settings.model.cell}")
     where = start_ray(args.ray_address, dashboard=args.dashboard)
     log.info("training %d series on %s", len(series), where)
@@ -156,6 +184,7 @@ def per_series_command(args: argparse.Namespace, settings: Settings) -> int:
         force=args.force,
         max_retries=args.max_retries,
         on_result=_print_result,
+        cutoff=cutoff,
     )
     summary = write_summary(results, out)
     failed = [r for r in results if r.status == "failed"]

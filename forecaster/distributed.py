@@ -197,6 +197,7 @@ def train_per_series(
     max_retries: int = MAX_RETRIES,
     on_result: Callable[[SeriesResult], None] | None = None,
     before_save: Callable[[str], None] | None = None,
+    cutoff=None,
 ) -> list[SeriesResult]:
     """Train one bundle per series, one Ray task each, into `out/<name>/`.
 
@@ -208,7 +209,9 @@ def train_per_series(
     their checkpoint; a task whose worker dies is rerun up to `max_retries`
     times, from its last completed epoch. `before_save(name)` runs in the
     task before the bundle is written (tests use it to kill a worker there).
-    Returns one SeriesResult per series, in the order given.
+    `cutoff` (a date) makes every series' first test day the same, the one
+    a global model of the same series would use, so the two compare on the
+    same days. Returns one SeriesResult per series, in the order given.
     """
     ray = import_ray()
     settings.validate()
@@ -245,7 +248,7 @@ def train_per_series(
         else:
             if not resume:
                 _discard_checkpoint(target)
-            ref = task.remote(name, prices, settings, str(target), before_save)
+            ref = task.remote(name, prices, settings, str(target), before_save, cutoff)
             pending[ref] = name
             continue
         if on_result:
@@ -270,7 +273,7 @@ def write_summary(results: Sequence[SeriesResult], out: str | os.PathLike) -> Pa
     return write_file_atomically(path, lambda tmp: table.to_csv(tmp, index=False))
 
 
-def _train_task(name, prices, settings, out, before_save):
+def _train_task(name, prices, settings, out, before_save, cutoff=None):
     """One series, in a Ray worker: fit, then move its bundle into place whole."""
     configure_tensorflow()
     from forecaster.api import Forecaster
@@ -285,13 +288,16 @@ def _train_task(name, prices, settings, out, before_save):
     resume = (checkpoint / "state.json").exists()
     model = Forecaster.from_settings(settings)
     model.settings.train.verbose = 0
-    model.fit(prices, checkpoint_dir=checkpoint, resume=resume)
+    model.fit(prices, cutoff=cutoff, checkpoint_dir=checkpoint, resume=resume)
     if before_save is not None:
         before_save(name)
     model.save(out, force=True)
     discard_checkpoint(checkpoint)
+    metrics = model.metrics_
+    if "series" in metrics:  # fitted as a panel of one (a shared cut-off)
+        metrics = next(iter(metrics["series"].values()))
     return {
-        "metrics": model.metrics_,
+        "metrics": metrics,
         "seconds": time.perf_counter() - started,
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }

@@ -167,3 +167,24 @@ def test_forecaster_train_per_series_on_the_command_line(ray_runtime, tmp_path, 
     missing = ["train", "--per-series", "--out", str(tmp_path / "none")]
     assert cli.run(cli.main, missing + TINY_FLAGS) == 2
     assert "--per-series needs the series to train" in capsys.readouterr().err
+
+
+def test_per_series_models_share_the_panel_cut_off(tmp_path):
+    """Per-series models are scored on the days the global model would be."""
+    import pandas as pd
+    from panel_fakes import random_walk_ohlcv
+
+    from forecaster.cli_distributed import _load_file, shared_cutoff
+    from forecaster.config import DataSettings
+    from forecaster.data.panel import Panel, cutoff_date, read_panel_csvs
+
+    paths = []
+    for k, (days, start) in enumerate([(260, "2020-01-01"), (150, "2020-06-01")]):
+        path = tmp_path / f"S{k}.csv"
+        random_walk_ohlcv(days, seed=k, start=start).to_csv(path)
+        paths.append(path)
+    series = [(p.stem, _load_file(p, DataSettings())) for p in paths]
+    assert all(isinstance(prices, Panel) for _, prices in series)
+    panel = read_panel_csvs([str(p) for p in paths])
+    assert shared_cutoff(series, 0.75) == cutoff_date(panel, 0.75)
+    assert shared_cutoff(series, 0.75) > pd.Timestamp("2020-06-01")
