@@ -448,6 +448,9 @@ class Forecaster:
             recent=panels.recent_rows(prepared, prep.window),
         )
         plotting.plot_loss(self.history_, self.best_epoch_, tmp / "loss.png")
+        from forecaster.html_report import build_report
+
+        build_report(tmp)
         bundle_io.write_manifest(tmp)  # last: it lists every file written above
 
     def _write(self, tmp: Path) -> None:

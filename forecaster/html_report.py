@@ -55,7 +55,10 @@ def build_report(
     from forecaster.bundle import write_file_atomically
 
     target = Path(path) if path else Path(bundle_dir) / REPORT_FILE
-    page = render_report(bundle_dir, prices, forecast, own_source)
+    if (Path(bundle_dir) / "recent_panel.csv").is_file():
+        page = render_panel_report(bundle_dir, forecast)
+    else:
+        page = render_report(bundle_dir, prices, forecast, own_source)
     return write_file_atomically(
         target, lambda tmp: tmp.write_text(page, encoding="utf-8")
     )
@@ -558,4 +561,117 @@ def _page(title: str, body: str) -> str:
         # plotly.js inline: the page works offline and asks no CDN for anything.
         f"<script type='text/javascript'>{get_plotlyjs()}</script>"
         f"</head><body>{body}</body></html>\n"
+    )
+
+
+# -------------------------------------------------------------------- panels
+
+
+def render_panel_report(bundle_dir, forecast: pd.DataFrame | None = None) -> str:
+    """A panel bundle's report: one row per series, and a chart with a selector.
+
+    The chart shows one series at a time (a menu picks it): its test days
+    with the model's and naive's one-day-ahead predictions, and the
+    forecast with its bands when there is one.
+    """
+    bundle_dir = Path(bundle_dir)
+    parts = ReportParts()
+    parts.metadata = _json(bundle_dir / "metadata.json", "settings", parts)
+    parts.metrics = _json(bundle_dir / "metrics.json", "test scores", parts)
+    parts.losses = _csv(bundle_dir / "history.csv", "loss curves", parts)
+    test = _csv(bundle_dir / "test_predictions.csv", "test predictions", parts)
+    if forecast is None and (bundle_dir / "forecast.csv").is_file():
+        forecast = _csv(bundle_dir / "forecast.csv", "forecast", parts)
+    elif forecast is None:
+        parts.missing.append(
+            "forecast (no forecast.csv yet: forecast with this bundle first)"
+        )
+    names = ((parts.metadata or {}).get("panel") or {}).get("series", [])
+    title = f"forecaster report: a panel of {len(names)} series ({bundle_dir.name})"
+    body = "".join(
+        [
+            f"<h1>{html.escape(title)}</h1>",
+            _missing_section(parts),
+            _panel_scores_section(parts.metrics or {}),
+            _panel_price_section(names, test, forecast),
+            _loss_section(parts),
+            _settings_section(parts),
+        ]
+    )
+    return _page(title, body)
+
+
+def _panel_scores_section(metrics: dict) -> str:
+    per = metrics.get("series", {})
+    if not per:
+        return ""
+    rows = []
+    for name, one in per.items():
+        model, naive = one["model"]["rmse"], one["naive"]["rmse"]
+        cover = one.get("interval_coverage_one_step", {})
+        rows.append(
+            [
+                name,
+                one.get("test_days", ""),
+                _number(model),
+                _number(naive),
+                _number(model / naive if naive else None),
+                _number(cover.get("0.8")),
+                _number(cover.get("0.95")),
+            ]
+        )
+    summary = metrics.get("panel", {})
+    note = (
+        f"<p>Mean ratio to naive {_number(summary.get('mean_ratio'))}, worst "
+        f"{_number(summary.get('worst_ratio'))} "
+        f"({html.escape(str(summary.get('worst_series', '')))}); naive = "
+        "tomorrow's price is today's, on the same test days.</p>"
+    )
+    header = ["series", "test days", "model RMSE", "naive RMSE", "model/naive"]
+    table = _table(header + ["80% coverage", "95% coverage"], rows)
+    return _section("Model vs naive, per series", note + table)
+
+
+def _panel_price_section(names, test, forecast) -> str:
+    if not names or (test is None and forecast is None):
+        return ""
+    import plotly.graph_objects as go
+
+    figure, owners = go.Figure(), []
+    for name in names:
+        before = len(figure.data)
+        one_test = None if test is None else test[test["series"] == name]
+        if one_test is not None and len(one_test):
+            actual = pd.Series(
+                one_test["actual"].to_numpy(), index=pd.to_datetime(one_test["date"])
+            )
+            _history_traces(figure, ReportParts(prices=actual.rename(name)))
+            _test_traces(figure, one_test)
+        if forecast is not None:
+            _forecast_traces(figure, forecast[forecast["series"] == name])
+        owners += [name] * (len(figure.data) - before)
+    shown = [
+        trace.visible if trace.visible is not None else True for trace in figure.data
+    ]
+
+    def visible(name: str) -> list:
+        return [shown[k] if owner == name else False for k, owner in enumerate(owners)]
+
+    for trace, flag in zip(figure.data, visible(names[0]), strict=True):
+        trace.visible = flag
+    buttons = [
+        {"label": name, "method": "update", "args": [{"visible": visible(name)}]}
+        for name in names
+    ]
+    figure.update_layout(
+        height=560,
+        hovermode="x unified",
+        dragmode="pan",
+        updatemenus=[{"buttons": buttons, "x": 0, "y": 1.12, "xanchor": "left"}],
+        legend={"orientation": "h", "y": -0.12},
+        margin={"l": 60, "r": 20, "t": 60, "b": 40},
+    )
+    note = "<p>Pick a series in the menu; drag to pan, scroll to zoom.</p>"
+    return _section(
+        "Prices, one series at a time", note + _figure_html(figure, "price-chart")
     )

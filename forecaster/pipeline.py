@@ -360,12 +360,20 @@ def _forecast_panel(model, days, engine, data, out, calendar, series, download):
             fig.savefig(tmp, dpi=110, format="png")
 
         writers[out_dir / name] = draw
+    html = None
+    if data is None or not (data.csv or data.ticker):  # the panel's own series
+        from forecaster.html_report import REPORT_FILE, build_report
+
+        html = out_dir / REPORT_FILE
+        writers[html] = lambda tmp: build_report(
+            model.bundle_.path, forecast=frame, path=tmp
+        )
     bundle_io.write_files_atomically(writers)
     last = max(part.dates[-1] for part in parts.values())
     return ForecastReport(
         out_dir / "forecast.csv",
         out_dir / "forecast.png",
-        None,
+        html,
         model._engine(engine).name,
         model.default_method_,
         frame,

@@ -134,3 +134,37 @@ def test_report_renders_in_headless_chromium(bundle_copy, tmp_path):
     assert len(traces) >= 6 and all(n > 0 for n in traces)
     assert drawn >= 6
     assert Path(screenshot).stat().st_size > 20_000
+
+
+@pytest.fixture(scope="module")
+def panel_report(tmp_path_factory):
+    """A tiny global model of two generated series, saved and forecast."""
+    from panel_fakes import random_walk_ohlcv
+
+    import forecaster as fc
+
+    root = tmp_path_factory.mktemp("panel-report")
+    prices = {"AAA": random_walk_ohlcv(200, 1), "BBB": random_walk_ohlcv(180, 2)}
+    model = fc.Forecaster(window=10, units=4, layers=1, epochs=1, verbose=0)
+    path = model.fit(prices).save(root / "panel")
+    return path
+
+
+def test_a_panel_report_has_a_row_per_series_and_a_series_menu(panel_report):
+    page = (panel_report / REPORT_FILE).read_text()
+    assert "Model vs naive, per series" in page
+    assert "<td>AAA</td>" in page and "<td>BBB</td>" in page
+    traces = _plot_data(page, "price-chart")
+    shown = [t.get("name") for t in traces if t.get("visible") is True]
+    assert shown and all(t.get("visible") is False for t in traces[len(traces) // 2 :])
+    assert '"buttons"' in page and '"label":"AAA"' in page and '"label":"BBB"' in page
+    assert "forecast (no forecast.csv yet" in page
+
+
+def test_a_panel_forecast_refreshes_its_report(panel_report, tmp_path):
+    target = tmp_path / "panel"
+    shutil.copytree(panel_report, target)
+    run_forecast(str(target), days=3)
+    page = (target / REPORT_FILE).read_text()
+    names = [t.get("name") for t in _plot_data(page, "price-chart")]
+    assert names.count("forecast") == 2 and "Missing parts" not in page
