@@ -168,3 +168,21 @@ def test_a_panel_forecast_refreshes_its_report(panel_report, tmp_path):
     page = (target / REPORT_FILE).read_text()
     names = [t.get("name") for t in _plot_data(page, "price-chart")]
     assert names.count("forecast") == 2 and "Missing parts" not in page
+
+
+def test_a_panel_report_renders_in_headless_chromium(panel_report, tmp_path):
+    sync_playwright = _chromium_or_skip()
+    problems = []
+    with tempfile.TemporaryDirectory() as profile, sync_playwright() as driver:
+        browser = driver.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, args=CHROMIUM_FLAGS[1:], headless=True
+        )
+        page = browser.new_page()
+        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+        page.on("pageerror", lambda err: problems.append(str(err)))
+        page.goto((panel_report / REPORT_FILE).resolve().as_uri(), wait_until="load")
+        page.wait_for_selector("#price-chart .updatemenu-container", timeout=20_000)
+        drawn = page.locator("#price-chart .trace").count()
+        page.screenshot(path=str(tmp_path / "panel.png"), full_page=True)
+        browser.close()
+    assert problems == [] and drawn >= 2
