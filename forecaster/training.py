@@ -219,9 +219,8 @@ def fit_model(
     state = _CheckpointState.read(checkpoint_dir) if resume else None
     if resume and state is None:
         raise ForecasterError(
-            f"--resume found no checkpoint at {str(checkpoint_dir)!r}: nothing to "
-            "resume. "
-            "Run without --resume to start training."
+            f"resume found no checkpoint at {str(checkpoint_dir)!r}: nothing to "
+            "resume. Start a new run instead. Received: resume=True"
         )
     if state is not None:
         _check_same_run(state, settings, checkpoint_dir)
@@ -329,7 +328,7 @@ class _CheckpointState:
         except (ValueError, KeyError, TypeError) as err:
             raise ForecasterError(
                 f"The checkpoint at {str(directory)!r} is damaged ({err!r}); "
-                "run without --resume to start over."
+                "start a new run instead of resuming."
             ) from None
 
 
@@ -450,7 +449,7 @@ def _check_same_run(state: _CheckpointState, settings: Settings, directory) -> N
             if state.run_key.get(part, {}).get(name) != now[part][name]
         )
         raise ForecasterError(
-            f"--resume: the checkpoint at {str(directory)!r} was trained with other "
-            f"settings ({', '.join(changed)} differ). Resume with the same flags, or "
-            "run without --resume to start over."
+            f"resume: the checkpoint at {str(directory)!r} was trained with other "
+            f"settings ({', '.join(changed)} differ). Resume with the same settings, "
+            "or start a new run."
         )

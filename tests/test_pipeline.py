@@ -235,7 +235,7 @@ def test_resume_refuses_other_settings(tmp_path):
 
 
 def test_resume_without_checkpoint_is_an_error(tmp_path, prices_csv):
-    with pytest.raises(ForecasterError, match="--resume found no checkpoint"):
+    with pytest.raises(ForecasterError, match="^resume found no checkpoint"):
         pipeline.run_training(
             tiny_settings(prices_csv), out=tmp_path / "x", resume=True
         )
