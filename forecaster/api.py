@@ -545,37 +545,24 @@ def load(path) -> Forecaster:
     Importing TensorFlow is left to `forecast(engine="keras")`; a model with
     layers the NumPy engine lacks falls back to Keras by itself.
     """
+    from forecaster import panels
+
     bundle = bundle_io.load_bundle(path)
     model = Forecaster.from_settings(bundle.settings)
     model.bundle_ = bundle
+    model.scaler_ = bundle.scaler
+    model.metrics_ = bundle.metrics
+    model.intervals_ = bundle.intervals
+    model.metadata_ = bundle.metadata
+    model.default_method_ = bundle.metadata.get("default_method", "recursive")
+    model.history_ = bundle_io.read_history(bundle)
+    model.best_epoch_ = bundle.metadata.get("training", {}).get("best_epoch")
+    model.notes_ = []
     if "panel" in bundle.metadata:
-        return _load_panel(model, bundle)
-    model.scaler_ = bundle.scaler
-    model.metrics_ = bundle.metrics
-    model.intervals_ = bundle.intervals
-    model.metadata_ = bundle.metadata
-    model.default_method_ = bundle.metadata.get("default_method", "recursive")
-    model.history_ = bundle_io.read_history(bundle)
-    model.best_epoch_ = bundle.metadata.get("training", {}).get("best_epoch")
-    model.prices_ = bundle_io.read_recent_prices(bundle)
-    model.notes_ = []
-    return model
-
-
-def _load_panel(model: Forecaster, bundle) -> Forecaster:
-    from forecaster import panels
-
-    recent = bundle_io.read_panel_recent(bundle)
-    model.panel_ = panels.from_bundle(bundle, recent)
-    model.scaler_ = bundle.scaler
-    model.metrics_ = bundle.metrics
-    model.intervals_ = bundle.intervals
-    model.metadata_ = bundle.metadata
-    model.default_method_ = bundle.metadata.get("default_method", "recursive")
-    model.history_ = bundle_io.read_history(bundle)
-    model.best_epoch_ = bundle.metadata.get("training", {}).get("best_epoch")
-    model.prices_ = None
-    model.notes_ = []
+        recent = bundle_io.read_panel_recent(bundle)
+        model.panel_, model.prices_ = panels.from_bundle(bundle, recent), None
+    else:
+        model.prices_ = bundle_io.read_recent_prices(bundle)
     return model
 
 

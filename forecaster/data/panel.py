@@ -44,19 +44,16 @@ from forecaster.data.csv import (
 )
 from forecaster.data.series import SAMPLE_CSV, Prices
 from forecaster.data.yahoo import (
-    _captured_yfinance_errors,
     _check_range,
     _check_ticker,
     _classify,
-    _day_after,
     _Failure,
-    _real_download,
     _ticker_source,
     _use_cache,
     _write_cache,
     cache_path,
+    call_download,
     flatten_download,
-    quiet_library_warnings,
 )
 from forecaster.errors import ForecasterError
 
@@ -648,25 +645,10 @@ def _check_symbols(tickers) -> list[str]:
 
 def _download_all(symbols: list[str], start: str, end: str | None, download):
     """(frame, None, logged) from one yfinance call, or (None, error, logged)."""
-    if download is None:
-        download, failure = _real_download()
-        if failure is not None:
-            return None, failure, []
-    with _captured_yfinance_errors() as messages, quiet_library_warnings():
-        try:
-            frame = download(
-                symbols,
-                start=start,
-                end=_day_after(end),  # yfinance's end is exclusive
-                auto_adjust=True,
-                progress=False,
-                threads=False,
-            )
-        except Exception as err:  # yfinance and its HTTP stack raise many kinds
-            return None, err, messages
-    if not isinstance(frame, pd.DataFrame):
+    frame, error, messages = call_download(symbols, start, end, download)
+    if error is None and not isinstance(frame, pd.DataFrame):
         return None, None, messages
-    return frame, None, messages
+    return frame, error, messages
 
 
 def _symbol_series(symbol, frame, error, messages, dates, cache_dir, column):

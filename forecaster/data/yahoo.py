@@ -162,26 +162,40 @@ _NETWORK_HINTS = (
 
 def _try_download(ticker, start, end, download):
     """Return (frame, None) on success or (None, _Failure) on any failure."""
+    frame, err, messages = call_download(ticker, start, end, download)
+    if isinstance(err, _Failure):
+        return None, err
+    if err is not None:
+        return None, _classify(ticker, err, messages)
+    if not isinstance(frame, pd.DataFrame) or frame.dropna(how="all").empty:
+        return None, _classify(ticker, None, messages)
+    return frame, None
+
+
+def call_download(tickers, start, end, download=None):
+    """One yfinance.download call: (frame, error, what yfinance logged).
+
+    `error` is the exception raised (yfinance and its HTTP stack raise many
+    kinds), a _Failure when yfinance cannot be used at all, or None. yfinance
+    logs most failures instead of raising; they are kept to explain.
+    """
     if download is None:
         download, failure = _real_download()
         if failure is not None:
-            return None, failure
-    # yfinance logs most failures instead of raising; keep them to explain.
+            return None, failure, []
     with _captured_yfinance_errors() as messages, quiet_library_warnings():
         try:
             frame = download(
-                ticker,
+                tickers,
                 start=start,
                 end=_day_after(end),  # yfinance's end is exclusive
                 auto_adjust=True,
                 progress=False,
                 threads=False,
             )
-        except Exception as err:  # yfinance and its HTTP stack raise many kinds
-            return None, _classify(ticker, err, messages)
-    if not isinstance(frame, pd.DataFrame) or frame.dropna(how="all").empty:
-        return None, _classify(ticker, None, messages)
-    return frame, None
+        except Exception as err:  # classified by the caller
+            return None, err, messages
+    return frame, None, messages
 
 
 def _real_download():
