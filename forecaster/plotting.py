@@ -101,17 +101,7 @@ def plot_forecast(
                 linewidth=1,
                 label="test-period predictions",
             )
-    for level, alpha in ((95, 0.15), (80, 0.3)):
-        if f"lower_{level}" in forecast:
-            ax.fill_between(
-                dates,
-                forecast[f"lower_{level}"],
-                forecast[f"upper_{level}"],
-                color="tab:blue",
-                alpha=alpha,
-                linewidth=0,
-                label=f"{level}% interval",
-            )
+    _bands(ax, dates, forecast)
     ax.plot(
         dates, forecast["forecast"], color="tab:blue", linewidth=1.5, label="forecast"
     )
@@ -176,16 +166,7 @@ def plot_panel_grid(history: dict, forecast: pd.DataFrame, title: str, page=0):
         ahead = forecast[forecast["series"] == name]
         dates = pd.to_datetime(ahead["date"])
         ax.plot(recent.index, recent.to_numpy(), color="black", linewidth=0.8)
-        for level, alpha in ((95, 0.15), (80, 0.3)):
-            if f"lower_{level}" in ahead:
-                ax.fill_between(
-                    dates,
-                    ahead[f"lower_{level}"],
-                    ahead[f"upper_{level}"],
-                    color="tab:blue",
-                    alpha=alpha,
-                    linewidth=0,
-                )
+        _bands(ax, dates, ahead)
         ax.plot(dates, ahead["forecast"], color="tab:blue", linewidth=1.2)
         ax.set_title(name, fontsize=9)
         ax.tick_params(labelsize=6)
@@ -198,3 +179,18 @@ def plot_panel_grid(history: dict, forecast: pd.DataFrame, title: str, page=0):
 def grid_pages(forecast: pd.DataFrame) -> int:
     """How many pages the grid of a panel forecast takes."""
     return -(-forecast["series"].nunique() // GRID_PAGE)
+
+
+def _bands(ax, dates, forecast: pd.DataFrame) -> None:
+    """The 95% and 80% bands of a forecast frame, lightest first."""
+    for level, alpha in ((95, 0.15), (80, 0.3)):
+        if f"lower_{level}" in forecast:
+            ax.fill_between(
+                dates,
+                forecast[f"lower_{level}"],
+                forecast[f"upper_{level}"],
+                color="tab:blue",
+                alpha=alpha,
+                linewidth=0,
+                label=f"{level}% interval",
+            )
