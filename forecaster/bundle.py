@@ -254,8 +254,8 @@ def _read_manifest(path: Path) -> dict:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise BundleError(
             f"Bundle {str(path)!r} has a damaged {MANIFEST_FILE} "
-            f"({type(err).__name__}): the bundle is damaged or incompatible, retrain "
-            "it with train.py (or copy it again)."
+            f"({type(err).__name__}): the bundle is damaged or incompatible, train "
+            "it again (or copy it again)."
         ) from None
     return files
 
@@ -265,8 +265,8 @@ def _check_listed_file(path: Path, name: str, entry: dict) -> None:
     if not file.is_file():
         raise BundleError(
             f"{str(path)!r} is not a complete bundle (missing {name}, listed in "
-            f"{MANIFEST_FILE}): the bundle is damaged or incompatible, retrain it "
-            "with train.py (or copy it again)."
+            f"{MANIFEST_FILE}): the bundle is damaged or incompatible, train it "
+            "again (or copy it again)."
         )
     size = file.stat().st_size
     if size != int(entry["size"]):
