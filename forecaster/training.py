@@ -29,10 +29,10 @@ log = logging.getLogger("forecaster")
 # tf.data's AUTOTUNE. AUTOTUNE starts a tuning thread per iterator, and
 # destroying an iterator waits for that thread to wake: Keras drops its
 # iterator at every epoch start (and after each validation pass), and here
-# that wait left both cores idle for 0.3-1.6 s at the start of about half the
+# that wait left both cores idle for 0.3-0.65 s at the start of about half the
 # epochs (the "slow mode", bench/epoch_modes.py, BENCHMARKS.md). Two batches
-# are enough: gathering one batch of windows takes about 1 ms, a training step
-# 70-110 ms on 2 cores. None restores AUTOTUNE (the benchmark's "before").
+# are enough on any core count: gathering one batch of windows takes 0.4 ms,
+# a training step 70-110 ms on 2 cores. None restores AUTOTUNE (the "before").
 PREFETCH_BATCHES: int | None = 2
 
 
