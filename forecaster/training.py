@@ -270,7 +270,8 @@ def fit_model(
     # One iterator over an endless stream of shuffled passes, one pass an
     # epoch: Keras' fit otherwise swaps in a new iterator every epoch, and
     # that epoch start stalled 1.2-1.3 s in about 4 epochs of 10 here
-    # (1.2-1.5 s epochs; bench/speed.py, BENCHMARKS.md).
+    # (1.2-1.5 s epochs; bench/speed.py, BENCHMARKS.md): the wait for the old
+    # iterator's AUTOTUNE thread, which PREFETCH_BATCHES now also avoids.
     scaled, extra, fit_targets = training_windows(parts, "fit")
     fit_data = window_dataset(
         scaled,
