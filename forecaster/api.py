@@ -629,6 +629,7 @@ def _metadata(settings: Settings, prices: Prices, prepared, result) -> dict:
             "best_epoch": result.best_epoch,
             "seconds": round(result.seconds, 2),
             "resumed_from_epoch": result.resumed_from,
+            "runtime": result.runtime,
         },
         "versions": bundle_io.library_versions(),
     }

@@ -237,7 +237,9 @@ def run_numpy_training(settings: Settings, out, optimizer: str = "adam", force=F
         train.seed,
     )
     model = to_keras(network, model_settings, prep.window, prep.horizon)
-    result = TrainResult(model, history, best_epoch, time.perf_counter() - started)
+    result = TrainResult(
+        model, history, best_epoch, time.perf_counter() - started, runtime={}
+    )  # no tf.data here: no input pipeline settings to record
     forecaster = Forecaster.from_settings(settings)._adopt(prices, prepared, result)
     forecaster.metadata_["training"]["trainer"] = f"numpy {optimizer}"
     forecaster.save(out, force=True)

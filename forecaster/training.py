@@ -25,6 +25,25 @@ from forecaster.windows import Prepared, encode_inputs, encode_targets
 
 log = logging.getLogger("forecaster")
 
+# Batches read ahead by every input pipeline, a fixed depth instead of
+# tf.data's AUTOTUNE. AUTOTUNE starts a tuning thread per iterator, and
+# destroying an iterator waits for that thread to wake: Keras drops its
+# iterator at every epoch start (and after each validation pass), and here
+# that wait left both cores idle for 0.3-0.65 s at the start of about half the
+# epochs (the "slow mode", bench/epoch_modes.py, BENCHMARKS.md). Two batches
+# are enough on any core count: gathering one batch of windows takes 0.4 ms,
+# a training step 70-110 ms on 2 cores. None restores AUTOTUNE (the "before").
+PREFETCH_BATCHES: int | None = 2
+
+
+def input_runtime() -> dict:
+    """How the input pipelines run, for the bundle's metadata."""
+    return {
+        "prefetch_batches": PREFETCH_BATCHES or "autotune",
+        "tf_data_autotune": PREFETCH_BATCHES is None,
+        "training_iterator": "one stream of passes",
+    }
+
 
 def training_windows(parts: list[Prepared], which: str):
     """(scaled, extra, targets) of the "fit" or "val" windows of one or many series.
@@ -116,7 +135,18 @@ def window_dataset(
                     batches_per_pass(targets, batch_size)
                 )
             )
-    return batches.map(gather).prefetch(tf.data.AUTOTUNE)
+    return _with_input_options(batches.map(gather))
+
+
+def _with_input_options(batches):
+    """Prefetch `PREFETCH_BATCHES` batches; without AUTOTUNE's tuning thread."""
+    import tensorflow as tf
+
+    if PREFETCH_BATCHES is None:
+        return batches.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return batches.prefetch(PREFETCH_BATCHES).with_options(options)
 
 
 def _window_gather(scaled, extra, prep: PrepSettings):
@@ -176,6 +206,7 @@ class TrainResult:
     seconds: float  # wall time of the fit
     resumed_from: int = 0  # epochs already done when --resume picked the run up
     notes: list[str] = field(default_factory=list)
+    runtime: dict = field(default_factory=input_runtime)  # input pipeline settings
 
 
 def fit_model(
@@ -238,7 +269,8 @@ def fit_model(
     # One iterator over an endless stream of shuffled passes, one pass an
     # epoch: Keras' fit otherwise swaps in a new iterator every epoch, and
     # that epoch start stalled 1.2-1.3 s in about 4 epochs of 10 here
-    # (1.2-1.5 s epochs; bench/speed.py, BENCHMARKS.md).
+    # (1.2-1.5 s epochs; bench/speed.py, BENCHMARKS.md): the wait for the old
+    # iterator's AUTOTUNE thread, which PREFETCH_BATCHES now also avoids.
     scaled, extra, fit_targets = training_windows(parts, "fit")
     fit_data = window_dataset(
         scaled,

@@ -176,6 +176,11 @@ def test_resume_continues_from_checkpoint(tmp_path):
     assert meta["training"]["resumed_from_epoch"] == 2
     assert meta["training"]["epochs_run"] == 4
     assert not checkpoint.exists()
+    assert meta["training"]["runtime"] == {
+        "prefetch_batches": 2,
+        "tf_data_autotune": False,
+        "training_iterator": "one stream of passes",
+    }
 
 
 def test_resume_finds_a_checkpoint_whose_swap_was_killed(tmp_path, caplog):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from forecaster import training
 from forecaster.config import PrepSettings
 from forecaster.training import batches_per_pass, window_dataset
 from forecaster.windows import encode_inputs, encode_targets, target_view, window_view
@@ -117,3 +118,12 @@ def test_unshuffled_stream_repeats_time_order():
 def test_batches_per_pass_counts_the_short_last_batch():
     assert batches_per_pass(TARGETS, 8) == 6
     assert batches_per_pass((0, 16), 8) == 2
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_pipelines_prefetch_a_fixed_depth_without_autotune(shuffle):
+    """AUTOTUNE's tuning thread stalls an epoch start when Keras drops an iterator."""
+    dataset = window_dataset(SERIES, TARGETS, PREP, batch_size=8, shuffle=shuffle)
+    assert dataset.options().autotune.enabled is False
+    assert training.input_runtime()["tf_data_autotune"] is False
+    assert training.input_runtime()["prefetch_batches"] == training.PREFETCH_BATCHES
