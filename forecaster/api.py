@@ -235,6 +235,7 @@ class Forecaster:
         self.scaler_ = {name: part.scaler for name, part in parts.items()}
         self.prices_ = {name: panel[name].values for name in parts}
         self.sources_ = {name: panel[name].source for name in parts}
+        self.runtime_ = result.runtime
         self.history_ = pd.DataFrame(result.history)
         self.best_epoch_ = result.best_epoch
         series = evaluation["series"]
