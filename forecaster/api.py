@@ -433,6 +433,7 @@ class Forecaster:
             "training": {
                 "epochs_run": len(self.history_),
                 "best_epoch": self.best_epoch_,
+                "runtime": self.runtime_,
             },
             "default_method": self.default_method_,
             "versions": bundle_io.library_versions(),
