@@ -174,8 +174,16 @@ def per_series_command(args: argparse.Namespace, settings: Settings) -> int:
     series = series_sources(settings.data)
     cutoff = shared_cutoff(series, settings.prep.train_fraction)
     out = Path(args.out or f"models/per-series-{settings.model.cell}")
+    from forecaster.progress import Progress
+
     where = start_ray(args.ray_address, dashboard=args.dashboard)
     log.info("training %d series on %s", len(series), where)
+    progress = Progress(total=len(series), noun="series", write=log.info)
+
+    def report(result) -> None:
+        _print_result(result)
+        progress.done(result.name)
+
     results = train_per_series(
         series,
         settings,
@@ -183,7 +191,7 @@ def per_series_command(args: argparse.Namespace, settings: Settings) -> int:
         resume=args.resume,
         force=args.force,
         max_retries=args.max_retries,
-        on_result=_print_result,
+        on_result=report,
         cutoff=cutoff,
     )
     summary = write_summary(results, out)

@@ -322,9 +322,26 @@ def _fit(series, settings, out, trials, max_concurrent, space, resume):
                 name=TUNE_DIR,
                 storage_path=str(out.resolve()),
                 verbose=0,
+                callbacks=[_progress_callback(tune, trials)],
             ),
         )
     return tuner.fit()
+
+
+def _progress_callback(tune, trials: int):
+    """A Tune callback that logs one line per finished trial: done, left, time left."""
+    from forecaster.progress import Progress
+
+    progress = Progress(total=trials, noun="trial", write=log.info)
+
+    class TrialProgress(tune.Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            progress.done(trial.trial_id)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            progress.done(f"{trial.trial_id}, failed")
+
+    return TrialProgress()
 
 
 def _retrain(series, settings, best, best_row, out, n_trials):

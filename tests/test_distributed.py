@@ -153,14 +153,21 @@ def test_without_ray_the_commands_say_what_to_install(monkeypatch, capsys):
     ]
 
 
-def test_forecaster_train_per_series_on_the_command_line(ray_runtime, tmp_path, capsys):
+def test_forecaster_train_per_series_on_the_command_line(
+    ray_runtime, tmp_path, capsys, caplog
+):
+    import logging
+
     from forecaster import cli
 
     up = write_csv(tmp_path / "UP.csv", make_prices(seed=1))
     out = tmp_path / "universe"
     argv = ["train", "--per-series", "--csv", up, "--out", str(out)]
-    assert cli.run(cli.main, argv + TINY_FLAGS) == 0
+    loud = [flag for flag in TINY_FLAGS if flag != "--quiet"]  # --quiet hides notes
+    with caplog.at_level(logging.INFO, logger="forecaster"):
+        assert cli.run(cli.main, argv + loud) == 0
     assert "UP           trained" in capsys.readouterr().out
+    assert "series 1/1 (UP): 1 done, 0 left, took " in caplog.text
     assert (out / "UP" / "model.keras").exists()
     assert (out / "series.csv").read_text().count("trained") == 1
 

@@ -105,3 +105,23 @@ def test_the_space_and_the_trials_are_checked(ray_runtime, tmp_path):
         run_search(make_prices(), tiny_settings(), tmp_path, trials=0)
     with pytest.raises(ForecasterError, match="cannot change: epochs; choose among"):
         run_search(make_prices(), tiny_settings(), tmp_path, space={"epochs": 3})
+
+
+def test_finished_trials_log_done_left_and_time_left(caplog):
+    import logging
+
+    from ray import tune
+
+    from forecaster.tune import _progress_callback
+
+    class Trial:
+        def __init__(self, trial_id):
+            self.trial_id = trial_id
+
+    callback = _progress_callback(tune, 3)
+    with caplog.at_level(logging.INFO, logger="forecaster"):
+        callback.on_trial_complete(0, [], Trial("a1"))
+        callback.on_trial_error(1, [], Trial("b2"))
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("trial 1/3 (a1): 1 done, 2 left, about ")
+    assert lines[1].startswith("trial 2/3 (b2, failed): 2 done, 1 left, about ")
