@@ -1,4 +1,4 @@
-"""Plots: loss curves, test predictions, the forecast with its bands, backtests.
+"""Plots: losses, test predictions, forecasts with bands, backtests, reliability.
 
 Each function draws on the matplotlib `Axes` it is given, or on a new
 `Figure` of its own, returns the `Figure`, and writes a PNG only when given a
@@ -135,6 +135,43 @@ def plot_backtest(folds: pd.DataFrame, title: str, path=None, ax=None):
     ax.set_ylabel("RMSE (price)")
     ax.set_title(title)
     ax.legend()
+    return _finish(fig, path)
+
+
+def plot_reliability(
+    table: pd.DataFrame, ax=None, path=None, title: str = "Reliability of P(up)"
+):
+    """Observed frequency of up days against mean P(up) per bin, beside the diagonal.
+
+    `table` is forecaster.direction.reliability's frame; empty bins are left
+    out, and each point's area grows with its bin's share of the days.
+    """
+    shown = table[table["count"] > 0]
+    fig, ax = _axes(ax, (5.5, 5.5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="calibrated")
+    ax.plot(
+        shown["mean_forecast"],
+        shown["observed_frequency"],
+        color="tab:blue",
+        marker=".",
+        label="forecast",
+    )
+    share = shown["count"] / max(int(table["count"].sum()), 1)
+    ax.scatter(
+        shown["mean_forecast"],
+        shown["observed_frequency"],
+        s=20 + 400 * share,
+        color="tab:blue",
+        alpha=0.4,
+        label="area: share of days",
+    )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("forecast P(up), mean in bin")
+    ax.set_ylabel("observed frequency of up days")
+    ax.set_title(title)
+    ax.legend(loc="upper left")
     return _finish(fig, path)
 
 
