@@ -347,6 +347,8 @@ def load_keras_model(file: str | os.PathLike):
     """Load model.keras with Keras' safe mode on (no arbitrary code, no pickle)."""
     import keras
 
+    import forecaster.keras_heads  # noqa: F401  (registers the head layers)
+
     try:
         return keras.saving.load_model(file, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many kinds for a damaged archive

@@ -91,6 +91,11 @@ class ModelSettings:
     learning_rate: float = 1e-3  # Adam's learning rate
     clipnorm: float | None = None  # rescale each weight's gradient to this norm
     #   at most before the update (Keras' clipnorm); unset = no clipping
+    loss: str = "mse"  # "mse" (a point forecast), "normal" or "student-t" (a
+    #   distribution of the next move, by likelihood) or "quantile" (its
+    #   quantiles, by pinball loss); see forecaster/heads.py
+    objective: str = "price"  # "price", or "direction": P(the next move is up)
+    #   from a sigmoid output trained by binary cross-entropy
 
     def validate(self) -> None:
         check_choice("cell", self.cell, CELLS)
@@ -105,6 +110,9 @@ class ModelSettings:
                 "learning_rate must be positive. "
                 f"Received: learning_rate={self.learning_rate}"
             )
+        from forecaster.heads import check
+
+        check(self.loss, self.objective)
         if self.clipnorm is not None and not self.clipnorm > 0:
             raise ForecasterError(
                 f"clipnorm must be positive. Received: clipnorm={self.clipnorm}"

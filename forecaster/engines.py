@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from forecaster.errors import ForecasterError, UnsupportedModelError
+from forecaster.heads import HeadSpec, point
 from forecaster.windows import decode_outputs, encode_inputs
 
 ENGINES = ("auto", "numpy", "keras")
@@ -23,6 +24,7 @@ class Engine:
     """Shared logic; subclasses provide `_call(inputs) -> outputs`."""
 
     name = "base"
+    head = HeadSpec()  # what the model outputs (forecaster.heads); set by subclasses
 
     def __init__(self, representation: str, window: int, horizon: int):
         self.representation = representation
@@ -33,18 +35,32 @@ class Engine:
         """Scaled windows (b, window) to scaled predictions (b, horizon), float64.
 
         `extra` (b, window, n_extra): the scaled input features beside the
-        target, for a model trained with them.
+        target, for a model trained with them. A probabilistic head's point
+        forecast is its location (normal, t) or median (quantile).
+        """
+        if self.head.kind == "direction":
+            raise ForecasterError(
+                "This model forecasts the direction of the next move (P(up)), not "
+                "prices: use predict_head. Received: a model with objective="
+                "'direction'"
+            )
+        windows = np.asarray(windows, dtype=np.float32)
+        outputs = self.predict_head(windows, extra)
+        return decode_outputs(
+            windows.astype(np.float64), point(outputs, self.head), self.representation
+        )
+
+    def predict_head(self, windows: np.ndarray, extra: np.ndarray | None = None):
+        """The head's outputs for scaled windows (b, window), float64, not decoded.
+
+        (b, horizon) for mse and direction heads, (b, horizon, n_params) for
+        the others, in the representation's units (forecaster.heads).
         """
         windows = np.asarray(windows, dtype=np.float32)
         inputs = encode_inputs(windows, self.representation)
         if extra is not None:
             inputs = np.concatenate([inputs, np.asarray(extra, np.float32)], axis=-1)
-        outputs = self._call(inputs)
-        return decode_outputs(
-            windows.astype(np.float64),
-            np.asarray(outputs, dtype=np.float64),
-            self.representation,
-        )
+        return np.asarray(self._call(inputs), dtype=np.float64)
 
     def forecast(
         self, context: np.ndarray, steps: int, block: int = 1, extra=None
@@ -87,6 +103,7 @@ class NumpyEngine(Engine):
 
         super().__init__(representation, window, horizon)
         self.model = ReferenceModel.load(model_path)
+        self.head = self.model.head
 
     def _call(self, inputs: np.ndarray) -> np.ndarray:
         return self.model.predict(inputs)
@@ -109,6 +126,7 @@ class KerasEngine(Engine):
 
         super().__init__(representation, window, horizon)
         self.model = model
+        self.head = keras_head_spec(model)
         # XLA fuses the loop of `forecast` (measured ~30x faster per call on
         # 2 CPU cores) but compiles for ~0.6 s first: worth it when forecasting
         # many times (evaluation, benchmarks), not for one forecast.
@@ -152,7 +170,7 @@ class KerasEngine(Engine):
     def _build_loop(self, block: int):
         import tensorflow as tf
 
-        model, representation = self.model, self.representation
+        model, representation, head = self.model, self.representation, self.head
         spec = [
             tf.TensorSpec([None, self.window], tf.float32),
             tf.TensorSpec([], tf.int32),
@@ -164,7 +182,7 @@ class KerasEngine(Engine):
 
             def body(i, ctx, predictions):
                 inputs = encode_inputs(ctx, representation)
-                out = model(inputs, training=False)[:, :block]
+                out = point(model(inputs, training=False), head)[:, :block]
                 out = decode_outputs(ctx, out, representation)
                 return (
                     i + 1,
@@ -181,6 +199,22 @@ class KerasEngine(Engine):
             )
 
         return loop
+
+
+def keras_head_spec(model) -> HeadSpec:
+    """The HeadSpec of a Keras model (mse unless its last layer is a head)."""
+    from forecaster.heads import spec_from_config
+
+    return spec_from_config(
+        {
+            "config": {
+                "layers": [
+                    {"class_name": type(layer).__name__, "config": layer.get_config()}
+                    for layer in model.layers
+                ]
+            }
+        }
+    )
 
 
 def check_direct_steps(steps: int, horizon: int) -> None:

@@ -7,7 +7,11 @@ from forecaster.errors import ForecasterError
 
 
 def build_model(
-    settings: ModelSettings, window: int, horizon: int = 1, n_features: int = 1
+    settings: ModelSettings,
+    window: int,
+    horizon: int = 1,
+    n_features: int = 1,
+    scales: tuple[float, float] = (1.0, 1.0),
 ):
     """Build and compile the network described by `settings`.
 
@@ -15,6 +19,12 @@ def build_model(
     recurrent layers of `units` each (optionally `Bidirectional`), each followed
     by Dropout when `dropout > 0`, then `Dense(horizon)`. Adam (with
     `clipnorm` when set) and MSE.
+
+    With another `loss` or `objective` (forecaster.heads) the window first
+    gains a channel of daily moves (`MoveChannel`, divided by `scales[1]`,
+    the training moves' std), and the Dense layer feeds a `DistributionHead`
+    whose outputs are in units of `scales[0]` (the std of the training
+    targets in the representation), trained by that head's loss.
 
     LSTM and GRU keep Keras' defaults for activation (tanh), recurrent
     activation (sigmoid), `recurrent_dropout=0`, `unroll=False`,
@@ -35,19 +45,26 @@ def build_model(
             )
     import keras
 
+    from forecaster.heads import QUANTILES, HeadSpec, head_kind
+    from forecaster.keras_heads import MoveChannel, head_layers, head_loss
+
+    kind = head_kind(settings.loss, settings.objective)
+    spec = HeadSpec(kind, horizon, scales[0], QUANTILES if kind == "quantile" else ())
     layers = [keras.Input(shape=(window, n_features), name="window")]
+    if kind != "mse":
+        layers.append(MoveChannel(scales[1], name="moves"))
     for depth in range(settings.layers):
         last = depth == settings.layers - 1
         layers.append(_recurrent_layer(keras, settings, return_sequences=not last))
         if settings.dropout > 0:
             layers.append(keras.layers.Dropout(settings.dropout))
-    layers.append(keras.layers.Dense(horizon, name="forecast"))
+    layers.extend(head_layers(spec))
     model = keras.Sequential(layers, name=f"stacked_{settings.cell}")
     model.compile(
         optimizer=keras.optimizers.Adam(
             learning_rate=settings.learning_rate, clipnorm=settings.clipnorm
         ),
-        loss="mse",
+        loss=head_loss(spec),
     )
     return model
 

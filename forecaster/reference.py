@@ -37,11 +37,13 @@ import h5py
 import numpy as np
 
 from forecaster.errors import BundleError, ForecasterError, UnsupportedModelError
+from forecaster.heads import HeadSpec, head_outputs, move_channel, spec_from_config
 from forecaster.keras_file import damaged, read_archive
 
 RECURRENT_CLASSES = ("SimpleRNN", "LSTM", "GRU")
+HEAD_CLASSES = ("MoveChannel", "DistributionHead")  # forecaster.keras_heads
 SUPPORTED_CLASSES = ("InputLayer", "Dropout", "Dense", "Bidirectional")
-SUPPORTED_CLASSES += RECURRENT_CLASSES
+SUPPORTED_CLASSES += RECURRENT_CLASSES + HEAD_CLASSES
 SUPPORTED_DTYPES = ("float32", "float64")
 
 # Gate blocks per cell: how many `units`-wide column blocks W, U and b hold.
@@ -341,13 +343,25 @@ class ReferenceModel:
     predicting).
     """
 
-    def __init__(self, layers: list, window: int, n_features: int):
+    def __init__(
+        self,
+        layers: list,
+        window: int,
+        n_features: int,
+        head: HeadSpec | None = None,
+        move_scale: float | None = None,
+        df_weight: float = 0.0,
+    ):
         from forecaster.wavefront import stacked_lstm_for
 
         self.layers = layers
         self.window = window
         self.n_features = n_features
-        self.n_outputs = layers[-1].output_size
+        # forecaster.heads: the move channel before the stack, the head after
+        self.head = head or HeadSpec(horizon=layers[-1].output_size)
+        self.move_scale = move_scale
+        self.df_weight = df_weight
+        self.n_outputs = self.head.horizon
         # The same LSTM stack run wave by wave: ~L times fewer NumPy calls.
         self.stacked_lstm = stacked_lstm_for(layers)
 
@@ -369,7 +383,9 @@ class ReferenceModel:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Forecast from windows x: (batch, window, n_features) -> (batch, n_outputs).
 
-        Computed in float64 and returned as float32, like Keras.
+        Computed in float64 and returned as float32, like Keras. A model
+        with a head (forecaster.heads) returns its outputs: (batch, n_outputs)
+        or (batch, n_outputs, n_params).
         """
         x = np.asarray(x, dtype=np.float64)
         expected = (self.window, self.n_features)
@@ -379,16 +395,26 @@ class ReferenceModel:
                 f"Received: x.shape={x.shape}; pass windows shaped like the "
                 "model's training windows."
             )
+        if self.move_scale is not None:
+            x = move_channel(x, self.move_scale)
         if self.stacked_lstm is not None:
-            return self.layers[-1](self.stacked_lstm(x)).astype(np.float32)
-        return self.predict_layer_by_layer(x)
+            raw = self.layers[-1](self.stacked_lstm(x))
+        else:
+            raw = self._through_layers(x)
+        return head_outputs(raw, self.head, self.df_weight).astype(np.float32)
 
     def predict_layer_by_layer(self, x: np.ndarray) -> np.ndarray:
         """`predict` through each layer in turn (the plain reference path)."""
         x = np.asarray(x, dtype=np.float64)
+        if self.move_scale is not None:
+            x = move_channel(x, self.move_scale)
+        raw = self._through_layers(x)
+        return head_outputs(raw, self.head, self.df_weight).astype(np.float32)
+
+    def _through_layers(self, x: np.ndarray) -> np.ndarray:
         for layer in self.layers:
             x = layer(x)
-        return x.astype(np.float32)
+        return x
 
 
 def is_supported(path: str | Path) -> bool:
@@ -430,9 +456,13 @@ def _build(config: dict, weights_file: h5py.File, path: Path) -> ReferenceModel:
     window, n_features = _input_shape(layer_configs, path)
     group_names = _weight_groups(layer_configs)
     layers, size, is_sequence = [], n_features, True
+    extras = {"head": spec_from_config(config)}
     for layer_config, group in zip(layer_configs, group_names, strict=True):
         class_name, options = _check_layer(layer_config)
         if class_name in ("InputLayer", "Dropout"):
+            continue
+        if class_name in HEAD_CLASSES:
+            size += _head_layer(class_name, options, weights_file, group, extras)
             continue
         group = _find_group(weights_file, group, options.get("name"), path)
         if class_name == "Dense":
@@ -456,7 +486,17 @@ def _build(config: dict, weights_file: h5py.File, path: Path) -> ReferenceModel:
             "NumPy reference needs a final Dense after return_sequences=False; "
             "run this model with Keras."
         )
-    return ReferenceModel(layers, window, n_features)
+    return ReferenceModel(layers, window, n_features, **extras)
+
+
+def _head_layer(class_name, options, weights_file, group, extras) -> int:
+    """Record a head layer's settings in `extras`; the features it adds (0 or 1)."""
+    if class_name == "MoveChannel":
+        extras["move_scale"] = float(options["move_scale"])
+        return 1
+    if options.get("kind") == "student-t":
+        extras["df_weight"] = float(np.asarray(weights_file[group]["vars/0"]))
+    return 0
 
 
 def _input_shape(layer_configs: list[dict], path: Path) -> tuple[int, int]:

@@ -184,6 +184,25 @@ def _target_lookup(targets):
     return (lambda positions: tf.gather(table, positions)), len(targets)
 
 
+def head_scales(parts: list[Prepared]) -> tuple[float, float]:
+    """(std of the encoded step-1 fit targets, std of the training daily moves).
+
+    The units of a probabilistic head's outputs and of its move channel
+    (forecaster.heads), from the training parts of every series only.
+    """
+    targets, moves = [], []
+    for part in parts:
+        start, stop = part.split.fit_targets
+        last = part.scaled[start - 1 : stop - 1]
+        step = part.scaled[start:stop]
+        encoded = encode_targets(last[:, None], step[:, None], part.representation)
+        targets.append(encoded[:, 0])
+        moves.append(np.diff(part.scaled[: part.split.n_train]))
+    return tuple(
+        float(max(np.std(np.concatenate(values)), 1e-12)) for values in (targets, moves)
+    )
+
+
 def batches_per_pass(targets, batch_size: int) -> int:
     """Batches in one pass over the windows of `targets` (the last may be short).
 
@@ -258,10 +277,16 @@ def fit_model(
         log.info(_resume_note(state, checkpoint_dir, train.epochs, train.patience))
     with devices.scope(strategy):
         if state is not None:
+            import forecaster.keras_heads  # noqa: F401  (registers the head layers)
+
             model = keras.saving.load_model(state.model_path, safe_mode=True)
         else:
             model = build_model(
-                settings.model, prep.window, prep.horizon, parts[0].n_features
+                settings.model,
+                prep.window,
+                prep.horizon,
+                parts[0].n_features,
+                scales=head_scales(parts),
             )
     stopper = EarlyStoppingCheckpoint(
         train.patience, checkpoint_dir, state, run_key=_run_key(settings)
