@@ -174,13 +174,18 @@ def evaluate(engine, prepared) -> dict:
     scale = scale_of(
         window_view(prepared.prices, split.window, (split.n_train, split.n))
     )
-    one_step = intervals["recursive" if "recursive" in methods else "direct"]["levels"]
+    one_step_method = intervals["recursive" if "recursive" in methods else "direct"]
+    one_step = one_step_method["levels"]
     achieved = {
         str(level): coverage(
             actual, predictions["predicted"], scale, one_step[str(level)][0]
         )
         for level in INTERVAL_LEVELS
     }
+    from forecaster.comparison import bounds_columns, compare
+
+    distribution, main = compare(engine, prepared, predictions, one_step_method)
+    predictions = predictions.assign(**bounds_columns(main))
     steps = horizon if features else max(horizon, MIN_EVAL_STEPS)
     by_step = step_errors(engine, prepared, steps)
     metrics = {
@@ -192,6 +197,7 @@ def evaluate(engine, prepared) -> dict:
         "rmse_ratio_to_naive": model_scores["rmse"] / baseline["rmse"],
         "interval_coverage_one_step": achieved,
         "rmse_by_step": by_step.to_dict(orient="list"),
+        "distribution": distribution,
     }
     return {
         "predictions": predictions,

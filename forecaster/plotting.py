@@ -41,9 +41,10 @@ def plot_loss(history: pd.DataFrame, best_epoch: int, path=None, ax=None):
     ax.axvline(
         best_epoch, color="grey", linestyle="--", label=f"kept: epoch {best_epoch}"
     )
-    ax.set_yscale("log")
+    positive = (history[["loss", "val_loss"]] > 0).all().all()
+    ax.set_yscale("log" if positive else "linear")  # a likelihood loss can be < 0
     ax.set_xlabel("epoch")
-    ax.set_ylabel("MSE (scaled units)")
+    ax.set_ylabel("loss (scaled units)")
     ax.set_title("Loss per epoch")
     ax.legend()
     return _finish(fig, path)

@@ -103,3 +103,41 @@ class QuantileBands:
             f"level must be one of {', '.join(f'{c:g}' for c in choices)} for "
             f"{self.name}. Received: level={asked}"
         )
+
+
+@dataclass
+class QuantileSet:
+    """A quantile head's forecast: increasing quantiles at fixed levels per test day.
+
+    `values` (n, k) in price units at `levels` (k,), ascending. Quantiles at
+    other levels, and the CDF used for PIT values and P(up), interpolate
+    linearly between them and are held at the ends outside them.
+    """
+
+    name: str
+    values: np.ndarray  # (n, k) quantiles, increasing along the last axis
+    levels: np.ndarray  # (k,) in (0, 1), increasing
+
+    def quantile(self, level: float) -> np.ndarray:
+        scores.check_level(level)
+        levels = np.asarray(self.levels, dtype=np.float64)
+        return np.array([np.interp(level, levels, row) for row in self.values])
+
+    def interval(self, level: float) -> tuple[np.ndarray, np.ndarray]:
+        scores.check_level(level)
+        return self.quantile((1 - level) / 2), self.quantile((1 + level) / 2)
+
+    def cdf(self, actual) -> np.ndarray:
+        """F(actual) interpolated between the quantiles, in [levels[0], levels[-1]]."""
+        actual = np.asarray(actual, dtype=np.float64)
+        levels = np.asarray(self.levels, dtype=np.float64)
+        return np.array(
+            [
+                np.interp(a, row, levels)
+                for a, row in zip(actual, self.values, strict=True)
+            ]
+        )
+
+    def crps(self, actual) -> np.ndarray:
+        """CRPS from the quantiles: 2 x mean pinball loss over its levels, (n,)."""
+        return scores.crps_quantiles(actual, self.values, self.levels)

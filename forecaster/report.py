@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from forecaster.evaluation import format_table
@@ -21,6 +23,11 @@ def training_summary(metrics: dict, table: str) -> str:
             "prediction intervals on the test days (one step ahead): "
             + ", ".join(
                 f"{float(k):.0%} band covers {v:.1%}" for k, v in coverage.items()
+            ),
+            *(
+                ["", format_distribution(metrics["distribution"])]
+                if "distribution" in metrics
+                else []
             ),
         ]
     )
@@ -63,3 +70,49 @@ def format_backtest(table: pd.DataFrame) -> str:
     return table[columns].to_string(
         index=False, na_rep="", float_format=lambda v: f"{v:.4f}"
     )
+
+
+DISTRIBUTION_COLUMNS = (  # (label, key, format) of the distribution table
+    ("CRPS", "crps", "{:.4f}"),
+    ("qCRPS", "crps_quantiles", "{:.4f}"),
+    ("IS80", "interval_score_0.8", "{:.3f}"),
+    ("cov80", "coverage_0.8", "{:.3f}"),
+    ("IS95", "interval_score_0.95", "{:.3f}"),
+    ("cov95", "coverage_0.95", "{:.3f}"),
+    ("logS", "log_score", "{:.3f}"),
+)
+
+
+def format_distribution(result: dict) -> str:
+    """The one-step distribution scores beside the baselines, with the DM verdicts."""
+    methods = result["methods"]
+    lines = [
+        "one-step forecast distribution on the test days (lower is better; "
+        "cov = share inside the 80% / 95% interval)",
+        f"{'':<14}" + "".join(f"{label:>9}" for label, _, _ in DISTRIBUTION_COLUMNS),
+    ]
+    for row in methods.values():
+        cells = "".join(
+            f"{_cell(row[key], fmt):>9}" for _, key, fmt in DISTRIBUTION_COLUMNS
+        )
+        lines.append(f"{row['label']:<14}{cells}")
+    main, garch = methods.get(result["main"]), methods.get("garch_t")
+    if garch is not None:
+        ratios = "".join(
+            f"{_cell(main[key] / garch[key], '{:.3f}'):>9}"
+            if not key.startswith(("coverage", "log"))
+            else " " * 9
+            for _, key, _ in DISTRIBUTION_COLUMNS
+        )
+        lines.append(f"{result['main'] + '/GARCH':<14}{ratios}")
+    for key, test in result["tests"].items():
+        lines.append(f"DM {key.replace('_', ' ')}: {test['verdict']}")
+    if result.get("direction"):
+        from forecaster.direction import format_direction_table
+
+        lines += ["", format_direction_table(result["direction"])]
+    return "\n".join(lines)
+
+
+def _cell(value, fmt: str) -> str:
+    return "n/a" if value is None or math.isnan(value) else fmt.format(value)

@@ -232,10 +232,10 @@ def score_predictive(predictive, actual, levels=(0.8, 0.95)) -> dict:
     grid = quantile_levels(levels)
     quantiles = np.stack([predictive.quantile(tau) for tau in grid], axis=1)
     result["crps_quantiles"] = float(np.mean(crps_quantiles(actual, quantiles, grid)))
-    full = hasattr(predictive, "crps")
+    full, density = hasattr(predictive, "crps"), hasattr(predictive, "log_score")
     result["crps"] = float(np.mean(predictive.crps(actual))) if full else math.nan
     result["log_score"] = (
-        float(np.mean(predictive.log_score(actual))) if full else math.nan
+        float(np.mean(predictive.log_score(actual))) if density else math.nan
     )
     return result
 

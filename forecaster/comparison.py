@@ -1,0 +1,187 @@
+"""The model's one-step forecast distribution on the test days beside four baselines.
+
+For each test day the model's head (forecaster.heads) gives a distribution
+of the price; a model trained on squared error has only its split-conformal
+bands. Both are scored on the same days as (forecaster.baselines, each
+fitted on the training part only): a random walk with 20-day volatility,
+one with EWMA volatility, GARCH(1,1)-t and the conformal bands. The scores
+are forecaster.scores' (coverage, width, interval score, CRPS, log score,
+PIT); the Diebold-Mariano tests (forecaster.significance) compare the model
+with GARCH-t on CRPS and the point forecast with naive on squared error;
+P(up), the distribution's mass above the last price, is scored by
+forecaster.direction.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from forecaster import baselines, direction, scores
+from forecaster.heads import QUANTILES
+from forecaster.predictive import LocationScale, QuantileSet
+from forecaster.significance import diebold_mariano, verdict
+from forecaster.windows import decode_outputs, feature_view, window_view
+
+log = logging.getLogger("forecaster")
+
+LEVELS = (0.8, 0.95)  # the central intervals scored (and written per day)
+BASELINES = ("conformal", "rw20", "ewma", "garch_t")
+LABELS = {
+    "model": "model",
+    "conformal": "conformal",
+    "rw20": "RW 20-day",
+    "ewma": "RW EWMA",
+    "garch_t": "GARCH-t",
+}
+
+
+def model_distribution(engine, prepared):
+    """The head's one-step distribution of each test day's price, or None (mse).
+
+    Normal and Student-t heads give a `LocationScale` (for "log-delta" the
+    scale maps to prices to first order, P x scale, as the baselines do);
+    quantile heads a `QuantileSet` (exact: quantiles map through the scaler).
+    """
+    spec = engine.head
+    if not spec.probabilistic:
+        return None
+    split = prepared.split
+    targets = (split.test_targets[0], split.n)
+    contexts = window_view(prepared.scaled, split.window, targets)
+    extra = feature_view(prepared.extra, split.window, targets)
+    params = np.concatenate(
+        [
+            engine.predict_head(
+                contexts[i : i + 4096], None if extra is None else extra[i : i + 4096]
+            )[:, 0]
+            for i in range(0, len(contexts), 4096)
+        ]
+    )
+    base = decode_outputs(
+        np.asarray(contexts, np.float64),
+        np.zeros((len(contexts), 1)),
+        engine.representation,
+    )[:, 0]
+    scaler = prepared.scaler
+    name = f"model ({spec.kind})"
+    if spec.kind == "quantile":
+        values = scaler.inverse_transform(base[:, None] + params)
+        return QuantileSet(name, values, np.asarray(QUANTILES))
+    location = scaler.inverse_transform(base + params[:, 0])
+    scale = params[:, 1] / scaler.scale_ * (location if scaler.log else 1.0)
+    df = float(params[0, 2]) if spec.kind == "student-t" else None
+    return LocationScale(name, location, scale, df=df, params={"df": df})
+
+
+def compare(engine, prepared, predictions, intervals: dict) -> dict:
+    """Scores of the model's distribution and the baselines on the test days.
+
+    `predictions`: evaluation.test_predictions' frame (one-step point
+    forecasts); `intervals`: the one-step conformal intervals of the
+    default method. Returns (a JSON-ready dict for metrics.json, the
+    model's distribution or the conformal bands).
+    """
+    prices, n_train = prepared.prices, prepared.split.n_train
+    actual = prices[n_train:]
+    found = _baselines(prices, n_train, predictions, prepared.split.window, intervals)
+    model = model_distribution(engine, prepared)
+    main = model if model is not None else found["conformal"]
+    methods = {"model": main, **found} if model is not None else found
+    result = {"levels": list(LEVELS), "main": "model" if model else "conformal"}
+    result["methods"] = {
+        key: {"label": LABELS[key], **scores.score_predictive(d, actual, LEVELS)}
+        for key, d in methods.items()
+    }
+    result["tests"] = _tests(main, found.get("garch_t"), predictions, actual)
+    if hasattr(main, "cdf"):
+        pit = main.cdf(actual)
+        result["pit_counts"] = [int(c) for c in scores.pit_histogram(pit)]
+        previous = prices[n_train - 1 : -1]
+        p_up = np.clip(1.0 - main.cdf(previous), 0.0, 1.0)
+        result["direction"] = _direction(p_up, actual, previous, prices[:n_train])
+    return result, main
+
+
+def _baselines(prices, n_train, predictions, window, intervals) -> dict:
+    found = {
+        "conformal": baselines.conformal_bands(
+            predictions["predicted"].to_numpy(), prices, n_train, window, intervals
+        ),
+        "rw20": baselines.rolling_normal(prices, n_train),
+        "ewma": baselines.ewma_normal(prices, n_train),
+    }
+    try:
+        found["garch_t"] = baselines.garch_t(prices, n_train)
+    except Exception as error:  # arch's optimiser on an odd series: keep the rest
+        log.warning("GARCH(1,1)-t could not be estimated (%s); left out", error)
+    return found
+
+
+def _tests(main, garch, predictions, actual) -> dict:
+    """DM: the model vs GARCH-t on CRPS and interval scores; point vs naive on MSE."""
+    tests = {}
+    point = (predictions["predicted"] - predictions["actual"]) ** 2
+    naive = (predictions["naive"] - predictions["actual"]) ** 2
+    tests["point_vs_naive_squared_error"] = _dm(point, naive, "model", "naive")
+    if garch is None:
+        return tests
+    if isinstance(main, (LocationScale, QuantileSet)):
+        ours, theirs = main.crps(actual), _matching_crps(main, garch, actual)
+    else:
+        grid = scores.quantile_levels(LEVELS)
+        ours, theirs = (
+            scores.crps_quantiles(
+                actual, np.stack([d.quantile(t) for t in grid], 1), grid
+            )
+            for d in (main, garch)
+        )
+    tests["model_vs_garch_crps"] = _dm(ours, theirs, "model", "GARCH-t")
+    for level in LEVELS:
+        losses = [
+            scores.interval_score(actual, *d.interval(level), level)
+            for d in (main, garch)
+        ]
+        tests[f"model_vs_garch_interval_score_{level:g}"] = _dm(
+            *losses, "model", "GARCH-t"
+        )
+    return tests
+
+
+def _matching_crps(main, garch, actual):
+    """GARCH's CRPS scored the way the model's is: closed form, or on its levels."""
+    if isinstance(main, QuantileSet):
+        values = np.stack([garch.quantile(t) for t in main.levels], axis=1)
+        return scores.crps_quantiles(actual, values, main.levels)
+    return garch.crps(actual)
+
+
+def _dm(loss_a, loss_b, name_a: str, name_b: str) -> dict:
+    result = diebold_mariano(np.asarray(loss_a), np.asarray(loss_b))
+    return {
+        "ratio": result.ratio,
+        "p_value": result.p_value,
+        "statistic": result.statistic,
+        "verdict": verdict(result, name_a, name_b),
+    }
+
+
+def _direction(p_up, actual, previous, train_prices) -> dict | None:
+    try:
+        return direction.direction_scores(
+            p_up, actual, previous, direction.base_rate(train_prices)
+        )
+    except Exception as error:  # too few moved days, a constant forecast
+        log.warning("P(up) could not be scored: %s", error)
+        return None
+
+
+def bounds_columns(main) -> dict:
+    """The model's one-step median and bounds per test day, for test_predictions.csv."""
+    columns = {"median": main.quantile(0.5)}
+    for level in LEVELS:
+        lower, upper = main.interval(level)
+        tag = round(level * 100)
+        columns[f"lower_{tag}"], columns[f"upper_{tag}"] = lower, upper
+    return columns
