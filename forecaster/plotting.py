@@ -41,7 +41,8 @@ def plot_loss(history: pd.DataFrame, best_epoch: int, path=None, ax=None):
     ax.axvline(
         best_epoch, color="grey", linestyle="--", label=f"kept: epoch {best_epoch}"
     )
-    ax.set_yscale("log")
+    if (history[["loss", "val_loss"]].to_numpy() > 0).all():  # a likelihood can be < 0
+        ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("MSE (scaled units)")
     ax.set_title("Loss per epoch")
