@@ -279,6 +279,8 @@ class Forecaster:
         horizon: int | None = None,
         engine: str = "auto",
         calendar: str | None = None,
+        samples: int = 1000,
+        seed: int = 0,
     ) -> pd.DataFrame:
         """Forecast `days` trading days past the last price, with 80%/95% bands.
 
@@ -289,11 +291,14 @@ class Forecaster:
         the direct method. Dates are the sessions of the exchange `calendar`
         (an exchange_calendars code; default: the one the model was trained
         with, XNYS unless set). Returns columns date, forecast, lower_80,
-        upper_80, lower_95, upper_95.
+        upper_80, lower_95, upper_95. A model trained with a probabilistic
+        loss (normal, student-t, quantile) adds a median column, and its bands
+        are quantiles of its own distribution: read from the head for a
+        direct forecast, else from `samples` paths drawn with `seed`.
         """
         self._check_fitted("forecast")
         if self.is_panel:
-            return self._forecast_panel(days, prices, engine, calendar)
+            return self._forecast_panel(days, prices, engine, calendar, samples, seed)
         values = self._history(prices)
         method = method or self.default_method_
         if method not in METHODS:
@@ -312,9 +317,13 @@ class Forecaster:
             intervals.get(method) or intervals.get("recursive"),
             block=block,
             calendar=calendar or self.settings.data.calendar,
+            samples=samples,
+            seed=seed,
         )
 
-    def _forecast_panel(self, days, prices, engine, calendar) -> pd.DataFrame:
+    def _forecast_panel(
+        self, days, prices, engine, calendar, samples, seed
+    ) -> pd.DataFrame:
         from forecaster.forecast import forecast_panel
 
         if prices is not None:
@@ -331,6 +340,8 @@ class Forecaster:
             method,
             intervals,
             calendar or self.settings.data.calendar,
+            samples,
+            seed,
         )
 
     def backtest(self, folds: int, prices=None) -> pd.DataFrame:

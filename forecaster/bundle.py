@@ -311,25 +311,21 @@ def _read_json(file: Path, bundle: Path):
 
 def _check_model_archive(file: Path, settings: Settings) -> None:
     """Check model.keras is a whole archive whose input/output match the settings."""
+    from forecaster.heads import spec_from_config
     from forecaster.keras_file import read_archive
 
     config, _ = read_archive(file, verify=True)
     layers = config.get("config", {}).get("layers", [])
     shape = _input_shape(config, layers)
-    units = next(
-        (
-            layer.get("config", {}).get("units")
-            for layer in reversed(layers)
-            if layer.get("class_name") == "Dense"
-        ),
-        None,
-    )
+    has_dense = any(layer.get("class_name") == "Dense" for layer in layers)
+    # a head's Dense layer has steps x parameters units: count steps by the head
+    steps = spec_from_config(config).horizon if has_dense else None
     expected = (settings.prep.window, settings.prep.horizon)
-    if shape is None or units is None or (shape[1], units) != expected:
+    if shape is None or steps is None or (shape[1], steps) != expected:
         raise BundleError(
             f"The model in {str(file)!r} takes window {shape and shape[1]} and "
             "predicts "
-            f"{units} step(s), but metadata.json says window={expected[0]}, "
+            f"{steps} step(s), but metadata.json says window={expected[0]}, "
             f"horizon={expected[1]}: the bundle is damaged or incompatible, retrain it."
         )
 

@@ -329,6 +329,8 @@ def predict_command(args: argparse.Namespace) -> int:
         forecast.out,
         calendar=forecast.calendar,
         series=forecast.series,
+        samples=forecast.samples,
+        seed=forecast.seed,
     )
     shown = report.frame.head(5).to_string(
         index=False, float_format=lambda v: f"{v:.2f}"

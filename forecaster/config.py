@@ -221,10 +221,16 @@ class ForecastSettings:
     #   the bundle
     series: list[str] | None = None  # a panel bundle's series to forecast;
     #   None = all of them
+    samples: int = 1000  # sample paths the recursive forecast of a probabilistic
+    #   model (--loss normal, student-t or quantile) draws; their quantiles are
+    #   the bands
+    seed: int = 0  # seed of those draws: the same seed gives the same bands
 
     def validate(self) -> ForecastSettings:
         if self.days is not None:
             check_at_least("days", self.days)
+        check_at_least("samples", self.samples)
+        check_at_least("seed", self.seed, 0)
         if self.method is not None:
             check_choice("method", self.method, ("recursive", "direct"))
         check_choice("engine", self.engine, ("auto", "numpy", "keras"))

@@ -4,7 +4,9 @@ Both expose the same two calls on scaled data:
 `predict(windows)` for one model call on a batch of windows, and
 `forecast(context, steps, block)` for a recursive forecast that feeds its own
 predictions back, `block` steps at a time (1 = one-step recursion, the model's
-horizon = direct multi-step).
+horizon = direct multi-step). A model with a probabilistic head also gives
+`sample_paths`, the same loop fed with values drawn from its distribution,
+and `step_quantiles`, the quantiles of one call's steps.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from forecaster.config import check_at_least
 from forecaster.errors import ForecasterError, UnsupportedModelError
-from forecaster.heads import HeadSpec, point
+from forecaster.heads import HeadSpec, point, quantile_function
 from forecaster.windows import decode_outputs, encode_inputs
 
 ENGINES = ("auto", "numpy", "keras")
+SAMPLE_CHUNK = 16384  # contexts per model call when sampling paths
+UNIFORM_EDGE = 1e-12  # draws are kept this far inside (0, 1): finite normal/t tails
 
 
 class Engine:
@@ -86,6 +91,91 @@ class Engine:
             )
             done += block
         return np.concatenate(pieces, axis=1)[:, :steps]
+
+    def sample_paths(
+        self, context: np.ndarray, steps: int, samples: int, seed: int, block: int = 1
+    ) -> np.ndarray:
+        """Paths drawn from the model's distribution, (b, samples, steps) scaled.
+
+        From scaled contexts (b, window): the loop of `forecast`, but each
+        call's next `block` moves are DRAWN from the head's distribution (the
+        inverse CDF of uniforms from numpy.random.default_rng(seed): the same
+        seed gives the same paths) and appended to each path's own context.
+        The b x samples contexts go through the model together, SAMPLE_CHUNK
+        at a time. Steps within one block are drawn independently, each from
+        its own distribution: a direct head gives one distribution per step,
+        not their joint law.
+        """
+        _check_block(block, self.horizon)
+        check_at_least("steps", steps)
+        check_at_least("samples", samples)
+        self._check_probabilistic("sampling paths", f"samples={samples}")
+        rng = np.random.default_rng(seed)
+        context = np.repeat(np.asarray(context, dtype=np.float32), samples, axis=0)
+        pieces, done = [], 0
+        while done < steps:
+            outputs = self._head_in_chunks(context)[:, :block]
+            uniforms = rng.random((*outputs.shape[:2], 1))
+            uniforms = np.clip(uniforms, UNIFORM_EDGE, 1 - UNIFORM_EDGE)
+            moves = quantile_function(outputs, self.head, uniforms)[..., 0]
+            drawn = decode_outputs(
+                context.astype(np.float64), moves, self.representation
+            )
+            pieces.append(drawn)
+            context = np.concatenate([context[:, block:], drawn.astype(np.float32)], 1)
+            done += block
+        paths = np.concatenate(pieces, axis=1)[:, :steps]
+        return paths.reshape(-1, samples, steps)
+
+    def step_quantiles(
+        self, context: np.ndarray, steps: int, levels, extra=None
+    ) -> np.ndarray:
+        """Quantiles of the next `steps` values, read from one model call's head.
+
+        Contexts (b, window) to (b, steps, len(levels)) scaled values, for a
+        direct forecast: `steps` is at most the model's horizon and each step
+        has its own distribution, so nothing is sampled. `extra` as in
+        `predict`.
+        """
+        check_at_least("steps", steps)
+        self._check_probabilistic("quantiles per step", f"levels={list(levels)}")
+        if steps > self.horizon:
+            raise ForecasterError(
+                f"steps must be at most the model's horizon {self.horizon} to read "
+                "quantiles from one model call; further steps need sample_paths. "
+                f"Received: steps={steps}"
+            )
+        context = np.asarray(context, dtype=np.float32)
+        outputs = self.predict_head(context, extra)[:, :steps]
+        moves = quantile_function(outputs, self.head, levels)
+        values = decode_outputs(
+            context.astype(np.float64),
+            moves.reshape(len(moves), -1),
+            self.representation,
+        )
+        return values.reshape(moves.shape)
+
+    def _head_in_chunks(self, windows: np.ndarray) -> np.ndarray:
+        return np.concatenate(
+            [
+                self.predict_head(windows[start : start + SAMPLE_CHUNK])
+                for start in range(0, len(windows), SAMPLE_CHUNK)
+            ]
+        )
+
+    def _check_probabilistic(self, what: str, received: str) -> None:
+        if self.head.probabilistic:
+            return
+        trained = (
+            "objective='direction'"
+            if self.head.kind == "direction"
+            else f"loss={self.head.kind!r}"
+        )
+        raise ForecasterError(
+            f"{what} needs a model with a probabilistic head: train it with loss "
+            f"'normal', 'student-t' or 'quantile'. Received: {received} for a model "
+            f"trained with {trained}"
+        )
 
     def _call(self, inputs: np.ndarray) -> np.ndarray:
         raise NotImplementedError

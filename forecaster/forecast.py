@@ -1,4 +1,8 @@
-"""Forecasting in prices: paths from many origins, the future forecast with bands."""
+"""Forecasting in prices: paths from many origins, the future forecast with bands.
+
+The bands are split-conformal (forecaster.intervals) for a point model, and
+quantiles of the model's own distribution for a probabilistic head.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +32,19 @@ def block_for(method: str, horizon: int) -> int:
     return 1 if method == "recursive" else horizon
 
 
+def _band_levels() -> dict[str, float]:
+    """Column -> quantile level of a distribution forecast: median and the bands."""
+    levels = {"median": 0.5}
+    for level in INTERVAL_LEVELS:
+        tag = round(level * 100)
+        levels[f"lower_{tag}"] = round((1 - level) / 2, 10)
+        levels[f"upper_{tag}"] = round((1 + level) / 2, 10)
+    return levels
+
+
+BAND_LEVELS = _band_levels()  # median 0.5, lower_80 0.1, upper_80 0.9, ...
+
+
 def forecast_future(
     engine,
     values: pd.Series,
@@ -37,11 +54,17 @@ def forecast_future(
     intervals: dict | None = None,
     block: int | None = None,
     calendar: str = DEFAULT_CALENDAR,
+    samples: int = 1000,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Forecast `days` sessions of `calendar` past the last date of `values` (prices).
 
     Returns columns date, forecast and, when `intervals` are given,
-    lower_80, upper_80, lower_95, upper_95 (price units).
+    lower_80, upper_80, lower_95, upper_95 (price units). A model with a
+    probabilistic head gives its own distribution instead of `intervals`:
+    columns date, forecast, median and the four bands, read from the head
+    when `days` fit in one model call, else quantiles of `samples` paths
+    drawn with `seed` (see `distribution_quantiles`).
     """
     check_at_least("days", days)
     window = engine.window
@@ -49,7 +72,38 @@ def forecast_future(
     context = scaler.transform(values.to_numpy()[-window:])[None, :]
     block = block or block_for(method, engine.horizon)
     path = scaler.inverse_transform(engine.forecast(context, days, block))[0]
-    return banded_frame(values, path, intervals, window, calendar)
+    if not engine.head.probabilistic:
+        return banded_frame(values, path, intervals, window, calendar)
+    scaled = distribution_quantiles(engine, context, days, block, samples, seed)
+    return quantile_frame(values, path, scaler.inverse_transform(scaled[0]), calendar)
+
+
+def distribution_quantiles(
+    engine, context, days: int, block: int, samples: int, seed: int, extra=None
+) -> np.ndarray:
+    """The BAND_LEVELS quantiles of each day, (b, days, len(BAND_LEVELS)) scaled.
+
+    From the head of one model call when `days` fit in one `block` (a direct
+    forecast, or one step), else from `samples` paths drawn with `seed`
+    (Engine.sample_paths). `extra`: input features, one call only.
+    """
+    check_at_least("samples", samples)
+    levels = list(BAND_LEVELS.values())
+    if days <= block or extra is not None:
+        return engine.step_quantiles(context, days, levels, extra)
+    paths = engine.sample_paths(context, days, samples, seed, block)
+    return np.moveaxis(np.quantile(paths, levels, axis=1), 0, -1)
+
+
+def quantile_frame(values, path, quantiles, calendar: str) -> pd.DataFrame:
+    """A forecast `path` (days,) and its quantiles (days, len(BAND_LEVELS)) as a frame.
+
+    Columns date, forecast, median, lower_80, upper_80, lower_95, upper_95.
+    """
+    frame = _dated_frame(values, path, calendar)
+    for column, values_at in zip(BAND_LEVELS, np.asarray(quantiles).T, strict=True):
+        frame[column] = values_at
+    return frame
 
 
 def banded_frame(values, path, intervals, window: int, calendar: str) -> pd.DataFrame:
@@ -59,12 +113,7 @@ def banded_frame(values, path, intervals, window: int, calendar: str) -> pd.Data
     times the price scale of the last `window` prices.
     """
     days = len(path)
-    frame = pd.DataFrame(
-        {
-            "date": future_dates(values.index[-1], days, calendar).strftime("%Y-%m-%d"),
-            "forecast": path,
-        }
-    )
+    frame = _dated_frame(values, path, calendar)
     if intervals and intervals.get("scale") != RESIDUAL_SCALE:
         raise ForecasterError(
             f"The bundle's intervals use scale {intervals.get('scale')!r}, this "
@@ -79,6 +128,12 @@ def banded_frame(values, path, intervals, window: int, calendar: str) -> pd.Data
             frame[f"lower_{tag}"] = path - width
             frame[f"upper_{tag}"] = path + width
     return frame
+
+
+def _dated_frame(values, path, calendar: str) -> pd.DataFrame:
+    """Columns date (the sessions after the last of `values`) and forecast `path`."""
+    dates = future_dates(values.index[-1], len(path), calendar)
+    return pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "forecast": path})
 
 
 def _check_length(values, window: int) -> None:
@@ -96,40 +151,57 @@ def forecast_panel(
     method: str,
     intervals: dict,
     calendar: str = DEFAULT_CALENDAR,
+    samples: int = 1000,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Every series of a panel forecast in one batched engine call (or loop).
 
     `parts`: name -> windows.Prepared (its last `window` days are the
     context, with their extra features); `intervals`: name -> intervals.
-    Returns the long frame: series, date, forecast and the bands.
+    Returns the long frame: series, date, forecast and the bands (with a
+    median, from the model's distribution, for a probabilistic head: see
+    `forecast_future`).
     """
     check_at_least("days", days)
     window = engine.window
     names = list(parts)
     contexts = np.stack([parts[n].scaled[-window:] for n in names])
-    has_extra = parts[names[0]].extra is not None
+    extra = None
     block = block_for(method, engine.horizon)
-    if has_extra:
-        if days > engine.horizon:
-            raise ForecasterError(
-                f"days must be at most the model's horizon {engine.horizon} when it "
-                "takes input features other than the price: their future values "
-                "are unknown, so no recursive loop can feed them. Train with a "
-                f"larger horizon (direct forecasts). Received: days={days}"
-            )
+    if parts[names[0]].extra is not None:
+        check_direct_days(days, engine.horizon)
         extra = np.stack([parts[n].extra[-window:] for n in names])
-        scaled = engine.forecast(contexts, days, engine.horizon, extra)
-    else:
-        scaled = engine.forecast(contexts, days, block)
+        block = engine.horizon
+    scaled = engine.forecast(contexts, days, block, extra)
+    quantiles = None
+    if engine.head.probabilistic:
+        quantiles = distribution_quantiles(
+            engine, contexts, days, block, samples, seed, extra
+        )
     frames = []
     for row, name in enumerate(names):
         part = parts[name]
         values = pd.Series(part.prices, index=part.dates)
         path = part.scaler.inverse_transform(scaled[row])
-        frame = banded_frame(values, path, intervals.get(name), window, calendar)
+        if quantiles is None:
+            frame = banded_frame(values, path, intervals.get(name), window, calendar)
+        else:
+            in_prices = part.scaler.inverse_transform(quantiles[row])
+            frame = quantile_frame(values, path, in_prices, calendar)
         frames.append(frame.assign(series=name))
     long = pd.concat(frames, ignore_index=True)
     return long[["series", *[c for c in long.columns if c != "series"]]]
+
+
+def check_direct_days(days: int, horizon: int) -> None:
+    """With input features beside the price, a forecast reaches `horizon` days."""
+    if days > horizon:
+        raise ForecasterError(
+            f"days must be at most the model's horizon {horizon} when it "
+            "takes input features other than the price: their future values "
+            "are unknown, so no recursive loop can feed them. Train with a "
+            f"larger horizon (direct forecasts). Received: days={days}"
+        )
 
 
 def future_dates(

@@ -16,7 +16,8 @@ Probabilistic and direction heads also feed the network each day's move
 beside the path (`move_channel`): risk is read from the size of recent
 moves, which the path relative to its last value hides behind a difference.
 Both transforms are written here once, in NumPy, and in Keras in
-forecaster.keras_heads; the tests hold the two to 1e-5.
+forecaster.keras_heads; the tests hold the two to 1e-5. `quantile_function`
+reads any quantile of a head's outputs, so uniform draws become samples.
 """
 
 from __future__ import annotations
@@ -157,3 +158,52 @@ def point(outputs, spec: HeadSpec):
     """
     index = spec.point_index
     return outputs if index is None else outputs[..., index]
+
+
+# ------------------------------------------------------ the quantile function
+
+
+def quantile_function(outputs: np.ndarray, spec: HeadSpec, levels) -> np.ndarray:
+    """The head's quantiles of each step's move at `levels`, (b, steps, k).
+
+    `outputs` (b, steps, n_params) from a probabilistic head; `levels` in
+    (0, 1), shape (k,) for the same levels everywhere or (b, steps, k) for
+    one set per step (uniform draws turn into samples this way). normal and
+    student-t: location + scale x the standard quantile; quantile: linear
+    interpolation between the head's quantiles (`interpolate_quantiles`).
+    """
+    outputs = np.asarray(outputs, dtype=np.float64)
+    levels = np.asarray(levels, dtype=np.float64)
+    if spec.kind == "quantile":
+        return interpolate_quantiles(outputs, spec.quantiles, levels)
+    if spec.kind not in ("normal", "student-t"):
+        raise ForecasterError(
+            "quantiles need a probabilistic head (loss normal, student-t or "
+            f"quantile). Received: a head of kind {spec.kind!r}"
+        )
+    from scipy import special
+
+    if spec.kind == "normal":
+        standard = special.ndtri(levels)
+    else:
+        standard = special.stdtrit(outputs[..., 2:3], levels)
+    return outputs[..., 0:1] + outputs[..., 1:2] * standard
+
+
+def interpolate_quantiles(values: np.ndarray, known, levels: np.ndarray):
+    """The inverse CDF through the points (known[j], values[..., j]), at `levels`.
+
+    values (b, steps, Q) increasing, at the increasing levels `known` (Q,);
+    levels (k,) or (b, steps, k). Linear between neighbouring levels, and
+    the first and last segments go on as straight lines below known[0] and
+    above known[-1], so the tails are finite. At a level of `known` the
+    result is exactly that quantile.
+    """
+    known = np.asarray(known, dtype=np.float64)
+    levels = np.broadcast_to(levels, (*values.shape[:-1], levels.shape[-1]))
+    below = np.searchsorted(known, levels, side="right") - 1
+    below = np.clip(below, 0, len(known) - 2)
+    low = np.take_along_axis(values, below, axis=-1)
+    high = np.take_along_axis(values, below + 1, axis=-1)
+    weight = (levels - known[below]) / (known[below + 1] - known[below])
+    return low * (1 - weight) + high * weight

@@ -247,6 +247,8 @@ def run_forecast(
     download=None,
     calendar: str | None = None,
     series: list[str] | None = None,
+    samples: int = 1000,
+    seed: int = 0,
 ) -> ForecastReport:
     """Load a bundle, read the latest prices, forecast `days` ahead, write CSV and PNG.
 
@@ -259,7 +261,9 @@ def run_forecast(
     CSV or a ticker. Files go into the bundle directory unless `out` is
     given, with report.html refreshed; all three are replaced only once all
     are complete, so a failed run leaves an earlier forecast as it was.
-    Dates are the sessions of `calendar`, by default the bundle's.
+    Dates are the sessions of `calendar`, by default the bundle's. A
+    probabilistic model's bands come from its own distribution (`samples`
+    paths drawn with `seed` for a recursive forecast), with a median column.
     """
     from forecaster.api import load
     from forecaster.calendars import validate_calendar
@@ -267,6 +271,7 @@ def run_forecast(
 
     if days is not None:
         check_at_least("days", days)
+    check_at_least("samples", samples)
     if calendar is not None:  # a bad calendar fails before anything is read
         calendar = validate_calendar(calendar)
     model = load(model_dir or DEFAULT_BUNDLE)
@@ -274,12 +279,15 @@ def run_forecast(
         days = _default_days(model)
     own_source = data is None or not (data.csv or data.ticker)
     if model.is_panel:
+        draws = {"samples": samples, "seed": seed}
         return _forecast_panel(
-            model, days, engine, data, out, calendar, series, download
+            model, days, engine, data, out, calendar, series, download, draws
         )
     prices = _forecast_prices(model.bundle_, data, own_source, download)
     method = method or model.default_method_
-    frame = model.forecast(days, prices.values, method, block, engine, calendar)
+    frame = model.forecast(
+        days, prices.values, method, block, engine, calendar, samples, seed
+    )
     engine_name = model._engine(engine).name
     test = model._test_predictions() if own_source else None
     out_dir = Path(out) if out else model.bundle_.path
@@ -320,11 +328,12 @@ def _default_days(model) -> int:
     return DEFAULT_DAYS
 
 
-def _forecast_panel(model, days, engine, data, out, calendar, series, download):
+def _forecast_panel(model, days, engine, data, out, calendar, series, download, draws):
     """A panel bundle's forecast: one long CSV and a grid of small plots.
 
     From the recent days saved with it (every series, or those in `series`),
     or from `data` (one CSV or ticker: a series of the panel or a new one).
+    `draws`: samples and seed of a probabilistic model's forecast.
     """
     from forecaster import panels, plotting
     from forecaster.forecast import forecast_panel
@@ -340,12 +349,13 @@ def _forecast_panel(model, days, engine, data, out, calendar, series, download):
             model.default_method_,
             intervals,
             calendar or model.settings.data.calendar,
+            **draws,
         )
     else:
         if series:
             model.panel_ = model.panel_.select(series)
         parts = model.panel_.parts
-        frame = model.forecast(days, engine=engine, calendar=calendar)
+        frame = model.forecast(days, engine=engine, calendar=calendar, **draws)
     out_dir = Path(out) if out else model.bundle_.path
     history = {
         name: pd.Series(part.prices, index=part.dates) for name, part in parts.items()

@@ -1,4 +1,4 @@
-"""Plots: losses, test predictions, forecasts with bands, backtests, reliability.
+"""Plots: losses, test predictions, forecasts (bands or fans), backtests, reliability.
 
 Each function draws on the matplotlib `Axes` it is given, or on a new
 `Figure` of its own, returns the `Figure`, and writes a PNG only when given a
@@ -87,7 +87,12 @@ def plot_forecast(
     path=None,
     ax=None,
 ):
-    """Recent prices, test-period predictions and the future forecast with its bands."""
+    """Recent prices, test-period predictions and the future forecast with its bands.
+
+    A frame with a `median` column (a probabilistic model's forecast) is
+    drawn as a fan: its 95% and 80% bands nested, darker inside, and the
+    median beside the point forecast.
+    """
     recent = history.iloc[-HISTORY_DAYS:]
     dates = pd.to_datetime(forecast["date"])
     fig, ax = _axes(ax, (10, 5))
@@ -220,7 +225,14 @@ def grid_pages(forecast: pd.DataFrame) -> int:
 
 
 def _bands(ax, dates, forecast: pd.DataFrame) -> None:
-    """The 95% and 80% bands of a forecast frame, lightest first."""
+    """The 95% and 80% bands of a forecast frame, lightest first.
+
+    With a `median` column the bands are quantiles of the model's own
+    distribution: they are drawn as a fan (the 80% band over the 95% one,
+    so darker inside) with the median as a dashed line.
+    """
+    fan = "median" in forecast
+    kind = "of the model's distribution" if fan else "interval"
     for level, alpha in ((95, 0.15), (80, 0.3)):
         if f"lower_{level}" in forecast:
             ax.fill_between(
@@ -230,5 +242,14 @@ def _bands(ax, dates, forecast: pd.DataFrame) -> None:
                 color="tab:blue",
                 alpha=alpha,
                 linewidth=0,
-                label=f"{level}% interval",
+                label=f"{level}% {kind}",
             )
+    if fan:
+        ax.plot(
+            dates,
+            forecast["median"],
+            color="navy",
+            linestyle="--",
+            linewidth=1,
+            label="median",
+        )
