@@ -692,7 +692,9 @@ def float64_model(cell: str, bidirectional: bool, seed: int = 0):
 
     with keras_float64():
         keras.utils.set_random_seed(seed)
-        settings = ModelSettings(cell, units=3, layers=2, bidirectional=bidirectional)
+        settings = ModelSettings(
+            cell, units=3, layers=2, bidirectional=bidirectional, loss="mse"
+        )
         model = build_model(settings, window=6, horizon=2, n_features=2)
     rng = np.random.default_rng(seed)
     model.set_weights([rng.normal(0.0, 0.5, w.shape) for w in model.get_weights()])

@@ -50,9 +50,10 @@ class PrepSettings:
     val_fraction: float = (
         0.1  # share of the training windows, newest, for early stopping
     )
-    representation: str = "delta"  # "level" (scaled price), "delta" (change from the
-    #   window's last scaled price) or "log-delta" (the same on log prices); the
-    #   default is the most robust in bench/accuracy.py (BENCHMARKS.md)
+    representation: str = "log-delta"  # "level" (scaled price), "delta" (change
+    #   from the window's last scaled price) or "log-delta" (the same on log
+    #   prices: moves are returns, so their size does not grow with the price,
+    #   which a forecast distribution needs; BENCHMARKS.md)
     features: str = "close"  # inputs per day, comma-separated: close (the price,
     #   in the representation), range (log High/Low), gap (log Open/previous
     #   Close), volume (log volume / its 20-day mean), return (daily log return)
@@ -91,9 +92,9 @@ class ModelSettings:
     learning_rate: float = 1e-3  # Adam's learning rate
     clipnorm: float | None = None  # rescale each weight's gradient to this norm
     #   at most before the update (Keras' clipnorm); unset = no clipping
-    loss: str = "mse"  # "mse" (a point forecast), "normal" or "student-t" (a
-    #   distribution of the next move, by likelihood) or "quantile" (its
-    #   quantiles, by pinball loss); see forecaster/heads.py
+    loss: str = "student-t"  # "student-t" or "normal" (a distribution of the
+    #   next move, by likelihood), "quantile" (its quantiles, by pinball loss)
+    #   or "mse" (a point forecast only); see forecaster/heads.py
     objective: str = "price"  # "price", or "direction": P(the next move is up)
     #   from a sigmoid output trained by binary cross-entropy
 

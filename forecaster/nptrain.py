@@ -9,6 +9,8 @@ NumPy-trained weights, so predict.py and Keras load it unchanged.
 
 from __future__ import annotations
 
+import dataclasses
+
 import tempfile
 import time
 from pathlib import Path
@@ -175,7 +177,7 @@ def keras_network(model_settings: ModelSettings, window: int, horizon: int, seed
     from forecaster.models import build_model
 
     keras.utils.set_random_seed(seed)
-    model = build_model(model_settings, window, horizon)
+    model = build_model(_mse(model_settings), window, horizon)
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "model.keras"
         model.save(path)
@@ -188,7 +190,7 @@ def to_keras(network: Network, model_settings: ModelSettings, window, horizon):
 
     from forecaster.models import build_model
 
-    model = build_model(model_settings, window, horizon, network.n_features)
+    model = build_model(_mse(model_settings), window, horizon, network.n_features)
     model.set_weights([w.astype(keras.config.floatx()) for w in network.weights])
     return model
 
@@ -208,6 +210,12 @@ def run_numpy_training(settings: Settings, out, optimizer: str = "adam", force=F
     from forecaster.windows import prepare
 
     settings.validate()
+    if settings.model.loss != "mse" or settings.model.objective != "price":
+        raise ForecasterError(
+            "the NumPy trainer trains the point forecast on squared error only; "
+            f"set loss='mse'. Received: loss={settings.model.loss!r}, "
+            f"objective={settings.model.objective!r}"
+        )
     if settings.model.dropout > 0:
         raise ForecasterError(
             "the NumPy trainer trains without Dropout; set dropout to 0. "
@@ -246,6 +254,11 @@ def run_numpy_training(settings: Settings, out, optimizer: str = "adam", force=F
     return TrainReport(
         out, forecaster.evaluation_["table"], forecaster.metrics_, prices.notes
     )
+
+
+def _mse(model_settings: ModelSettings) -> ModelSettings:
+    """The settings with the point head: the only one the NumPy trainer trains."""
+    return dataclasses.replace(model_settings, loss="mse", objective="price")
 
 
 def _as_keras_float(value: float) -> float:

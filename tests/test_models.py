@@ -37,7 +37,10 @@ def test_default_is_the_classic_stacked_lstm():
     assert [(layer.__class__.__name__, layer.units) for layer in layers] == [
         ("LSTM", 50)
     ] * 3
-    assert model.layers[-1].units == 1
+    # the default head: a Student-t of the next move (forecaster.heads)
+    assert [layer.name for layer in model.layers][0] == "moves"
+    assert model.layers[-2].units == 3 and model.layers[-1].kind == "student-t"
+    assert model.output_shape == (None, 1, 3)
 
 
 def test_depth_dropout_and_horizon():

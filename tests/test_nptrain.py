@@ -44,7 +44,9 @@ def _keras_optimizer(name, learning_rate, clipnorm):
 
 def _both_losses(cell, optimizer, learning_rate, clipnorm=None, bidirectional=False):
     """Keras' and the NumPy trainer's loss at each of STEPS steps, same start."""
-    settings = ModelSettings(cell=cell, units=4, layers=2, bidirectional=bidirectional)
+    settings = ModelSettings(
+        cell=cell, units=4, layers=2, bidirectional=bidirectional, loss="mse"
+    )
     model, network = keras_network(settings, window=8, horizon=2, seed=0)
     model.compile(
         optimizer=_keras_optimizer(optimizer, learning_rate, clipnorm), loss="mse"
@@ -123,7 +125,7 @@ def test_sgd_step_is_learning_rate_times_gradient():
 
 
 def test_numpy_trained_bundle_loads_in_predict_and_keras(prices_csv, tmp_path):
-    settings = tiny_settings(prices_csv, model__clipnorm=1.0)
+    settings = tiny_settings(prices_csv, model__clipnorm=1.0, model__loss="mse")
     report = run_numpy_training(settings, tmp_path / "bundle", optimizer="adam")
     bundle = load_bundle(report.out)
     metadata = json.loads((report.out / "metadata.json").read_text())
@@ -144,7 +146,7 @@ def test_numpy_trained_bundle_loads_in_predict_and_keras(prices_csv, tmp_path):
 
 
 def test_numpy_trainer_refuses_dropout(prices_csv, tmp_path):
-    settings = tiny_settings(prices_csv, model__dropout=0.2)
+    settings = tiny_settings(prices_csv, model__dropout=0.2, model__loss="mse")
     with pytest.raises(
         ForecasterError,
         match=r"the NumPy trainer trains without Dropout; set dropout to 0\. "

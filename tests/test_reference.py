@@ -37,6 +37,7 @@ def _tiny_settings(cell, layers, bidirectional):
         layers=layers,
         dropout=0.2 if layers > 1 else 0.0,
         bidirectional=bidirectional,
+        loss="mse",  # the heads' own agreement is in tests/test_heads.py
     )
 
 
@@ -311,7 +312,7 @@ def test_garbled_weights_are_a_bundle_error(saved_lstm, tmp_path):
 def test_weights_of_another_model_are_a_bundle_error(saved_lstm, tmp_path):
     _, path, _ = saved_lstm
     wider = build_model(
-        ModelSettings(cell="lstm", units=5, layers=2), window=5, horizon=2
+        ModelSettings(cell="lstm", units=5, layers=2, loss="mse"), window=5, horizon=2
     )
     with zipfile.ZipFile(_save(wider, tmp_path, "wider.keras")) as archive:
         wider_config = archive.read("config.json")
