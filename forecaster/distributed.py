@@ -20,8 +20,10 @@ import logging
 import os
 import resource
 import shutil
+import socket
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +38,8 @@ OBJECT_STORE_BYTES = 512 * 2**20  # embedded runtime: tasks pass price series an
 MAX_RETRIES = 2  # times Ray reruns a task whose worker process died
 COMPLETE_FILE = "metadata.json"  # written last into a bundle moved into place whole
 TOKEN_FILE = Path.home() / ".ray" / "auth_token"  # where Ray keeps a cluster's token
+CONNECT_TIMEOUT_S = 5  # to reach a cluster's address before Ray's own retries
+LOOPBACK = ("127.0.0.1", "::1")
 
 
 def import_ray():
@@ -57,8 +61,8 @@ def start_ray(
     """Connect to the cluster at `address` (or RAY_ADDRESS), else start one here.
 
     The embedded runtime is sized to the machine (`num_cpus`, default all of
-    its cores), advertises 127.0.0.1, keeps Ray's token authentication on and
-    starts no dashboard unless `dashboard` (then on 127.0.0.1 only). Returns
+    its cores), listens on 127.0.0.1 only, keeps Ray's token authentication on
+    and starts no dashboard unless `dashboard` (then on 127.0.0.1 too). Returns
     where the work runs, for a log line. Calling it again reuses the runtime.
     """
     ray = import_ray()
@@ -78,26 +82,62 @@ def start_ray(
     if address:
         _connect(ray, address)
         return f"the Ray cluster at {address}"
-    _export_package_path()
-    ray.init(
-        address="local",  # a new runtime: never join one someone else started here
-        num_cpus=num_cpus or os.cpu_count() or 1,
-        object_store_memory=OBJECT_STORE_BYTES,
-        include_dashboard=dashboard,
-        dashboard_host="127.0.0.1",
-        logging_level=logging.WARNING,
-        log_to_driver=False,
-    )
+    _start_embedded(ray, num_cpus or os.cpu_count() or 1, dashboard)
     cpus = int(ray.cluster_resources().get("CPU", 0))
     return f"an embedded Ray runtime on this machine ({cpus} CPUs)"
 
 
+def _start_embedded(ray, num_cpus: int, dashboard: bool) -> None:
+    """A new runtime on this machine, its every port on the loopback interface."""
+    _export_package_path()
+    with _loopback_node_address():
+        ray.init(
+            address="local",  # a new runtime: never join one someone else started
+            num_cpus=num_cpus,
+            object_store_memory=OBJECT_STORE_BYTES,
+            include_dashboard=dashboard,
+            dashboard_host="127.0.0.1",
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
+    node_address = ray.util.get_node_ip_address()
+    if node_address not in LOOPBACK:
+        log.warning(
+            "the embedded Ray runtime took this machine's address %s, so its "
+            "ports listen on every interface: keep a host firewall in front",
+            node_address,
+        )
+
+
+@contextmanager
+def _loopback_node_address():
+    """Have Ray give the node it starts the address 127.0.0.1.
+
+    Ray binds the servers of a node whose address is 127.0.0.1 to 127.0.0.1:
+    the gRPC servers of the GCS, raylet and workers, the agents and the
+    dashboard. On Linux it takes the outbound interface's address instead,
+    even for a requested 127.0.0.1 (`ray.init(_node_ip_address=...)` is
+    resolved to it), unless its local-only mode is on, as it is by default on
+    macOS and Windows: `ray._private.ray_constants.ENABLE_RAY_CLUSTER`, read
+    from RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when Ray is imported. It is turned
+    off only while the runtime starts: the node keeps its address after.
+    """
+    from ray._private import ray_constants
+
+    saved = getattr(ray_constants, "ENABLE_RAY_CLUSTER", True)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
 def _connect(ray, address: str) -> None:
     """Join the cluster at `address`, sending its token when this machine has one."""
+    _check_reachable(address)
     token = os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
     if "RAY_AUTH_MODE" not in os.environ and (token or TOKEN_FILE.exists()):
-        # A driver joining a cluster sends no token unless token mode is set.
-        os.environ["RAY_AUTH_MODE"] = "token"
+        _send_token()
     try:
         ray.init(
             address=address,
@@ -106,12 +146,56 @@ def _connect(ray, address: str) -> None:
             log_to_driver=False,
         )
     except ConnectionError as err:
-        raise ForecasterError(
-            f"Could not join the Ray cluster at {address!r} ({_one_line(err)}). "
-            "Check the address (the head's 'ray start' prints it) and that this "
-            "machine has the cluster's token (run 'ray get-auth-token' on the "
-            f"head; put it in {TOKEN_FILE} or RAY_AUTH_TOKEN here)."
-        ) from None
+        raise _join_error(address, _one_line(err)) from None
+
+
+def _send_token() -> None:
+    """Turn on token mode here: a driver joins a cluster without its token otherwise.
+
+    Ray reads RAY_AUTH_MODE once, when it is imported; setting it later takes
+    effect only once Ray reads its settings again, as Ray does itself when it
+    turns the mode on for a runtime it starts (authentication_token_setup.py).
+    """
+    from ray._raylet import Config
+
+    os.environ["RAY_AUTH_MODE"] = "token"
+    Config.initialize("")
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds when nothing answers at `address`.
+
+    Ray keeps retrying an address where nothing listens for minutes before
+    it gives up. A plain TCP connection tells at once (or after
+    CONNECT_TIMEOUT_S when the packets are dropped).
+    """
+    host, port = _host_and_port(address)
+    if port is None:
+        return  # "auto" or a form Ray parses itself: leave it to Ray
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        reason = f"cannot reach port {port} of {host}: {_one_line(err)}"
+        raise _join_error(address, reason) from None
+
+
+def _host_and_port(address: str) -> tuple[str, int | None]:
+    """("head", 10001) from "ray://head:10001", "head:10001" or "[::1]:6379"."""
+    hostport = address.split("://", 1)[-1].split("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        return hostport, None
+
+
+def _join_error(address: str, reason: str) -> ForecasterError:
+    return ForecasterError(
+        f"Could not join the Ray cluster at {address!r} ({reason}). "
+        "Check the address (the head's 'ray start' prints it) and that this "
+        "machine has the cluster's token (run 'ray get-auth-token' on the "
+        f"head; put it in {TOKEN_FILE} or RAY_AUTH_TOKEN here)."
+    )
 
 
 def stop_ray() -> None:

@@ -6,8 +6,10 @@ trains tiny models: window 10, 2 x LSTM(4), 2 epochs.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -18,6 +20,8 @@ from conftest import TINY_FLAGS, make_prices, tiny_settings, write_csv
 
 from forecaster.api import load
 from forecaster.errors import ForecasterError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _universe():
@@ -118,6 +122,140 @@ def test_the_embedded_runtime_keeps_token_authentication(ray_runtime):
 
     assert os.environ.get("RAY_AUTH_MODE") == "token"
     assert ray.cluster_resources()["CPU"] == 2
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
+def test_the_embedded_runtime_listens_on_loopback_only(ray_runtime):
+    """Every port of the runtime's processes (GCS, raylet, workers, agents and
+    this driver's own server) is on 127.0.0.1 or ::1, none on all interfaces."""
+    pids = {os.getpid(), *_descendants(os.getpid())}
+    listening = _listening_sockets(pids)
+    names = {name for name, _ in listening}
+    assert {"gcs_server", "raylet"} <= names, listening  # found them all
+    exposed = [(name, str(ip)) for name, ip in listening if not _is_loopback(ip)]
+    assert exposed == []
+
+
+def test_only_a_driver_with_the_token_joins_the_runtime(ray_runtime, tmp_path):
+    """The runtime's GCS refuses a driver without the token; start_ray(address)
+    sends the token found in ~/.ray/auth_token (RAY_AUTH_MODE left unset)."""
+    import ray
+
+    from forecaster.distributed import TOKEN_FILE
+
+    gcs = ray.get_runtime_context().gcs_address
+    assert gcs.startswith("127.0.0.1:")
+    if os.environ.get("RAY_AUTH_TOKEN") or not TOKEN_FILE.exists():
+        pytest.skip("the runtime's token is not in ~/.ray/auth_token")
+    without, with_token = tmp_path / "without", tmp_path / "with"
+    (with_token / ".ray").mkdir(parents=True)
+    (with_token / ".ray" / "auth_token").write_text(TOKEN_FILE.read_text())
+
+    refused = _join_from_another_process(gcs, home=without)
+    assert refused.returncode != 0 and "joined" not in refused.stdout
+    assert "InvalidAuthToken" in refused.stderr
+    assert "ForecasterError: Could not join the Ray cluster" in refused.stderr
+    joined = _join_from_another_process(gcs, home=with_token)
+    assert joined.stdout.split() == ["joined", "2"], joined.stderr[-2000:]
+
+
+def _join_from_another_process(gcs: str, home: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env.update(
+        HOME=str(home),  # its ~/.ray/auth_token, if any
+        PYTHONPATH=str(ROOT),
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",  # or Ray turns 127.0.0.1 into eth0's
+        RAY_gcs_server_port_wait_time_s="1",  # one attempt, not Ray's 20
+    )
+    code = (
+        "import ray; from forecaster.distributed import start_ray; "
+        f"start_ray({gcs!r}); print('joined', int(ray.cluster_resources()['CPU']))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=home.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_an_address_where_nothing_listens_fails_in_seconds(tmp_path):
+    """Ray would retry 127.0.0.1:1 for minutes; forecaster stops in one line."""
+    pytest.importorskip("ray", reason="Ray is not installed: pip install .[ray]")
+    argv = ["tune", "--csv", "data/AAPL.csv", "--out", str(tmp_path / "search")]
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "forecaster", *argv, "--ray-address", "127.0.0.1:1"],
+        env=dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert time.perf_counter() - started < 30
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "error: Could not join the Ray cluster at '127.0.0.1:1' (cannot reach port 1 "
+        "of 127.0.0.1: ConnectionRefusedError: [Errno 111] Connection refused). Check "
+        "the address (the head's 'ray start' prints it) and that this machine has "
+        "the cluster's token (run 'ray get-auth-token' on the head; put it in "
+        f"{Path.home() / '.ray' / 'auth_token'} or RAY_AUTH_TOKEN here)."
+    ]
+
+
+def _descendants(root: int) -> set[int]:
+    """The processes started by `root`, their children and so on (from /proc)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:  # "pid (name) state ppid ..."
+            parents[int(stat.parent.name)] = int(
+                stat.read_text().rpartition(")")[2].split()[1]
+            )
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended meanwhile
+    found, todo = set(), [root]
+    while todo:
+        parent = todo.pop()
+        children = {pid for pid, ppid in parents.items() if ppid == parent}
+        todo.extend(children - found)
+        found |= children
+    return found
+
+
+def _listening_sockets(pids: set[int]) -> list[tuple[str, object]]:
+    """(process name, address) of each TCP socket in LISTEN state that `pids` own."""
+    owner = {}
+    for pid in pids:
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    owner[target[8:-1]] = name
+        except OSError:
+            continue  # ended meanwhile, or a descriptor closed as it was read
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in owner:  # 0A: LISTEN
+                found.append((owner[fields[9]], _address(fields[1])))
+    return found
+
+
+def _address(hex_address: str):
+    """The IP of /proc/net/tcp's "0100007F:1F90" (32-bit words in host order)."""
+    raw = bytes.fromhex(hex_address.split(":")[0])
+    if sys.byteorder == "little":
+        raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    return ipaddress.ip_address(raw)
+
+
+def _is_loopback(ip) -> bool:
+    mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def test_tasks_limit_tensorflow_to_their_cpus(ray_runtime):
