@@ -10,7 +10,6 @@ NumPy-trained weights, so predict.py and Keras load it unchanged.
 from __future__ import annotations
 
 import dataclasses
-
 import tempfile
 import time
 from pathlib import Path
