@@ -85,7 +85,9 @@ def test_fit_sets_the_learned_state(fitted):
     assert fitted.metrics_["test_days"] > 0
     assert set(fitted.intervals_) == {"recursive"}
     n_train = fitted.metadata_["rows"]["train"]
-    assert fitted.scaler_.data_max_ == pytest.approx(make_prices()[:n_train].max())
+    # log-delta (the default) scales log prices
+    expected = np.log(make_prices()[:n_train].max())
+    assert fitted.scaler_.data_max_ == pytest.approx(expected)
 
 
 def test_evaluate_is_the_table_beside_naive(fitted):
@@ -102,6 +104,7 @@ def test_forecast_dates_and_bands(fitted):
     assert list(frame.columns) == [
         "date",
         "forecast",
+        "median",  # the default Student-t head's own distribution
         "lower_80",
         "upper_80",
         "lower_95",

@@ -168,7 +168,7 @@ def changed_settings() -> Settings:
             horizon=5,
             train_fraction=0.8,
             val_fraction=0.2,
-            representation="log-delta",
+            representation="level",
             features="close,range",
         ),
         model=ModelSettings(
@@ -179,6 +179,8 @@ def changed_settings() -> Settings:
             bidirectional=True,
             learning_rate=0.005,
             clipnorm=1.0,
+            loss="mse",
+            objective="direction",
         ),
         train=TrainSettings(
             epochs=7, batch_size=64, patience=2, seed=7, devices=2, verbose=0
@@ -203,7 +205,7 @@ def test_to_dict_gives_one_plain_dict_per_part():
         "horizon": 5,
         "train_fraction": 0.8,
         "val_fraction": 0.2,
-        "representation": "log-delta",
+        "representation": "level",
         "features": "close,range",
     }
     assert raw["model"]["cell"] == "gru" and raw["train"]["seed"] == 7

@@ -44,7 +44,7 @@ def test_every_bundle_is_a_row_and_damaged_ones_are_marked(models, trained_bundl
     assert (good["series"], good["cell"], good["representation"]) == (
         "WALK",
         "lstm",
-        "delta",
+        "log-delta",
     )
     assert (good["first"], good["last"]) == ("2020-01-01", "2020-12-29")
     assert good["test_ratio"] == metrics["rmse_ratio_to_naive"]

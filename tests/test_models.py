@@ -20,7 +20,7 @@ def _recurrent(model):
 )
 def test_three_cells(cell, kind):
     model = build_model(
-        ModelSettings(cell=cell, units=3, layers=2), window=7, horizon=1
+        ModelSettings(cell=cell, units=3, layers=2, loss="mse"), window=7, horizon=1
     )
     layers = _recurrent(model)
     assert [layer.__class__.__name__ for layer in layers] == [kind, kind]
@@ -45,7 +45,9 @@ def test_default_is_the_classic_stacked_lstm():
 
 def test_depth_dropout_and_horizon():
     model = build_model(
-        ModelSettings(cell="gru", units=2, layers=4, dropout=0.2), window=5, horizon=3
+        ModelSettings(cell="gru", units=2, layers=4, dropout=0.2, loss="mse"),
+        window=5,
+        horizon=3,
     )
     assert len(_recurrent(model)) == 4
     assert sum(layer.__class__.__name__ == "Dropout" for layer in model.layers) == 4

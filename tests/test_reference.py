@@ -169,7 +169,7 @@ UNSUPPORTED = {
         ),
         r"^layer 'smoother' \(Conv1D\) is not supported by the NumPy reference, "
         r"which runs InputLayer, Dropout, Dense, Bidirectional, SimpleRNN, LSTM, "
-        r"GRU; run this model with Keras\.$",
+        r"GRU, MoveChannel, DistributionHead; run this model with Keras\.$",
     ),
     "relu_lstm": (
         lambda: _sequential(
