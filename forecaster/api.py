@@ -187,7 +187,7 @@ class Forecaster:
         engine = KerasEngine(
             result.model, prep.representation, prep.window, prep.horizon
         )
-        evaluation = evaluate(engine, prepared)
+        evaluation = evaluate(engine, prepared, self.settings.train.calibrate)
         self.model_, self.scaler_, self.prices_ = (
             result.model,
             prepared.scaler,
@@ -230,7 +230,7 @@ class Forecaster:
         engine = KerasEngine(
             result.model, prep.representation, prep.window, prep.horizon
         )
-        evaluation = evaluate_panel(engine, prepared)
+        evaluation = evaluate_panel(engine, prepared, self.settings.train.calibrate)
         self.model_, self.panel_ = result.model, prepared
         self.scaler_ = {name: part.scaler for name, part in parts.items()}
         self.prices_ = {name: panel[name].values for name in parts}

@@ -19,7 +19,8 @@ import logging
 import numpy as np
 
 from forecaster import baselines, direction, scores
-from forecaster.heads import QUANTILES
+from forecaster.calibration import widen_quantiles
+from forecaster.heads import QUANTILES, quantile_function
 from forecaster.predictive import LocationScale, QuantileSet
 from forecaster.significance import diebold_mariano, verdict
 from forecaster.windows import decode_outputs, feature_view, window_view
@@ -30,6 +31,7 @@ LEVELS = (0.8, 0.95)  # the central intervals scored (and written per day)
 BASELINES = ("conformal", "rw20", "ewma", "garch_t")
 LABELS = {
     "model": "model",
+    "model_cqr": "model + CQR",
     "conformal": "conformal",
     "rw20": "RW 20-day",
     "ewma": "RW EWMA",
@@ -37,12 +39,14 @@ LABELS = {
 }
 
 
-def model_distribution(engine, prepared):
+def model_distribution(engine, prepared, cqr: dict | None = None):
     """The head's one-step distribution of each test day's price, or None (mse).
 
     Normal and Student-t heads give a `LocationScale` (for "log-delta" the
     scale maps to prices to first order, P x scale, as the baselines do);
     quantile heads a `QuantileSet` (exact: quantiles map through the scaler).
+    With a `cqr` record (forecaster.calibration), the corrected bands as a
+    `QuantileSet` at the median and the ends of the 80% and 95% intervals.
     """
     spec = engine.head
     if not spec.probabilistic:
@@ -66,6 +70,8 @@ def model_distribution(engine, prepared):
     )[:, 0]
     scaler = prepared.scaler
     name = f"model ({spec.kind})"
+    if cqr is not None:
+        return _corrected(spec, params[:, None], base, scaler, cqr)
     if spec.kind == "quantile":
         values = scaler.inverse_transform(base[:, None] + params)
         return QuantileSet(name, values, np.asarray(QUANTILES))
@@ -75,21 +81,44 @@ def model_distribution(engine, prepared):
     return LocationScale(name, location, scale, df=df, params={"df": df})
 
 
-def compare(engine, prepared, predictions, intervals: dict) -> dict:
+def _corrected(spec, outputs, base, scaler, cqr) -> QuantileSet:
+    levels = scores.quantile_levels(LEVELS)
+    columns = [_column(level) for level in levels]
+    moves = quantile_function(outputs, spec, levels)
+    moves = widen_quantiles(moves, columns, dict(cqr, applied=True))[:, 0]
+    return QuantileSet(
+        "model + CQR", scaler.inverse_transform(base[:, None] + moves), levels
+    )
+
+
+def _column(level: float) -> str:
+    """BAND_LEVELS' column name of a quantile level: lower_95, median, upper_80 ..."""
+    if np.isclose(level, 0.5):
+        return "median"
+    band = round(abs(2 * level - 1) * 100)
+    return f"{'lower' if level < 0.5 else 'upper'}_{band}"
+
+
+def compare(engine, prepared, predictions, intervals: dict, cqr=None) -> dict:
     """Scores of the model's distribution and the baselines on the test days.
 
     `predictions`: evaluation.test_predictions' frame (one-step point
     forecasts); `intervals`: the one-step conformal intervals of the
-    default method. Returns (a JSON-ready dict for metrics.json, the
-    model's distribution or the conformal bands).
+    default method; `cqr`: the CQR record, scored as "model_cqr" (and the
+    main distribution when applied). Returns (a JSON-ready dict for
+    metrics.json, the main distribution: the model's, else the bands).
     """
     prices, n_train = prepared.prices, prepared.split.n_train
     actual = prices[n_train:]
     found = _baselines(prices, n_train, predictions, prepared.split.window, intervals)
     model = model_distribution(engine, prepared)
-    main = model if model is not None else found["conformal"]
-    methods = {"model": main, **found} if model is not None else found
-    result = {"levels": list(LEVELS), "main": "model" if model else "conformal"}
+    methods = {"model": model} if model is not None else {}
+    if cqr is not None:
+        methods["model_cqr"] = model_distribution(engine, prepared, cqr)
+    methods.update(found)
+    key = "model_cqr" if cqr and cqr["applied"] else "model" if model else "conformal"
+    main = methods[key]
+    result = {"levels": list(LEVELS), "main": key}
     result["methods"] = {
         key: {"label": LABELS[key], **scores.score_predictive(d, actual, LEVELS)}
         for key, d in methods.items()

@@ -129,6 +129,9 @@ class TrainSettings:
     #   throughput of 64 on 2 CPU cores; see BENCHMARKS.md)
     patience: int = 8  # epochs without a better validation loss before stopping
     seed: int = 42  # same seed, data and machine -> same metrics
+    calibrate: bool = False  # correct a probabilistic head's 80%/95% bands on
+    #   the validation slice (conformalized quantile regression) and use them
+    #   for the test scores and forecasts; measured and recorded either way
     devices: int | None = None  # devices training one model under MirroredStrategy,
     #   each taking --batch-size windows a step; None = every visible GPU (one
     #   device without GPUs); see docs/distributed.md

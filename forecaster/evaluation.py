@@ -149,10 +149,13 @@ def _rmse_by_step(predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
     return np.sqrt(np.mean((predicted - actual) ** 2, axis=0))
 
 
-def evaluate(engine, prepared) -> dict:
+def evaluate(engine, prepared, calibrate: bool = False) -> dict:
     """Test scores beside naive, error by step, intervals and their test coverage.
 
     `engine` is any forecasting engine of the trained model (forecaster.engines).
+    A probabilistic head's CQR correction (forecaster.calibration) is
+    measured on validation and kept in each method's intervals; `calibrate`
+    applies it to the test bounds (and, through intervals.json, forecasts).
     Returns predictions (DataFrame), metrics (dict for metrics.json),
     intervals (per method), by_step (DataFrame), table (text) and the
     default method.
@@ -182,9 +185,14 @@ def evaluate(engine, prepared) -> dict:
         )
         for level in INTERVAL_LEVELS
     }
+    from forecaster.calibration import fit_cqr
     from forecaster.comparison import bounds_columns, compare
 
-    distribution, main = compare(engine, prepared, predictions, one_step_method)
+    cqr = fit_cqr(engine, prepared, calibrate) if engine.head.probabilistic else None
+    for entry in intervals.values():
+        if cqr is not None:
+            entry["cqr"] = cqr
+    distribution, main = compare(engine, prepared, predictions, one_step_method, cqr)
     predictions = predictions.assign(**bounds_columns(main))
     steps = horizon if features else max(horizon, MIN_EVAL_STEPS)
     by_step = step_errors(engine, prepared, steps)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.calendars import DEFAULT_CALENDAR
+from forecaster.calibration import widen_quantiles
 from forecaster.config import check_at_least
 from forecaster.errors import ForecasterError
 from forecaster.intervals import (
@@ -75,6 +76,7 @@ def forecast_future(
     if not engine.head.probabilistic:
         return banded_frame(values, path, intervals, window, calendar)
     scaled = distribution_quantiles(engine, context, days, block, samples, seed)
+    scaled = widen_quantiles(scaled, list(BAND_LEVELS), (intervals or {}).get("cqr"))
     return quantile_frame(values, path, scaler.inverse_transform(scaled[0]), calendar)
 
 
@@ -186,7 +188,9 @@ def forecast_panel(
         if quantiles is None:
             frame = banded_frame(values, path, intervals.get(name), window, calendar)
         else:
-            in_prices = part.scaler.inverse_transform(quantiles[row])
+            cqr = (intervals.get(name) or {}).get("cqr")
+            own = widen_quantiles(quantiles[row : row + 1], list(BAND_LEVELS), cqr)
+            in_prices = part.scaler.inverse_transform(own[0])
             frame = quantile_frame(values, path, in_prices, calendar)
         frames.append(frame.assign(series=name))
     long = pd.concat(frames, ignore_index=True)

@@ -107,7 +107,7 @@ def validation_date(panel, cutoff, val_fraction: float) -> pd.Timestamp:
     return dates[min(len(dates) - 1, int(len(dates) * (1 - val_fraction)))]
 
 
-def evaluate_panel(engine, prepared: PreparedPanel) -> dict:
+def evaluate_panel(engine, prepared: PreparedPanel, calibrate: bool = False) -> dict:
     """Each series scored on its test days beside naive, and the panel summary.
 
     Returns {"series": {name: evaluation}, "table": DataFrame (one row per
@@ -116,7 +116,9 @@ def evaluate_panel(engine, prepared: PreparedPanel) -> dict:
     """
     from forecaster.evaluation import evaluate
 
-    results = {name: evaluate(engine, part) for name, part in prepared.parts.items()}
+    results = {
+        name: evaluate(engine, part, calibrate) for name, part in prepared.parts.items()
+    }
     table = series_table({name: r["metrics"] for name, r in results.items()})
     worst = table.loc[table["ratio"].idxmax()]
     summary = {
@@ -335,4 +337,15 @@ def _mean_intervals(all_intervals: list[dict]) -> dict:
         )
         for level in all_intervals[0]["levels"]
     }
+    if "cqr" in mean:  # a probabilistic head's correction: the mean one too
+        widen = mean["cqr"]["widen"]
+        mean["cqr"] = dict(
+            mean["cqr"],
+            widen={
+                level: float(
+                    np.mean([one["cqr"]["widen"][level] for one in all_intervals])
+                )
+                for level in widen
+            },
+        )
     return mean

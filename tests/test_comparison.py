@@ -34,6 +34,7 @@ def test_every_method_is_scored_on_the_same_test_days(student_t):
     assert distribution["main"] == "model"
     assert list(distribution["methods"]) == [
         "model",
+        "model_cqr",
         "conformal",
         "rw20",
         "ewma",
@@ -94,3 +95,52 @@ def test_a_point_model_is_scored_by_its_conformal_bands():
     frame = result["predictions"]
     np.testing.assert_allclose(frame["median"], frame["predicted"])
     assert (frame["upper_95"] > frame["upper_80"]).all()
+
+
+def test_cqr_is_measured_for_every_head_and_applied_on_request():
+    result, prepared = _evaluated("student-t")  # the fixture's model, retrained
+    cqr = result["intervals"]["recursive"]["cqr"]
+    assert cqr["method"] == "cqr" and cqr["applied"] is False
+    assert cqr["validation_days"] == prepared.split.n_val
+    distribution = result["metrics"]["distribution"]
+    assert distribution["main"] == "model" and "model_cqr" in distribution["methods"]
+
+
+def test_cqr_bands_cover_their_level_on_the_validation_days():
+    from forecaster.calibration import fit_cqr
+    from forecaster.heads import quantile_function
+    from forecaster.windows import encode_targets, window_view
+
+    settings = tiny_settings(model__loss="normal", prep__representation="log-delta")
+    prepared = prepare(make_prices(400, seed=5), settings.prep)
+    engine = KerasEngine(fit_model(prepared, settings).model, "log-delta", 10, 1)
+    cqr = fit_cqr(engine, prepared, applied=True)
+    start, stop = prepared.split.val_targets
+    contexts = window_view(prepared.scaled, 10, (start, stop))
+    moves = encode_targets(contexts, prepared.scaled[start:stop, None], "log-delta")
+    outputs = engine.predict_head(contexts)
+    for level in (0.8, 0.95):
+        ends = quantile_function(
+            outputs, engine.head, [(1 - level) / 2, (1 + level) / 2]
+        )
+        q = cqr["widen"][f"{level:g}"]
+        inside = (moves[:, 0] >= ends[:, 0, 0] - q) & (moves[:, 0] <= ends[:, 0, 1] + q)
+        assert inside.mean() >= level  # the conformal rank guarantees it in sample
+        # and no smaller correction would: one step less leaves a day out
+        tighter = (moves[:, 0] > ends[:, 0, 0] - q) & (moves[:, 0] < ends[:, 0, 1] + q)
+        assert tighter.mean() < inside.mean() or q == 0
+
+
+def test_calibrated_evaluation_reports_the_corrected_bands():
+    settings = tiny_settings(model__loss="student-t", train__calibrate=True)
+    prepared = prepare(make_prices(400, seed=2), settings.prep)
+    engine = KerasEngine(fit_model(prepared, settings).model, "log-delta", 10, 1)
+    result = evaluate(engine, prepared, calibrate=True)
+    distribution = result["metrics"]["distribution"]
+    assert distribution["main"] == "model_cqr"
+    assert result["intervals"]["recursive"]["cqr"]["applied"] is True
+    corrected = distribution["methods"]["model_cqr"]
+    assert np.isnan(corrected["log_score"])  # bands at five levels: no density
+    frame = result["predictions"]
+    ordered = frame[["lower_95", "lower_80", "median", "upper_80", "upper_95"]]
+    assert (np.diff(ordered.to_numpy(), axis=1) >= 0).all()
