@@ -21,13 +21,18 @@ from pathlib import Path
 import pandas as pd
 
 from forecaster import bundle as bundle_io
-from forecaster.config import Settings
+from forecaster.config import Settings, direction_panel_error
 from forecaster.data import Prices, load_prices
 from forecaster.data.frames import prices_from_pandas
 from forecaster.errors import ForecasterError
-from forecaster.forecast import METHODS, check_block, forecast_future
+from forecaster.forecast import (
+    METHODS,
+    check_block,
+    forecast_direction,
+    forecast_future,
+)
 
-PLOTS = ("forecast", "test", "loss")
+PLOTS = ("forecast", "test", "loss", "reliability")
 
 
 def settings_from_keywords(**keywords) -> Settings:
@@ -157,6 +162,8 @@ class Forecaster:
         `covariates` ({name: Series}, e.g. an index or VIX) are past
         covariates fed beside every series (forecaster.covariates).
         `checkpoint_dir` and `resume` make a killed fit resumable.
+        With objective="direction" the model learns P(the next close is up)
+        from one series of closing prices (no panel, cutoff or covariates).
         """
         from forecaster.training import fit_model
         from forecaster.windows import prepare
@@ -167,6 +174,8 @@ class Forecaster:
             or cutoff is not None
             or covariates
         ):
+            if self.is_direction:
+                raise direction_panel_error(_panel_reason(cutoff, covariates))
             return self._fit_panel(
                 prices, column, cutoff, covariates, checkpoint_dir, resume
             )
@@ -258,13 +267,26 @@ class Forecaster:
         """Whether this model was fitted on a panel (one global model)."""
         return getattr(self, "panel_", None) is not None
 
+    @property
+    def is_direction(self) -> bool:
+        """Whether this model forecasts P(up) (objective="direction"), not prices."""
+        return self.settings.model.objective == "direction"
+
     # ------------------------------------------------------------ results
 
     def evaluate(self) -> pd.DataFrame:
-        """Test scores beside naive: rows rmse, mae, mape, directional_accuracy."""
+        """Test scores beside naive: rows rmse, mae, mape, directional_accuracy.
+
+        A direction model's are beside the base rate: rows brier, log_loss,
+        accuracy (beside "always up").
+        """
         from forecaster.evaluation import score_table
 
         self._check_fitted("evaluate")
+        if self.is_direction:
+            from forecaster.direction import score_frame
+
+            return score_frame(self.metrics_["direction"])
         if self.is_panel:
             from forecaster.panels import series_table
 
@@ -295,10 +317,21 @@ class Forecaster:
         loss (normal, student-t, quantile) adds a median column, and its bands
         are quantiles of its own distribution: read from the head for a
         direct forecast, else from `samples` paths drawn with `seed`.
+
+        A direction model forecasts the next session only, whatever `days`:
+        one row, columns date and p_up (the probability that its close is
+        above the last one).
         """
         self._check_fitted("forecast")
         if self.is_panel:
             return self._forecast_panel(days, prices, engine, calendar, samples, seed)
+        if self.is_direction:
+            return forecast_direction(
+                self._engine(engine),
+                self._history(prices),
+                self.scaler_,
+                calendar or self.settings.data.calendar,
+            )
         values = self._history(prices)
         method = method or self.default_method_
         if method not in METHODS:
@@ -367,7 +400,9 @@ class Forecaster:
     def plot(self, kind: str = "forecast", days: int = 30, ax=None, path=None):
         """Draw the forecast (or the "test" predictions, or the "loss"); a Figure.
 
-        Draws on `ax` when given; writes a PNG only when `path` is given.
+        A direction model draws its "reliability" on the test days (or the
+        "loss"). Draws on `ax` when given; writes a PNG only when `path` is
+        given.
         """
         from forecaster import plotting
 
@@ -378,6 +413,8 @@ class Forecaster:
             )
         if kind == "loss":
             return plotting.plot_loss(self.history_, self.best_epoch_, path, ax)
+        if kind == "reliability" or self.is_direction:
+            return self._plot_reliability(kind, path, ax)
         test = self._test_predictions()
         if kind == "test":
             if test is None:
@@ -393,6 +430,25 @@ class Forecaster:
         frame = self.forecast(days)
         title = f"{self.name}: {days}-day forecast ({self.settings.model.cell})"
         return plotting.plot_forecast(self._history(None), frame, title, test, path, ax)
+
+    def _plot_reliability(self, kind: str, path, ax):
+        """A direction model's reliability diagram on the test days."""
+        from forecaster import plotting
+
+        if not self.is_direction:
+            raise ForecasterError(
+                "kind='reliability' is drawn for a direction model "
+                "(objective='direction'); this one forecasts prices. "
+                f"Received: kind={kind!r}"
+            )
+        if kind != "reliability":
+            raise ForecasterError(
+                "A direction model forecasts P(up), not prices: plot 'reliability' "
+                f"or 'loss'. Received: kind={kind!r}"
+            )
+        table = pd.DataFrame(self.metrics_["reliability"]).astype(float)
+        title = f"{self.name}: reliability of P(up) on the test days"
+        return plotting.plot_reliability(table, ax, path, title)
 
     @property
     def name(self) -> str:
@@ -470,26 +526,30 @@ class Forecaster:
         from forecaster import plotting
 
         evaluation, metrics = self.evaluation_, self.metrics_
+        prices_only = not self.is_direction  # a direction model has no price path
         bundle_io.write_parts(
             tmp,
             model=self.model_,
             scaler=self.scaler_.to_dict(),
             metadata=self.metadata_,
             metrics=metrics,
-            intervals=self.intervals_,
+            intervals=self.intervals_ if prices_only else None,
             predictions=evaluation["predictions"],
-            by_step=evaluation["by_step"],
+            by_step=evaluation["by_step"] if prices_only else None,
             history=self.history_,
             recent=self.prices_.iloc[-self.settings.prep.window :],
         )
         plotting.plot_loss(self.history_, self.best_epoch_, tmp / "loss.png")
-        plotting.plot_test(
-            evaluation["predictions"],
-            self.name,
-            metrics["model"]["rmse"],
-            metrics["naive"]["rmse"],
-            tmp / "test_predictions.png",
-        )
+        if self.is_direction:
+            self._plot_reliability("reliability", tmp / "reliability.png", None)
+        else:
+            plotting.plot_test(
+                evaluation["predictions"],
+                self.name,
+                metrics["model"]["rmse"],
+                metrics["naive"]["rmse"],
+                tmp / "test_predictions.png",
+            )
         from forecaster.html_report import build_report
 
         build_report(tmp, prices=self.prices_)
@@ -591,6 +651,15 @@ def _is_panel(prices) -> bool:
         names = {str(c).strip().lower() for c in prices.columns}
         return bool(names & {"ticker", "symbol", "name"})
     return False
+
+
+def _panel_reason(cutoff, covariates) -> str:
+    """What made `fit` take the panel path, for the direction model's error."""
+    if cutoff is not None:
+        return f"cutoff={str(cutoff)!r}"
+    if covariates:
+        return f"covariates={sorted(str(name) for name in covariates)}"
+    return "prices holding several series"
 
 
 def _split_long_frame(frame: pd.DataFrame) -> dict:

@@ -20,9 +20,11 @@ def walk_forward(values: pd.Series, settings: Settings, folds: int) -> pd.DataFr
     trains (scaler, validation and all) on everything before block k and is
     scored one step ahead on block k. Returns one row per fold and a mean row.
     """
+    from forecaster.heads import require_price_objective
     from forecaster.windows import split_series
 
     settings.validate()
+    require_price_objective(settings.model.objective, "backtest")
     check_at_least("folds", folds)
     first = split_series(len(values), settings.prep).n_train
     edges = np.linspace(first, len(values), folds + 1).astype(int)

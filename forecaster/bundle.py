@@ -86,15 +86,19 @@ def write_parts(
 
     `model` is the Keras model; `predictions`, `by_step` and `history` are
     DataFrames; `recent` the Series of the last prices a forecast starts from.
+    `intervals` and `by_step` are None for a model with no price forecast
+    (objective="direction"): their files are left out.
     """
     model.save(tmp / MODEL_FILE)
     write_json(tmp / SCALER_FILE, scaler)
     # load_bundle requires manifest.json (written last) of a bundle saying so
     write_json(tmp / METADATA_FILE, {**metadata, "manifest": MANIFEST_FILE})
     write_json(tmp / METRICS_FILE, metrics)
-    write_json(tmp / INTERVALS_FILE, intervals)
+    if intervals is not None:
+        write_json(tmp / INTERVALS_FILE, intervals)
     predictions.to_csv(tmp / PREDICTIONS_FILE, index=False)
-    by_step.to_csv(tmp / BY_STEP_FILE, index=False)
+    if by_step is not None:
+        by_step.to_csv(tmp / BY_STEP_FILE, index=False)
     history.to_csv(tmp / HISTORY_FILE, index=False)
     recent.rename("price").to_csv(
         tmp / RECENT_FILE, index_label="date", date_format="%Y-%m-%d"

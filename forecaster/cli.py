@@ -332,6 +332,22 @@ def predict_command(args: argparse.Namespace) -> int:
         samples=forecast.samples,
         seed=forecast.seed,
     )
+    if report.base_rate is not None:  # a direction model: P(up), no plot
+        row = report.frame.iloc[0]
+        print(
+            f"P(up) on {row['date']}: {row['p_up']:.3f} (base rate "
+            f"{report.base_rate:.3f}; {report.engine} engine)"
+        )
+        print(f"wrote {report.csv}")
+    else:
+        _print_forecast(report)
+    if report.html is not None:
+        print(f"wrote {report.html} (open it in a browser)")
+    return 0
+
+
+def _print_forecast(report) -> None:
+    """The first days of a price forecast and the files written."""
     shown = report.frame.head(5).to_string(
         index=False, float_format=lambda v: f"{v:.2f}"
     )
@@ -340,9 +356,6 @@ def predict_command(args: argparse.Namespace) -> int:
         f"({report.engine} engine):\n{shown}\n..."
     )
     print(f"wrote {report.csv}\nwrote {report.png}")
-    if report.html is not None:
-        print(f"wrote {report.html} (open it in a browser)")
-    return 0
 
 
 def list_command(args: argparse.Namespace) -> int:

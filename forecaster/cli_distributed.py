@@ -163,9 +163,11 @@ def _load(load_prices, data: DataSettings):
 def per_series_command(args: argparse.Namespace, settings: Settings) -> int:
     """Train one bundle per series on Ray; print each as it finishes."""
     from forecaster.distributed import start_ray, train_per_series, write_summary
+    from forecaster.heads import require_price_objective
 
     if getattr(args, "backtest", None) is not None:
         raise ForecasterError("--per-series trains bundles: leave out --backtest.")
+    require_price_objective(settings.model.objective, "--per-series")
     if settings.data.covariate:
         raise ForecasterError(
             "--per-series trains each series on its own prices: leave out "
@@ -213,9 +215,11 @@ def tune_command(args: argparse.Namespace, settings: Settings) -> int:
     from forecaster.cli import quiet_tensorflow
     from forecaster.data import load_prices
     from forecaster.distributed import start_ray
+    from forecaster.heads import require_price_objective
     from forecaster.report import training_summary
     from forecaster.tune import METRIC, run_search
 
+    require_price_objective(settings.model.objective, "tune")
     where = start_ray(args.ray_address, dashboard=args.dashboard)
     prices = load_prices(settings.data)
     quiet_tensorflow()  # the best configuration is retrained here

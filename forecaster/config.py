@@ -176,7 +176,36 @@ class Settings:
         self.prep.validate()
         self.model.validate()
         self.train.validate()
+        if self.model.objective == "direction":
+            self._check_direction()
         return self
+
+    def _check_direction(self) -> None:
+        """A direction model learns the sign of each move of one closing price."""
+        if self.prep.representation == "level":
+            raise ForecasterError(
+                "objective='direction' learns the sign of each move, but "
+                "representation='level' gives it price levels: use delta or "
+                "log-delta. Received: representation='level'"
+            )
+        if self.is_panel:
+            raise direction_panel_error(", ".join(self._panel_inputs()))
+
+    def _panel_inputs(self) -> list[str]:
+        """The settings that make this run a panel, as "name=value" each."""
+        data = self.data
+        several = {
+            name: value
+            for name, value in (("csv", data.csv), ("ticker", data.ticker))
+            if isinstance(value, (list, tuple)) and len(value) > 1
+        }
+        named = {
+            "features": self.prep.features if self.prep.features != "close" else None,
+            **several,
+            "csv_dir": data.csv_dir,
+            "covariate": data.covariate,
+        }
+        return [f"{name}={value!r}" for name, value in named.items() if value]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -239,6 +268,15 @@ class ForecastSettings:
             check_choice("method", self.method, ("recursive", "direct"))
         check_choice("engine", self.engine, ("auto", "numpy", "keras"))
         return self
+
+
+def direction_panel_error(received: str) -> ForecasterError:
+    """The error for a direction model asked to train on more than one closing price."""
+    return ForecasterError(
+        "objective='direction' trains on one series of closing prices: panels, "
+        "features beyond close and covariates are not supported for it yet. "
+        f"Received: {received}"
+    )
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -237,6 +237,40 @@ def format_direction_table(scores: dict) -> str:
     return "\n".join(lines)
 
 
+def score_frame(scores: dict) -> pd.DataFrame:
+    """`direction_scores` as a frame: rows brier, log_loss, accuracy.
+
+    Columns model, benchmark (the base rate; "always up" for accuracy) and
+    model/benchmark.
+    """
+    rows = {}
+    for key, base_key in (
+        ("brier", "brier_base_rate"),
+        ("log_loss", "log_loss_base_rate"),
+        ("accuracy", "accuracy_always_up"),
+    ):
+        model, base = scores[key], scores[base_key]
+        rows[key] = {
+            "model": model,
+            "benchmark": base,
+            "model/benchmark": model / base if base else math.nan,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def format_reliability(table: pd.DataFrame) -> str:
+    """The bins of a `reliability` table that hold days, as text: the calibration."""
+    lines = [f"{'P(up) bin':<14}{'mean P(up)':>12}{'up share':>10}{'days':>7}"]
+    for row in table[table["count"] > 0].itertuples():
+        lines.append(
+            f"{row.bin_lower:.2f} to {row.bin_upper:.2f}".ljust(14)
+            + f"{row.mean_forecast:>12.3f}{row.observed_frequency:>10.3f}"
+            + f"{int(row.count):>7}"
+        )
+    lines.append("(calibrated: the up share is close to the mean P(up) in each bin)")
+    return "\n".join(lines)
+
+
 # -------------------------------------------------------------------- helpers
 
 

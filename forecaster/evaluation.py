@@ -34,19 +34,8 @@ def test_predictions(engine, prepared) -> pd.DataFrame:
     Each test day t is predicted from the `window` prices before it (the
     first ones come from the end of the training part); naive = price on t-1.
     """
-    split = prepared.split
-    start = split.test_targets[0]
-    stop = split.n  # every test day, whatever the horizon: only step 1 is used
-    contexts = window_view(prepared.scaled, split.window, (start, stop))
-    extra = feature_view(prepared.extra, split.window, (start, stop))
-    scaled = np.concatenate(
-        [
-            engine.predict(
-                contexts[i : i + 4096], None if extra is None else extra[i : i + 4096]
-            )[:, 0]
-            for i in range(0, len(contexts), 4096)
-        ]
-    )
+    start, stop = _test_range(prepared)
+    scaled = _first_step(engine.predict, prepared)
     return pd.DataFrame(
         {
             "date": prepared.dates[start:stop].strftime("%Y-%m-%d"),
@@ -54,6 +43,27 @@ def test_predictions(engine, prepared) -> pd.DataFrame:
             "predicted": prepared.scaler.inverse_transform(scaled),
             "naive": prepared.prices[start - 1 : stop - 1],
         }
+    )
+
+
+def _test_range(prepared) -> tuple[int, int]:
+    """(start, stop): every test day, whatever the horizon (only step 1 is used)."""
+    return prepared.split.test_targets[0], prepared.split.n
+
+
+def _first_step(call, prepared, batch: int = 4096) -> np.ndarray:
+    """Step 1 of `call(windows, extra)` for every test day, (n_test_days,)."""
+    window = prepared.split.window
+    days = _test_range(prepared)
+    contexts = window_view(prepared.scaled, window, days)
+    extra = feature_view(prepared.extra, window, days)
+    return np.concatenate(
+        [
+            call(
+                contexts[i : i + batch], None if extra is None else extra[i : i + batch]
+            )[:, 0]
+            for i in range(0, len(contexts), batch)
+        ]
     )
 
 
@@ -158,8 +168,11 @@ def evaluate(engine, prepared, calibrate: bool = False) -> dict:
     applies it to the test bounds (and, through intervals.json, forecasts).
     Returns predictions (DataFrame), metrics (dict for metrics.json),
     intervals (per method), by_step (DataFrame), table (text) and the
-    default method.
+    default method. A direction model (objective="direction") is scored by
+    `evaluate_direction` instead.
     """
+    if engine.head.kind == "direction":
+        return evaluate_direction(engine, prepared)
     predictions = test_predictions(engine, prepared)
     actual, previous = predictions["actual"], predictions["naive"]
     model_scores = scores(actual, predictions["predicted"], previous)
@@ -215,6 +228,81 @@ def evaluate(engine, prepared, calibrate: bool = False) -> dict:
         "table": format_table(model_scores, baseline),
         "default_method": default_method,
     }
+
+
+# ------------------------------------------------------------------ direction
+
+
+def direction_predictions(engine, prepared) -> pd.DataFrame:
+    """P(up) for every test day: columns date, actual, previous, p_up, up.
+
+    Each test day t gets the model's P(price on t > price on t-1) from the
+    `window` prices before it, as `test_predictions` predicts the price;
+    up is 1 or 0, and empty on a day the price did not move.
+    """
+    start, stop = _test_range(prepared)
+    actual = prepared.prices[start:stop]
+    previous = prepared.prices[start - 1 : stop - 1]
+    up = pd.array((actual > previous).astype(int), dtype="Int64")
+    up[actual == previous] = pd.NA
+    return pd.DataFrame(
+        {
+            "date": prepared.dates[start:stop].strftime("%Y-%m-%d"),
+            "actual": actual,
+            "previous": previous,
+            "p_up": _first_step(engine.predict_head, prepared),
+            "up": up,
+        }
+    )
+
+
+def evaluate_direction(engine, prepared) -> dict:
+    """A direction model's test scores beside the base rate and "always up".
+
+    The same keys as `evaluate`: predictions (`direction_predictions`),
+    metrics (test days, the scores of forecaster.direction.direction_scores
+    under "direction", the reliability table as records under
+    "reliability"), table (text), intervals ({}: no price bands), by_step
+    (empty: no price path) and default_method ("direct": one model call).
+    The base rate is the share of up days among the moved days of the
+    training part only.
+    """
+    from forecaster import direction
+
+    predictions = direction_predictions(engine, prepared)
+    train_rate = direction.base_rate(prepared.prices[: prepared.split.n_train])
+    actual, previous = predictions["actual"], predictions["previous"]
+    p_up = predictions["p_up"].to_numpy()
+    result = direction.direction_scores(p_up, actual, previous, train_rate)
+    moved = direction.moved_days(actual, previous)
+    up = direction.up_labels(actual, previous)
+    table = direction.reliability(p_up[moved], up[moved])
+    metrics = {
+        "test_days": len(predictions),
+        "test_start": predictions["date"].iloc[0],
+        "test_end": predictions["date"].iloc[-1],
+        "direction": result,
+        "reliability": reliability_records(table),
+    }
+    return {
+        "predictions": predictions,
+        "metrics": metrics,
+        "intervals": {},
+        "by_step": pd.DataFrame(),
+        "table": direction.format_direction_table(result),
+        "default_method": "direct",
+    }
+
+
+def reliability_records(table: pd.DataFrame) -> list[dict]:
+    """The rows of a reliability table for metrics.json, an empty bin's NaN as None."""
+    records = table.astype(object).where(table.notna(), None).to_dict(orient="records")
+    return [{key: _plain(value) for key, value in row.items()} for row in records]
+
+
+def _plain(value):
+    """A NumPy scalar as the Python number it holds (JSON-ready); others as they are."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def engine_intervals(

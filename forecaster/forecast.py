@@ -108,6 +108,22 @@ def quantile_frame(values, path, quantiles, calendar: str) -> pd.DataFrame:
     return frame
 
 
+def forecast_direction(
+    engine, values: pd.Series, scaler, calendar: str = DEFAULT_CALENDAR
+) -> pd.DataFrame:
+    """A direction model's P(up) for the next session of `calendar` after `values`.
+
+    From the last `window` prices (n,). One row: date, and p_up, the
+    probability that that session closes above the last price.
+    """
+    window = engine.window
+    _check_length(values, window)
+    context = scaler.transform(values.to_numpy()[-window:])[None, :]
+    p_up = float(engine.predict_head(context)[0, 0])
+    date = future_dates(values.index[-1], 1, calendar).strftime("%Y-%m-%d")
+    return pd.DataFrame({"date": date, "p_up": [p_up]})
+
+
 def banded_frame(values, path, intervals, window: int, calendar: str) -> pd.DataFrame:
     """A forecast `path` (days,) after `values` as date, forecast and its bands.
 

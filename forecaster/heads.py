@@ -85,6 +85,16 @@ def check(loss: str, objective: str = "price") -> None:
         )
 
 
+def require_price_objective(objective: str, what: str) -> None:
+    """Refuse a direction model in `what`, a run that scores price forecasts."""
+    if objective == "direction":
+        raise ForecasterError(
+            f"{what} scores price forecasts, not the P(up) of a direction model: "
+            "train it with train.py alone, which scores it on the test days. "
+            f"Received: objective={objective!r}"
+        )
+
+
 def spec_from_config(config: dict) -> HeadSpec:
     """The HeadSpec of a saved model's config.json (mse when it has no head layer)."""
     layers = config.get("config", {}).get("layers", [])

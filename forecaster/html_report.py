@@ -4,8 +4,11 @@ The page embeds plotly.js inline (no CDN, opens offline) and shows the price
 history (candlesticks when the source CSV has Open/High/Low/Close), the
 test-period predictions, naive, the forecast with its 80% and 95% bands, the
 loss curves, the model-vs-naive scores, the error by step, the interval
-coverage, and the settings and data source. Parts a bundle lacks are listed
-at the top instead of failing.
+coverage, and the settings and data source. A direction model's page
+(objective="direction") shows the history, its P(up) scores beside the base
+rate with the reliability diagram, and the next session's P(up) instead of
+the price forecast. Parts a bundle lacks are listed at the top instead of
+failing.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import html
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +37,11 @@ class ReportParts:
     test: pd.DataFrame | None = None  # date, actual, predicted, naive
     steps: pd.DataFrame | None = None  # step, recursive, [direct,] naive
     forecast: pd.DataFrame | None = None  # date, forecast, lower_80, ... upper_95
+    #   (a direction model's: date, p_up)
     prices: pd.Series | None = None  # the history, indexed by date
     ohlc: pd.DataFrame | None = None  # open, high, low, close on the price's scale
     missing: list[str] = field(default_factory=list)  # "what (why)" per lacking part
+    direction: bool = False  # a direction model's: P(up), no price forecast
 
 
 def build_report(
@@ -72,12 +77,18 @@ def render_report(
 ) -> str:
     """The report's HTML text (see `build_report`)."""
     parts = read_parts(Path(bundle_dir), prices, forecast, own_source)
+    if parts.direction:  # the chart shows the history only: no price forecast
+        results = [
+            _price_section(replace(parts, test=None, forecast=None)),
+            _direction_section(parts),
+        ]
+    else:
+        results = [_price_section(parts), _scores_section(parts)]
     body = "".join(
         [
             _header(parts, Path(bundle_dir)),
             _missing_section(parts),
-            _price_section(parts),
-            _scores_section(parts),
+            *results,
             _loss_section(parts),
             _steps_section(parts),
             _settings_section(parts),
@@ -101,6 +112,7 @@ def read_parts(
         bundle_dir / "metadata.json", "settings and data source", parts
     )
     parts.metrics = _json(bundle_dir / "metrics.json", "test scores", parts)
+    parts.direction = _is_direction(parts.metadata, parts.metrics)
     parts.losses = _csv(bundle_dir / "history.csv", "loss curves", parts)
     if own_source:
         parts.test = _csv(
@@ -108,7 +120,8 @@ def read_parts(
         )
     else:
         parts.missing.append("test predictions (the forecast is on other data)")
-    parts.steps = _csv(bundle_dir / "rmse_by_step.csv", "error by step", parts)
+    if not parts.direction:  # a direction model has no price path to score
+        parts.steps = _csv(bundle_dir / "rmse_by_step.csv", "error by step", parts)
     if forecast is None and not (bundle_dir / "forecast.csv").is_file():
         parts.missing.append(
             "forecast (no forecast.csv yet: forecast with this bundle first)"
@@ -120,9 +133,16 @@ def read_parts(
     parts.prices = prices if prices is not None else _source_prices(source, parts)
     if parts.prices is not None and source:
         parts.ohlc = _source_ohlc(source, parts.prices)
-    if parts.metrics is not None and "interval_coverage_one_step" not in parts.metrics:
+    coverage = "interval_coverage_one_step" in (parts.metrics or {})
+    if parts.metrics is not None and not parts.direction and not coverage:
         parts.missing.append("interval coverage (not in metrics.json)")
     return parts
+
+
+def _is_direction(metadata: dict | None, metrics: dict | None) -> bool:
+    """Whether the bundle's model forecasts P(up) (objective="direction")."""
+    model = ((metadata or {}).get("settings") or {}).get("model") or {}
+    return model.get("objective") == "direction" or "direction" in (metrics or {})
 
 
 def _json(path: Path, what: str, parts: ReportParts) -> dict | None:
@@ -382,10 +402,11 @@ def _loss_section(parts: ReportParts) -> str:
             annotation_text=f"kept: epoch {best}",
             annotation_position="top left",
         )
+    loss = "binary cross-entropy" if parts.direction else "MSE (scaled units)"
     figure.update_layout(
         height=360,
         xaxis_title="epoch",
-        yaxis={"title": "MSE (scaled units)", "type": "log"},
+        yaxis={"title": loss, "type": "log"},
         margin={"l": 60, "r": 20, "t": 40, "b": 40},
     )
     return _section("Loss per epoch", _figure_html(figure, "loss-chart"))
@@ -456,6 +477,93 @@ def _scores_section(parts: ReportParts) -> str:
     return _section("Model vs naive", "".join(blocks))
 
 
+def _direction_section(parts: ReportParts) -> str:
+    """A direction model's next-session P(up), its scores, and its reliability."""
+    metrics = parts.metrics or {}
+    scores = metrics.get("direction")
+    blocks = []
+    if parts.forecast is not None and "p_up" in parts.forecast:
+        row = parts.forecast.iloc[0]
+        base = f" (base rate {scores['base_rate']:.3f})" if scores else ""
+        blocks.append(
+            f"<p>Next session, {html.escape(str(row['date']))}: "
+            f"<b>P(up) = {float(row['p_up']):.3f}</b>{html.escape(base)}.</p>"
+        )
+    if scores:
+        blocks.append(_direction_scores(metrics, scores))
+    if metrics.get("reliability"):
+        blocks.append(_reliability_block(metrics["reliability"]))
+    if not blocks:
+        return ""
+    return _section("Direction: P(up) beside the base rate", "".join(blocks))
+
+
+def _direction_scores(metrics: dict, scores: dict) -> str:
+    from forecaster.direction import score_frame
+
+    frame = score_frame(scores)
+    rows = [
+        [key.replace("_", " "), *(_number(float(v)) for v in values)]
+        for key, values in zip(frame.index, frame.to_numpy(), strict=True)
+    ]
+    span = (
+        f"<p>{metrics.get('test_days', '?')} test days, "
+        f"{html.escape(str(metrics.get('test_start', '?')))} to "
+        f"{html.escape(str(metrics.get('test_end', '?')))}, {scores['days']} of them "
+        "moved; benchmark = the base rate, up with the training part's frequency "
+        f"({scores['base_rate']:.3f}); for accuracy, always up.</p>"
+    )
+    interval = (
+        f"<p>Brier: {html.escape(scores['verdict'])}; "
+        f"{scores['interval_level']:.0%} block-bootstrap interval of the "
+        f"difference [{scores['brier_difference_lower']:+.4f}, "
+        f"{scores['brier_difference_upper']:+.4f}].</p>"
+    )
+    table = _table(["test", "model", "benchmark", "model/benchmark"], rows)
+    return span + table + interval
+
+
+def _reliability_block(records: list[dict]) -> str:
+    """The reliability diagram of metrics.json's table, and the table itself."""
+    table = pd.DataFrame(records).astype(float)
+    shown = table[table["count"] > 0]
+    rows = [
+        [*(_number(v) for v in row[:-1]), int(row[-1])]  # the last column: count
+        for row in shown.itertuples(index=False)
+    ]
+    return (
+        "<h3>Reliability on the test days</h3>"
+        + _figure_html(_reliability_figure(shown), "reliability-chart")
+        + _details(_table(list(table.columns), rows))
+    )
+
+
+def _reliability_figure(shown: pd.DataFrame):
+    """Observed share of up days against mean P(up), per bin, beside the diagonal."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    diagonal = {"dash": "dash", "color": "grey"}
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], name="calibrated", line=diagonal))
+    figure.add_trace(
+        go.Scatter(
+            x=shown["mean_forecast"],
+            y=shown["observed_frequency"],
+            name="model",
+            mode="lines+markers",
+            marker={"size": 6 + 30 * shown["count"] / max(shown["count"].sum(), 1)},
+            text=[f"{int(n)} days" for n in shown["count"]],
+        )
+    )
+    figure.update_layout(
+        height=420,
+        xaxis={"title": "forecast P(up), mean in bin", "range": [0, 1]},
+        yaxis={"title": "observed share of up days", "range": [0, 1]},
+        margin={"l": 60, "r": 20, "t": 30, "b": 40},
+    )
+    return figure
+
+
 def _settings_section(parts: ReportParts) -> str:
     metadata = parts.metadata
     if metadata is None:
@@ -495,6 +603,8 @@ def _header(parts: ReportParts, bundle_dir: Path) -> str:
         f"calendar {settings.get('data', {}).get('calendar', 'XNYS')}",
         f"created {metadata.get('created', '?')}",
     ]
+    if parts.direction:
+        bits.insert(1, "objective direction: P(up)")
     if parts.ohlc is not None:
         bits.append("candlesticks from the source's Open/High/Low/Close")
     return (

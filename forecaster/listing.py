@@ -23,7 +23,8 @@ COLUMNS = (
     "representation",
     "first",  # first and last date of the training data
     "last",
-    "test_ratio",  # test RMSE / naive RMSE (below 1: better than naive)
+    "test_ratio",  # test RMSE / naive RMSE (below 1: better than naive); for a
+    #   direction model, its Brier score / the base rate's
     "coverage_80",  # share of test days inside the 80% and 95% bands
     "coverage_95",
     "age",  # time since training
@@ -72,20 +73,28 @@ def _row(path: Path, root: Path, now: dt.datetime) -> dict:
         return {**row, **_panel_row(bundle), "age": _age(meta.get("created"), now)}
     source = meta.get("source", {})
     coverage = metrics.get("interval_coverage_one_step", {})
+    direction = bundle.settings.model.objective == "direction"
     return {
         **row,
         "series": source.get("ticker") or Path(source.get("path") or "?").stem,
-        "cell": bundle.settings.model.cell,
+        "cell": bundle.settings.model.cell + (" P(up)" if direction else ""),
         "representation": bundle.representation,
         "first": meta.get("date_range", {}).get("first"),
         "last": meta.get("date_range", {}).get("last"),
-        "test_ratio": metrics.get("rmse_ratio_to_naive", math.nan),
+        "test_ratio": _test_ratio(metrics, direction),
         "coverage_80": coverage.get("0.8", math.nan),
         "coverage_95": coverage.get("0.95", math.nan),
         "age": _age(meta.get("created"), now),
         "status": "ok",
         "problem": "",
     }
+
+
+def _test_ratio(metrics: dict, direction: bool) -> float:
+    """RMSE / naive, or for a direction model Brier score / the base rate's."""
+    if direction:
+        return metrics.get("direction", {}).get("brier_ratio", math.nan)
+    return metrics.get("rmse_ratio_to_naive", math.nan)
 
 
 def _panel_row(bundle) -> dict:

@@ -204,11 +204,13 @@ def run_numpy_training(settings: Settings, out, optimizer: str = "adam", force=F
     """
     from forecaster.api import Forecaster
     from forecaster.data import load_prices
+    from forecaster.heads import require_price_objective
     from forecaster.pipeline import TrainReport
     from forecaster.training import TrainResult
     from forecaster.windows import prepare
 
     settings.validate()
+    require_price_objective(settings.model.objective, "the NumPy trainer")
     if settings.model.loss != "mse" or settings.model.objective != "price":
         raise ForecasterError(
             "the NumPy trainer trains the point forecast on squared error only; "

@@ -24,8 +24,15 @@ DEFAULT_BUNDLE = ForecastSettings().model  # what the default train.py writes
 
 
 def default_out(settings: Settings) -> Path:
-    """models/<source>-<cell>: where a run writes its bundle unless told otherwise."""
-    return Path("models") / f"{source_name(settings)}-{settings.model.cell}"
+    """models/<source>-<cell>: where a run writes its bundle unless told otherwise.
+
+    A direction model's ends in -up (models/AAPL-lstm-up), so it never takes
+    the place of the price model that predict.py uses by default.
+    """
+    name = f"{source_name(settings)}-{settings.model.cell}"
+    if settings.model.objective == "direction":
+        name += "-up"
+    return Path("models") / name
 
 
 def source_name(settings: Settings) -> str:
@@ -217,13 +224,14 @@ class ForecastReport:
     """What `run_forecast` wrote."""
 
     csv: Path
-    png: Path
+    png: Path | None  # None for a direction model: no fan chart
     html: Path
     engine: str
     method: str
     frame: pd.DataFrame
     last_date: str
     notes: list[str]
+    base_rate: float | None = None  # a direction model's training base rate
 
     @property
     def days(self) -> int:
@@ -264,6 +272,8 @@ def run_forecast(
     Dates are the sessions of `calendar`, by default the bundle's. A
     probabilistic model's bands come from its own distribution (`samples`
     paths drawn with `seed` for a recursive forecast), with a median column.
+    A direction bundle (objective="direction") writes forecast.csv with the
+    next session's P(up) and report.html, and no plot (`_forecast_direction`).
     """
     from forecaster.api import load
     from forecaster.calendars import validate_calendar
@@ -275,6 +285,12 @@ def run_forecast(
     if calendar is not None:  # a bad calendar fails before anything is read
         calendar = validate_calendar(calendar)
     model = load(model_dir or DEFAULT_BUNDLE)
+    if model.is_direction and days not in (None, 1):
+        log.info(
+            "days=%d is not used: a direction model gives P(up) for the next "
+            "session only",
+            days,
+        )
     if days is None:
         days = _default_days(model)
     own_source = data is None or not (data.csv or data.ticker)
@@ -284,6 +300,8 @@ def run_forecast(
             model, days, engine, data, out, calendar, series, download, draws
         )
     prices = _forecast_prices(model.bundle_, data, own_source, download)
+    if model.is_direction:
+        return _forecast_direction(model, prices, engine, out, own_source, calendar)
     method = method or model.default_method_
     frame = model.forecast(
         days, prices.values, method, block, engine, calendar, samples, seed
@@ -311,6 +329,33 @@ def run_forecast(
     )
     return ForecastReport(
         csv, png, html, engine_name, method, frame, prices.last_date, prices.notes
+    )
+
+
+def _forecast_direction(model, prices, engine, out, own_source, calendar):
+    """A direction bundle's forecast: the next session's P(up), in forecast.csv."""
+    from forecaster.html_report import REPORT_FILE, build_report
+
+    frame = model.forecast(prices=prices.values, engine=engine, calendar=calendar)
+    out_dir = Path(out) if out else model.bundle_.path
+    csv, html = out_dir / "forecast.csv", out_dir / REPORT_FILE
+
+    def report(tmp: Path) -> None:
+        build_report(model.bundle_.path, prices.values, frame, tmp, own_source)
+
+    bundle_io.write_files_atomically(
+        {csv: lambda tmp: frame.to_csv(tmp, index=False), html: report}
+    )
+    return ForecastReport(
+        csv,
+        None,
+        html,
+        model._engine(engine).name,
+        model.default_method_,
+        frame,
+        prices.last_date,
+        prices.notes,
+        base_rate=model.metrics_["direction"]["base_rate"],
     )
 
 

@@ -12,7 +12,12 @@ __all__ = ["format_backtest", "format_steps", "format_table", "training_summary"
 
 
 def training_summary(metrics: dict, table: str) -> str:
-    """Scores beside naive, error by step and interval coverage, as train.py prints."""
+    """Scores beside naive, error by step and interval coverage, as train.py prints.
+
+    A direction model's (objective="direction"): `direction_summary`.
+    """
+    if "direction" in metrics:
+        return direction_summary(metrics, table)
     coverage = metrics["interval_coverage_one_step"]
     return "\n".join(
         [
@@ -29,6 +34,22 @@ def training_summary(metrics: dict, table: str) -> str:
                 if "distribution" in metrics
                 else []
             ),
+        ]
+    )
+
+
+def direction_summary(metrics: dict, table: str) -> str:
+    """A direction model's test days, its scores beside the base rate, reliability."""
+    from forecaster.direction import format_reliability
+
+    reliability = pd.DataFrame(metrics["reliability"]).astype(float)
+    return "\n".join(
+        [
+            f"P(up) on {metrics['test_days']} test days, {metrics['test_start']} to "
+            f"{metrics['test_end']}",
+            table,
+            "",
+            format_reliability(reliability),
         ]
     )
 

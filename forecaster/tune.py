@@ -113,7 +113,9 @@ def run_search(
     """
     from forecaster.api import _as_prices
     from forecaster.distributed import import_ray, start_ray
+    from forecaster.heads import require_price_objective
 
+    require_price_objective(settings.model.objective, "tune")
     ray = import_ray()
     settings.validate()
     if trials < 1:

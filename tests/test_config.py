@@ -183,7 +183,13 @@ def changed_settings() -> Settings:
             objective="direction",
         ),
         train=TrainSettings(
-            epochs=7, batch_size=64, patience=2, seed=7, devices=2, verbose=0
+            epochs=7,
+            batch_size=64,
+            patience=2,
+            seed=7,
+            devices=2,
+            verbose=0,
+            calibrate=True,
         ),
     )
 

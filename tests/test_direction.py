@@ -255,6 +255,32 @@ def test_bad_input_names_the_argument_and_value(call, message):
         call()
 
 
+def test_score_frame_puts_each_score_beside_its_benchmark():
+    scores = {
+        "brier": 0.24,
+        "brier_base_rate": 0.25,
+        "log_loss": 0.68,
+        "log_loss_base_rate": 0.0,
+        "accuracy": 0.55,
+        "accuracy_always_up": 0.5,
+    }
+    frame = direction.score_frame(scores)
+    assert list(frame.index) == ["brier", "log_loss", "accuracy"]
+    assert list(frame.columns) == ["model", "benchmark", "model/benchmark"]
+    assert frame.loc["brier", "model/benchmark"] == pytest.approx(0.96)
+    assert frame.loc["accuracy", "benchmark"] == 0.5
+    assert math.isnan(frame.loc["log_loss", "model/benchmark"])
+
+
+def test_format_reliability_shows_only_the_bins_with_days():
+    table = direction.reliability([0.1, 0.2, 0.7, 1.0], [0, 1, 1, 1], bins=4)
+    lines = direction.format_reliability(table).splitlines()
+    assert lines[0].split() == ["P(up)", "bin", "mean", "P(up)", "up", "share", "days"]
+    assert lines[1].split() == ["0.00", "to", "0.25", "0.150", "0.500", "2"]
+    assert [line.split()[0] for line in lines[2:4]] == ["0.50", "0.75"]
+    assert len(lines) == 5 and lines[-1].startswith("(calibrated:")
+
+
 # ------------------------------------------------------------------- plot
 
 
