@@ -67,7 +67,10 @@ def test_scaler_is_fitted_on_training_part_only(trained_bundle):
 
 def test_test_predictions_are_price_units_with_naive(trained_bundle):
     frame = pd.read_csv(trained_bundle / "test_predictions.csv")
-    assert list(frame.columns) == ["date", "actual", "predicted", "naive"]
+    assert list(frame.columns) == [
+        *("date", "actual", "predicted", "naive", "median"),
+        *("lower_80", "upper_80", "lower_95", "upper_95"),
+    ]
     meta = json.loads((trained_bundle / "metadata.json").read_text())
     assert len(frame) == meta["rows"]["total"] - meta["rows"]["train"]
     np.testing.assert_allclose(frame["naive"].iloc[1:], frame["actual"].iloc[:-1])
@@ -79,6 +82,12 @@ def test_test_predictions_are_price_units_with_naive(trained_bundle):
     assert metrics["naive"]["rmse"] == pytest.approx(naive)
     assert set(metrics["interval_coverage_one_step"]) == {"0.8", "0.95"}
     assert metrics["rmse_by_step"]["step"] == list(range(1, 11))
+    # the bounds are the model's own one-step distribution, scored in metrics
+    model = metrics["distribution"]["methods"]["model"]
+    inside = (frame["lower_80"] <= frame["actual"]) & (
+        frame["actual"] <= frame["upper_80"]
+    )
+    assert model["coverage_0.8"] == pytest.approx(inside.mean())
 
 
 def test_reload_gives_identical_predictions(trained_bundle):
