@@ -152,7 +152,7 @@ def add_settings_flags(group, cls, defaults=None, skip=()) -> None:
         flag = "--" + FLAG_NAMES.get(field.name, field.name).replace("_", "-")
         _flags[field.name] = flag
         default = getattr(defaults, field.name)
-        text = helps.get(field.name, "")
+        text = helps.get(field.name, "").replace("%", "%%")  # argparse formats help
         kind = _field_type(field)
         several = "list[" in str(field.type)
         if kind is bool:

@@ -15,6 +15,7 @@ forecaster.direction.
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 
@@ -120,7 +121,7 @@ def compare(engine, prepared, predictions, intervals: dict, cqr=None) -> dict:
     main = methods[key]
     result = {"levels": list(LEVELS), "main": key}
     result["methods"] = {
-        key: {"label": LABELS[key], **scores.score_predictive(d, actual, LEVELS)}
+        key: {"label": LABELS[key], **_json(scores.score_predictive(d, actual, LEVELS))}
         for key, d in methods.items()
     }
     result["tests"] = _tests(main, found.get("garch_t"), predictions, actual)
@@ -131,6 +132,14 @@ def compare(engine, prepared, predictions, intervals: dict, cqr=None) -> dict:
         p_up = np.clip(1.0 - main.cdf(previous), 0.0, 1.0)
         result["direction"] = _direction(p_up, actual, previous, prices[:n_train])
     return result, main
+
+
+def _json(scores_of_one: dict) -> dict:
+    """NaN (a score a method has no value for) as None: metrics.json stays strict."""
+    return {
+        key: None if isinstance(value, float) and math.isnan(value) else value
+        for key, value in scores_of_one.items()
+    }
 
 
 def _baselines(prices, n_train, predictions, window, intervals) -> dict:

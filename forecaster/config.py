@@ -52,8 +52,8 @@ class PrepSettings:
     )
     representation: str = "log-delta"  # "level" (scaled price), "delta" (change
     #   from the window's last scaled price) or "log-delta" (the same on log
-    #   prices: moves are returns, so their size does not grow with the price,
-    #   which a forecast distribution needs; BENCHMARKS.md)
+    #   prices: moves are returns, whose size does not grow with the price, as
+    #   a forecast distribution needs) (BENCHMARKS.md)
     features: str = "close"  # inputs per day, comma-separated: close (the price,
     #   in the representation), range (log High/Low), gap (log Open/previous
     #   Close), volume (log volume / its 20-day mean), return (daily log return)

@@ -120,7 +120,7 @@ def format_distribution(result: dict) -> str:
     main, garch = methods.get(result["main"]), methods.get("garch_t")
     if garch is not None:
         ratios = "".join(
-            f"{_cell(main[key] / garch[key], '{:.3f}'):>9}"
+            f"{_cell(_ratio(main[key], garch[key]), '{:.3f}'):>9}"
             if not key.startswith(("coverage", "log"))
             else " " * 9
             for _, key, _ in DISTRIBUTION_COLUMNS
@@ -133,6 +133,10 @@ def format_distribution(result: dict) -> str:
 
         lines += ["", format_direction_table(result["direction"])]
     return "\n".join(lines)
+
+
+def _ratio(value, reference):
+    return None if value is None or not reference else value / reference
 
 
 def _cell(value, fmt: str) -> str:

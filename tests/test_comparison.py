@@ -43,12 +43,10 @@ def test_every_method_is_scored_on_the_same_test_days(student_t):
     model = distribution["methods"]["model"]
     assert 0 < model["crps"] < model["interval_score_0.8"]
     assert np.isfinite(model["log_score"])
-    assert (
-        distribution["methods"]["conformal"]["crps"]
-        != distribution["methods"]["conformal"]["crps"]
-    )  # NaN: bands have no closed-form CRPS
+    # bands have no closed-form CRPS: None, so metrics.json stays strict JSON
+    assert distribution["methods"]["conformal"]["crps"] is None
     assert sum(distribution["pit_counts"]) == prepared.split.n - prepared.split.n_train
-    json.dumps(result["metrics"])  # metrics.json can hold it
+    json.dumps(result["metrics"], allow_nan=False)  # strict JSON
 
 
 def test_dm_tests_compare_model_with_garch_and_point_with_naive(student_t):
@@ -140,7 +138,7 @@ def test_calibrated_evaluation_reports_the_corrected_bands():
     assert distribution["main"] == "model_cqr"
     assert result["intervals"]["recursive"]["cqr"]["applied"] is True
     corrected = distribution["methods"]["model_cqr"]
-    assert np.isnan(corrected["log_score"])  # bands at five levels: no density
+    assert corrected["log_score"] is None  # bands at five levels: no density
     frame = result["predictions"]
     ordered = frame[["lower_95", "lower_80", "median", "upper_80", "upper_95"]]
     assert (np.diff(ordered.to_numpy(), axis=1) >= 0).all()

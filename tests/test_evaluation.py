@@ -356,7 +356,9 @@ def line_prepared(n: int = 60, horizon: int = 1):
     prices = pd.Series(
         100.0 + np.arange(n), index=pd.bdate_range("2021-01-04", periods=n)
     )
-    return prepare(prices, PrepSettings(window=5, horizon=horizon))
+    return prepare(
+        prices, PrepSettings(window=5, horizon=horizon, representation="delta")
+    )
 
 
 def test_step_errors_recursive_and_naive_by_hand():

@@ -26,7 +26,8 @@ def _step_by_step(model, context, steps, representation):
     for _ in range(steps):
         last = ctx[:, -1:]
         x = ctx - last if representation != "level" else ctx
-        y = model.predict(x[:, :, None], verbose=0)[:, :1]
+        y = model.predict(x[:, :, None], verbose=0)
+        y = (y[..., 0] if y.ndim == 3 else y)[:, :1]  # a head's location
         y = y + last if representation != "level" else y
         out.append(y)
         ctx = np.concatenate([ctx[:, 1:], y], axis=1)
@@ -79,6 +80,7 @@ def test_run_forecast_both_methods(direct_bundle, tmp_path):
         assert list(frame.columns) == [
             "date",
             "forecast",
+            "median",
             "lower_80",
             "upper_80",
             "lower_95",
