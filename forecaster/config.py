@@ -92,9 +92,10 @@ class ModelSettings:
     learning_rate: float = 1e-3  # Adam's learning rate
     clipnorm: float | None = None  # rescale each weight's gradient to this norm
     #   at most before the update (Keras' clipnorm); unset = no clipping
-    loss: str = "student-t"  # "student-t" or "normal" (a distribution of the
+    loss: str | None = None  # "student-t" or "normal" (a distribution of the
     #   next move, by likelihood), "quantile" (its quantiles, by pinball loss)
-    #   or "mse" (a point forecast only); see forecaster/heads.py
+    #   or "mse" (a point forecast only); None = student-t for a price model,
+    #   binary cross-entropy for a direction model; see forecaster/heads.py
     objective: str = "price"  # "price", or "direction": P(the next move is up)
     #   from a sigmoid output trained by binary cross-entropy
 

@@ -29,6 +29,7 @@ import numpy as np
 from forecaster.errors import ForecasterError
 
 LOSSES = ("mse", "normal", "student-t", "quantile")
+DEFAULT_LOSS = "student-t"  # a price model's head when no loss is named
 OBJECTIVES = ("price", "direction")
 QUANTILES = (0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.975)
 SCALE_OFFSET = 0.5413248546129181  # softplus(SCALE_OFFSET) = 1: an untrained
@@ -66,22 +67,25 @@ class HeadSpec:
         return 0 if self.kind in ("normal", "student-t") else None
 
 
-def head_kind(loss: str, objective: str = "price") -> str:
-    """The head a model gets for `loss` and `objective`."""
+def head_kind(loss: str | None, objective: str = "price") -> str:
+    """The head a model gets for `loss` (None: DEFAULT_LOSS) and `objective`."""
     check(loss, objective)
-    return "direction" if objective == "direction" else loss
+    if objective == "direction":
+        return "direction"
+    return loss or DEFAULT_LOSS
 
 
-def check(loss: str, objective: str = "price") -> None:
+def check(loss: str | None, objective: str = "price") -> None:
     """Raise a ForecasterError naming the argument for an unknown loss or objective."""
     from forecaster.config import check_choice
 
-    check_choice("loss", loss, LOSSES)
+    if loss is not None:
+        check_choice("loss", loss, LOSSES)
     check_choice("objective", objective, OBJECTIVES)
-    if objective == "direction" and loss != "mse":
+    if objective == "direction" and loss is not None:
         raise ForecasterError(
             "objective='direction' trains its own head (P(up), binary "
-            f"cross-entropy): leave loss at 'mse'. Received: loss={loss!r}"
+            f"cross-entropy): leave loss unset. Received: loss={loss!r}"
         )
 
 

@@ -211,7 +211,7 @@ def run_numpy_training(settings: Settings, out, optimizer: str = "adam", force=F
 
     settings.validate()
     require_price_objective(settings.model.objective, "the NumPy trainer")
-    if settings.model.loss != "mse" or settings.model.objective != "price":
+    if settings.model.loss != "mse":
         raise ForecasterError(
             "the NumPy trainer trains the point forecast on squared error only; "
             f"set loss='mse'. Received: loss={settings.model.loss!r}, "

@@ -161,7 +161,7 @@ def test_student_t_direction_is_one_line_and_exit_2_from_the_script(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "error: --objective='direction' trains its own head (P(up), binary "
-        "cross-entropy): leave loss at 'mse'. Received: loss='student-t'"
+        "cross-entropy): leave loss unset. Received: loss='student-t'"
     )
     assert not out.exists()
 

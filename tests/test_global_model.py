@@ -43,7 +43,10 @@ def test_every_series_is_cut_at_one_date_and_scaled_on_its_own_train_rows():
     for part in prepared.parts.values():
         n_train = part.split.n_train
         assert part.dates[n_train - 1] < cutoff <= part.dates[n_train]
-        assert part.scaler.data_max_ == pytest.approx(part.prices[:n_train].max())
+        # log-delta (the default) scales log prices
+        assert part.scaler.data_max_ == pytest.approx(
+            np.log(part.prices[:n_train].max())
+        )
         train_range = part.extra[:n_train, 0]
         assert train_range.min() == pytest.approx(0) and train_range.max() == (
             pytest.approx(1)

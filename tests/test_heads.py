@@ -15,7 +15,7 @@ from forecaster.errors import ForecasterError
 from forecaster.heads import QUANTILES, HeadSpec
 
 KINDS = [("normal", "price"), ("student-t", "price"), ("quantile", "price")]
-KINDS += [("mse", "direction"), ("mse", "price")]
+KINDS += [(None, "direction"), ("mse", "price")]
 
 
 def _tiny_model(loss, objective, horizon=2, n_features=1, scales=(0.02, 0.01)):
@@ -120,14 +120,14 @@ def test_direction_loss_is_cross_entropy_against_the_sign_of_the_move():
 def test_unknown_loss_and_mixed_objective_are_refused():
     with pytest.raises(ForecasterError, match="Unknown loss 'mae': choose one of"):
         ModelSettings(loss="mae").validate()
-    with pytest.raises(ForecasterError, match="leave loss at 'mse'"):
+    with pytest.raises(ForecasterError, match="leave loss unset"):
         ModelSettings(loss="student-t", objective="direction").validate()
     with pytest.raises(ForecasterError, match="Unknown objective 'up'"):
         ModelSettings(objective="up").validate()
 
 
 def test_direction_models_refuse_price_forecasts():
-    engine = KerasEngine(_tiny_model("mse", "direction"), "delta", 12, 2)
+    engine = KerasEngine(_tiny_model(None, "direction"), "delta", 12, 2)
     windows = np.linspace(0.2, 0.4, 12)[None]
     assert np.all(
         (engine.predict_head(windows) > 0) & (engine.predict_head(windows) < 1)
