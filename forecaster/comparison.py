@@ -41,7 +41,15 @@ LABELS = {
 
 
 def model_distribution(engine, prepared, cqr: dict | None = None):
-    """The head's one-step distribution of each test day's price, or None (mse).
+    """The head's one-step distribution of each test day's price, or None (mse);
+    see `head_distribution`."""
+    split = prepared.split
+    return head_distribution(engine, prepared, (split.test_targets[0], split.n), cqr)
+
+
+def head_distribution(engine, prepared, targets: tuple[int, int], cqr=None):
+    """The head's one-step distribution of the price on days `targets` (a range
+    of indices into the series), or None for a point head.
 
     Normal and Student-t heads give a `LocationScale` (for "log-delta" the
     scale maps to prices to first order, P x scale, as the baselines do);
@@ -53,7 +61,6 @@ def model_distribution(engine, prepared, cqr: dict | None = None):
     if not spec.probabilistic:
         return None
     split = prepared.split
-    targets = (split.test_targets[0], split.n)
     contexts = window_view(prepared.scaled, split.window, targets)
     extra = feature_view(prepared.extra, split.window, targets)
     params = np.concatenate(
@@ -206,13 +213,20 @@ def _dm(loss_a, loss_b, name_a: str, name_b: str) -> dict:
 
 
 def _direction(p_up, actual, previous, train_prices) -> dict | None:
+    """P(up) scored against the base rate, with its reliability table's rows."""
+    from forecaster.evaluation import reliability_records
+
     try:
-        return direction.direction_scores(
+        result = direction.direction_scores(
             p_up, actual, previous, direction.base_rate(train_prices)
         )
     except Exception as error:  # too few moved days, a constant forecast
         log.warning("P(up) could not be scored: %s", error)
         return None
+    moved = direction.moved_days(actual, previous)
+    up = direction.up_labels(actual, previous)
+    table = direction.reliability(p_up[moved], up[moved])
+    return {**result, "reliability": reliability_records(table)}
 
 
 def bounds_columns(main) -> dict:

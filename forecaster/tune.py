@@ -36,10 +36,15 @@ import pandas as pd
 
 from forecaster.config import CELLS, REPRESENTATIONS, Settings
 from forecaster.errors import ForecasterError
+from forecaster.heads import head_kind
 
 log = logging.getLogger("forecaster")
 
-METRIC = "val_score"  # validation RMSE / naive validation RMSE, price units; lower
+METRIC = "val_score"  # lower is better: a distribution head's validation CRPS /
+#   the 20-day random walk's (on the quantile grid CRPS_LEVELS); a point
+#   head's validation RMSE / naive's
+CRPS_LEVELS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05 .. 0.95
+DISTRIBUTION_LOSSES = ("student-t", "normal", "quantile")  # searched unless mse
 SEARCHED = (
     "cell",
     "units",
@@ -48,6 +53,7 @@ SEARCHED = (
     "dropout",
     "learning_rate",
     "representation",
+    "loss",
 )
 GRACE_EPOCHS = 2  # ASHA lets every trial run this many epochs before stopping it
 REDUCTION_FACTOR = 3  # ASHA keeps about 1 trial in 3 at each rung
@@ -56,11 +62,15 @@ BEST_DIR = "best"
 TUNE_DIR = "tune"
 
 
-def default_space() -> dict:
-    """The search space: Ray Tune sampling domains for the searched settings."""
+def default_space(settings: Settings | None = None) -> dict:
+    """The search space: Ray Tune sampling domains for the searched settings.
+
+    The loss is searched among the distribution heads unless `settings` asks
+    for a point forecast (loss "mse"): scores of the two kinds do not compare.
+    """
     from ray import tune
 
-    return {
+    space = {
         "cell": tune.choice(list(CELLS)),
         "units": tune.choice([16, 32, 64]),
         "layers": tune.choice([1, 2, 3]),
@@ -69,6 +79,9 @@ def default_space() -> dict:
         "learning_rate": tune.loguniform(3e-4, 3e-3),
         "representation": tune.choice(list(REPRESENTATIONS)),
     }
+    if settings is None or settings.model.loss != "mse":
+        space["loss"] = tune.choice(list(DISTRIBUTION_LOSSES))
+    return space
 
 
 def default_search_out(settings: Settings) -> Path:
@@ -135,7 +148,7 @@ def run_search(
             "The search trains models on the price alone. Received: "
             f"features={settings.prep.features!r}; leave features at 'close'."
         )
-    space = space if space is not None else default_space()
+    space = space if space is not None else default_space(settings)
     unknown = sorted(set(space) - set(SEARCHED))
     if unknown:
         raise ForecasterError(
@@ -237,6 +250,7 @@ def _validation_reporter(prepared, settings: Settings):
     contexts = window_view(prepared.scaled, split.window, (start, stop))
     actual = prepared.prices[start:stop]
     naive = _rmse(prepared.prices[start - 1 : stop - 1], actual)
+    reference = _random_walk_crps(prepared.prices, start, stop)
 
     class Report(keras.callbacks.Callback):
         def __init__(self):
@@ -254,6 +268,9 @@ def _validation_reporter(prepared, settings: Settings):
             )
             rmse = _rmse(predicted, actual)
             score = rmse / naive if naive > 0 else math.inf
+            if self.engine.head.probabilistic:
+                crps = _model_crps(self.engine, prepared, (start, stop), actual)
+                score = crps / reference if reference > 0 else math.inf
             if not math.isfinite(score):
                 score = 1e9  # a diverged trial: ranked last, not an error
             if score < self.best[0]:
@@ -271,6 +288,28 @@ def _validation_reporter(prepared, settings: Settings):
             )
 
     return Report()
+
+
+def _model_crps(engine, prepared, targets, actual) -> float:
+    """The head's mean CRPS on the days `targets`, on the quantile grid CRPS_LEVELS."""
+    from forecaster.comparison import head_distribution
+
+    return _grid_crps(head_distribution(engine, prepared, targets), actual)
+
+
+def _random_walk_crps(prices, start: int, stop: int) -> float:
+    """The 20-day random walk's mean CRPS on days start..stop-1, same grid."""
+    from forecaster.baselines import rolling_normal
+
+    return _grid_crps(rolling_normal(prices[:stop], start), prices[start:stop])
+
+
+def _grid_crps(distribution, actual) -> float:
+    from forecaster.scores import crps_quantiles
+
+    grid = np.asarray(CRPS_LEVELS)
+    values = np.stack([distribution.quantile(level) for level in grid], axis=1)
+    return float(np.mean(crps_quantiles(actual, values, grid)))
 
 
 def _rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
@@ -393,6 +432,7 @@ def _searched_values(settings: Settings) -> dict:
     for name in SEARCHED:
         part = "prep" if name in ("window", "representation") else "model"
         values[name] = getattr(getattr(settings, part), name)
+    values["loss"] = head_kind(settings.model.loss, settings.model.objective)
     return values
 
 

@@ -167,6 +167,7 @@ def test_nan_and_non_positive_prices_get_the_csv_messages(caplog):
     assert any("dropped 1 row(s) with no price" in n for n in model.notes_)
 
 
+@pytest.mark.slow
 def test_fit_takes_an_ohlcv_frame_with_a_date_column_and_a_dict(tmp_path):
     prices = make_prices()
     csv = write_csv(tmp_path / "WALK.csv", prices)
@@ -246,6 +247,7 @@ def test_read_prices_csv_keeps_its_source():
     assert model.settings.data.csv is None  # data settings are not model keywords
 
 
+@pytest.mark.slow
 def test_backtest_scores_folds_beside_naive(fitted):
     table = fitted.backtest(2)
     assert list(table["fold"]) == [1, 2, "mean"]

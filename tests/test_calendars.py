@@ -122,6 +122,7 @@ def test_unknown_calendar_flag_is_a_one_line_error(script, capsys, tmp_path):
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow
 def test_training_warns_once_when_the_history_disagrees(tmp_path, caplog):
     import logging
 

@@ -18,6 +18,8 @@ from conftest import make_prices, tiny_settings, write_csv
 from forecaster.config import Settings
 from forecaster.errors import ForecasterError
 
+pytestmark = pytest.mark.slow  # run by `pytest -m slow` (and CI), not by default
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Two replicas of 16 windows against one device taking the same 32: the same

@@ -21,6 +21,8 @@ from conftest import TINY_FLAGS, make_prices, tiny_settings, write_csv
 from forecaster.api import load
 from forecaster.errors import ForecasterError
 
+pytestmark = pytest.mark.slow  # run by `pytest -m slow` (and CI), not by default
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

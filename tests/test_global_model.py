@@ -118,6 +118,7 @@ def test_numpy_engine_takes_the_extra_features(global_model, tmp_path):
     np.testing.assert_allclose(numpy_out, keras_out, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_long_frame_is_a_panel():
     rows = [
         frame.reset_index().assign(ticker=name)
@@ -170,6 +171,7 @@ def test_every_series_validates_from_the_same_date():
     assert first < prepared.cutoff
 
 
+@pytest.mark.slow
 def test_walk_forward_over_a_panel_scores_each_fold_and_series():
     from forecaster.api import settings_from_keywords
     from forecaster.backtest import walk_forward_panel

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # run by `pytest -m slow` (and CI), not by default
+
 ROOT = Path(__file__).resolve().parent.parent
 NETWORK_LINE = "error: Could not reach Yahoo Finance to download 'MSFT'"
 

@@ -112,6 +112,7 @@ def test_reload_gives_identical_predictions(trained_bundle):
     )
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(tmp_path):
     csv = write_csv(tmp_path / "W.csv", make_prices(seed=3))
     first = pipeline.run_training(tiny_settings(csv), out=tmp_path / "a")
@@ -128,6 +129,7 @@ def test_existing_bundle_is_not_overwritten_without_force(bundle_copy, prices_cs
     assert _tree(bundle_copy) == before
 
 
+@pytest.mark.slow
 def test_failed_save_leaves_previous_bundle_byte_identical(
     bundle_copy, prices_csv, monkeypatch
 ):
@@ -146,6 +148,7 @@ def test_failed_save_leaves_previous_bundle_byte_identical(
     assert [name for name in leftovers if ".tmp-" in name or ".old-" in name] == []
 
 
+@pytest.mark.slow
 def test_force_replaces_only_when_complete(bundle_copy, prices_csv):
     old_model = (bundle_copy / "model.keras").read_bytes()
     pipeline.run_training(
@@ -167,6 +170,7 @@ def test_atomic_directory_write_cleans_up(tmp_path):
     assert not target.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_resume_continues_from_checkpoint(tmp_path):
     csv = write_csv(tmp_path / "W.csv", make_prices(seed=5))
     out = tmp_path / "bundle"
@@ -192,6 +196,7 @@ def test_resume_continues_from_checkpoint(tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_resume_finds_a_checkpoint_whose_swap_was_killed(tmp_path, caplog):
     """The state a kill between the two renames leaves (tests/test_io.py makes it)."""
     from forecaster.training import fit_model
@@ -214,6 +219,7 @@ def test_resume_finds_a_checkpoint_whose_swap_was_killed(tmp_path, caplog):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["W.csv", "bundle"]
 
 
+@pytest.mark.slow
 def test_resumed_run_repeats_the_uninterrupted_run(tmp_path):
     """The same windows in the same order after a resume: the same losses."""
     from forecaster.training import fit_model
@@ -255,6 +261,7 @@ def test_resume_without_checkpoint_is_an_error(tmp_path, prices_csv):
         )
 
 
+@pytest.mark.slow
 def test_backtest_scores_each_fold_beside_naive(tmp_path, prices_csv):
     out, table = pipeline.run_backtest(
         tiny_settings(prices_csv), folds=2, out=tmp_path / "bt"

@@ -85,6 +85,7 @@ def test_progress_writes_one_line_per_item():
     ]
 
 
+@pytest.mark.slow
 def test_train_into_a_file_writes_one_plain_line_per_epoch(tmp_path):
     csv = write_csv(tmp_path / "W.csv", make_prices())
     flags = [f for f in TINY_FLAGS if f != "--quiet"]

@@ -100,6 +100,7 @@ def test_reference_matches_keras(tmp_path, cell, layers, bidirectional, horizon)
     assert np.abs(predicted - model.predict(x, verbose=0)).max() < TOLERANCE
 
 
+@pytest.mark.slow
 def test_reference_matches_keras_after_training(tmp_path):
     keras.utils.set_random_seed(3)
     model = build_model(_tiny_settings("gru", 2, True), window=6, horizon=2)

@@ -129,6 +129,7 @@ def _fake_download(prices):
     return download
 
 
+@pytest.mark.slow
 def test_ticker_path_through_the_scripts(tmp_path, monkeypatch, capsys):
     import yfinance
 
@@ -141,6 +142,7 @@ def test_ticker_path_through_the_scripts(tmp_path, monkeypatch, capsys):
     assert "wrote models/MSFT-lstm/forecast.csv" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_kill_9_mid_training_then_resume(tmp_path):
     csv = write_csv(tmp_path / "W.csv", make_prices(seed=6))
     out = tmp_path / "bundle"
@@ -207,6 +209,7 @@ def _epochs_done(checkpoint: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_eight_forecasts_from_one_bundle_at_once(bundle_copy, tmp_path):
     before = {p.name: p.read_bytes() for p in bundle_copy.iterdir()}
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -232,6 +235,7 @@ def test_eight_forecasts_from_one_bundle_at_once(bundle_copy, tmp_path):
     assert {p.name: p.read_bytes() for p in bundle_copy.iterdir()} == before
 
 
+@pytest.mark.slow
 def test_decimal_comma_csv_through_both_scripts(tmp_path, capsys):
     prices = make_prices(seed=8)
     lines = ["Datum;Schluss"] + [

@@ -14,6 +14,8 @@ from conftest import make_prices, tiny_settings
 
 from forecaster.errors import ForecasterError
 
+pytestmark = pytest.mark.slow  # run by `pytest -m slow` (and CI), not by default
+
 TRIALS = 2  # the base configuration and one sampled: both run at once on 2 CPUs
 
 
@@ -26,7 +28,8 @@ def _space():
         "units": tune.choice([4]),
         "layers": tune.choice([1]),
         "learning_rate": tune.loguniform(1e-3, 1e-2),
-        "representation": tune.choice(["delta", "level"]),
+        "representation": tune.choice(["delta", "log-delta"]),
+        "loss": tune.choice(["student-t", "quantile"]),
     }
 
 
@@ -48,8 +51,10 @@ def test_the_trials_table_has_one_row_per_trial(search):
     assert len(table) == TRIALS
     for column in ("trial", "cell", "units", "layers", "window", "dropout"):
         assert column in table
-    for column in ("learning_rate", "representation", "val_score", "seconds"):
+    for column in ("learning_rate", "representation", "loss", "val_score"):
         assert column in table
+    # a distribution head's score: validation CRPS / the 20-day random walk's
+    assert (table["val_score"] > 0.5).all() and (table["val_score"] < 2).all()
     assert table["val_score"].is_monotonic_increasing  # best first
     assert (table["status"] == "done").all()
     assert table["default"].sum() == 1  # the base settings were tried
@@ -125,3 +130,15 @@ def test_finished_trials_log_done_left_and_time_left(caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0].startswith("trial 1/3 (a1): 1 done, 2 left, about ")
     assert lines[1].startswith("trial 2/3 (b2, failed): 2 done, 1 left, about ")
+
+
+def test_the_loss_is_searched_among_heads_of_one_kind():
+    pytest.importorskip("ray")
+    from forecaster.tune import default_space
+
+    assert set(default_space()["loss"].categories) == {
+        "student-t",
+        "normal",
+        "quantile",
+    }
+    assert "loss" not in default_space(tiny_settings(model__loss="mse"))
