@@ -29,6 +29,7 @@ import pandas as pd
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from forecaster.config import Settings  # noqa: E402
+from forecaster.heads import DEFAULT_LOSS  # noqa: E402
 
 log = logging.getLogger("bench")
 
@@ -85,7 +86,7 @@ def _row(ticker, loss, features, metrics, seconds) -> dict:
     distribution = metrics["distribution"]
     main = distribution["methods"][distribution["main"]]
     garch = distribution["methods"]["garch_t"]
-    row = {"ticker": ticker, "loss": loss, "features": features}
+    row = {"ticker": ticker, "loss": loss or f"{DEFAULT_LOSS}*", "features": features}
     row.update({"test_days": metrics["test_days"], "seconds": round(seconds, 1)})
     row["rmse_ratio_to_naive"] = metrics["rmse_ratio_to_naive"]
     for key in KEYS:
@@ -132,8 +133,9 @@ def main(argv=None) -> int:
             print(format_row(row), flush=True)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             pd.DataFrame(rows).to_csv(args.out, index=False)
-    print("(ratios below 1: the model scores better; CRPS is closed form for")
-    print(" normal and t heads, quantile-based for quantile heads and bands)")
+    print("(* = the default head; ratios below 1: the model scores better; CRPS is")
+    print(" closed form for normal and t heads, quantile-based for quantile heads")
+    print(" and bands)")
     return 0
 
 
