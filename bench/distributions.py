@@ -73,9 +73,13 @@ def run_one(ticker: str, loss: str, features: str, seed: int, quick: bool) -> di
         keywords["epochs"] = 2
     if loss == "mse":  # the point model keeps its own best representation
         keywords["representation"] = "delta"
-    frame = fc.read_prices(f"data/{ticker}.csv", column="Adj Close")
+    path = f"data/{ticker}.csv"
     started = time.perf_counter()
-    model = fc.Forecaster(**keywords).fit(frame)
+    if features == "close":
+        model = fc.Forecaster(**keywords).fit(fc.read_prices(path, column="Adj Close"))
+    else:  # the OHLCV frame: range and volume come from its other columns
+        frame = pd.read_csv(path, parse_dates=["Date"], index_col="Date")
+        model = fc.Forecaster(**keywords).fit(frame, column="Adj Close")
     metrics = model.metrics_
     if "series" in metrics:  # input features make a panel of one
         metrics = next(iter(metrics["series"].values()))
