@@ -98,6 +98,10 @@ def _row(ticker, loss, features, metrics, seconds) -> dict:
     for name, key in TESTS.items():
         test = distribution["tests"][key]
         row[f"ratio_{name}"], row[f"p_{name}"] = test["ratio"], test["p_value"]
+    cqr = distribution["methods"].get("model_cqr")
+    for key in ("coverage_0.8", "coverage_0.95", "interval_score_0.8"):
+        row[f"cqr_{key}"] = cqr[key] if cqr else None
+    row["cqr_interval_score_0.95"] = cqr["interval_score_0.95"] if cqr else None
     for key in ("rw20", "ewma", "conformal"):
         row[f"{key}_crps_quantiles"] = distribution["methods"][key]["crps_quantiles"]
     row["model_direction_brier_ratio"] = (distribution.get("direction") or {}).get(
