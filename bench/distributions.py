@@ -58,6 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.quick:
         args.tickers = args.tickers[:1]
     tag = "" if args.features == "close" else "-" + args.features.replace(",", "-")
+    if args.losses != [Settings().model.loss]:
+        tag += "-" + "-".join(str(loss) for loss in args.losses)
     args.out = (
         args.out or OUT / f"distributions{tag}{'-quick' if args.quick else ''}.csv"
     )
