@@ -131,6 +131,8 @@ def compare(engine, prepared, predictions, intervals: dict, cqr=None) -> dict:
         key: {"label": LABELS[key], **_json(scores.score_predictive(d, actual, LEVELS))}
         for key, d in methods.items()
     }
+    if "model_cqr" in result["methods"]:  # five quantiles: its CRPS is qCRPS
+        result["methods"]["model_cqr"]["crps"] = None
     result["tests"] = _tests(main, found.get("garch_t"), predictions, actual)
     if hasattr(main, "cdf"):
         pit = main.cdf(actual)

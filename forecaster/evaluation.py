@@ -207,6 +207,9 @@ def evaluate(engine, prepared, calibrate: bool = False) -> dict:
             entry["cqr"] = cqr
     distribution, main = compare(engine, prepared, predictions, one_step_method, cqr)
     predictions = predictions.assign(**bounds_columns(main))
+    if engine.head.probabilistic:  # the bands a forecast shows are the head's
+        scored = distribution["methods"][distribution["main"]]
+        achieved = {str(k): scored[f"coverage_{k:g}"] for k in INTERVAL_LEVELS}
     steps = horizon if features else max(horizon, MIN_EVAL_STEPS)
     by_step = step_errors(engine, prepared, steps)
     metrics = {

@@ -94,7 +94,10 @@ def distribution_quantiles(
     if days <= block or extra is not None:
         return engine.step_quantiles(context, days, levels, extra)
     paths = engine.sample_paths(context, days, samples, seed, block)
-    return np.moveaxis(np.quantile(paths, levels, axis=1), 0, -1)
+    quantiles = np.moveaxis(np.quantile(paths, levels, axis=1), 0, -1)
+    # the first call's days are known exactly from the head: no sampling noise
+    quantiles[:, :block] = engine.step_quantiles(context, block, levels)
+    return quantiles
 
 
 def quantile_frame(values, path, quantiles, calendar: str) -> pd.DataFrame:
