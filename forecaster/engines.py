@@ -307,14 +307,17 @@ def keras_head_spec(model) -> HeadSpec:
     )
 
 
-def check_direct_steps(steps: int, horizon: int) -> None:
-    """With input features beside the target, a forecast reaches `horizon` steps."""
+def check_direct_steps(steps: int, horizon: int, name: str = "steps") -> None:
+    """With input features beside the target, a forecast reaches `horizon` steps.
+
+    `name`: the argument the message names (steps, or days for a forecast).
+    """
     if steps > horizon:
         raise ForecasterError(
-            f"steps must be at most the model's horizon {horizon} when it takes "
+            f"{name} must be at most the model's horizon {horizon} when it takes "
             "input features other than the price: their future values are "
             "unknown, so no recursive loop can feed them. Train with a larger "
-            f"horizon (direct forecasts). Received: steps={steps}"
+            f"horizon (direct forecasts). Received: {name}={steps}"
         )
 
 

@@ -218,13 +218,9 @@ def forecast_panel(
 
 def check_direct_days(days: int, horizon: int) -> None:
     """With input features beside the price, a forecast reaches `horizon` days."""
-    if days > horizon:
-        raise ForecasterError(
-            f"days must be at most the model's horizon {horizon} when it "
-            "takes input features other than the price: their future values "
-            "are unknown, so no recursive loop can feed them. Train with a "
-            f"larger horizon (direct forecasts). Received: days={days}"
-        )
+    from forecaster.engines import check_direct_steps
+
+    check_direct_steps(days, horizon, name="days")
 
 
 def future_dates(
