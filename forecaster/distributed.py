@@ -36,6 +36,9 @@ INSTALL_HINT = 'pip install "forecaster[ray]" (or pip install ".[ray]" in a chec
 OBJECT_STORE_BYTES = 512 * 2**20  # embedded runtime: tasks pass price series and
 #   metrics (kilobytes), so a small store; Ray's default takes 30% of the memory
 MAX_RETRIES = 2  # times Ray reruns a task whose worker process died
+TASKS_PER_WORKER = 25  # a worker exits after this many trainings (Ray's max_calls):
+#   one that trained 200 models in a row grew to 7.3 GiB (BENCHMARKS.md); a
+#   fresh one costs a TensorFlow import, ~0.2 s a task spread over 25
 COMPLETE_FILE = "metadata.json"  # written last into a bundle moved into place whole
 TOKEN_FILE = Path.home() / ".ray" / "auth_token"  # where Ray keeps a cluster's token
 CONNECT_TIMEOUT_S = 5  # to reach a cluster's address before Ray's own retries
@@ -313,7 +316,7 @@ def train_per_series(
         )
     if not ray.is_initialized():
         start_ray()
-    task = ray.remote(_train_task).options(
+    task = ray.remote(max_calls=TASKS_PER_WORKER)(_train_task).options(
         num_cpus=1,
         num_gpus=gpus_per_task(),
         max_retries=max_retries,
