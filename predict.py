@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from forecaster import cli
+from forecaster.cli import main as cli
 
 
 def main(argv=None) -> int:

@@ -78,10 +78,10 @@ def run_project(
     values: pd.Series, cell: str, representation: str, epochs, seed: int
 ) -> dict:
     """One default-settings run of the project's pipeline, scored on the test days."""
-    from forecaster.engines import KerasEngine
-    from forecaster.evaluation import evaluate
-    from forecaster.training import fit_model
-    from forecaster.windows import prepare
+    from forecaster.evaluate.evaluation import evaluate
+    from forecaster.model.engines import KerasEngine
+    from forecaster.prep.windows import prepare
+    from forecaster.train.fit import fit_model
 
     settings = Settings()
     settings.model.cell = cell

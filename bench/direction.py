@@ -5,7 +5,7 @@ are trained through the Python API: the direction classifier
 (`objective="direction"`: sigmoid output, binary cross-entropy) and the
 default Student-t model, whose P(up) is its distribution's mass above the
 last price. Both are scored on the test days that moved, as train.py scores
-them (forecaster.direction): Brier score and log loss beside the base rate
+them (forecaster.evaluate.direction): Brier score and log loss beside the base rate
 ("up with the training part's frequency"), the DM test and a moving-block
 bootstrap interval of the Brier difference, accuracy beside "always up".
 

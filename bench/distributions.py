@@ -3,7 +3,7 @@
 On each sample ticker (full series, Adj Close, the default split: train 75%,
 the test days train.py scores) a model is trained through the Python API
 with train.py's defaults (or the loss and features named) and scored by
-forecaster.comparison exactly as train.py prints it: coverage, width and
+forecaster.evaluate.comparison exactly as train.py prints it: coverage, width and
 interval score at 80% and 95%, CRPS, log score, beside a random walk with
 20-day and with EWMA volatility, GARCH(1,1)-t (fitted on the training part
 only) and the split-conformal bands, with Diebold-Mariano p-values of the
@@ -29,7 +29,7 @@ import pandas as pd
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from forecaster.config import Settings  # noqa: E402
-from forecaster.heads import DEFAULT_LOSS  # noqa: E402
+from forecaster.model.heads import DEFAULT_LOSS  # noqa: E402
 
 log = logging.getLogger("bench")
 

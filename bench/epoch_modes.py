@@ -138,9 +138,9 @@ def probe(options: dict, epochs: int) -> dict:
     import keras
 
     from bench.speed_common import load_aapl
-    from forecaster import training
     from forecaster.config import ModelSettings, Settings
-    from forecaster.models import build_model
+    from forecaster.model.factory import build_model
+    from forecaster.train import fit as training
 
     if "prefetch" in options:
         training.PREFETCH_BATCHES = options["prefetch"]

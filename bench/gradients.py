@@ -6,14 +6,14 @@ python -m bench.gradients --explode                   # about 4 min
 --plot trains one model of each cell (window 100, one layer of 32 units) with
 the project's own pipeline, then measures ||d loss_i / d x_t||, averaged over
 the test windows, against the distance from the window's end, at
-initialisation and trained, by BPTT in float64 (forecaster/bptt.py). It prints
+initialisation and trained, by BPTT in float64 (forecaster/train/bptt.py). It prints
 the ratios to distance 1, where each curve falls below 1e-6 of it, and draws
 the PNG.
 
 --explode trains a SimpleRNN whose recurrent kernel is 2 x an orthogonal
 matrix with plain SGD and with Adam, each with and without clipnorm=1, beside
 a control at Keras' initialisation, with the NumPy trainer
-(forecaster/nptrain.py, which tracks Keras step by step).
+(forecaster/train/nptrain.py, which tracks Keras step by step).
 """
 
 from __future__ import annotations
@@ -24,18 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
-from forecaster.bptt import (
+from forecaster.config import DataSettings, ModelSettings, PrepSettings, Settings
+from forecaster.data import load_prices
+from forecaster.prep.windows import prepare
+from forecaster.train.bptt import (
     Network,
     direction_forward,
     gradient_norms_by_distance,
     keras_float64,
     tape_gradients,
 )
-from forecaster.config import DataSettings, ModelSettings, PrepSettings, Settings
-from forecaster.data import load_prices
-from forecaster.nptrain import keras_network, make_optimizer, window_arrays
-from forecaster.training import fit_model
-from forecaster.windows import prepare
+from forecaster.train.fit import fit_model
+from forecaster.train.nptrain import keras_network, make_optimizer, window_arrays
 
 CSV = "data/AAPL.csv"
 WINDOW = 100
@@ -108,7 +108,7 @@ def _gate_mean(network: Network, x: np.ndarray) -> str:
 def _tape_error(network: Network, x: np.ndarray, y: np.ndarray) -> float:
     """Largest relative gap between the norms by distance of BPTT and of
     GradientTape on the same weights in a float64 Keras model."""
-    from forecaster.models import build_model
+    from forecaster.model.factory import build_model
 
     spec = network.specs[0]
     cell = {name: key for key, name in CELLS.items()}[spec.cell]

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecaster.pipeline import checkpoint_dir_for
+from forecaster.workflows import checkpoint_dir_for
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -138,8 +138,8 @@ def _one_run(k: int, csv: str, out: Path, delay: float | None) -> dict:
 
 def _check(csv: str, out: Path, env: dict) -> dict:
     """What the next command finds: a verified bundle; a checkpoint that resumes."""
-    from forecaster.bundle import load_bundle
     from forecaster.io import discard_directory, leftovers
+    from forecaster.store.bundle import load_bundle
 
     checkpoint = checkpoint_dir_for(out)
     found = {
@@ -168,7 +168,7 @@ def _check(csv: str, out: Path, env: dict) -> dict:
 def _checkpoint_epochs(checkpoint: Path):
     """Epochs in a checkpoint (0 when there is none), or what is wrong with it."""
     from forecaster.io import recover_if_free
-    from forecaster.training import _CheckpointState
+    from forecaster.train.fit import _CheckpointState
 
     recover_if_free(checkpoint, "checkpoint")
     try:

@@ -46,8 +46,8 @@ def bench_forecast(n_series: int = 500, days: int = 30, repeats: int = 3) -> dic
     import tempfile
 
     from forecaster.config import ModelSettings
-    from forecaster.engines import KerasEngine, NumpyEngine
-    from forecaster.models import build_model
+    from forecaster.model.engines import KerasEngine, NumpyEngine
+    from forecaster.model.factory import build_model
 
     model = build_model(ModelSettings(), window=100)
     path = Path(tempfile.mkdtemp()) / "model.keras"
@@ -83,9 +83,9 @@ def bench_training(n_series: int = 50, epochs: int = 3) -> dict:
     from forecaster.api import settings_from_keywords
     from forecaster.data import read_price_csv
     from forecaster.data.panel import panel_from_pandas
-    from forecaster.panels import prepare_panel
-    from forecaster.training import fit_model
-    from forecaster.windows import prepare
+    from forecaster.prep.panel import prepare_panel
+    from forecaster.prep.windows import prepare
+    from forecaster.train.fit import fit_model
 
     settings = settings_from_keywords(epochs=epochs, patience=0, verbose=0)
     single = prepare(read_price_csv(ROOT / "data" / "AAPL.csv").values, settings.prep)
@@ -109,8 +109,8 @@ def memory_probe(n_series: int, days: int) -> dict:
     """In this process: prepare the panel and train one epoch; peak RSS in MiB."""
     from forecaster.api import settings_from_keywords
     from forecaster.data.panel import panel_from_pandas
-    from forecaster.panels import prepare_panel
-    from forecaster.training import fit_model
+    from forecaster.prep.panel import prepare_panel
+    from forecaster.train.fit import fit_model
 
     settings = settings_from_keywords(
         features="close,range,volume", units=8, layers=1, epochs=1, verbose=0

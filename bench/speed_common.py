@@ -99,7 +99,7 @@ def load_aapl():
     """AAPL Adj Close and the project's split of it (default PrepSettings)."""
     from forecaster.config import PrepSettings
     from forecaster.data import read_price_csv
-    from forecaster.windows import prepare
+    from forecaster.prep.windows import prepare
 
     values = read_price_csv(ROOT / CSV, column=COLUMN).values
     prep = PrepSettings()
@@ -114,7 +114,7 @@ def random_walk(points: int, seed: int = 0) -> np.ndarray:
 
 def project_scaled(prices: np.ndarray, prep):
     """The project's scaling (default representation), fitted on the training part."""
-    from forecaster.windows import scaler_for, split_series
+    from forecaster.prep.windows import scaler_for, split_series
 
     split = split_series(len(prices), prep)
     return (

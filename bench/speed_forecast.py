@@ -35,7 +35,7 @@ from bench.speed_common import (
 def bench_forecast(sizes: Sizes, results: dict, bundle: Path) -> None:
     """Per-day model.predict vs the in-graph loop vs NumPy, on the tutorial's model."""
     from bench.tutorial import tutorial_forecast_loop
-    from forecaster.engines import KerasEngine, NumpyEngine
+    from forecaster.model.engines import KerasEngine, NumpyEngine
 
     model, scaler = results.pop("tutorial_model"), results.pop("tutorial_scaler")
     values, prep, _ = load_aapl()
@@ -94,9 +94,9 @@ def bench_forecast(sizes: Sizes, results: dict, bundle: Path) -> None:
 
 def bundle_agreement(bundle: Path, window: int, reps: int) -> dict:
     """The two engines on the benchmark's own bundle: agreement and time."""
-    from forecaster.bundle import load_bundle
     from forecaster.data import read_price_csv
-    from forecaster.engines import KerasEngine, NumpyEngine
+    from forecaster.model.engines import KerasEngine, NumpyEngine
+    from forecaster.store.bundle import load_bundle
 
     loaded = load_bundle(bundle)
     args = (loaded.representation, loaded.window, loaded.horizon)
@@ -135,7 +135,7 @@ def numpy_forecast_probe(
 
 def numpy_forecast(model: Path, representation: str, context: Path, reps: int) -> dict:
     """The probe's side: load, one warm-up forecast, `reps` timed ones."""
-    from forecaster.engines import NumpyEngine
+    from forecaster.model.engines import NumpyEngine
 
     context_values = np.load(context)
     engine = NumpyEngine(model, representation, context_values.shape[1], 1)

@@ -135,9 +135,9 @@ def probe(kind: str, points: int, steps: int | None) -> dict:
 
 def _probe_project(prices, prep, steps: int | None, shuffle: bool) -> dict:
     from forecaster.config import ModelSettings
-    from forecaster.models import build_model
-    from forecaster.training import window_dataset
-    from forecaster.windows import window_view
+    from forecaster.model.factory import build_model
+    from forecaster.prep.windows import window_view
+    from forecaster.train.fit import window_dataset
 
     scaled = project_scaled(prices, prep)
     targets = (prep.window, len(prices))

@@ -39,7 +39,7 @@ def epoch_timer():
 
 def test_scores(prepared, predicted: np.ndarray) -> tuple[float, float]:
     """Model and naive RMSE in price units on the project's test days."""
-    from forecaster.evaluation import naive_scores, scores
+    from forecaster.evaluate.evaluation import naive_scores, scores
 
     start, stop = prepared.split.test_targets
     actual = prepared.prices[start:stop]
@@ -97,7 +97,7 @@ def tutorial_run(values, prep, prepared, seed: int) -> TrainingRun:
     import keras
 
     from bench.tutorial import build_tutorial_model, create_dataset, scale_and_split
-    from forecaster.windows import window_view
+    from forecaster.prep.windows import window_view
 
     keras.utils.set_random_seed(seed)
     prices = values.to_numpy(dtype=np.float64)
@@ -147,10 +147,10 @@ def our_run(prepared, prep, seed: int, batch_size: int, jit_compile=False, strea
     import keras
 
     from forecaster.config import ModelSettings
-    from forecaster.engines import KerasEngine
-    from forecaster.evaluation import test_predictions
-    from forecaster.models import build_model
-    from forecaster.training import batches_per_pass, window_dataset
+    from forecaster.evaluate.evaluation import test_predictions
+    from forecaster.model.engines import KerasEngine
+    from forecaster.model.factory import build_model
+    from forecaster.train.fit import batches_per_pass, window_dataset
 
     keras.utils.set_random_seed(seed)
     settings = ModelSettings()

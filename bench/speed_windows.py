@@ -26,8 +26,8 @@ def bench_windows(sizes: Sizes, results: dict) -> None:
 
     from bench.tutorial import create_dataset
     from forecaster.config import PrepSettings
-    from forecaster.training import window_dataset
-    from forecaster.windows import window_view
+    from forecaster.prep.windows import window_view
+    from forecaster.train.fit import window_dataset
 
     prep = PrepSettings()
     prices = random_walk(sizes.points)

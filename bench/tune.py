@@ -1,6 +1,6 @@
 """A search on one sample ticker: wall time, best validation score beside the default.
 
-Runs `forecaster.tune.run_search` with the default search space on
+Runs `forecaster.distributed.tune.run_search` with the default search space on
 data/AAPL.csv (Adj Close) on an embedded Ray runtime. The base configuration
 (`Settings()` defaults) is always the first trial, so its validation score
 is measured in the same run as the best one's. Only the best configuration
@@ -39,8 +39,8 @@ def main(argv=None) -> int:
 
     from forecaster.api import settings_from_keywords
     from forecaster.data import read_price_csv
-    from forecaster.distributed import start_ray, stop_ray
-    from forecaster.tune import run_search
+    from forecaster.distributed.fanout import start_ray, stop_ray
+    from forecaster.distributed.tune import run_search
 
     prices = read_price_csv(args.csv)
     if args.rows:

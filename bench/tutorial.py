@@ -121,7 +121,7 @@ def run_tutorial(
     import keras
     import tensorflow as tf
 
-    from forecaster.evaluation import naive_scores, scores
+    from forecaster.evaluate.evaluation import naive_scores, scores
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()

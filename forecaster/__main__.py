@@ -2,6 +2,6 @@
 
 import sys
 
-from forecaster.cli import main, run
+from forecaster.cli.main import main, run
 
 sys.exit(run(main))

@@ -20,17 +20,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from forecaster import bundle as bundle_io
 from forecaster.config import Settings, direction_panel_error
 from forecaster.data import Prices, load_prices
 from forecaster.data.frames import prices_from_pandas
 from forecaster.errors import ForecasterError
-from forecaster.forecast import (
+from forecaster.forecast.future import (
     METHODS,
     check_block,
     forecast_direction,
     forecast_future,
 )
+from forecaster.store import bundle as bundle_io
 
 PLOTS = ("forecast", "test", "loss", "reliability")
 
@@ -160,13 +160,13 @@ class Forecaster:
         `cutoff` (a date) sets the first test day instead, as a panel of
         which this series is part would (it makes a panel of one).
         `covariates` ({name: Series}, e.g. an index or VIX) are past
-        covariates fed beside every series (forecaster.covariates).
+        covariates fed beside every series (forecaster.prep.covariates).
         `checkpoint_dir` and `resume` make a killed fit resumable.
         With objective="direction" the model learns P(the next close is up)
         from one series of closing prices (no panel, cutoff or covariates).
         """
-        from forecaster.training import fit_model
-        from forecaster.windows import prepare
+        from forecaster.prep.windows import prepare
+        from forecaster.train.fit import fit_model
 
         if (
             _is_panel(prices)
@@ -189,8 +189,8 @@ class Forecaster:
         from `series`) as this Forecaster's, scored on the test part. Returns
         self. `fit` trains with Keras; `nptrain` passes NumPy-trained weights.
         """
-        from forecaster.engines import KerasEngine
-        from forecaster.evaluation import evaluate
+        from forecaster.evaluate.evaluation import evaluate
+        from forecaster.model.engines import KerasEngine
 
         prep = self.settings.prep
         engine = KerasEngine(
@@ -218,9 +218,9 @@ class Forecaster:
     def _fit_panel(self, prices, column, cutoff, covariates, checkpoint_dir, resume):
         """One global model over every series of a panel, scored per series."""
         from forecaster.data.panel import Panel, panel_from_pandas
-        from forecaster.engines import KerasEngine
-        from forecaster.panels import evaluate_panel, prepare_panel
-        from forecaster.training import fit_model
+        from forecaster.model.engines import KerasEngine
+        from forecaster.prep.panel import evaluate_panel, prepare_panel
+        from forecaster.train.fit import fit_model
 
         if isinstance(prices, pd.DataFrame) and _is_panel(prices):
             prices = _split_long_frame(prices)
@@ -280,15 +280,15 @@ class Forecaster:
         A direction model's are beside the base rate: rows brier, log_loss,
         accuracy (beside "always up").
         """
-        from forecaster.evaluation import score_table
+        from forecaster.evaluate.evaluation import score_table
 
         self._check_fitted("evaluate")
         if self.is_direction:
-            from forecaster.direction import score_frame
+            from forecaster.evaluate.direction import score_frame
 
             return score_frame(self.metrics_["direction"])
         if self.is_panel:
-            from forecaster.panels import series_table
+            from forecaster.prep.panel import series_table
 
             return series_table(self.metrics_["series"])
         return score_table(self.metrics_)
@@ -357,7 +357,7 @@ class Forecaster:
     def _forecast_panel(
         self, days, prices, engine, calendar, samples, seed
     ) -> pd.DataFrame:
-        from forecaster.forecast import forecast_panel
+        from forecaster.forecast.future import forecast_panel
 
         if prices is not None:
             raise ForecasterError(
@@ -383,7 +383,7 @@ class Forecaster:
         Uses the prices given to `fit` unless `prices` is given. Returns one
         row per fold and a mean row, model beside naive.
         """
-        from forecaster.backtest import walk_forward
+        from forecaster.evaluate.backtest import walk_forward
 
         if prices is None:
             self._check_fitted("backtest")
@@ -404,7 +404,7 @@ class Forecaster:
         "loss"). Draws on `ax` when given; writes a PNG only when `path` is
         given.
         """
-        from forecaster import plotting
+        from forecaster.report import plots as plotting
 
         self._check_fitted("plot")
         if kind not in PLOTS:
@@ -433,7 +433,7 @@ class Forecaster:
 
     def _plot_reliability(self, kind: str, path, ax):
         """A direction model's reliability diagram on the test days."""
-        from forecaster import plotting
+        from forecaster.report import plots as plotting
 
         if not self.is_direction:
             raise ForecasterError(
@@ -482,7 +482,8 @@ class Forecaster:
         return path
 
     def _write_panel(self, tmp: Path) -> None:
-        from forecaster import panels, plotting
+        from forecaster.prep import panel as panels
+        from forecaster.report import plots as plotting
 
         prepared, prep = self.panel_, self.settings.prep
         metadata = {
@@ -517,13 +518,13 @@ class Forecaster:
             recent=panels.recent_rows(prepared, prep.window),
         )
         plotting.plot_loss(self.history_, self.best_epoch_, tmp / "loss.png")
-        from forecaster.html_report import build_report
+        from forecaster.report.html import build_report
 
         build_report(tmp)
         bundle_io.write_manifest(tmp)  # last: it lists every file written above
 
     def _write(self, tmp: Path) -> None:
-        from forecaster import plotting
+        from forecaster.report import plots as plotting
 
         evaluation, metrics = self.evaluation_, self.metrics_
         prices_only = not self.is_direction  # a direction model has no price path
@@ -550,7 +551,7 @@ class Forecaster:
                 metrics["naive"]["rmse"],
                 tmp / "test_predictions.png",
             )
-        from forecaster.html_report import build_report
+        from forecaster.report.html import build_report
 
         build_report(tmp, prices=self.prices_)
         bundle_io.write_manifest(tmp)  # last: it lists every file written above
@@ -583,7 +584,7 @@ class Forecaster:
         return cache[engine]
 
     def _make_engine(self, engine: str):
-        from forecaster.engines import ENGINES, KerasEngine, make_engine
+        from forecaster.model.engines import ENGINES, KerasEngine, make_engine
 
         if engine not in ENGINES:
             raise ForecasterError(
@@ -618,7 +619,7 @@ def load(path) -> Forecaster:
     Importing TensorFlow is left to `forecast(engine="keras")`; a model with
     layers the NumPy engine lacks falls back to Keras by itself.
     """
-    from forecaster import panels
+    from forecaster.prep import panel as panels
 
     bundle = bundle_io.load_bundle(path)
     model = Forecaster.from_settings(bundle.settings)

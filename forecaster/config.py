@@ -73,7 +73,7 @@ class PrepSettings:
             )
         check_choice("representation", self.representation, REPRESENTATIONS)
         if self.features != "close":
-            from forecaster.features import parse_features
+            from forecaster.prep.features import parse_features
 
             parse_features(self.features)
 
@@ -95,7 +95,7 @@ class ModelSettings:
     loss: str | None = None  # "student-t" or "normal" (a distribution of the
     #   next move, by likelihood), "quantile" (its quantiles, by pinball loss)
     #   or "mse" (a point forecast only); None = student-t for a price model,
-    #   binary cross-entropy for a direction model; see forecaster/heads.py
+    #   binary cross-entropy for a direction model; see forecaster/model/heads.py
     objective: str = "price"  # "price", or "direction": P(the next move is up)
     #   from a sigmoid output trained by binary cross-entropy
 
@@ -112,7 +112,7 @@ class ModelSettings:
                 "learning_rate must be positive. "
                 f"Received: learning_rate={self.learning_rate}"
             )
-        from forecaster.heads import check
+        from forecaster.model.heads import check
 
         check(self.loss, self.objective)
         if self.clipnorm is not None and not self.clipnorm > 0:

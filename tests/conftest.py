@@ -117,7 +117,7 @@ def prices_csv(tmp_path):
 @pytest.fixture(scope="session")
 def trained_bundle(tmp_path_factory):
     """One tiny bundle trained once per session; copy it before changing it."""
-    from forecaster.pipeline import run_training
+    from forecaster.workflows import run_training
 
     root = tmp_path_factory.mktemp("session")
     csv = write_csv(root / "WALK.csv", make_prices())
@@ -140,7 +140,7 @@ def ray_runtime():
     that reason shown (pytest -rs, set in pyproject.toml).
     """
     pytest.importorskip("ray", reason="Ray is not installed: pip install .[ray]")
-    from forecaster.distributed import start_ray, stop_ray
+    from forecaster.distributed.fanout import start_ray, stop_ray
 
     start_ray(num_cpus=2)
     yield

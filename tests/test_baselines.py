@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from forecaster import baselines
 from forecaster.errors import ForecasterError
-from forecaster.intervals import coverage
-from forecaster.scores import interval_coverage
+from forecaster.evaluate import baselines
+from forecaster.evaluate.intervals import coverage
+from forecaster.evaluate.scores import interval_coverage
 
 
 def prices_from(returns) -> np.ndarray:
@@ -116,8 +116,8 @@ def test_conformal_bands_cover_as_evaluation_counts(garch_prices):
     bands = baselines.conformal_bands(
         predicted, garch_prices, n_train, window, intervals
     )
-    from forecaster.intervals import scale_of
-    from forecaster.windows import window_view
+    from forecaster.evaluate.intervals import scale_of
+    from forecaster.prep.windows import window_view
 
     scale = scale_of(window_view(garch_prices, window, (n_train, len(garch_prices))))
     for level, q in ((0.8, 1.2), (0.95, 2.0)):

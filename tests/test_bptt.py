@@ -1,10 +1,11 @@
-"""Tests for forecaster/bptt.py: BPTT against finite differences and GradientTape."""
+"""Tests for forecaster/train/bptt.py: BPTT vs finite differences and GradientTape."""
 
 import numpy as np
 import pytest
 
-from forecaster import bptt
-from forecaster.bptt import (
+from forecaster.errors import ForecasterError
+from forecaster.train import bptt
+from forecaster.train.bptt import (
     TOLERANCE,
     Network,
     RNNParams,
@@ -20,7 +21,6 @@ from forecaster.bptt import (
     run_check,
     tape_gradients,
 )
-from forecaster.errors import ForecasterError
 
 WEIGHTS = ("input_kernel", "recurrent_kernel", "bias", "readout_kernel", "readout_bias")
 

@@ -7,10 +7,10 @@ import logging
 import pytest
 
 import predict
-from forecaster import cli
-from forecaster.bundle import MANIFEST_FILE, load_bundle
+from forecaster.cli import main as cli
 from forecaster.errors import BundleError
-from forecaster.pipeline import run_forecast
+from forecaster.store.bundle import MANIFEST_FILE, load_bundle
+from forecaster.workflows import run_forecast
 
 BUNDLE_FILES = [
     "model.keras",
@@ -136,7 +136,7 @@ def test_a_lost_manifest_is_refused_when_the_metadata_expects_one(bundle_copy):
 
 
 def test_outputs_written_with_the_save_are_left_out_of_the_manifest(tmp_path):
-    from forecaster.bundle import write_manifest
+    from forecaster.store.bundle import write_manifest
 
     (tmp_path / "scaler.json").write_text("{}")
     (tmp_path / "report.html").write_text("<html></html>")

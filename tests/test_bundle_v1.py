@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import forecaster as fc
-from forecaster.bundle import load_bundle
+from forecaster.store.bundle import load_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 V1 = ROOT / "tests" / "fixtures" / "bundle_v1"
@@ -49,7 +49,7 @@ def test_a_version_1_bundle_forecasts_the_numbers_it_did(v1_copy):
 
 
 def test_a_version_1_bundle_through_predict(v1_copy, tmp_path):
-    from forecaster.pipeline import run_forecast
+    from forecaster.workflows import run_forecast
 
     report = run_forecast(str(v1_copy), days=5, out=str(tmp_path))
     written = pd.read_csv(report.csv)

@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 
-from forecaster.calendars import check_history, sessions_after, validate_calendar
+from forecaster.data.calendars import check_history, sessions_after, validate_calendar
 from forecaster.errors import ForecasterError
-from forecaster.forecast import future_dates
+from forecaster.forecast.future import future_dates
 
 
 def _days(dates) -> list[str]:
@@ -96,8 +96,8 @@ def test_history_with_closed_days_and_missing_sessions_warns_once():
 def test_the_bundle_records_its_calendar_and_predict_can_override_it(
     bundle_copy, tmp_path
 ):
-    from forecaster.bundle import load_bundle
-    from forecaster.pipeline import run_forecast
+    from forecaster.store.bundle import load_bundle
+    from forecaster.workflows import run_forecast
 
     assert load_bundle(bundle_copy).settings.data.calendar == "XNYS"
     report = run_forecast(str(bundle_copy), days=3, out=tmp_path, calendar="XLON")
@@ -109,7 +109,7 @@ def test_the_bundle_records_its_calendar_and_predict_can_override_it(
 def test_unknown_calendar_flag_is_a_one_line_error(script, capsys, tmp_path):
     import predict
     import train
-    from forecaster import cli
+    from forecaster.cli import main as cli
 
     main = {"train": train.main, "predict": predict.main}[script]
     flags = ["--calendar", "XXXX"]
@@ -128,7 +128,7 @@ def test_training_warns_once_when_the_history_disagrees(tmp_path, caplog):
 
     from conftest import make_prices, tiny_settings, write_csv
 
-    from forecaster.pipeline import run_training
+    from forecaster.workflows import run_training
 
     csv = write_csv(tmp_path / "WALK.csv", make_prices())  # business days of 2020
     settings = tiny_settings(csv, train__epochs=1)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from forecaster import cli
+from forecaster.cli import main as cli
 from forecaster.config import (
     DataSettings,
     ForecastSettings,

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from conftest import make_prices, tiny_settings
 
-from forecaster.engines import KerasEngine
-from forecaster.evaluation import evaluate
-from forecaster.report import format_distribution
-from forecaster.training import fit_model
-from forecaster.windows import prepare
+from forecaster.evaluate.evaluation import evaluate
+from forecaster.model.engines import KerasEngine
+from forecaster.prep.windows import prepare
+from forecaster.report.tables import format_distribution
+from forecaster.train.fit import fit_model
 
 
 def _evaluated(loss: str, representation: str = "log-delta"):
@@ -105,9 +105,9 @@ def test_cqr_is_measured_for_every_head_and_applied_on_request():
 
 
 def test_cqr_bands_cover_their_level_on_the_validation_days():
-    from forecaster.calibration import fit_cqr
-    from forecaster.heads import quantile_function
-    from forecaster.windows import encode_targets, window_view
+    from forecaster.evaluate.calibration import fit_cqr
+    from forecaster.model.heads import quantile_function
+    from forecaster.prep.windows import encode_targets, window_view
 
     settings = tiny_settings(model__loss="normal", prep__representation="log-delta")
     prepared = prepare(make_prices(400, seed=5), settings.prep)

@@ -1,4 +1,4 @@
-"""forecaster/devices.py: one model trained under MirroredStrategy on two devices.
+"""forecaster/train/devices.py: one model trained under MirroredStrategy on two devices.
 
 The CPU has to be split into logical devices before TensorFlow starts, and
 this test process has long started it, so the comparison runs in a fresh
@@ -94,7 +94,7 @@ def test_devices_is_checked():
 def test_too_many_cpu_devices_once_tensorflow_runs_is_one_clear_error():
     import tensorflow as tf
 
-    from forecaster.devices import mirrored_strategy
+    from forecaster.train.devices import mirrored_strategy
 
     tf.constant(1.0) + 1  # TensorFlow has started in this process
     if tf.config.list_physical_devices("GPU"):

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from forecaster import direction
 from forecaster.errors import ForecasterError
-from forecaster.plotting import plot_reliability
+from forecaster.evaluate import direction
+from forecaster.report.plots import plot_reliability
 
 # ----------------------------------------------------------------- labels
 

@@ -13,10 +13,11 @@ from conftest import make_prices, tiny_settings, write_csv
 
 import forecaster as fc
 import predict
-from forecaster import cli, listing
-from forecaster.backtest import walk_forward
+from forecaster.cli import main as cli
 from forecaster.errors import ForecasterError
-from forecaster.pipeline import default_out, run_forecast, run_training
+from forecaster.evaluate.backtest import walk_forward
+from forecaster.store import listing
+from forecaster.workflows import default_out, run_forecast, run_training
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLE_FILES = {

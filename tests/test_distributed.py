@@ -1,4 +1,4 @@
-"""forecaster/distributed.py: the Ray runtime and the per-series fan-out.
+"""forecaster/distributed/fanout.py: the Ray runtime and the per-series fan-out.
 
 Every test here shares one embedded runtime (the `ray_runtime` fixture) and
 trains tiny models: window 10, 2 x LSTM(4), 2 epochs.
@@ -35,7 +35,7 @@ def _universe():
 
 
 def test_one_failing_series_is_reported_and_the_others_are_kept(ray_runtime, tmp_path):
-    from forecaster.distributed import train_per_series, write_summary
+    from forecaster.distributed.fanout import train_per_series, write_summary
 
     seen = []
     results = train_per_series(
@@ -67,7 +67,7 @@ def test_a_worker_killed_mid_task_is_retried_and_the_run_completes(
     ray_runtime, tmp_path
 ):
     """The first attempt writes its pid and waits; the test SIGKILLs it there."""
-    from forecaster.distributed import train_per_series
+    from forecaster.distributed.fanout import train_per_series
 
     first, retry = tmp_path / "first.pid", tmp_path / "retry.pid"
     killed = []
@@ -110,7 +110,7 @@ def _pause_first_attempt(first: Path, retry: Path):
 
 
 def test_series_names_are_checked(ray_runtime, tmp_path):
-    from forecaster.distributed import train_per_series
+    from forecaster.distributed.fanout import train_per_series
 
     twice = [("A", make_prices()), ("A", make_prices())]
     with pytest.raises(ForecasterError, match="Received twice: A"):
@@ -143,7 +143,7 @@ def test_only_a_driver_with_the_token_joins_the_runtime(ray_runtime, tmp_path):
     sends the token found in ~/.ray/auth_token (RAY_AUTH_MODE left unset)."""
     import ray
 
-    from forecaster.distributed import TOKEN_FILE
+    from forecaster.distributed.fanout import TOKEN_FILE
 
     gcs = ray.get_runtime_context().gcs_address
     assert gcs.startswith("127.0.0.1:")
@@ -170,7 +170,7 @@ def _join_from_another_process(gcs: str, home: Path) -> subprocess.CompletedProc
         RAY_gcs_server_port_wait_time_s="1",  # one attempt, not Ray's 20
     )
     code = (
-        "import ray; from forecaster.distributed import start_ray; "
+        "import ray; from forecaster.distributed.fanout import start_ray; "
         f"start_ray({gcs!r}); print('joined', int(ray.cluster_resources()['CPU']))"
     )
     return subprocess.run(
@@ -263,7 +263,7 @@ def _is_loopback(ip) -> bool:
 def test_tasks_limit_tensorflow_to_their_cpus(ray_runtime):
     import ray
 
-    from forecaster.distributed import configure_tensorflow
+    from forecaster.distributed.fanout import configure_tensorflow
 
     @ray.remote(num_cpus=1)
     def threads():
@@ -279,8 +279,8 @@ def test_tasks_limit_tensorflow_to_their_cpus(ray_runtime):
 
 
 def test_without_ray_the_commands_say_what_to_install(monkeypatch, capsys):
-    from forecaster import cli
-    from forecaster.distributed import import_ray
+    from forecaster.cli import main as cli
+    from forecaster.distributed.fanout import import_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails
     with pytest.raises(ForecasterError, match=r'pip install "forecaster\[ray\]"'):
@@ -298,7 +298,7 @@ def test_forecaster_train_per_series_on_the_command_line(
 ):
     import logging
 
-    from forecaster import cli
+    from forecaster.cli import main as cli
 
     up = write_csv(tmp_path / "UP.csv", make_prices(seed=1))
     out = tmp_path / "universe"
@@ -321,7 +321,7 @@ def test_per_series_models_share_the_panel_cut_off(tmp_path):
     import pandas as pd
     from panel_fakes import random_walk_ohlcv
 
-    from forecaster.cli_distributed import _load_file, shared_cutoff
+    from forecaster.cli.distributed import _load_file, shared_cutoff
     from forecaster.config import DataSettings
     from forecaster.data.panel import Panel, cutoff_date, read_panel_csvs
 

@@ -1,4 +1,4 @@
-"""Tests for forecaster.evaluation and .intervals: figures checked by hand.
+"""Tests for forecaster.evaluate.evaluation and .intervals: figures checked by hand.
 
 Scores, the naive baseline, the conformal rank, the interval half-widths and
 their growth, the volatility scale, coverage and RMSE by step are what the
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from forecaster.config import PrepSettings
-from forecaster.evaluation import (
+from forecaster.evaluate.evaluation import (
     _rmse_by_step,
     engine_intervals,
     format_table,
@@ -21,7 +21,7 @@ from forecaster.evaluation import (
     scores,
     step_errors,
 )
-from forecaster.intervals import (
+from forecaster.evaluate.intervals import (
     MAX_INTERVAL_STEPS,
     MIN_RESIDUALS,
     MIN_VOLATILITY,
@@ -31,7 +31,7 @@ from forecaster.intervals import (
     half_widths,
     scale_of,
 )
-from forecaster.windows import prepare
+from forecaster.prep.windows import prepare
 
 # ---------------------------------------------------------------------- scores
 

@@ -1,4 +1,4 @@
-"""Tests for forecaster.features: exact values, warm-up rows, no look-ahead, errors."""
+"""Tests for forecaster.prep.features: exact values, warm-up, no look-ahead, errors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from panel_fakes import random_walk_ohlcv
 
 from forecaster.data.panel import Panel, read_panel_csvs, read_series_csv
 from forecaster.errors import ForecasterError
-from forecaster.features import (
+from forecaster.prep.features import (
     FEATURES,
     VOLUME_DAYS,
     compute_features,

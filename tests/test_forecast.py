@@ -5,13 +5,13 @@ import pandas as pd
 import pytest
 from conftest import make_prices, tiny_settings, write_csv
 
-from forecaster import pipeline
-from forecaster.bundle import load_bundle, load_keras_model
+from forecaster import workflows as pipeline
 from forecaster.config import DataSettings
-from forecaster.engines import Engine, KerasEngine, NumpyEngine, make_engine
 from forecaster.errors import ForecasterError
-from forecaster.forecast import forecast_future, future_dates
-from forecaster.pipeline import run_forecast
+from forecaster.forecast.future import forecast_future, future_dates
+from forecaster.model.engines import Engine, KerasEngine, NumpyEngine, make_engine
+from forecaster.store.bundle import load_bundle, load_keras_model
+from forecaster.workflows import run_forecast
 
 
 def _engines(bundle):
@@ -140,7 +140,7 @@ def test_failed_forecast_keeps_the_earlier_one(trained_bundle, tmp_path, monkeyp
     def broken_plot(*args, **kwargs):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr("forecaster.plotting.plot_forecast", broken_plot)
+    monkeypatch.setattr("forecaster.report.plots.plot_forecast", broken_plot)
     with pytest.raises(
         ForecasterError,
         match=r"^Could not write the file .*forecast\.png'\: disk full \(simulated\)",

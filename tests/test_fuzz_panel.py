@@ -27,7 +27,7 @@ from forecaster.data.panel import (
     read_panel_csvs,
 )
 from forecaster.errors import ForecasterError
-from forecaster.features import FEATURES, compute_features
+from forecaster.prep.features import FEATURES, compute_features
 
 FILE = (
     "Date,Open,High,Low,Close,Adj Close,Volume\n"

@@ -16,8 +16,8 @@ import forecaster as fc
 from forecaster.config import PrepSettings
 from forecaster.data.panel import panel_from_pandas
 from forecaster.errors import ForecasterError
-from forecaster.panels import prepare_panel
-from forecaster.training import training_windows
+from forecaster.prep.panel import prepare_panel
+from forecaster.train.fit import training_windows
 
 TINY = dict(window=10, units=4, layers=1, epochs=2, batch_size=32, verbose=0)
 
@@ -105,7 +105,7 @@ def test_features_refuse_a_forecast_past_the_horizon(global_model):
 
 
 def test_numpy_engine_takes_the_extra_features(global_model, tmp_path):
-    from forecaster.engines import KerasEngine, NumpyEngine
+    from forecaster.model.engines import KerasEngine, NumpyEngine
 
     path = tmp_path / "model.keras"
     global_model.model_.save(path)
@@ -174,7 +174,7 @@ def test_every_series_validates_from_the_same_date():
 @pytest.mark.slow
 def test_walk_forward_over_a_panel_scores_each_fold_and_series():
     from forecaster.api import settings_from_keywords
-    from forecaster.backtest import walk_forward_panel
+    from forecaster.evaluate.backtest import walk_forward_panel
 
     panel = panel_from_pandas(generated_panel())
     table = walk_forward_panel(panel, settings_from_keywords(**TINY), 2)
@@ -190,7 +190,7 @@ def covariate(n=300, seed=9, start="2019-12-02"):
 
 
 def test_no_covariate_value_from_after_a_day_reaches_it():
-    from forecaster.covariates import align_covariates
+    from forecaster.prep.covariates import align_covariates
 
     index = generated_panel()["AAA"].index
     base = covariate()
@@ -204,7 +204,7 @@ def test_no_covariate_value_from_after_a_day_reaches_it():
 
 
 def test_covariate_gaps_fill_three_days_then_are_refused():
-    from forecaster.covariates import align_covariates
+    from forecaster.prep.covariates import align_covariates
 
     index = generated_panel()["AAA"].index
     values = covariate()

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from forecaster import heads, scores
 from forecaster.config import ModelSettings
-from forecaster.engines import KerasEngine, NumpyEngine
 from forecaster.errors import ForecasterError
-from forecaster.heads import QUANTILES, HeadSpec
+from forecaster.evaluate import scores
+from forecaster.model import heads
+from forecaster.model.engines import KerasEngine, NumpyEngine
+from forecaster.model.heads import QUANTILES, HeadSpec
 
 KINDS = [("normal", "price"), ("student-t", "price"), ("quantile", "price")]
 KINDS += [(None, "direction"), ("mse", "price")]
@@ -21,7 +22,7 @@ KINDS += [(None, "direction"), ("mse", "price")]
 def _tiny_model(loss, objective, horizon=2, n_features=1, scales=(0.02, 0.01)):
     import keras
 
-    from forecaster.models import build_model
+    from forecaster.model.factory import build_model
 
     keras.utils.set_random_seed(3)
     settings = ModelSettings(units=5, layers=2, loss=loss, objective=objective)
@@ -36,7 +37,7 @@ def _tiny_model(loss, objective, horizon=2, n_features=1, scales=(0.02, 0.01)):
 def test_saved_heads_load_in_safe_mode_and_numpy_matches_keras(
     tmp_path, loss, objective
 ):
-    from forecaster.bundle import load_keras_model
+    from forecaster.store.bundle import load_keras_model
 
     model = _tiny_model(loss, objective, n_features=2)
     path = tmp_path / "model.keras"
@@ -85,7 +86,7 @@ def test_move_channel_adds_scaled_daily_moves():
 
 
 def _loss(kind, y_true, y_pred):
-    from forecaster.keras_heads import HeadLoss
+    from forecaster.model.keras_heads import HeadLoss
 
     loss = HeadLoss(kind, list(QUANTILES) if kind == "quantile" else None)
     return float(loss(np.asarray(y_true, "float32"), np.asarray(y_pred, "float32")))

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from forecaster.html_report import REPORT_FILE, build_report, read_parts
-from forecaster.pipeline import run_forecast
+from forecaster.report.html import REPORT_FILE, build_report, read_parts
+from forecaster.workflows import run_forecast
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [

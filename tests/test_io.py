@@ -19,7 +19,6 @@ WRITER = """
 import sys
 from pathlib import Path
 from forecaster import io
-
 def write(tmp):
     for name in ("a.txt", "b.txt", "c.txt"):
         (tmp / name).write_text(sys.argv[2] * 3)

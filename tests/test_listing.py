@@ -6,9 +6,10 @@ import shutil
 import pandas as pd
 import pytest
 
-from forecaster import cli, listing
-from forecaster.bundle import write_manifest
+from forecaster.cli import main as cli
 from forecaster.errors import ForecasterError
+from forecaster.store import listing
+from forecaster.store.bundle import write_manifest
 
 
 @pytest.fixture

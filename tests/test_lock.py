@@ -12,7 +12,9 @@ import pytest
 from conftest import tiny_settings
 
 import train
-from forecaster import cli, lock, pipeline
+from forecaster import lock
+from forecaster import workflows as pipeline
+from forecaster.cli import main as cli
 from forecaster.lock import LockHeldError, hold, lock_path
 
 ROOT = Path(__file__).resolve().parent.parent

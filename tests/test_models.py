@@ -1,10 +1,10 @@
-"""Tests for forecaster.models: the factory builds the stacks it is asked for."""
+"""Tests for forecaster.model.factory: the factory builds the stacks it is asked for."""
 
 import pytest
 
 from forecaster.config import ModelSettings
 from forecaster.errors import ForecasterError
-from forecaster.models import build_model
+from forecaster.model.factory import build_model
 
 
 def _recurrent(model):
@@ -37,7 +37,7 @@ def test_default_is_the_classic_stacked_lstm():
     assert [(layer.__class__.__name__, layer.units) for layer in layers] == [
         ("LSTM", 50)
     ] * 3
-    # the default head: a Student-t of the next move (forecaster.heads)
+    # the default head: a Student-t of the next move (forecaster.model.heads)
     assert [layer.name for layer in model.layers][0] == "moves"
     assert model.layers[-2].units == 3 and model.layers[-1].kind == "student-t"
     assert model.output_shape == (None, 1, 3)

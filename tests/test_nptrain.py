@@ -1,4 +1,4 @@
-"""Tests for forecaster/nptrain.py: the NumPy trainer tracks Keras step by step."""
+"""Tests for forecaster/train/nptrain.py: the NumPy trainer tracks Keras per step."""
 
 import json
 
@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from conftest import tiny_settings
 
-from forecaster.bundle import load_bundle, load_keras_model
-from forecaster.cli import train_parser, train_settings
+from forecaster.cli.main import train_parser, train_settings
 from forecaster.config import ModelSettings
-from forecaster.engines import make_engine
 from forecaster.errors import ForecasterError
-from forecaster.nptrain import (
+from forecaster.model.engines import make_engine
+from forecaster.store.bundle import load_bundle, load_keras_model
+from forecaster.train.nptrain import (
     SGD,
     Adam,
     clip_by_norm,

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from conftest import make_prices, tiny_settings, write_csv
 
-from forecaster import bundle as bundle_io
-from forecaster import pipeline
-from forecaster.bundle import load_bundle, load_keras_model
+from forecaster import workflows as pipeline
 from forecaster.data import read_price_csv
-from forecaster.engines import KerasEngine, NumpyEngine
 from forecaster.errors import BundleError, ForecasterError
-from forecaster.windows import prepare
+from forecaster.model.engines import KerasEngine, NumpyEngine
+from forecaster.prep.windows import prepare
+from forecaster.store import bundle as bundle_io
+from forecaster.store.bundle import load_bundle, load_keras_model
 
 BUNDLE_FILES = {
     "model.keras",
@@ -97,7 +97,7 @@ def test_reload_gives_identical_predictions(trained_bundle):
     prepared = prepare(values, bundle.settings.prep)
     model = load_keras_model(bundle.model_path)
     engine = KerasEngine(model, bundle.representation, bundle.window, bundle.horizon)
-    from forecaster.evaluation import test_predictions
+    from forecaster.evaluate.evaluation import test_predictions
 
     again = test_predictions(engine, prepared)
     saved = pd.read_csv(trained_bundle / "test_predictions.csv")
@@ -138,7 +138,7 @@ def test_failed_save_leaves_previous_bundle_byte_identical(
     def crash(*args, **kwargs):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr("forecaster.plotting.plot_test", crash)
+    monkeypatch.setattr("forecaster.report.plots.plot_test", crash)
     with pytest.raises(
         ForecasterError, match=r"^Could not write the bundle .*disk full \(simulated\)"
     ):
@@ -175,7 +175,7 @@ def test_resume_continues_from_checkpoint(tmp_path):
     csv = write_csv(tmp_path / "W.csv", make_prices(seed=5))
     out = tmp_path / "bundle"
     checkpoint = pipeline.checkpoint_dir_for(out)
-    from forecaster.training import fit_model
+    from forecaster.train.fit import fit_model
 
     settings = tiny_settings(csv, train__epochs=2)
     prepared = prepare(read_price_csv(csv).values, settings.prep)
@@ -199,7 +199,7 @@ def test_resume_continues_from_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_resume_finds_a_checkpoint_whose_swap_was_killed(tmp_path, caplog):
     """The state a kill between the two renames leaves (tests/test_io.py makes it)."""
-    from forecaster.training import fit_model
+    from forecaster.train.fit import fit_model
 
     csv = write_csv(tmp_path / "W.csv", make_prices(seed=5))
     out = tmp_path / "bundle"
@@ -222,7 +222,7 @@ def test_resume_finds_a_checkpoint_whose_swap_was_killed(tmp_path, caplog):
 @pytest.mark.slow
 def test_resumed_run_repeats_the_uninterrupted_run(tmp_path):
     """The same windows in the same order after a resume: the same losses."""
-    from forecaster.training import fit_model
+    from forecaster.train.fit import fit_model
 
     csv = write_csv(tmp_path / "W.csv", make_prices(seed=5))
     prepared = prepare(read_price_csv(csv).values, tiny_settings(csv).prep)
@@ -245,7 +245,7 @@ def test_resumed_run_repeats_the_uninterrupted_run(tmp_path):
 def test_resume_refuses_other_settings(tmp_path):
     csv = write_csv(tmp_path / "W.csv", make_prices(seed=5))
     out = tmp_path / "bundle"
-    from forecaster.training import fit_model
+    from forecaster.train.fit import fit_model
 
     settings = tiny_settings(csv)
     prepared = prepare(read_price_csv(csv).values, settings.prep)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from forecaster import scores
 from forecaster.errors import ForecasterError
-from forecaster.predictive import LocationScale, QuantileBands
+from forecaster.evaluate import scores
+from forecaster.evaluate.predictive import LocationScale, QuantileBands
 
 
 def test_normal_quantiles_and_interval():

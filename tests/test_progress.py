@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY_FLAGS, make_prices, tiny_settings, write_csv
 
-from forecaster.progress import (
+from forecaster.train.progress import (
     EpochLine,
     Progress,
     format_epoch,
@@ -107,8 +107,8 @@ def test_train_into_a_file_writes_one_plain_line_per_epoch(tmp_path):
 
 
 def test_resume_logs_what_it_found(tmp_path, caplog):
-    from forecaster.training import fit_model
-    from forecaster.windows import prepare
+    from forecaster.prep.windows import prepare
+    from forecaster.train.fit import fit_model
 
     settings = tiny_settings(train__patience=0)
     prepared = prepare(make_prices(), settings.prep)

@@ -1,4 +1,4 @@
-"""Tests for forecaster/reference.py: the NumPy engine reproduces our Keras models."""
+"""Tests for forecaster/model/reference.py: NumPy reproduces our Keras models."""
 
 import io
 import itertools
@@ -16,8 +16,8 @@ import pytest
 
 from forecaster.config import ModelSettings
 from forecaster.errors import BundleError, ForecasterError, UnsupportedModelError
-from forecaster.models import build_model
-from forecaster.reference import ReferenceModel, is_supported
+from forecaster.model.factory import build_model
+from forecaster.model.reference import ReferenceModel, is_supported
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-5
@@ -133,7 +133,7 @@ def test_loading_and_predicting_never_imports_tensorflow(saved_lstm, tmp_path):
     script = (
         "import json, sys\n"
         "import numpy as np\n"
-        "from forecaster.reference import ReferenceModel\n"
+        "from forecaster.model.reference import ReferenceModel\n"
         f"reference = ReferenceModel.load({str(path)!r})\n"
         f"np.save({str(tmp_path / 'y.npy')!r}, "
         f"reference.predict(np.load({str(tmp_path / 'x.npy')!r})))\n"
@@ -344,7 +344,11 @@ def test_weights_are_found_by_layer_name_when_their_group_moves(saved_lstm, tmp_
 @pytest.mark.parametrize("cell, blocks", [("LSTM", 4), ("GRU", 3), ("SimpleRNN", 1)])
 @pytest.mark.parametrize("return_sequences", [True, False])
 def test_fused_loop_equals_the_step_functions(cell, blocks, return_sequences):
-    from forecaster.reference import CellWeights, run_recurrent, run_recurrent_stepwise
+    from forecaster.model.reference import (
+        CellWeights,
+        run_recurrent,
+        run_recurrent_stepwise,
+    )
 
     rng = np.random.default_rng(3)
     units, n_in = 5, 2
@@ -364,7 +368,7 @@ def test_fused_loop_equals_the_step_functions(cell, blocks, return_sequences):
 
 @pytest.mark.parametrize("units", [[3], [4, 4], [5, 3, 4]])
 def test_wavefront_lstm_stack_equals_layer_by_layer(units):
-    from forecaster.reference import (
+    from forecaster.model.reference import (
         CellWeights,
         DenseLayer,
         RecurrentLayer,

@@ -7,16 +7,17 @@ from conftest import make_prices, tiny_settings, write_csv
 from scipy import special, stats
 
 import predict
-from forecaster import cli, pipeline
-from forecaster.bundle import load_bundle, load_keras_model
+from forecaster import workflows as pipeline
+from forecaster.cli import main as cli
 from forecaster.config import PrepSettings
-from forecaster.engines import Engine, KerasEngine, NumpyEngine
 from forecaster.errors import ForecasterError
-from forecaster.forecast import BAND_LEVELS, forecast_future, forecast_panel
-from forecaster.heads import QUANTILES, HeadSpec, quantile_function
-from forecaster.intervals import RESIDUAL_SCALE, scale_of
-from forecaster.plotting import plot_forecast
-from forecaster.windows import Scaler, prepare
+from forecaster.evaluate.intervals import RESIDUAL_SCALE, scale_of
+from forecaster.forecast.future import BAND_LEVELS, forecast_future, forecast_panel
+from forecaster.model.engines import Engine, KerasEngine, NumpyEngine
+from forecaster.model.heads import QUANTILES, HeadSpec, quantile_function
+from forecaster.prep.windows import Scaler, prepare
+from forecaster.report.plots import plot_forecast
+from forecaster.store.bundle import load_bundle, load_keras_model
 
 WINDOW = 10
 PRICES = 160  # days of the trained model's series: short, to train fast

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from forecaster import scores
 from forecaster.errors import ForecasterError
+from forecaster.evaluate import scores
 
 
 def crps_by_integral(cdf, y: float) -> float:

@@ -15,7 +15,7 @@ from conftest import TINY_FLAGS, make_prices, write_csv
 
 import predict
 import train
-from forecaster import cli
+from forecaster.cli import main as cli
 from forecaster.io import recover
 
 ROOT = Path(__file__).resolve().parent.parent

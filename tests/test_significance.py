@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from forecaster.errors import ForecasterError
-from forecaster.significance import DieboldMariano, diebold_mariano, verdict
+from forecaster.evaluate.significance import DieboldMariano, diebold_mariano, verdict
 
 LOSS_A, LOSS_B = [1.0, 2.0, 3.0, 4.0], [2.0, 2.0, 2.0, 2.0]
 

@@ -3,10 +3,15 @@
 import numpy as np
 import pytest
 
-from forecaster import training
 from forecaster.config import PrepSettings
-from forecaster.training import batches_per_pass, window_dataset
-from forecaster.windows import encode_inputs, encode_targets, target_view, window_view
+from forecaster.prep.windows import (
+    encode_inputs,
+    encode_targets,
+    target_view,
+    window_view,
+)
+from forecaster.train import fit as training
+from forecaster.train.fit import batches_per_pass, window_dataset
 
 PREP = PrepSettings(window=5, horizon=2, representation="delta")
 SERIES = np.random.default_rng(0).random(60).astype(np.float32)

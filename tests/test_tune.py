@@ -1,4 +1,4 @@
-"""forecaster/tune.py: a tiny search on the shared embedded Ray runtime.
+"""forecaster/distributed/tune.py: a tiny search on the shared embedded Ray runtime.
 
 Two trials (the base configuration and one sampled) of window 10-12, one layer
 of 4 units, 2 epochs.
@@ -34,7 +34,7 @@ def _space():
 
 
 def _search(prices, out, **options):
-    from forecaster.tune import run_search
+    from forecaster.distributed.tune import run_search
 
     settings = tiny_settings(model__layers=1)
     return run_search(prices, settings, out, trials=TRIALS, space=_space(), **options)
@@ -104,7 +104,7 @@ def test_an_existing_search_is_not_overwritten(search):
 
 
 def test_the_space_and_the_trials_are_checked(ray_runtime, tmp_path):
-    from forecaster.tune import run_search
+    from forecaster.distributed.tune import run_search
 
     with pytest.raises(ForecasterError, match=r"trials must be at least 1\. "):
         run_search(make_prices(), tiny_settings(), tmp_path, trials=0)
@@ -117,7 +117,7 @@ def test_finished_trials_log_done_left_and_time_left(caplog):
 
     from ray import tune
 
-    from forecaster.tune import _progress_callback
+    from forecaster.distributed.tune import _progress_callback
 
     class Trial:
         def __init__(self, trial_id):
@@ -134,7 +134,7 @@ def test_finished_trials_log_done_left_and_time_left(caplog):
 
 def test_the_loss_is_searched_among_heads_of_one_kind():
     pytest.importorskip("ray")
-    from forecaster.tune import default_space
+    from forecaster.distributed.tune import default_space
 
     assert set(default_space()["loss"].categories) == {
         "student-t",

@@ -1,4 +1,4 @@
-"""Tests for forecaster.windows: exact windows, counts, split, train-only scaling."""
+"""Tests for forecaster.prep.windows: windows, counts, split, train-only scaling."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ from sklearn.preprocessing import MinMaxScaler
 
 from forecaster.config import PrepSettings
 from forecaster.errors import ForecasterError
-from forecaster.windows import (
+from forecaster.prep.windows import (
     Scaler,
     decode_outputs,
     encode_inputs,

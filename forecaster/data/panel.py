@@ -310,7 +310,7 @@ def drop_short(
     row counts in the notes and a warning; if none is left, an error.
     """
     if min_windows is None:
-        from forecaster.windows import MIN_FIT_WINDOWS
+        from forecaster.prep.windows import MIN_FIT_WINDOWS
 
         min_windows = MIN_FIT_WINDOWS
     before = train_rows(panel, cutoff)

@@ -1,0 +1,1 @@
+"""The command line: `forecaster`, `train.py` and `predict.py` parse here."""

@@ -1,0 +1,1 @@
+"""Scoring forecasts: scores, baselines, significance tests, intervals, backtests."""

@@ -1,0 +1,173 @@
+"""Baseline one-step predictive distributions for the test days, from prices alone.
+
+Each baseline predicts day t's price from the prices before it, for every
+test day t = n_train .. n - 1, and anything it fits (a seed variance, GARCH
+parameters) comes from the training part, prices[:n_train], only:
+- `rolling_normal`: random walk, normal with the std of the last 20 daily
+  log returns (the scale today's conformal bands use);
+- `ewma_normal`: random walk, normal with RiskMetrics EWMA volatility;
+- `garch_t`: GARCH(1,1) with Student-t innovations, estimated on the
+  training returns, then run through the test days with those parameters;
+- `conformal_bands`: the model's split-conformal bands (forecaster.evaluate.evaluation)
+  in the same interface.
+
+Volatilities are of daily log returns r; a day's price is mapped as
+P_{t-1} (1 + r), which keeps each distribution location-scale in price with
+a closed-form CRPS. (The exact map P_{t-1} exp(r) of a Student-t has no
+finite mean, hence no finite CRPS; at daily scale the two differ by about
+r^2 / 2, 0.02% of the price at 2% volatility.)
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from scipy import signal
+
+from forecaster.errors import ForecasterError
+from forecaster.evaluate.intervals import MIN_VOLATILITY, VOLATILITY_DAYS, scale_of
+from forecaster.evaluate.predictive import LocationScale, QuantileBands
+from forecaster.prep.windows import window_view
+
+log = logging.getLogger("forecaster")
+
+RISKMETRICS_DECAY = 0.94  # EWMA weight on yesterday's variance (RiskMetrics, daily)
+PERCENT = 100.0  # arch fits returns in percent: its optimiser expects that scale
+GARCH_MEANS = ("Zero", "Constant")  # arch mean models garch_t accepts
+MIN_TRAIN_RETURNS = 100  # fewest training returns GARCH(1,1) is estimated on
+
+
+def rolling_normal(prices, n_train: int, days: int = VOLATILITY_DAYS) -> LocationScale:
+    """Normal around yesterday's price with the std of the last `days` log returns.
+
+    prices: (n,). Scale = P_{t-1} x max(std(r_{t-days} .. r_{t-1}), MIN_VOLATILITY),
+    exactly `forecaster.evaluate.evaluation.scale_of`. Nothing is fitted. Returns
+    (n - n_train,) arrays.
+    """
+    if days < 2:
+        raise ForecasterError(f"days must be at least 2. Received: days={days}")
+    prices = _check_prices(prices, n_train, least=days + 1)
+    windows = window_view(prices, days + 1, (n_train, len(prices)))
+    return LocationScale(
+        name=f"random walk, {days}-day volatility",
+        location=prices[n_train - 1 : -1].copy(),
+        scale=scale_of(windows),
+        params={"days": days},
+    )
+
+
+def ewma_normal(
+    prices, n_train: int, decay: float = RISKMETRICS_DECAY
+) -> LocationScale:
+    """Normal around yesterday's price with EWMA volatility (RiskMetrics).
+
+    sigma2_t = decay sigma2_{t-1} + (1 - decay) r_{t-1}^2, seeded with the
+    mean squared log return of the training part. Returns (n - n_train,) arrays.
+    """
+    prices = _check_prices(prices, n_train, least=3)
+    if not 0 < decay < 1:
+        raise ForecasterError(f"decay must be in (0, 1). Received: decay={decay}")
+    returns = np.diff(np.log(prices))
+    seed = float(np.mean(returns[: n_train - 1] ** 2))
+    # after[j] = variance for return j + 1, given returns 0..j
+    after, _ = signal.lfilter([1 - decay], [1, -decay], returns**2, zi=[decay * seed])
+    variance = np.concatenate([[seed], after])[n_train - 1 : len(returns)]
+    volatility = np.maximum(np.sqrt(variance), MIN_VOLATILITY)
+    previous = prices[n_train - 1 : -1]
+    return LocationScale(
+        name=f"random walk, EWMA volatility ({decay:g})",
+        location=previous.copy(),
+        scale=previous * volatility,
+        params={"decay": decay, "seed_variance": seed},
+    )
+
+
+def garch_t(prices, n_train: int, mean: str = "Zero") -> LocationScale:
+    """GARCH(1,1)-t on percent log returns, estimated on the training part only.
+
+    arch's `fit(last_obs=...)` estimates omega, alpha, beta, nu (and mu with
+    mean="Constant") on the training returns; its one-step forecasts then
+    filter the test days with those parameters fixed, each from the returns
+    before that day. arch's t has unit variance, so the t's scale is
+    sigma x sqrt((nu - 2) / nu). Returns (n - n_train,) arrays, df = nu.
+    """
+    if mean not in GARCH_MEANS:
+        raise ForecasterError(
+            f"Unknown mean {mean!r}: choose one of {', '.join(GARCH_MEANS)}."
+        )
+    prices = _check_prices(prices, n_train, least=MIN_TRAIN_RETURNS + 1)
+    fitted = _fit_garch(np.diff(np.log(prices)) * PERCENT, n_train, mean)
+    params = {k: float(v) for k, v in fitted.params.items()}
+    n_test = len(prices) - n_train
+    # the origin of test day t is return t - 2, the last one before it
+    forecast = fitted.forecast(horizon=1, start=n_train - 2, reindex=False)
+    sigma = np.sqrt(forecast.variance.to_numpy()[:n_test, 0]) / PERCENT
+    nu = params["nu"]
+    drift = params.get("mu", 0.0) / PERCENT
+    previous = prices[n_train - 1 : -1]
+    return LocationScale(
+        name="GARCH(1,1)-t",
+        location=previous * (1 + drift),
+        scale=previous * sigma * np.sqrt((nu - 2) / nu),
+        df=nu,
+        params=params,
+    )
+
+
+def _fit_garch(percent_returns: np.ndarray, n_train: int, mean: str):
+    from arch import arch_model
+
+    model = arch_model(
+        percent_returns, mean=mean, vol="GARCH", p=1, q=1, dist="t", rescale=False
+    )
+    # returns 0 .. n_train - 2 are those between training prices
+    fitted = model.fit(last_obs=n_train - 1, disp="off")
+    if fitted.convergence_flag != 0:
+        log.warning(
+            "GARCH(1,1)-t estimation did not converge (optimizer flag %s): its "
+            "parameters %s may not be the likelihood's maximum",
+            fitted.convergence_flag,
+            dict(fitted.params.round(4)),
+        )
+    return fitted
+
+
+def conformal_bands(
+    predicted, prices, n_train: int, window: int, intervals: dict
+) -> QuantileBands:
+    """Today's one-step split-conformal bands as `QuantileBands`.
+
+    predicted: (n - n_train,) the model's one-step forecasts of the test days;
+    intervals: one method's entry of the bundle's intervals.json, whose
+    step-1 quantile q at each level gives the half-width q x scale_of(the
+    `window` prices before the day), as `evaluation.evaluate` scores them.
+    """
+    prices = _check_prices(prices, n_train, least=window)
+    predicted = np.asarray(predicted, dtype=np.float64)
+    if predicted.shape != (len(prices) - n_train,):
+        raise ForecasterError(
+            f"predicted must have one value per test day ({len(prices) - n_train}). "
+            f"Received: predicted.shape={predicted.shape}"
+        )
+    scale = scale_of(window_view(prices, window, (n_train, len(prices))))
+    half_widths = {
+        float(level): float(steps[0]) * scale
+        for level, steps in intervals["levels"].items()
+    }
+    return QuantileBands("conformal bands (model)", predicted, half_widths)
+
+
+def _check_prices(prices, n_train: int, least: int) -> np.ndarray:
+    prices = np.asarray(prices, dtype=np.float64)
+    if prices.ndim != 1 or not np.all(np.isfinite(prices) & (prices > 0)):
+        raise ForecasterError(
+            "prices must be a 1-d array of positive finite values. "
+            f"Received: prices with shape {prices.shape}"
+        )
+    if not least <= n_train < len(prices):
+        raise ForecasterError(
+            f"n_train must be in [{least}, {len(prices) - 1}] for {len(prices)} "
+            f"prices. Received: n_train={n_train}"
+        )
+    return prices

@@ -1,0 +1,1 @@
+"""Forecasts past the last price: dates, bands and distribution quantiles."""

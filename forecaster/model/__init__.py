@@ -1,0 +1,1 @@
+"""The networks: the Keras factory, heads, engines and the NumPy reference."""

@@ -1,0 +1,1 @@
+"""Preparing series for a network: features, covariates, splits, scalers, windows."""

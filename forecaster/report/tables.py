@@ -1,0 +1,143 @@
+"""Text tables for people: a training run's scores, error by step, backtests."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from forecaster.evaluate.evaluation import format_table
+
+__all__ = ["format_backtest", "format_steps", "format_table", "training_summary"]
+
+
+def training_summary(metrics: dict, table: str) -> str:
+    """Scores beside naive, error by step and interval coverage, as train.py prints.
+
+    A direction model's (objective="direction"): `direction_summary`.
+    """
+    if "direction" in metrics:
+        return direction_summary(metrics, table)
+    coverage = metrics["interval_coverage_one_step"]
+    return "\n".join(
+        [
+            table,
+            "",
+            format_steps(metrics["rmse_by_step"]),
+            "",
+            "prediction intervals on the test days (one step ahead): "
+            + ", ".join(
+                f"{float(k):.0%} band covers {v:.1%}" for k, v in coverage.items()
+            ),
+            *(
+                ["", format_distribution(metrics["distribution"])]
+                if "distribution" in metrics
+                else []
+            ),
+        ]
+    )
+
+
+def direction_summary(metrics: dict, table: str) -> str:
+    """A direction model's test days, its scores beside the base rate, reliability."""
+    from forecaster.evaluate.direction import format_reliability
+
+    reliability = pd.DataFrame(metrics["reliability"]).astype(float)
+    return "\n".join(
+        [
+            f"P(up) on {metrics['test_days']} test days, {metrics['test_start']} to "
+            f"{metrics['test_end']}",
+            table,
+            "",
+            format_reliability(reliability),
+        ]
+    )
+
+
+def format_steps(by_step: dict, shown=(1, 2, 5, 10, 20, 30)) -> str:
+    """Test RMSE by horizon step for the model's methods and naive, a few steps."""
+    steps = list(by_step["step"])
+    picked = [steps.index(k) for k in shown if k in steps]
+    if steps[-1] not in [steps[i] for i in picked]:
+        picked.append(len(steps) - 1)
+    header = "RMSE by step " + "".join(f"{steps[i]:>9}" for i in picked)
+    rows = [header]
+    for name in ("recursive", "direct", "naive"):
+        if name in by_step:
+            values = by_step[name]
+            rows.append(f"{name:<13}" + "".join(f"{values[i]:>9.3f}" for i in picked))
+    rows.append(f"(scored on the test origins with a full {steps[-1]}-day path)")
+    return "\n".join(rows)
+
+
+def format_backtest(table: pd.DataFrame) -> str:
+    """The per-fold and mean backtest table, model beside naive."""
+    if "series" in table:  # a panel: one row per fold and series
+        columns = ["fold", "series", "test_days", "model_rmse", "naive_rmse", "ratio"]
+        return table[columns].to_string(
+            index=False, na_rep="", float_format=lambda v: f"{v:.4f}"
+        )
+    columns = [
+        "fold",
+        "test_start",
+        "test_end",
+        "test_days",
+        "model_rmse",
+        "naive_rmse",
+        "rmse_ratio",
+        "model_mae",
+        "naive_mae",
+    ]
+    return table[columns].to_string(
+        index=False, na_rep="", float_format=lambda v: f"{v:.4f}"
+    )
+
+
+DISTRIBUTION_COLUMNS = (  # (label, key, format) of the distribution table
+    ("CRPS", "crps", "{:.4f}"),
+    ("qCRPS", "crps_quantiles", "{:.4f}"),
+    ("IS80", "interval_score_0.8", "{:.3f}"),
+    ("cov80", "coverage_0.8", "{:.3f}"),
+    ("IS95", "interval_score_0.95", "{:.3f}"),
+    ("cov95", "coverage_0.95", "{:.3f}"),
+    ("logS", "log_score", "{:.3f}"),
+)
+
+
+def format_distribution(result: dict) -> str:
+    """The one-step distribution scores beside the baselines, with the DM verdicts."""
+    methods = result["methods"]
+    lines = [
+        "one-step forecast distribution on the test days (lower is better; "
+        "cov = share inside the 80% / 95% interval)",
+        f"{'':<14}" + "".join(f"{label:>9}" for label, _, _ in DISTRIBUTION_COLUMNS),
+    ]
+    for row in methods.values():
+        cells = "".join(
+            f"{_cell(row[key], fmt):>9}" for _, key, fmt in DISTRIBUTION_COLUMNS
+        )
+        lines.append(f"{row['label']:<14}{cells}")
+    main, garch = methods.get(result["main"]), methods.get("garch_t")
+    if garch is not None:
+        ratios = "".join(
+            f"{_cell(_ratio(main[key], garch[key]), '{:.3f}'):>9}"
+            if not key.startswith(("coverage", "log"))
+            else " " * 9
+            for _, key, _ in DISTRIBUTION_COLUMNS
+        )
+        lines.append(f"{result['main'] + '/GARCH':<14}{ratios}")
+    for key, test in result["tests"].items():
+        lines.append(f"DM {key.replace('_', ' ')}: {test['verdict']}")
+    if result.get("direction"):
+        from forecaster.evaluate.direction import format_direction_table
+
+        lines += ["", format_direction_table(result["direction"])]
+    return "\n".join(lines)
+
+
+def _ratio(value, reference):
+    return None if value is None or not reference else value / reference
+
+
+def _cell(value, fmt: str) -> str:
+    return "n/a" if value is None or math.isnan(value) else fmt.format(value)

@@ -1,0 +1,1 @@
+"""Training: the Keras fit loop, progress, devices, and training in NumPy."""
