@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecaster.workflows import checkpoint_dir_for
+from forecaster.workflows.runs import checkpoint_dir_for
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"

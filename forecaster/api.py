@@ -24,12 +24,8 @@ from forecaster.config import Settings, direction_panel_error
 from forecaster.data import Prices, load_prices
 from forecaster.data.frames import prices_from_pandas
 from forecaster.errors import ForecasterError
-from forecaster.forecast.future import (
-    METHODS,
-    check_block,
-    forecast_direction,
-    forecast_future,
-)
+from forecaster.forecast.future import forecast_direction, forecast_future
+from forecaster.model.paths import METHODS, check_block
 from forecaster.store import bundle as bundle_io
 
 PLOTS = ("forecast", "test", "loss", "reliability")

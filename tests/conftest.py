@@ -117,7 +117,7 @@ def prices_csv(tmp_path):
 @pytest.fixture(scope="session")
 def trained_bundle(tmp_path_factory):
     """One tiny bundle trained once per session; copy it before changing it."""
-    from forecaster.workflows import run_training
+    from forecaster.workflows.runs import run_training
 
     root = tmp_path_factory.mktemp("session")
     csv = write_csv(root / "WALK.csv", make_prices())

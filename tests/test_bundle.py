@@ -10,7 +10,7 @@ import predict
 from forecaster.cli import main as cli
 from forecaster.errors import BundleError
 from forecaster.store.bundle import MANIFEST_FILE, load_bundle
-from forecaster.workflows import run_forecast
+from forecaster.workflows.runs import run_forecast
 
 BUNDLE_FILES = [
     "model.keras",

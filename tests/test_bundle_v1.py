@@ -49,7 +49,7 @@ def test_a_version_1_bundle_forecasts_the_numbers_it_did(v1_copy):
 
 
 def test_a_version_1_bundle_through_predict(v1_copy, tmp_path):
-    from forecaster.workflows import run_forecast
+    from forecaster.workflows.runs import run_forecast
 
     report = run_forecast(str(v1_copy), days=5, out=str(tmp_path))
     written = pd.read_csv(report.csv)

@@ -97,7 +97,7 @@ def test_the_bundle_records_its_calendar_and_predict_can_override_it(
     bundle_copy, tmp_path
 ):
     from forecaster.store.bundle import load_bundle
-    from forecaster.workflows import run_forecast
+    from forecaster.workflows.runs import run_forecast
 
     assert load_bundle(bundle_copy).settings.data.calendar == "XNYS"
     report = run_forecast(str(bundle_copy), days=3, out=tmp_path, calendar="XLON")
@@ -128,7 +128,7 @@ def test_training_warns_once_when_the_history_disagrees(tmp_path, caplog):
 
     from conftest import make_prices, tiny_settings, write_csv
 
-    from forecaster.workflows import run_training
+    from forecaster.workflows.runs import run_training
 
     csv = write_csv(tmp_path / "WALK.csv", make_prices())  # business days of 2020
     settings = tiny_settings(csv, train__epochs=1)

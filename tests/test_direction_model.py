@@ -17,7 +17,7 @@ from forecaster.cli import main as cli
 from forecaster.errors import ForecasterError
 from forecaster.evaluate.backtest import walk_forward
 from forecaster.store import listing
-from forecaster.workflows import default_out, run_forecast, run_training
+from forecaster.workflows.runs import default_out, run_forecast, run_training
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLE_FILES = {

@@ -5,13 +5,13 @@ import pandas as pd
 import pytest
 from conftest import make_prices, tiny_settings, write_csv
 
-from forecaster import workflows as pipeline
 from forecaster.config import DataSettings
 from forecaster.errors import ForecasterError
 from forecaster.forecast.future import forecast_future, future_dates
 from forecaster.model.engines import Engine, KerasEngine, NumpyEngine, make_engine
 from forecaster.store.bundle import load_bundle, load_keras_model
-from forecaster.workflows import run_forecast
+from forecaster.workflows import runs as pipeline
+from forecaster.workflows.runs import run_forecast
 
 
 def _engines(bundle):

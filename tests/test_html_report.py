@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from forecaster.report.html import REPORT_FILE, build_report, read_parts
-from forecaster.workflows import run_forecast
+from forecaster.workflows.runs import run_forecast
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [

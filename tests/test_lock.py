@@ -13,9 +13,9 @@ from conftest import tiny_settings
 
 import train
 from forecaster import lock
-from forecaster import workflows as pipeline
 from forecaster.cli import main as cli
 from forecaster.lock import LockHeldError, hold, lock_path
+from forecaster.workflows import runs as pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from conftest import make_prices, tiny_settings, write_csv
 
-from forecaster import workflows as pipeline
 from forecaster.data import read_price_csv
 from forecaster.errors import BundleError, ForecasterError
 from forecaster.model.engines import KerasEngine, NumpyEngine
 from forecaster.prep.windows import prepare
 from forecaster.store import bundle as bundle_io
 from forecaster.store.bundle import load_bundle, load_keras_model
+from forecaster.workflows import runs as pipeline
 
 BUNDLE_FILES = {
     "model.keras",

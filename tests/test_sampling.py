@@ -7,7 +7,6 @@ from conftest import make_prices, tiny_settings, write_csv
 from scipy import special, stats
 
 import predict
-from forecaster import workflows as pipeline
 from forecaster.cli import main as cli
 from forecaster.config import PrepSettings
 from forecaster.errors import ForecasterError
@@ -18,6 +17,7 @@ from forecaster.model.heads import QUANTILES, HeadSpec, quantile_function
 from forecaster.prep.windows import Scaler, prepare
 from forecaster.report.plots import plot_forecast
 from forecaster.store.bundle import load_bundle, load_keras_model
+from forecaster.workflows import runs as pipeline
 
 WINDOW = 10
 PRICES = 160  # days of the trained model's series: short, to train fast

@@ -279,8 +279,8 @@ def train_command(args: argparse.Namespace) -> int:
 
         return per_series_command(args, settings)
     quiet_tensorflow()
-    from forecaster import workflows as pipeline
     from forecaster.report.tables import format_backtest
+    from forecaster.workflows import runs as pipeline
 
     if getattr(args, "backtest", None) is not None:
         out, table = pipeline.run_backtest(
@@ -308,7 +308,7 @@ def backtest_command(args: argparse.Namespace) -> int:
 
 def predict_command(args: argparse.Namespace) -> int:
     """Forecast with a bundle; write forecast.csv and forecast.png."""
-    from forecaster.workflows import run_forecast
+    from forecaster.workflows.runs import run_forecast
 
     forecast = ForecastSettings(
         **{f.name: getattr(args, f.name) for f in dataclasses.fields(ForecastSettings)}

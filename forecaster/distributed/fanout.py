@@ -365,7 +365,7 @@ def _train_task(name, prices, settings, out, before_save, cutoff=None):
     configure_tensorflow()
     from forecaster.api import Forecaster
     from forecaster.train.fit import discard_checkpoint
-    from forecaster.workflows import checkpoint_dir_for
+    from forecaster.workflows.runs import checkpoint_dir_for
 
     started = time.perf_counter()
     out = Path(out)
@@ -414,7 +414,7 @@ def _complete(name: str, out: Path) -> SeriesResult:
 
 
 def _discard_checkpoint(out: Path) -> None:
-    from forecaster.workflows import checkpoint_dir_for
+    from forecaster.workflows.runs import checkpoint_dir_for
 
     checkpoint = checkpoint_dir_for(out)
     if checkpoint.exists():

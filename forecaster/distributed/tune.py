@@ -86,7 +86,7 @@ def default_space(settings: Settings | None = None) -> dict:
 
 def default_search_out(settings: Settings) -> Path:
     """models/<source>-search: where a search goes unless told otherwise."""
-    from forecaster.workflows import source_name
+    from forecaster.workflows.runs import source_name
 
     return Path("models") / f"{source_name(settings)}-search"
 

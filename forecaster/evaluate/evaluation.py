@@ -22,7 +22,7 @@ from forecaster.evaluate.intervals import (
     interval_steps,
     scale_of,
 )
-from forecaster.forecast.future import block_for, paths
+from forecaster.model.paths import block_for, paths
 from forecaster.prep.windows import feature_view, window_view
 
 MIN_EVAL_STEPS = 10  # error-by-step is reported for at least this many steps

@@ -27,7 +27,7 @@ def conformal_intervals(prices: np.ndarray, split, predicted: np.ndarray, block:
 
     `prices` (n,) in price units; `predicted` (n_val, steps): the forecast
     paths from each validation origin t in `split.val_targets` (see
-    `forecaster.forecast.future.paths`). Each residual is scaled by the price scale
+    `forecaster.model.paths.paths`). Each residual is scaled by the price scale
     of its day, last price x recent volatility (`scale_of`), so a band keeps
     its meaning when prices leave the training range and widens in turbulent
     times. Only residuals whose day lies in the training part count. Returns

@@ -19,18 +19,7 @@ from forecaster.evaluate.intervals import (
     half_widths,
     scale_of,
 )
-from forecaster.prep.windows import feature_view, window_view
-
-METHODS = ("recursive", "direct")
-
-
-def block_for(method: str, horizon: int) -> int:
-    """Steps kept per model call: 1 for recursive, the model's horizon for direct."""
-    if method not in METHODS:
-        raise ForecasterError(
-            f"Unknown method {method!r}: choose one of {', '.join(METHODS)}."
-        )
-    return 1 if method == "recursive" else horizon
+from forecaster.model.paths import block_for
 
 
 def _band_levels() -> dict[str, float]:
@@ -230,46 +219,3 @@ def future_dates(
     from forecaster.data.calendars import sessions_after
 
     return sessions_after(last, days, calendar)
-
-
-def paths(
-    engine, prepared, targets: tuple[int, int], steps: int, block: int
-) -> np.ndarray:
-    """Forecasts from each origin t in `targets`, `steps` ahead: (n_origins, steps).
-
-    With extra input features (`prepared.extra`) the model is called once per
-    origin (direct), so `steps` is at most its horizon.
-    """
-    contexts = window_view(prepared.scaled, prepared.split.window, targets)
-    extra = feature_view(prepared.extra, prepared.split.window, targets)
-    out = []
-    for start in range(0, len(contexts), 2048):
-        part = slice(start, start + 2048)
-        if extra is None:
-            out.append(engine.forecast(contexts[part], steps, block))
-        else:
-            out.append(engine.forecast(contexts[part], steps, block, extra[part]))
-    scaled = np.concatenate(out) if out else np.empty((0, steps))
-    return prepared.scaler.inverse_transform(scaled)
-
-
-def check_block(method: str, horizon: int | None, trained: int) -> int:
-    """Steps kept per model call for `method`; `horizon` may lower the direct one.
-
-    `trained` is the model's own horizon. Raises when `horizon` is outside
-    1..trained.
-    """
-    default = block_for(method, trained)
-    if horizon is None:
-        return default
-    if horizon > trained:
-        raise ForecasterError(
-            f"horizon {horizon} is larger than the model was trained for "
-            f"({trained}): retrain with horizon={horizon}, or use {trained} or less. "
-            f"Received: horizon={horizon}"
-        )
-    if horizon < 1:
-        raise ForecasterError(
-            f"horizon must be at least 1. Received: horizon={horizon}"
-        )
-    return horizon

@@ -212,7 +212,7 @@ def run_numpy_training(settings: Settings, out, optimizer: str = "adam", force=F
     from forecaster.model.heads import require_price_objective
     from forecaster.prep.windows import prepare
     from forecaster.train.fit import TrainResult
-    from forecaster.workflows import TrainReport
+    from forecaster.workflows.runs import TrainReport
 
     settings.validate()
     require_price_objective(settings.model.objective, "the NumPy trainer")

@@ -1,0 +1,1 @@
+"""Whole runs over the API: train, backtest, predict."""
