@@ -14,10 +14,12 @@ of the two a program imports first.
 
 from forecaster.errors import BundleError, ForecasterError, UnsupportedModelError
 from forecaster.httpstack import isolate_curl_cffi
+from forecaster.version import __version__
 
 isolate_curl_cffi()
 
 __all__ = [
+    "__version__",
     "BundleError",
     "Forecaster",
     "ForecasterError",
@@ -25,7 +27,6 @@ __all__ = [
     "load",
     "read_prices",
 ]
-__version__ = "0.2.0"
 
 _API = {"Forecaster", "load", "read_prices", "settings_from_keywords"}
 

@@ -8,6 +8,11 @@
     model.save("models/aapl-gru")
     fc.load("models/aapl-gru").forecast(10)   # NumPy engine, no TensorFlow
 
+One series is a panel of one: every model is fitted, scored, forecast and
+saved through the same steps on a panel (forecaster.prep.panel). Whether the
+results read as one series' or as a panel's is decided once, by `is_single`,
+and only shapes what the user sees (`_face`).
+
 Learned state ends in an underscore, as in scikit-learn; using a model
 before `fit` (or `load`) raises a ForecasterError that says so.
 """
@@ -15,18 +20,26 @@ before `fit` (or `load`) raises a ForecasterError that says so.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from pathlib import Path
 
 import pandas as pd
 
-from forecaster.config import Settings, direction_panel_error
-from forecaster.data import Prices, load_prices
-from forecaster.data.frames import prices_from_pandas
+from forecaster.config import DataSettings, Settings, direction_panel_error
+from forecaster.data import load_prices
+from forecaster.data.panel import Panel, holds_many, panel_from_pandas
 from forecaster.errors import ForecasterError
+from forecaster.evaluate.backtest import walk_forward
+from forecaster.evaluate.direction import score_frame
+from forecaster.evaluate.evaluation import score_table
+from forecaster.evaluate.panel import evaluate_series, panel_summary, series_table
 from forecaster.forecast.future import forecast_direction, forecast_future
+from forecaster.io import write_directory_atomically
+from forecaster.model.engines import ENGINES, make_engine
 from forecaster.model.paths import METHODS, check_block
-from forecaster.store import bundle as bundle_io
+from forecaster.prep.panel import context_part, prepare_panel
+from forecaster.report import plots
+from forecaster.report.html import build_report
+from forecaster.store import bundle as store
 
 PLOTS = ("forecast", "test", "loss", "reliability")
 
@@ -70,8 +83,6 @@ def read_prices(
     decimal commas. The Series is named after its price column and keeps
     where it came from in `series.attrs["source"]`.
     """
-    from forecaster.config import DataSettings
-
     text = str(source)
     is_file = Path(text).exists() or text.lower().endswith(".csv")
     settings = DataSettings(
@@ -89,6 +100,25 @@ def read_prices(
     return series
 
 
+def is_single(prices, settings: Settings, cutoff=None, covariates=None) -> bool:
+    """Whether a model fitted on `prices` reads as one series, not as a panel.
+
+    The one place this is asked. One series (a Series, an OHLCV frame, a
+    one-series dict) on its closing prices alone is shown as one series:
+    one row of scores, a forecast without a series column, 0.1's bundle
+    layout. Several series, a Panel, a long frame, input features beyond
+    close, a shared `cutoff` or `covariates` make a panel, even of one.
+    """
+    return (
+        not (
+            holds_many(prices)
+            or settings.prep.features != "close"
+            or cutoff is not None
+        )
+        and not covariates
+    )
+
+
 class Forecaster:
     """A stacked LSTM/GRU/SimpleRNN price forecaster with the naive baseline beside it.
 
@@ -96,15 +126,14 @@ class Forecaster:
     (forecaster.config): window, horizon, representation, cell, units,
     layers, dropout, epochs, batch_size, patience, seed, ... After `fit`:
     `model_` (Keras), `scaler_`, `history_`, `metrics_`, `intervals_`,
-    `prices_` (the series it was given) and `best_epoch_`.
+    `prices_` (the series it was given) and `best_epoch_`; for a panel each
+    of scaler_, prices_ and intervals_ is a dict by series name.
     """
 
     def __init__(self, **keywords):
         self.settings = settings_from_keywords(**keywords)
-        self.model_ = None
-        self.scaler_ = None
-        self.prices_ = None
-        self.bundle_ = None
+        self.model_ = self.scaler_ = self.prices_ = self.bundle_ = None
+        self.single_, self.data_, self._panel, self._engines = True, None, None, {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Forecaster:
@@ -149,8 +178,8 @@ class Forecaster:
         `prices`: a pandas Series on a DatetimeIndex, a DataFrame with OHLCV
         columns (the price is `column`, else 'Adj Close', else 'Close'), or a
         panel: a dict {name: Series or DataFrame}, a long DataFrame with a
-        ticker column, or a forecaster.data.panel.Panel. A panel (or any
-        `features` beyond close) trains one global model on every series.
+        ticker column, or a forecaster.data.panel.Panel. One global model
+        learns every series (a single series is a panel of one).
         The oldest `train_fraction` trains (the scaler is fitted there only);
         the rest is the test part; a panel shares one cut-off date.
         `cutoff` (a date) sets the first test day instead, as a panel of
@@ -161,107 +190,88 @@ class Forecaster:
         With objective="direction" the model learns P(the next close is up)
         from one series of closing prices (no panel, cutoff or covariates).
         """
-        from forecaster.prep.windows import prepare
-        from forecaster.train.fit import fit_model
+        from forecaster.train.fit import fit_model  # lazy: it imports TensorFlow
 
-        if (
-            _is_panel(prices)
-            or self.settings.prep.features != "close"
-            or cutoff is not None
-            or covariates
-        ):
-            if self.is_direction:
-                raise direction_panel_error(_panel_reason(cutoff, covariates))
-            return self._fit_panel(
-                prices, column, cutoff, covariates, checkpoint_dir, resume
-            )
-        series = _as_prices(prices, column)
-        prepared = prepare(series.values, self.settings.prep)
-        result = fit_model(prepared, self.settings, checkpoint_dir, resume)
-        return self._adopt(series, prepared, result)
+        single = is_single(prices, self.settings, cutoff, covariates)
+        if self.is_direction and not single:
+            raise direction_panel_error(_panel_reason(cutoff, covariates))
+        panel = panel_from_pandas(prices, column)
+        prep = self.settings.prep
+        prepared = prepare_panel(
+            panel, prep, prep.features, cutoff, _covariate_names(covariates)
+        )
+        parts = list(prepared.parts.values())
+        result = fit_model(parts, self.settings, checkpoint_dir, resume)
+        return self.adopt(panel, prepared, result, single)
 
-    def _adopt(self, series: Prices, prepared, result) -> Forecaster:
-        """Take a trained model (a `training.TrainResult` on `prepared`, cut
-        from `series`) as this Forecaster's, scored on the test part. Returns
-        self. `fit` trains with Keras; `nptrain` passes NumPy-trained weights.
+    def adopt(self, panel: Panel, prepared, result, single: bool = True) -> Forecaster:
+        """Take a trained model as this Forecaster's, scored on the test days.
+
+        `result` is a `train.fit.TrainResult` on `prepared` (a PreparedPanel
+        cut from `panel`); `single` as `is_single` decides. Returns self.
+        `fit` trains with Keras; the NumPy trainer passes its own weights.
         """
-        from forecaster.evaluate.evaluation import evaluate
-        from forecaster.model.engines import KerasEngine
-
-        prep = self.settings.prep
-        engine = KerasEngine(
-            result.model, prep.representation, prep.window, prep.horizon
-        )
-        evaluation = evaluate(engine, prepared, self.settings.train.calibrate)
-        self.model_, self.scaler_, self.prices_ = (
-            result.model,
-            prepared.scaler,
-            (series.values),
-        )
+        engine = self._keras_engine(result.model, jit_compile=True)
+        results = evaluate_series(engine, prepared.parts, self.settings.train.calibrate)
+        self.single_, self.data_, self._panel = single, panel, prepared
+        self.model_, self.bundle_, self._engines = result.model, None, {}
         self.history_ = pd.DataFrame(result.history)
-        self.best_epoch_ = result.best_epoch
-        self.metrics_ = evaluation["metrics"]
-        self.intervals_ = evaluation["intervals"]
-        self.evaluation_ = evaluation
-        self.default_method_ = evaluation["default_method"]
-        self.metadata_ = _metadata(self.settings, series, prepared, result)
-        self.metadata_["default_method"] = self.default_method_
-        self.notes_ = list(series.notes)
-        self.bundle_ = None
-        self._engines = {}
+        self.best_epoch_, self.runtime_ = result.best_epoch, result.runtime
+        self.default_method_ = next(iter(results.values()))["default_method"]
+        self._present(results)
+        self.scaler_ = self._face({n: p.scaler for n, p in prepared.parts.items()})
+        self.prices_ = self._face({n: panel[n].values for n in prepared.parts})
+        self.sources_ = {name: panel[name].source for name in prepared.parts}
+        self.metadata_ = self._metadata(panel, prepared, result)
+        notes = list(panel.notes)
+        notes += [n for item in panel.values() for n in item.notes if n not in notes]
+        self.notes_ = notes + prepared.notes
         return self
 
-    def _fit_panel(self, prices, column, cutoff, covariates, checkpoint_dir, resume):
-        """One global model over every series of a panel, scored per series."""
-        from forecaster.data.panel import Panel, panel_from_pandas
-        from forecaster.model.engines import KerasEngine
-        from forecaster.prep.panel import evaluate_panel, prepare_panel
-        from forecaster.train.fit import fit_model
+    def _present(self, results: dict) -> None:
+        """evaluation_, metrics_ and intervals_ as the user sees them."""
+        by_name = results.items()
+        self.evaluation_ = self._face(results)
+        self.metrics_ = self._face({name: r["metrics"] for name, r in by_name})
+        self.intervals_ = self._face({name: r.get("intervals") for name, r in by_name})
+        if not self.single_:
+            table = series_table(self.metrics_)
+            summary = panel_summary(table)
+            self.evaluation_ = {"series": results, "table": table, "summary": summary}
+            self.metrics_ = {"series": self.metrics_, "panel": summary}
 
-        if isinstance(prices, pd.DataFrame) and _is_panel(prices):
-            prices = _split_long_frame(prices)
-        panel = (
-            prices if isinstance(prices, Panel) else panel_from_pandas(prices, column)
-        )
-        prep = self.settings.prep
-        if covariates:
-            covariates = {
-                name if str(name).startswith("cov_") else f"cov_{name}": values
-                for name, values in covariates.items()
-            }
-        prepared = prepare_panel(panel, prep, prep.features, cutoff, covariates)
-        parts = prepared.parts
-        result = fit_model(list(parts.values()), self.settings, checkpoint_dir, resume)
-        engine = KerasEngine(
-            result.model, prep.representation, prep.window, prep.horizon
-        )
-        evaluation = evaluate_panel(engine, prepared, self.settings.train.calibrate)
-        self.model_, self.panel_ = result.model, prepared
-        self.scaler_ = {name: part.scaler for name, part in parts.items()}
-        self.prices_ = {name: panel[name].values for name in parts}
-        self.sources_ = {name: panel[name].source for name in parts}
-        self.runtime_ = result.runtime
-        self.history_ = pd.DataFrame(result.history)
-        self.best_epoch_ = result.best_epoch
-        series = evaluation["series"]
-        self.metrics_ = {
-            "series": {name: e["metrics"] for name, e in series.items()},
-            "panel": evaluation["summary"],
+    def _metadata(self, panel: Panel, prepared, result) -> dict:
+        training = {
+            "epochs_run": len(result.history),
+            "best_epoch": result.best_epoch,
+            "seconds": round(result.seconds, 2),
+            "resumed_from_epoch": result.resumed_from,
+            "runtime": result.runtime,
         }
-        self.intervals_ = {name: e["intervals"] for name, e in series.items()}
-        self.evaluation_ = evaluation
-        first = next(iter(series.values()))
-        self.default_method_ = first["default_method"]
-        self.metadata_ = {"source": {"kind": "panel", "series": list(parts)}}
-        self.notes_ = list(panel.notes) + prepared.notes
-        self.bundle_ = None
-        self._engines = {}
-        return self
+        if self.single_:
+            item = panel[next(iter(prepared.parts))]
+            metadata = store.series_metadata(
+                self.settings, prepared, item.source, item.values.name, training
+            )
+        else:
+            metadata = store.metadata(self.settings, prepared, self.sources_, training)
+        return {**metadata, "default_method": self.default_method_}
+
+    @property
+    def panel_(self):
+        """Every series as prepared to forecast from (a prep.panel.PreparedPanel)."""
+        if self._panel is None and self.bundle_ is not None:
+            self._panel = store.prepared_from_bundle(self.bundle_, self.name)
+        return self._panel
+
+    @panel_.setter
+    def panel_(self, prepared) -> None:
+        self._panel = prepared
 
     @property
     def is_panel(self) -> bool:
-        """Whether this model was fitted on a panel (one global model)."""
-        return getattr(self, "panel_", None) is not None
+        """Whether this model reads as a panel (one global model over many series)."""
+        return not self.single_
 
     @property
     def is_direction(self) -> bool:
@@ -274,18 +284,12 @@ class Forecaster:
         """Test scores beside naive: rows rmse, mae, mape, directional_accuracy.
 
         A direction model's are beside the base rate: rows brier, log_loss,
-        accuracy (beside "always up").
+        accuracy (beside "always up"). A panel's: one row per series.
         """
-        from forecaster.evaluate.evaluation import score_table
-
         self._check_fitted("evaluate")
         if self.is_direction:
-            from forecaster.evaluate.direction import score_frame
-
             return score_frame(self.metrics_["direction"])
         if self.is_panel:
-            from forecaster.prep.panel import series_table
-
             return series_table(self.metrics_["series"])
         return score_table(self.metrics_)
 
@@ -309,26 +313,44 @@ class Forecaster:
         the direct method. Dates are the sessions of the exchange `calendar`
         (an exchange_calendars code; default: the one the model was trained
         with, XNYS unless set). Returns columns date, forecast, lower_80,
-        upper_80, lower_95, upper_95. A model trained with a probabilistic
-        loss (normal, student-t, quantile) adds a median column, and its bands
-        are quantiles of its own distribution: read from the head for a
-        direct forecast, else from `samples` paths drawn with `seed`.
+        upper_80, lower_95, upper_95 (and first a series column for a
+        panel: every series in one batched pass). A model trained with a
+        probabilistic loss (normal, student-t, quantile) adds a median
+        column, and its bands are quantiles of its own distribution: read
+        from the head for a direct forecast, else from `samples` paths drawn
+        with `seed`.
 
         A direction model forecasts the next session only, whatever `days`:
         one row, columns date and p_up (the probability that its close is
         above the last one).
         """
         self._check_fitted("forecast")
-        if self.is_panel:
-            return self._forecast_panel(days, prices, engine, calendar, samples, seed)
+        return self.forecast_from(
+            self._contexts(prices), days, method, horizon, engine, calendar,
+            samples, seed,
+        )  # fmt: skip
+
+    def forecast_from(
+        self,
+        parts: dict,
+        days: int = 30,
+        method: str | None = None,
+        horizon: int | None = None,
+        engine: str = "auto",
+        calendar: str | None = None,
+        samples: int = 1000,
+        seed: int = 0,
+        intervals: dict | None = None,
+    ) -> pd.DataFrame:
+        """`forecast` from `parts` ({name: prep.windows.Prepared}), e.g. new series.
+
+        `intervals`: {name: intervals by method} for those series (default:
+        the model's own series').
+        """
+        calendar = calendar or self.settings.data.calendar
         if self.is_direction:
-            return forecast_direction(
-                self._engine(engine),
-                self._history(prices),
-                self.scaler_,
-                calendar or self.settings.data.calendar,
-            )
-        values = self._history(prices)
+            part = next(iter(parts.values()))
+            return forecast_direction(self.get_engine(engine), part, calendar)
         method = method or self.default_method_
         if method not in METHODS:
             raise ForecasterError(
@@ -336,51 +358,43 @@ class Forecaster:
                 f"method={method!r}"
             )
         block = check_block(method, horizon, self.settings.prep.horizon)
-        intervals = self.intervals_ or {}
-        return forecast_future(
-            self._engine(engine),
-            values,
-            self.scaler_,
-            days,
-            method,
-            intervals.get(method) or intervals.get("recursive"),
-            block=block,
-            calendar=calendar or self.settings.data.calendar,
-            samples=samples,
-            seed=seed,
-        )
+        by_name = self.series_intervals() if intervals is None else intervals
+        chosen = {
+            name: one and (one.get(method) or one.get("recursive"))
+            for name, one in by_name.items()
+        }
+        frame = forecast_future(
+            self.get_engine(engine), parts, days, block, chosen, calendar,
+            samples, seed,
+        )  # fmt: skip
+        return frame.drop(columns="series") if self.single_ else frame
 
-    def _forecast_panel(
-        self, days, prices, engine, calendar, samples, seed
-    ) -> pd.DataFrame:
-        from forecaster.forecast.future import forecast_panel
-
-        if prices is not None:
+    def _contexts(self, prices) -> dict:
+        """{name: prep.windows.Prepared} to forecast from: the model's, or `prices`."""
+        if prices is None:
+            return self.panel_.parts
+        if not self.single_:
             raise ForecasterError(
                 "prices= is for a one-series model: a panel model forecasts from "
                 "the series it was fitted on."
             )
-        method = self.default_method_
-        intervals = {name: i[method] for name, i in self.intervals_.items()}
-        return forecast_panel(
-            self._engine(engine),
-            self.panel_.parts,
-            days,
-            method,
-            intervals,
-            calendar or self.settings.data.calendar,
-            samples,
-            seed,
-        )
+        values = next(iter(panel_from_pandas(prices).values())).values
+        rep = self.settings.prep.representation
+        return {self.name: context_part(values, self.scaler_, rep)}
+
+    def series_intervals(self) -> dict:
+        """{name: that series' intervals by method} (None for a direction model)."""
+        if self.single_:
+            return {self.name: self.intervals_}
+        return dict(self.intervals_ or {})
 
     def backtest(self, folds: int, prices=None) -> pd.DataFrame:
         """Walk-forward: retrain on `folds` expanding windows, score each next block.
 
         Uses the prices given to `fit` unless `prices` is given. Returns one
-        row per fold and a mean row, model beside naive.
+        row per fold and a mean row, model beside naive (for a panel, one row
+        per fold and series, and a mean row per fold).
         """
-        from forecaster.evaluate.backtest import walk_forward
-
         if prices is None:
             self._check_fitted("backtest")
             if self.bundle_ is not None:
@@ -388,10 +402,10 @@ class Forecaster:
                     "backtest needs the whole series: pass prices=, since a loaded "
                     "model keeps only its recent prices."
                 )
-            values = self.prices_
+            panel, single = self.data_, self.single_
         else:
-            values = _as_prices(prices, None).values
-        return walk_forward(values, self.settings, folds)
+            panel, single = panel_from_pandas(prices), is_single(prices, self.settings)
+        return walk_forward(panel, self.settings, folds, single)
 
     def plot(self, kind: str = "forecast", days: int = 30, ax=None, path=None):
         """Draw the forecast (or the "test" predictions, or the "loss"); a Figure.
@@ -400,22 +414,20 @@ class Forecaster:
         "loss"). Draws on `ax` when given; writes a PNG only when `path` is
         given.
         """
-        from forecaster.report import plots as plotting
-
         self._check_fitted("plot")
         if kind not in PLOTS:
             raise ForecasterError(
                 f"kind must be one of {', '.join(PLOTS)}. Received: kind={kind!r}"
             )
         if kind == "loss":
-            return plotting.plot_loss(self.history_, self.best_epoch_, path, ax)
+            return plots.plot_loss(self.history_, self.best_epoch_, path, ax)
         if kind == "reliability" or self.is_direction:
             return self._plot_reliability(kind, path, ax)
-        test = self._test_predictions()
+        test = self.test_predictions()
         if kind == "test":
             if test is None:
                 raise ForecasterError("This model has no test predictions to plot.")
-            return plotting.plot_test(
+            return plots.plot_test(
                 test,
                 self.name,
                 self.metrics_["model"]["rmse"],
@@ -425,12 +437,12 @@ class Forecaster:
             )
         frame = self.forecast(days)
         title = f"{self.name}: {days}-day forecast ({self.settings.model.cell})"
-        return plotting.plot_forecast(self._history(None), frame, title, test, path, ax)
+        part = next(iter(self.panel_.parts.values()))
+        history = pd.Series(part.prices, index=part.dates)
+        return plots.plot_forecast(history, frame, title, test, path, ax)
 
     def _plot_reliability(self, kind: str, path, ax):
         """A direction model's reliability diagram on the test days."""
-        from forecaster.report import plots as plotting
-
         if not self.is_direction:
             raise ForecasterError(
                 "kind='reliability' is drawn for a direction model "
@@ -444,7 +456,7 @@ class Forecaster:
             )
         table = pd.DataFrame(self.metrics_["reliability"]).astype(float)
         title = f"{self.name}: reliability of P(up) on the test days"
-        return plotting.plot_reliability(table, ax, path, title)
+        return plots.plot_reliability(table, ax, path, title)
 
     @property
     def name(self) -> str:
@@ -473,86 +485,65 @@ class Forecaster:
                 "old one is kept until the new one is complete), or choose another "
                 "path."
             )
-        write = self._write_panel if self.is_panel else self._write
-        bundle_io.write_directory_atomically(path, write, replace=True, what="bundle")
+
+        def write(tmp: Path) -> None:
+            store.write_bundle(tmp, self._bundle_parts(), self._outputs())
+
+        write_directory_atomically(path, write, replace=True, what="bundle")
         return path
 
-    def _write_panel(self, tmp: Path) -> None:
-        from forecaster.prep import panel as panels
-        from forecaster.report import plots as plotting
-
-        prepared, prep = self.panel_, self.settings.prep
-        metadata = {
-            "format_version": bundle_io.FORMAT_VERSION,
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "source": {"kind": "panel", "series": list(prepared.parts)},
-            "panel": {
-                "series": list(prepared.parts),
-                "cutoff": f"{prepared.cutoff:%Y-%m-%d}",
-                "features": list(prepared.features),
-                "inputs": next(iter(prepared.parts.values())).extra_names,
-                "sources": self.sources_,
-            },
-            "settings": self.settings.to_dict(),
-            "training": {
-                "epochs_run": len(self.history_),
-                "best_epoch": self.best_epoch_,
-                "runtime": self.runtime_,
-            },
-            "default_method": self.default_method_,
-            "versions": bundle_io.library_versions(),
-        }
-        bundle_io.write_panel_parts(
-            tmp,
-            model=self.model_,
-            scalers=panels.scaler_dicts(prepared),
-            metadata=metadata,
-            metrics=self.metrics_,
-            intervals=self.intervals_,
-            predictions=panels.long_predictions(self.evaluation_),
-            history=self.history_,
-            recent=panels.recent_rows(prepared, prep.window),
-        )
-        plotting.plot_loss(self.history_, self.best_epoch_, tmp / "loss.png")
-        from forecaster.report.html import build_report
-
-        build_report(tmp)
-        bundle_io.write_manifest(tmp)  # last: it lists every file written above
-
-    def _write(self, tmp: Path) -> None:
-        from forecaster.report import plots as plotting
-
-        evaluation, metrics = self.evaluation_, self.metrics_
+    def _bundle_parts(self) -> store.BundleParts:
+        results = self.evaluation_["series"] if self.is_panel else None
+        results = results or {self.name: self.evaluation_}
         prices_only = not self.is_direction  # a direction model has no price path
-        bundle_io.write_parts(
-            tmp,
+        by_step = self.evaluation_.get("by_step") if self.single_ else None
+        return store.BundleParts(
             model=self.model_,
-            scaler=self.scaler_.to_dict(),
+            prepared=self.panel_,
+            single=self.single_,
             metadata=self.metadata_,
-            metrics=metrics,
+            metrics=self.metrics_,
             intervals=self.intervals_ if prices_only else None,
-            predictions=evaluation["predictions"],
-            by_step=evaluation["by_step"] if prices_only else None,
+            predictions={name: r["predictions"] for name, r in results.items()},
+            by_step=by_step if prices_only else None,
             history=self.history_,
-            recent=self.prices_.iloc[-self.settings.prep.window :],
         )
-        plotting.plot_loss(self.history_, self.best_epoch_, tmp / "loss.png")
-        if self.is_direction:
-            self._plot_reliability("reliability", tmp / "reliability.png", None)
-        else:
-            plotting.plot_test(
-                evaluation["predictions"],
+
+    def _outputs(self) -> dict:
+        """The bundle's plots and report, drawn once its other files are written."""
+
+        def loss(path: Path) -> None:
+            plots.plot_loss(self.history_, self.best_epoch_, path)
+
+        def test(path: Path) -> None:
+            metrics = self.metrics_
+            plots.plot_test(
+                self.evaluation_["predictions"],
                 self.name,
                 metrics["model"]["rmse"],
                 metrics["naive"]["rmse"],
-                tmp / "test_predictions.png",
+                path,
             )
-        from forecaster.report.html import build_report
 
-        build_report(tmp, prices=self.prices_)
-        bundle_io.write_manifest(tmp)  # last: it lists every file written above
+        def report(path: Path) -> None:
+            prices = self.prices_ if self.single_ else None
+            build_report(path.parent, prices=prices, path=path)
+
+        outputs = {store.LOSS_PLOT: loss}
+        if self.is_direction:
+            outputs[store.RELIABILITY_PLOT] = lambda path: self._plot_reliability(
+                "reliability", path, None
+            )
+        elif self.single_:
+            outputs[store.TEST_PLOT] = test
+        outputs[store.REPORT_FILE] = report
+        return outputs
 
     # ------------------------------------------------------------ helpers
+
+    def _face(self, by_series: dict):
+        """What the user sees of {name: value}: the value itself for one series."""
+        return next(iter(by_series.values())) if self.single_ else by_series
 
     @property
     def _fitted(self) -> bool:
@@ -565,48 +556,40 @@ class Forecaster:
                 f"{action}(), or load a saved one with forecaster.load(path)."
             )
 
-    def _history(self, prices) -> pd.Series:
-        if prices is not None:
-            return _as_prices(prices, None).values
-        if self.prices_ is not None:
-            return self.prices_
-        return bundle_io.source_prices(self.bundle_)
-
-    def _engine(self, engine: str):
-        """The engine for `engine` ("auto", "numpy" or "keras"), built once."""
-        cache = self.__dict__.setdefault("_engines", {})
-        if engine not in cache:
-            cache[engine] = self._make_engine(engine)
-        return cache[engine]
+    def get_engine(self, engine: str = "auto"):
+        """The forecasting engine for `engine` ("auto", "numpy" or "keras"), once."""
+        if engine not in self._engines:
+            self._engines[engine] = self._make_engine(engine)
+        return self._engines[engine]
 
     def _make_engine(self, engine: str):
-        from forecaster.model.engines import ENGINES, KerasEngine, make_engine
-
         if engine not in ENGINES:
             raise ForecasterError(
                 f"engine must be one of {', '.join(ENGINES)}. Received: "
                 f"engine={engine!r}"
             )
         if self.model_ is not None and engine != "numpy":
-            prep = self.settings.prep
-            return KerasEngine(
-                self.model_,
-                prep.representation,
-                prep.window,
-                prep.horizon,
-                jit_compile=False,
-            )
+            return self._keras_engine(self.model_, jit_compile=False)
         if self.bundle_ is None:
             raise ForecasterError(
                 "engine='numpy' reads a saved model: save() it and load() it first."
             )
         return make_engine(self.bundle_, engine)
 
-    def _test_predictions(self) -> pd.DataFrame | None:
+    def _keras_engine(self, model, jit_compile: bool):
+        """A Keras engine over the in-memory `model` (TensorFlow is loaded by now)."""
+        from forecaster.model.engines import KerasEngine  # lazy: TensorFlow
+
+        prep = self.settings.prep
+        return KerasEngine(
+            model, prep.representation, prep.window, prep.horizon, jit_compile
+        )
+
+    def test_predictions(self) -> pd.DataFrame | None:
+        """The test-day predictions (one series'), or None if there are none."""
         if self.model_ is not None:
-            return self.evaluation_["predictions"]
-        file = self.bundle_.path / "test_predictions.csv"
-        return pd.read_csv(file) if file.exists() else None
+            return self.evaluation_.get("predictions")
+        return store.read_predictions(self.bundle_)
 
 
 def load(path) -> Forecaster:
@@ -615,100 +598,35 @@ def load(path) -> Forecaster:
     Importing TensorFlow is left to `forecast(engine="keras")`; a model with
     layers the NumPy engine lacks falls back to Keras by itself.
     """
-    from forecaster.prep import panel as panels
-
-    bundle = bundle_io.load_bundle(path)
+    bundle = store.load_bundle(path)
     model = Forecaster.from_settings(bundle.settings)
-    model.bundle_ = bundle
+    model.bundle_, model.single_ = bundle, bundle.single
     model.scaler_ = bundle.scaler
     model.metrics_ = bundle.metrics
     model.intervals_ = bundle.intervals
     model.metadata_ = bundle.metadata
     model.default_method_ = bundle.metadata.get("default_method", "recursive")
-    model.history_ = bundle_io.read_history(bundle)
+    model.history_ = store.read_history(bundle)
     model.best_epoch_ = bundle.metadata.get("training", {}).get("best_epoch")
     model.notes_ = []
-    if "panel" in bundle.metadata:
-        recent = bundle_io.read_panel_recent(bundle)
-        model.panel_, model.prices_ = panels.from_bundle(bundle, recent), None
-    else:
-        model.prices_ = bundle_io.read_recent_prices(bundle)
+    model.prices_ = store.read_recent_prices(bundle) if bundle.single else None
     return model
 
 
-def _is_panel(prices) -> bool:
-    """Whether `prices` holds several series (or is a Panel, or a long frame)."""
-    from forecaster.data.panel import Panel
-
-    if isinstance(prices, Panel):
-        return True
-    if isinstance(prices, dict):
-        return len(prices) > 1
-    if isinstance(prices, pd.DataFrame):
-        names = {str(c).strip().lower() for c in prices.columns}
-        return bool(names & {"ticker", "symbol", "name"})
-    return False
+def _covariate_names(covariates: dict | None) -> dict | None:
+    """Covariates keyed cov_<name>, the input name they take beside the prices."""
+    if not covariates:
+        return covariates
+    return {
+        name if str(name).startswith("cov_") else f"cov_{name}": values
+        for name, values in covariates.items()
+    }
 
 
 def _panel_reason(cutoff, covariates) -> str:
-    """What made `fit` take the panel path, for the direction model's error."""
+    """What made `fit` a panel's, for the direction model's error."""
     if cutoff is not None:
         return f"cutoff={str(cutoff)!r}"
     if covariates:
         return f"covariates={sorted(str(name) for name in covariates)}"
     return "prices holding several series"
-
-
-def _split_long_frame(frame: pd.DataFrame) -> dict:
-    """A long frame (date, ticker, prices...) as {ticker: its rows}."""
-    by_lower = {str(c).strip().lower(): c for c in frame.columns}
-    column = next(by_lower[n] for n in ("ticker", "symbol", "name") if n in by_lower)
-    return {
-        str(name): rows.drop(columns=[column])
-        for name, rows in frame.groupby(column, sort=False)
-    }
-
-
-def _as_prices(prices, column) -> Prices:
-    if isinstance(prices, Prices):
-        return prices
-    if isinstance(prices, dict):
-        if len(prices) != 1:
-            raise ForecasterError(
-                f"prices must hold one series here. Received: {len(prices)} series"
-            )
-        [(name, data)] = prices.items()
-        return prices_from_pandas(data, column, name=str(name))
-    return prices_from_pandas(prices, column)
-
-
-def _metadata(settings: Settings, prices: Prices, prepared, result) -> dict:
-    split = prepared.split
-    return {
-        "format_version": bundle_io.FORMAT_VERSION,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "source": prices.source,
-        "column": prices.source.get("column", prices.values.name),
-        "date_range": {
-            "first": prices.first_date,
-            "last": prices.last_date,
-            "train_end": prepared.dates[split.n_train - 1].strftime("%Y-%m-%d"),
-            "test_start": prepared.dates[split.n_train].strftime("%Y-%m-%d"),
-        },
-        "rows": {
-            "total": split.n,
-            "train": split.n_train,
-            "fit_windows": split.n_fit,
-            "validation_windows": split.n_val,
-            "test_windows": split.n_test,
-        },
-        "settings": settings.to_dict(),
-        "training": {
-            "epochs_run": len(result.history),
-            "best_epoch": result.best_epoch,
-            "seconds": round(result.seconds, 2),
-            "resumed_from_epoch": result.resumed_from,
-            "runtime": result.runtime,
-        },
-        "versions": bundle_io.library_versions(),
-    }

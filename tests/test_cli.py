@@ -91,7 +91,7 @@ def run_module(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_version_and_subcommands():
-    from forecaster import __version__
+    from forecaster.version import __version__
 
     done = run_module("--version")
     assert done.returncode == 0 and done.stdout.strip() == f"forecaster {__version__}"

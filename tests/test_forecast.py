@@ -9,6 +9,7 @@ from forecaster.config import DataSettings
 from forecaster.errors import ForecasterError
 from forecaster.forecast.future import forecast_future, future_dates
 from forecaster.model.engines import Engine, KerasEngine, NumpyEngine, make_engine
+from forecaster.prep.panel import context_part
 from forecaster.store.bundle import load_bundle, load_keras_model
 from forecaster.workflows import runs as pipeline
 from forecaster.workflows.runs import run_forecast
@@ -110,7 +111,8 @@ def test_forecast_needs_a_full_window(trained_bundle):
     engine = make_engine(bundle)
     short = make_prices(5)
     with pytest.raises(ForecasterError, match="need at least 10 prices .* got 5"):
-        forecast_future(engine, short, bundle.scaler, 3, "recursive")
+        part = context_part(short, bundle.scaler, bundle.representation)
+        forecast_future(engine, {"short": part}, 3, 1, {})
 
 
 @pytest.mark.parametrize("days", [0, -3])

@@ -174,14 +174,14 @@ def test_every_series_validates_from_the_same_date():
 @pytest.mark.slow
 def test_walk_forward_over_a_panel_scores_each_fold_and_series():
     from forecaster.api import settings_from_keywords
-    from forecaster.evaluate.backtest import walk_forward_panel
+    from forecaster.evaluate.backtest import walk_forward
 
     panel = panel_from_pandas(generated_panel())
-    table = walk_forward_panel(panel, settings_from_keywords(**TINY), 2)
+    table = walk_forward(panel, settings_from_keywords(**TINY), 2, single=False)
     assert list(table["fold"]) == [1, 1, 1, 1, 2, 2, 2, 2]
     assert list(table["series"]) == ["AAA", "BBB", "CCC", "mean"] * 2
     fold1 = table[(table["fold"] == 1) & (table["series"] != "mean")]
-    assert table.loc[3, "ratio"] == pytest.approx(fold1["ratio"].mean())
+    assert table.loc[3, "rmse_ratio"] == pytest.approx(fold1["rmse_ratio"].mean())
     assert (table["test_days"].dropna() > 0).all()
 
 

@@ -11,9 +11,9 @@ from conftest import make_prices, tiny_settings, write_csv
 
 from forecaster.data import read_price_csv
 from forecaster.errors import BundleError, ForecasterError
+from forecaster.io import write_directory_atomically
 from forecaster.model.engines import KerasEngine, NumpyEngine
 from forecaster.prep.windows import prepare
-from forecaster.store import bundle as bundle_io
 from forecaster.store.bundle import load_bundle, load_keras_model
 from forecaster.workflows import runs as pipeline
 
@@ -166,7 +166,7 @@ def test_atomic_directory_write_cleans_up(tmp_path):
         raise RuntimeError("stop")
 
     with pytest.raises(RuntimeError):
-        bundle_io.write_directory_atomically(target, half)
+        write_directory_atomically(target, half)
     assert not target.exists() and list(tmp_path.iterdir()) == []
 
 

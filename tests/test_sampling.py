@@ -11,9 +11,10 @@ from forecaster.cli import main as cli
 from forecaster.config import PrepSettings
 from forecaster.errors import ForecasterError
 from forecaster.evaluate.intervals import RESIDUAL_SCALE, scale_of
-from forecaster.forecast.future import BAND_LEVELS, forecast_future, forecast_panel
+from forecaster.forecast.future import BAND_LEVELS, forecast_future
 from forecaster.model.engines import Engine, KerasEngine, NumpyEngine
 from forecaster.model.heads import QUANTILES, HeadSpec, quantile_function
+from forecaster.prep.panel import context_part
 from forecaster.prep.windows import Scaler, prepare
 from forecaster.report.plots import plot_forecast
 from forecaster.store.bundle import load_bundle, load_keras_model
@@ -149,7 +150,7 @@ def test_forecast_of_an_mse_model_keeps_its_conformal_bands(values):
     engine = FixedHead("mse", [0.01])
     scaler = Scaler().fit(values.to_numpy())
     intervals = {"scale": RESIDUAL_SCALE, "levels": {"0.8": [1, 2], "0.95": [3, 4]}}
-    frame = forecast_future(engine, values, scaler, 2, "recursive", intervals)
+    frame = one_series(engine, values, scaler, 2, 1, intervals)
     assert list(frame.columns) == [
         "date",
         "forecast",
@@ -168,7 +169,7 @@ def test_direct_forecast_reads_the_bands_from_the_head(values):
     params = np.array([[0.0, 0.01], [0.001, 0.02]])
     engine = FixedHead("normal", params, horizon=2)
     scaler = Scaler().fit(values.to_numpy())
-    frame = forecast_future(engine, values, scaler, 2, "direct")
+    frame = one_series(engine, values, scaler, 2, 2)
     assert list(frame.columns) == FRAME_COLUMNS
     last = scaler.transform(values.to_numpy()[-1])
     for column, level in BAND_LEVELS.items():
@@ -182,9 +183,16 @@ def test_panel_forecast_draws_every_series_in_one_batch(values):
     prep = PrepSettings(window=WINDOW, representation="delta")
     parts = {"A": prepare(values, prep), "B": prepare(make_prices(60, seed=1), prep)}
     engine = FixedHead("student-t", [0.0, 0.01, 5.0])
-    frame = forecast_panel(engine, parts, 3, "recursive", {}, samples=300, seed=0)
+    frame = forecast_future(engine, parts, 3, 1, {}, samples=300, seed=0)
     assert list(frame.columns) == ["series", *FRAME_COLUMNS]
     assert list(frame["series"]) == ["A"] * 3 + ["B"] * 3 and _nested(frame)
+
+
+def one_series(engine, values, scaler, days, block, intervals=None, **draws):
+    """forecast_future for one series, without its series column."""
+    part = context_part(values, scaler, "delta")
+    frame = forecast_future(engine, {"x": part}, days, block, {"x": intervals}, **draws)
+    return frame.drop(columns="series")
 
 
 # ---------------------------------------------------- a trained student-t model
@@ -216,9 +224,7 @@ def test_student_t_forecast_has_a_median_inside_nested_bands(student_t_bundle):
     args = (bundle.representation, bundle.window, bundle.horizon)
     engine = NumpyEngine(bundle.model_path, *args)
     values = make_prices(PRICES, seed=3)
-    frame = forecast_future(
-        engine, values, bundle.scaler, 8, "recursive", samples=300, seed=2
-    )
+    frame = one_series(engine, values, bundle.scaler, 8, 1, samples=300, seed=2)
     assert list(frame.columns) == FRAME_COLUMNS and _nested(frame)
     widths = frame["upper_95"] - frame["lower_95"]
     assert widths.iloc[-1] > widths.iloc[0]  # uncertainty grows with the steps

@@ -383,8 +383,8 @@ def _one(name: str, values):
 
 def main_parser() -> argparse.ArgumentParser:
     """`forecaster`: the console command with its subcommands."""
-    from forecaster import __version__
     from forecaster.cli.distributed import add_per_series_flags, add_tune_command
+    from forecaster.version import __version__
 
     p = argparse.ArgumentParser(
         prog="forecaster",

@@ -764,6 +764,8 @@ def panel_from_pandas(data, column: str | None = None) -> Panel:
 
     A single Series or DataFrame (or `Prices`) is a panel of one, named by
     where it came from (its ticker or file stem) when it says, else "prices".
+    A long DataFrame (a ticker, symbol or name column) holds one series per
+    ticker.
     Targets go through `prices_from_pandas` (the CSV reader's checks); a
     DataFrame's Open/High/Low/Close/Adj Close/Volume columns become its OHLCV.
     """
@@ -773,6 +775,8 @@ def panel_from_pandas(data, column: str | None = None) -> Panel:
         return data
     if isinstance(data, Prices):
         return Panel.of(data)
+    if isinstance(data, pd.DataFrame) and long_frame_column(data):
+        data = split_long_frame(data)
     named = data if isinstance(data, Mapping) else {None: data}
     series = []
     for name, value in named.items():
@@ -788,6 +792,31 @@ def panel_from_pandas(data, column: str | None = None) -> Panel:
             item.ohlcv = _frame_ohlcv(frame, item.values.index, item.where)
         series.append(item)
     return Panel(series)
+
+
+def holds_many(data) -> bool:
+    """Whether `data` is given as many series: a Panel, a dict of several, or a
+    long DataFrame with a ticker column (even of one ticker)."""
+    if isinstance(data, Panel):
+        return True
+    if isinstance(data, Mapping):
+        return len(data) > 1
+    return isinstance(data, pd.DataFrame) and bool(long_frame_column(data))
+
+
+def long_frame_column(frame: pd.DataFrame) -> str | None:
+    """The ticker column of a long DataFrame (ticker, symbol or name), or None."""
+    by_lower = {str(c).strip().lower(): c for c in frame.columns}
+    return next((by_lower[n] for n in TICKER_COLUMNS if n in by_lower), None)
+
+
+def split_long_frame(frame: pd.DataFrame) -> dict:
+    """A long frame (date, ticker, prices...) as {ticker: its rows}."""
+    column = long_frame_column(frame)
+    return {
+        str(name): rows.drop(columns=[column])
+        for name, rows in frame.groupby(column, sort=False)
+    }
 
 
 def _frame_ohlcv(frame: pd.DataFrame, index, where: str) -> pd.DataFrame | None:

@@ -353,7 +353,7 @@ def write_summary(results: Sequence[SeriesResult], out: str | os.PathLike) -> Pa
     """Write `out/series.csv`: one row per series, its status, scores and error."""
     import pandas as pd
 
-    from forecaster.store.bundle import write_file_atomically
+    from forecaster.io import write_file_atomically
 
     table = pd.DataFrame([r.row() for r in results])
     path = Path(out) / "series.csv"

@@ -162,7 +162,7 @@ def run_search(
     series = _as_prices(prices, settings.data.column)
     grid = _fit(series, settings, out, trials, max_concurrent, space, resume)
     table = trials_table(grid, settings)
-    from forecaster.store.bundle import write_file_atomically
+    from forecaster.io import write_file_atomically
 
     write_file_atomically(out / TRIALS_FILE, lambda t: table.to_csv(t, index=False))
     scored = table[table["status"] != "error"]

@@ -1,116 +1,106 @@
-"""Walk-forward backtests: retrain on expanding windows, score each following block."""
+"""Walk-forward backtests: retrain on expanding windows, score each following block.
+
+One series is a panel of one: every fold trains one model on every series'
+days before its block (one shared cut-off) and scores each series one step
+ahead on that block, beside naive.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from forecaster.config import Settings, check_at_least
+from forecaster.data.panel import Panel, cutoff_date
+from forecaster.evaluate.evaluation import naive_scores, scores, test_predictions
+from forecaster.model.heads import require_price_objective
+from forecaster.prep.panel import prepare_panel
 
 log = logging.getLogger("forecaster")
 
+SCORED = ("rmse", "mae", "mape", "ratio")  # columns averaged in the mean rows
 
-def walk_forward(values: pd.Series, settings: Settings, folds: int) -> pd.DataFrame:
+
+def walk_forward(
+    panel: Panel, settings: Settings, folds: int, single: bool = True
+) -> pd.DataFrame:
     """Retrain on K expanding windows and score each next block, model beside naive.
 
-    The part after `train_fraction` is cut into `folds` equal blocks; fold k
-    trains (scaler, validation and all) on everything before block k and is
-    scored one step ahead on block k. Returns one row per fold and a mean row.
+    The panel's dates after its `train_fraction` cut-off are cut into
+    `folds` equal blocks; fold k trains (scalers, validation and all) on
+    every series' days before block k and is scored one step ahead on block
+    k. Returns one row per fold and series with a mean row per fold, or, for
+    one series shown as such (`single`), one row per fold and a mean row.
     """
-    from forecaster.model.heads import require_price_objective
-    from forecaster.prep.windows import split_series
-
     settings.validate()
     require_price_objective(settings.model.objective, "backtest")
-    check_at_least("folds", folds)
-    first = split_series(len(values), settings.prep).n_train
-    edges = np.linspace(first, len(values), folds + 1).astype(int)
-    rows = [
-        _fold(values, settings, k, int(a), int(b))
-        for k, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True), start=1)
-    ]
-    table = pd.DataFrame(rows)
-    mean = {
-        "fold": "mean",
-        **{
-            c: table[c].mean()
-            for c in table.columns
-            if c.endswith(("rmse", "mae", "mape", "ratio"))
-        },
-    }
-    return pd.concat([table, pd.DataFrame([mean])], ignore_index=True)
-
-
-def _fold(values: pd.Series, settings: Settings, k: int, start: int, stop: int) -> dict:
-    from forecaster.evaluate.evaluation import naive_scores, scores, test_predictions
-    from forecaster.model.engines import KerasEngine
-    from forecaster.prep.windows import prepare
-    from forecaster.train.fit import fit_model
-
-    log.info("fold %d: train on %d days, test %d days", k, start, stop - start)
-    prepared = prepare(values.iloc[:stop], settings.prep, n_train=start)
-    result = fit_model(prepared, settings)
-    prep = settings.prep
-    engine = KerasEngine(result.model, prep.representation, prep.window, prep.horizon)
-    predictions = test_predictions(engine, prepared)
-    model = scores(
-        predictions["actual"], predictions["predicted"], predictions["naive"]
-    )
-    naive = naive_scores(predictions["actual"], predictions["naive"])
-    return {
-        "fold": k,
-        "train_days": start,
-        "test_start": predictions["date"].iloc[0],
-        "test_end": predictions["date"].iloc[-1],
-        "test_days": len(predictions),
-        "model_rmse": model["rmse"],
-        "naive_rmse": naive["rmse"],
-        "rmse_ratio": model["rmse"] / naive["rmse"] if naive["rmse"] else math.nan,
-        "model_mae": model["mae"],
-        "naive_mae": naive["mae"],
-        "model_mape": model["mape"],
-        "naive_mape": naive["mape"],
-        "best_epoch": result.best_epoch,
-    }
-
-
-def walk_forward_panel(panel, settings: Settings, folds: int) -> pd.DataFrame:
-    """Walk-forward over a panel: K global models, each scored per series beside naive.
-
-    The panel's dates after its cut-off are cut into `folds` equal blocks;
-    fold k trains one global model on every series' days before block k (one
-    shared cut-off) and scores each series one step ahead on block k. Returns
-    one row per fold and series, and a mean row per fold.
-    """
-    from forecaster.api import Forecaster
-    from forecaster.data.panel import cutoff_date
-
-    settings.validate()
     check_at_least("folds", folds)
     dates = panel.dates
     first = int(dates.searchsorted(cutoff_date(panel, settings.prep.train_fraction)))
     edges = np.linspace(first, len(dates), folds + 1).astype(int)
-    frames = []
+    rows = []
     for k, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True), start=1):
         log.info("fold %d: test %s to %s", k, dates[a].date(), dates[b - 1].date())
-        part = truncate(panel, dates[b - 1])
-        model = Forecaster.from_settings(settings).fit(part, cutoff=dates[a])
-        table = model.evaluate()
-        table.insert(0, "fold", k)
-        mean = {"fold": k, "series": "mean", "ratio": table["ratio"].mean()}
-        frames += [table, pd.DataFrame([mean])]
+        rows += fold_rows(truncate(panel, dates[b - 1]), settings, k, dates[a])
+    table = pd.DataFrame(rows)
+    if single:
+        table = table.drop(columns="series")
+        return pd.concat([table, mean_row(table, "mean")], ignore_index=True)
+    frames = []
+    for k, fold in table.groupby("fold", sort=False):
+        frames += [fold, mean_row(fold, k).assign(series="mean")]
     return pd.concat(frames, ignore_index=True)
 
 
-def truncate(panel, last):
+def fold_rows(panel: Panel, settings: Settings, k: int, cutoff) -> list[dict]:
+    """Fold `k`: one model trained before `cutoff`, each series scored from it."""
+    from forecaster.model.engines import KerasEngine  # lazy: TensorFlow
+    from forecaster.train.fit import fit_model  # lazy: TensorFlow
+
+    prep = settings.prep
+    prepared = prepare_panel(panel, prep, prep.features, cutoff)
+    result = fit_model(list(prepared.parts.values()), settings)
+    engine = KerasEngine(result.model, prep.representation, prep.window, prep.horizon)
+    rows = []
+    for name, part in prepared.parts.items():
+        predictions = test_predictions(engine, part)
+        actual, previous = predictions["actual"], predictions["naive"]
+        model = scores(actual, predictions["predicted"], previous)
+        naive = naive_scores(actual, previous)
+        ratio = model["rmse"] / naive["rmse"] if naive["rmse"] else math.nan
+        rows.append(
+            {
+                "fold": k,
+                "series": name,
+                "train_days": part.split.n_train,
+                "test_start": predictions["date"].iloc[0],
+                "test_end": predictions["date"].iloc[-1],
+                "test_days": len(predictions),
+                "model_rmse": model["rmse"],
+                "naive_rmse": naive["rmse"],
+                "rmse_ratio": ratio,
+                "model_mae": model["mae"],
+                "naive_mae": naive["mae"],
+                "model_mape": model["mape"],
+                "naive_mape": naive["mape"],
+                "best_epoch": result.best_epoch,
+            }
+        )
+    return rows
+
+
+def mean_row(table: pd.DataFrame, fold) -> pd.DataFrame:
+    """One row: `fold` and the mean of every score column of `table`."""
+    means = {c: table[c].mean() for c in table.columns if c.endswith(SCORED)}
+    return pd.DataFrame([{"fold": fold, **means}])
+
+
+def truncate(panel: Panel, last) -> Panel:
     """The panel with every series' days after `last` removed."""
-    from dataclasses import replace
-
-    from forecaster.data.panel import Panel
-
     last = pd.Timestamp(last)
     kept = []
     for item in panel.values():

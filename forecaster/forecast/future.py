@@ -1,4 +1,4 @@
-"""Forecasting in prices: paths from many origins, the future forecast with bands.
+"""Forecasts past the last price: every series in one batched pass, with bands.
 
 The bands are split-conformal (forecaster.evaluate.intervals) for a point model, and
 quantiles of the model's own distribution for a probabilistic head.
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.config import check_at_least
-from forecaster.data.calendars import DEFAULT_CALENDAR
+from forecaster.data.calendars import DEFAULT_CALENDAR, sessions_after
 from forecaster.errors import ForecasterError
 from forecaster.evaluate.calibration import widen_quantiles
 from forecaster.evaluate.intervals import (
@@ -19,7 +19,7 @@ from forecaster.evaluate.intervals import (
     half_widths,
     scale_of,
 )
-from forecaster.model.paths import block_for
+from forecaster.model.engines import check_direct_steps
 
 
 def _band_levels() -> dict[str, float]:
@@ -37,36 +37,60 @@ BAND_LEVELS = _band_levels()  # median 0.5, lower_80 0.1, upper_80 0.9, ...
 
 def forecast_future(
     engine,
-    values: pd.Series,
-    scaler,
+    parts: dict,
     days: int,
-    method: str,
-    intervals: dict | None = None,
-    block: int | None = None,
+    block: int,
+    intervals: dict,
     calendar: str = DEFAULT_CALENDAR,
     samples: int = 1000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Forecast `days` sessions of `calendar` past the last date of `values` (prices).
+    """Every series forecast `days` sessions of `calendar` past its last date.
 
-    Returns columns date, forecast and, when `intervals` are given,
+    `parts`: name -> windows.Prepared (its last `window` days are the
+    context, with their extra features); all series go through the engine
+    in one batched call. `block`: steps kept per model call (1: recursive;
+    with input features beside the price, the model's horizon).
+    `intervals`: name -> that series' conformal intervals of the method
+    used (or None). Returns the long frame: series, date, forecast and
     lower_80, upper_80, lower_95, upper_95 (price units). A model with a
     probabilistic head gives its own distribution instead of `intervals`:
-    columns date, forecast, median and the four bands, read from the head
-    when `days` fit in one model call, else quantiles of `samples` paths
-    drawn with `seed` (see `distribution_quantiles`).
+    a median column too, and the bands read from the head when `days` fit
+    in one model call, else quantiles of `samples` paths drawn with `seed`
+    (see `distribution_quantiles`).
     """
     check_at_least("days", days)
     window = engine.window
-    _check_length(values, window)
-    context = scaler.transform(values.to_numpy()[-window:])[None, :]
-    block = block or block_for(method, engine.horizon)
-    path = scaler.inverse_transform(engine.forecast(context, days, block))[0]
-    if not engine.head.probabilistic:
-        return banded_frame(values, path, intervals, window, calendar)
-    scaled = distribution_quantiles(engine, context, days, block, samples, seed)
-    scaled = widen_quantiles(scaled, list(BAND_LEVELS), (intervals or {}).get("cqr"))
-    return quantile_frame(values, path, scaler.inverse_transform(scaled[0]), calendar)
+    names = list(parts)
+    for name in names:
+        check_length(parts[name].prices, window)
+    contexts = np.stack([parts[name].scaled[-window:] for name in names])
+    extra = None
+    if parts[names[0]].extra is not None:
+        check_direct_days(days, engine.horizon)
+        extra = np.stack([parts[name].extra[-window:] for name in names])
+        block = engine.horizon
+    scaled = engine.forecast(contexts, days, block, extra)
+    quantiles = None
+    if engine.head.probabilistic:
+        quantiles = distribution_quantiles(
+            engine, contexts, days, block, samples, seed, extra
+        )
+    frames = []
+    for row, name in enumerate(names):
+        part = parts[name]
+        values = pd.Series(part.prices, index=part.dates)
+        path = part.scaler.inverse_transform(scaled[row])
+        if quantiles is None:
+            frame = banded_frame(values, path, intervals.get(name), window, calendar)
+        else:
+            cqr = (intervals.get(name) or {}).get("cqr")
+            own = widen_quantiles(quantiles[row : row + 1], list(BAND_LEVELS), cqr)
+            in_prices = part.scaler.inverse_transform(own[0])
+            frame = quantile_frame(values, path, in_prices, calendar)
+        frames.append(frame.assign(series=name))
+    long = pd.concat(frames, ignore_index=True)
+    return long[["series", *[c for c in long.columns if c != "series"]]]
 
 
 def distribution_quantiles(
@@ -100,19 +124,17 @@ def quantile_frame(values, path, quantiles, calendar: str) -> pd.DataFrame:
     return frame
 
 
-def forecast_direction(
-    engine, values: pd.Series, scaler, calendar: str = DEFAULT_CALENDAR
-) -> pd.DataFrame:
-    """A direction model's P(up) for the next session of `calendar` after `values`.
+def forecast_direction(engine, part, calendar: str = DEFAULT_CALENDAR) -> pd.DataFrame:
+    """A direction model's P(up) for the next session of `calendar` after `part`.
 
-    From the last `window` prices (n,). One row: date, and p_up, the
-    probability that that session closes above the last price.
+    From the last `window` days of `part` (a windows.Prepared). One row:
+    date, and p_up, the probability that that session closes above the last
+    price.
     """
     window = engine.window
-    _check_length(values, window)
-    context = scaler.transform(values.to_numpy()[-window:])[None, :]
-    p_up = float(engine.predict_head(context)[0, 0])
-    date = future_dates(values.index[-1], 1, calendar).strftime("%Y-%m-%d")
+    check_length(part.prices, window)
+    p_up = float(engine.predict_head(part.scaled[-window:][None, :])[0, 0])
+    date = future_dates(part.dates[-1], 1, calendar).strftime("%Y-%m-%d")
     return pd.DataFrame({"date": date, "p_up": [p_up]})
 
 
@@ -146,69 +168,17 @@ def _dated_frame(values, path, calendar: str) -> pd.DataFrame:
     return pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "forecast": path})
 
 
-def _check_length(values, window: int) -> None:
-    if len(values) < window:
+def check_length(prices, window: int) -> None:
+    """A forecast needs at least `window` prices."""
+    if len(prices) < window:
         raise ForecasterError(
             f"need at least {window} prices to forecast with window={window}, got "
-            f"{len(values)}. Give a longer series."
+            f"{len(prices)}. Give a longer series."
         )
-
-
-def forecast_panel(
-    engine,
-    parts: dict,
-    days: int,
-    method: str,
-    intervals: dict,
-    calendar: str = DEFAULT_CALENDAR,
-    samples: int = 1000,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Every series of a panel forecast in one batched engine call (or loop).
-
-    `parts`: name -> windows.Prepared (its last `window` days are the
-    context, with their extra features); `intervals`: name -> intervals.
-    Returns the long frame: series, date, forecast and the bands (with a
-    median, from the model's distribution, for a probabilistic head: see
-    `forecast_future`).
-    """
-    check_at_least("days", days)
-    window = engine.window
-    names = list(parts)
-    contexts = np.stack([parts[n].scaled[-window:] for n in names])
-    extra = None
-    block = block_for(method, engine.horizon)
-    if parts[names[0]].extra is not None:
-        check_direct_days(days, engine.horizon)
-        extra = np.stack([parts[n].extra[-window:] for n in names])
-        block = engine.horizon
-    scaled = engine.forecast(contexts, days, block, extra)
-    quantiles = None
-    if engine.head.probabilistic:
-        quantiles = distribution_quantiles(
-            engine, contexts, days, block, samples, seed, extra
-        )
-    frames = []
-    for row, name in enumerate(names):
-        part = parts[name]
-        values = pd.Series(part.prices, index=part.dates)
-        path = part.scaler.inverse_transform(scaled[row])
-        if quantiles is None:
-            frame = banded_frame(values, path, intervals.get(name), window, calendar)
-        else:
-            cqr = (intervals.get(name) or {}).get("cqr")
-            own = widen_quantiles(quantiles[row : row + 1], list(BAND_LEVELS), cqr)
-            in_prices = part.scaler.inverse_transform(own[0])
-            frame = quantile_frame(values, path, in_prices, calendar)
-        frames.append(frame.assign(series=name))
-    long = pd.concat(frames, ignore_index=True)
-    return long[["series", *[c for c in long.columns if c != "series"]]]
 
 
 def check_direct_days(days: int, horizon: int) -> None:
     """With input features beside the price, a forecast reaches `horizon` days."""
-    from forecaster.model.engines import check_direct_steps
-
     check_direct_steps(days, horizon, name="days")
 
 
@@ -216,6 +186,4 @@ def future_dates(
     last: pd.Timestamp, days: int, calendar: str = DEFAULT_CALENDAR
 ) -> pd.DatetimeIndex:
     """The next `days` sessions of exchange `calendar` after `last` (no holidays)."""
-    from forecaster.data.calendars import sessions_after
-
     return sessions_after(last, days, calendar)

@@ -170,10 +170,8 @@ def _split(
         n_train = int(n * prep.train_fraction)
     first_t = prep.window
     last_train_t = n_train - prep.horizon  # inclusive: targets end inside training
-    n_windows = last_train_t - first_t + 1
     if val_start is None:
-        n_val = max(1, round(n_windows * prep.val_fraction))
-        val_start = last_train_t + 1 - n_val
+        val_start = validation_start(n_train, prep)
     val_start = min(max(val_start, first_t), last_train_t)
     return Split(
         n=n,
@@ -184,6 +182,14 @@ def _split(
         val_targets=(val_start, last_train_t + 1),
         test_targets=(n_train, n - prep.horizon + 1),
     )
+
+
+def validation_start(n_train: int, prep: PrepSettings) -> int:
+    """The first validation target of `n_train` training rows: the newest
+    `val_fraction` of the training windows (at least one) validate."""
+    last_train_t = n_train - prep.horizon
+    n_windows = last_train_t - prep.window + 1
+    return last_train_t + 1 - max(1, round(n_windows * prep.val_fraction))
 
 
 def minimum_rows(prep: PrepSettings) -> int:

@@ -57,7 +57,7 @@ def build_report(
     forecast.csv. With `own_source=False` (a forecast on other data) the
     bundle's test predictions are left out: they belong to another series.
     """
-    from forecaster.store.bundle import write_file_atomically
+    from forecaster.io import write_file_atomically
 
     target = Path(path) if path else Path(bundle_dir) / REPORT_FILE
     if (Path(bundle_dir) / "recent_panel.csv").is_file():

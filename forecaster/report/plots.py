@@ -27,7 +27,7 @@ def _finish(fig, path):
     """Lay out the figure and write it as a PNG when a path is given; return it."""
     fig.tight_layout()
     if path is not None:
-        from forecaster.store.bundle import write_file_atomically
+        from forecaster.io import write_file_atomically
 
         write_file_atomically(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     return fig

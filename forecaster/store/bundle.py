@@ -1,33 +1,42 @@
-"""The saved-model bundle: model, scaler, settings, metrics and plots in one directory.
+"""The saved-model bundle, its one writer and reader: file names, metadata, versions.
 
 A bundle is written into a temporary directory beside its target and swapped
 into place only when complete (forecaster.io), so a failed or killed save
 never leaves a half-written bundle and never damages the previous one. Its
-last file, manifest.json, holds the size and sha256 of every other file, and
-loading checks them.
+last file, manifest.json (forecaster.store.manifest), holds the size and
+sha256 of every other file, and loading checks them.
+
+One series is a panel of one. A bundle of one series keeps the layout of
+forecaster 0.1 (scaler.json is the scaler, recent_prices.csv, rmse_by_step.csv);
+a panel's keys its scalers by series and keeps recent_panel.csv. Both are
+written by `write_bundle` and read by `load_bundle` and `prepared_from_bundle`.
 """
 
 from __future__ import annotations
 
-import hashlib
+import datetime as dt
 import json
 import logging
 import os
 import platform
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forecaster.config import Settings
+import numpy
+import pandas as pd
+
+from forecaster.config import DataSettings, Settings
+from forecaster.data import load_prices, read_price_csv
 from forecaster.errors import BundleError, ForecasterError
-from forecaster.io import (  # noqa: F401  (re-exported: imported from here elsewhere)
-    _jsonable,
-    recover_if_free,
-    write_directory_atomically,
-    write_file_atomically,
-    write_files_atomically,
-    write_json,
-)
+from forecaster.io import recover_if_free, write_json
+from forecaster.model.heads import spec_from_config
+from forecaster.model.keras_file import read_archive
+from forecaster.prep.panel import PreparedPanel, context_part
 from forecaster.prep.windows import Scaler
+from forecaster.store.manifest import MANIFEST_FILE, check_manifest, write_manifest
+from forecaster.version import __version__
 
 log = logging.getLogger("forecaster")
 
@@ -41,68 +50,182 @@ BY_STEP_FILE = "rmse_by_step.csv"
 HISTORY_FILE = "history.csv"
 RECENT_FILE = "recent_prices.csv"  # the last `window` prices: enough to forecast
 PANEL_RECENT_FILE = "recent_panel.csv"  # a panel's: series, date, price, features
+LOSS_PLOT = "loss.png"
+TEST_PLOT = "test_predictions.png"
+RELIABILITY_PLOT = "reliability.png"  # a direction model's, instead of TEST_PLOT
+REPORT_FILE = "report.html"
 REQUIRED = (MODEL_FILE, SCALER_FILE, METADATA_FILE)
-MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1  # bumped when the bundle layout changes incompatibly
-# Written into a bundle by predict.py after it was saved, so not in its manifest.
-OUTPUT_FILES = ("forecast.csv", "forecast.png", "report.html")
 
 
 def library_versions() -> dict:
     """Versions of the libraries a bundle depends on (imported ones only)."""
-    import sys
-
-    import numpy
-    import pandas
-
     versions = {
         "python": platform.python_version(),
         "numpy": numpy.__version__,
-        "pandas": pandas.__version__,
+        "pandas": pd.__version__,
     }
     for name in ("tensorflow", "keras", "sklearn"):
         module = sys.modules.get(name)
         if module is not None:
             versions[name] = getattr(module, "__version__", "unknown")
-    from forecaster import __version__
-
     versions["forecaster"] = __version__
     return versions
 
 
-def write_parts(
-    tmp: Path,
-    model,
-    scaler: dict,
-    metadata: dict,
-    metrics: dict,
-    intervals: dict,
-    predictions,
-    by_step,
-    history,
-    recent,
-) -> None:
-    """Write a bundle's files into the (temporary) directory `tmp`.
+# ---------------------------------------------------------------- writing
 
-    `model` is the Keras model; `predictions`, `by_step` and `history` are
-    DataFrames; `recent` the Series of the last prices a forecast starts from.
-    `intervals` and `by_step` are None for a model with no price forecast
-    (objective="direction"): their files are left out.
+
+@dataclass
+class BundleParts:
+    """What a fitted model saves: one series is a panel of one.
+
+    `single` says which layout the files take (one series, or a panel keyed
+    by series); everything else is per series in `prepared` and
+    `predictions`, whatever the layout.
     """
-    model.save(tmp / MODEL_FILE)
-    write_json(tmp / SCALER_FILE, scaler)
+
+    model: object  # the Keras model: model.keras
+    prepared: PreparedPanel  # each series' scalers and last days
+    single: bool
+    metadata: dict
+    metrics: dict
+    intervals: dict | None  # None for a model with no price bands (direction)
+    predictions: dict  # {name: that series' test-day predictions (DataFrame)}
+    by_step: pd.DataFrame | None  # one series' RMSE by step; None for a panel
+    history: pd.DataFrame  # loss per epoch
+
+
+def write_bundle(
+    tmp: Path, parts: BundleParts, outputs: dict[str, Callable[[Path], None]]
+) -> None:
+    """Write a bundle's files into the (temporary) directory `tmp`, manifest last.
+
+    `outputs` {file name: write(path)} are the plots and the report, drawn
+    by the layers above from the files already written.
+    """
+    window = parts.metadata["settings"]["prep"]["window"]
+    parts.model.save(tmp / MODEL_FILE)
+    write_json(tmp / SCALER_FILE, scaler_json(parts.prepared, parts.single))
     # load_bundle requires manifest.json (written last) of a bundle saying so
-    write_json(tmp / METADATA_FILE, {**metadata, "manifest": MANIFEST_FILE})
-    write_json(tmp / METRICS_FILE, metrics)
-    if intervals is not None:
-        write_json(tmp / INTERVALS_FILE, intervals)
-    predictions.to_csv(tmp / PREDICTIONS_FILE, index=False)
-    if by_step is not None:
-        by_step.to_csv(tmp / BY_STEP_FILE, index=False)
-    history.to_csv(tmp / HISTORY_FILE, index=False)
-    recent.rename("price").to_csv(
-        tmp / RECENT_FILE, index_label="date", date_format="%Y-%m-%d"
+    write_json(tmp / METADATA_FILE, {**parts.metadata, "manifest": MANIFEST_FILE})
+    write_json(tmp / METRICS_FILE, parts.metrics)
+    if parts.intervals is not None:
+        write_json(tmp / INTERVALS_FILE, parts.intervals)
+    long = long_frame(parts.predictions)
+    (long.drop(columns="series") if parts.single else long).to_csv(
+        tmp / PREDICTIONS_FILE, index=False
     )
+    if parts.single and parts.by_step is not None:
+        parts.by_step.to_csv(tmp / BY_STEP_FILE, index=False)
+    parts.history.to_csv(tmp / HISTORY_FILE, index=False)
+    recent = recent_rows(parts.prepared, window)
+    if parts.single:
+        recent.set_index("date")["price"].to_csv(
+            tmp / RECENT_FILE, index_label="date", date_format="%Y-%m-%d"
+        )
+    else:
+        recent.to_csv(tmp / PANEL_RECENT_FILE, index=False)
+    for name, write in outputs.items():
+        write(tmp / name)
+    write_manifest(tmp)  # last: it lists every file written above
+
+
+def scaler_json(prepared: PreparedPanel, single: bool) -> dict:
+    """scaler.json: one series' scaler, or {"series": {name: scaler + features}}."""
+    if single:
+        return next(iter(prepared.parts.values())).scaler.to_dict()
+    return {
+        "series": {
+            name: {
+                **part.scaler.to_dict(),
+                "features": [s.to_dict() for s in part.extra_scalers],
+            }
+            for name, part in prepared.parts.items()
+        }
+    }
+
+
+def long_frame(frames: dict) -> pd.DataFrame:
+    """{name: DataFrame} as one long frame whose first column is `series`."""
+    long = pd.concat(
+        [frame.assign(series=name) for name, frame in frames.items()],
+        ignore_index=True,
+    )
+    return long[["series", *[c for c in long.columns if c != "series"]]]
+
+
+def recent_rows(prepared: PreparedPanel, window: int) -> pd.DataFrame:
+    """Each series' last `window` days: series, date, price and the raw features."""
+    frames = []
+    for name, part in prepared.parts.items():
+        rows = pd.DataFrame(
+            {
+                "series": name,
+                "date": part.dates[-window:],
+                "price": part.prices[-window:],
+            }
+        )
+        for k, feature in enumerate(part.extra_names):
+            scaled = part.extra[-window:, k]
+            rows[feature] = part.extra_scalers[k].inverse_transform(scaled)
+        frames.append(rows)
+    return pd.concat(frames, ignore_index=True)
+
+
+def metadata(
+    settings: Settings, prepared: PreparedPanel, sources: dict, training: dict
+) -> dict:
+    """metadata.json of a panel: its series, cut-off, inputs and sources."""
+    names = list(prepared.parts)
+    return {
+        "format_version": FORMAT_VERSION,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "source": {"kind": "panel", "series": names},
+        "panel": {
+            "series": names,
+            "cutoff": f"{prepared.cutoff:%Y-%m-%d}",
+            "features": list(prepared.features),
+            "inputs": next(iter(prepared.parts.values())).extra_names,
+            "sources": sources,
+        },
+        "settings": settings.to_dict(),
+        "training": training,
+        "versions": library_versions(),
+    }
+
+
+def series_metadata(
+    settings: Settings, prepared: PreparedPanel, source: dict, column, training: dict
+) -> dict:
+    """metadata.json of one series: its source, dates and row counts."""
+    part = next(iter(prepared.parts.values()))
+    split, dates = part.split, part.dates
+    return {
+        "format_version": FORMAT_VERSION,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "source": source,
+        "column": source.get("column", column),
+        "date_range": {
+            "first": f"{dates[0]:%Y-%m-%d}",
+            "last": f"{dates[-1]:%Y-%m-%d}",
+            "train_end": f"{dates[split.n_train - 1]:%Y-%m-%d}",
+            "test_start": f"{dates[split.n_train]:%Y-%m-%d}",
+        },
+        "rows": {
+            "total": split.n,
+            "train": split.n_train,
+            "fit_windows": split.n_fit,
+            "validation_windows": split.n_val,
+            "test_windows": split.n_test,
+        },
+        "settings": settings.to_dict(),
+        "training": training,
+        "versions": library_versions(),
+    }
+
+
+# ---------------------------------------------------------------- reading
 
 
 @dataclass
@@ -120,6 +243,11 @@ class Bundle:
     @property
     def model_path(self) -> Path:
         return self.path / MODEL_FILE
+
+    @property
+    def single(self) -> bool:
+        """Whether it holds one series (0.1's layout), not a panel keyed by series."""
+        return "panel" not in self.metadata
 
     @property
     def window(self) -> int:
@@ -192,109 +320,6 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     return Bundle(path, settings, scaler, metadata, metrics, intervals, notes)
 
 
-# --------------------------------------------------------------- manifest
-
-
-def write_manifest(directory: str | os.PathLike) -> Path:
-    """Write manifest.json: the size and sha256 of every other file, written last.
-
-    OUTPUT_FILES are left out even when the save writes them: predict.py
-    rewrites them in place later.
-    """
-    directory = Path(directory)
-    files = {}
-    for file in sorted(p for p in directory.rglob("*") if p.is_file()):
-        name = file.relative_to(directory).as_posix()
-        if name != MANIFEST_FILE and name not in OUTPUT_FILES:
-            files[name] = {"size": file.stat().st_size, "sha256": _sha256(file)}
-    manifest = {"manifest_version": 1, "algorithm": "sha256", "files": files}
-    write_json(directory / MANIFEST_FILE, manifest)
-    return directory / MANIFEST_FILE
-
-
-def check_manifest(path: Path) -> tuple[list[str], bool]:
-    """Check every file listed in the manifest: (notes, whether there was one).
-
-    Raises BundleError naming the first file that is missing or differs.
-    Files not listed are ignored: the forecast outputs (OUTPUT_FILES) and
-    hidden temporary files silently, anything else with a note.
-    """
-    if not (path / MANIFEST_FILE).is_file():
-        return [
-            f"bundle {str(path)!r} has no {MANIFEST_FILE} (saved before bundles "
-            "had checksums): its files are not verified; retrain it to add one"
-        ], False
-    listed = _read_manifest(path)
-    for name, entry in listed.items():
-        _check_listed_file(path, name, entry)
-    extra = sorted(
-        name
-        for name in (
-            p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()
-        )
-        if name not in listed
-        and name != MANIFEST_FILE
-        and name not in OUTPUT_FILES
-        and not (name.startswith(".") and ".tmp-" in name)
-    )
-    if not extra:
-        return [], True
-    shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if extra[5:] else "")
-    return [
-        f"ignored file(s) not in the manifest of bundle {str(path)!r}: {shown}"
-    ], True
-
-
-def _read_manifest(path: Path) -> dict:
-    """The manifest's files: {name: {"size": int, "sha256": str}}, checked."""
-    try:
-        raw = json.loads((path / MANIFEST_FILE).read_text())
-        files = raw["files"]
-        for name, entry in files.items():
-            parts = Path(name).parts
-            if Path(name).is_absolute() or ".." in parts or not parts:
-                raise ValueError(f"unsafe name {name!r}")
-            int(entry["size"]), str(entry["sha256"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise BundleError(
-            f"Bundle {str(path)!r} has a damaged {MANIFEST_FILE} "
-            f"({type(err).__name__}): the bundle is damaged or incompatible, train "
-            "it again (or copy it again)."
-        ) from None
-    return files
-
-
-def _check_listed_file(path: Path, name: str, entry: dict) -> None:
-    file = path / name
-    if not file.is_file():
-        raise BundleError(
-            f"{str(path)!r} is not a complete bundle (missing {name}, listed in "
-            f"{MANIFEST_FILE}): the bundle is damaged or incompatible, train it "
-            "again (or copy it again)."
-        )
-    size = file.stat().st_size
-    if size != int(entry["size"]):
-        raise BundleError(
-            f"Bundle {str(path)!r}: {name} has {size} bytes but {MANIFEST_FILE} says "
-            f"{entry['size']} (truncated or changed): the bundle is damaged or "
-            "incompatible, train it again (or copy it again)."
-        )
-    if _sha256(file) != entry["sha256"]:
-        raise BundleError(
-            f"Bundle {str(path)!r}: {name} does not match its sha256 in "
-            f"{MANIFEST_FILE} (the file was changed): the bundle is damaged or "
-            "incompatible, train it again (or copy it again)."
-        )
-
-
-def _sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with file.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _read_scalers(raw: dict, metadata: dict):
     """The target's Scaler, or for a panel bundle {series name: Scaler}."""
     if "panel" in metadata:
@@ -315,9 +340,6 @@ def _read_json(file: Path, bundle: Path):
 
 def _check_model_archive(file: Path, settings: Settings) -> None:
     """Check model.keras is a whole archive whose input/output match the settings."""
-    from forecaster.model.heads import spec_from_config
-    from forecaster.model.keras_file import read_archive
-
     config, _ = read_archive(file, verify=True)
     layers = config.get("config", {}).get("layers", [])
     shape = _input_shape(config, layers)
@@ -361,8 +383,6 @@ def load_keras_model(file: str | os.PathLike):
 
 def read_history(bundle: Bundle):
     """The bundle's loss per epoch as a DataFrame (empty if the file is missing)."""
-    import pandas as pd
-
     file = bundle.path / HISTORY_FILE
     if not file.exists():
         return pd.DataFrame(columns=["epoch", "loss", "val_loss"])
@@ -374,8 +394,6 @@ def read_recent_prices(bundle: Bundle):
     file = bundle.path / RECENT_FILE
     if not file.exists():
         return None
-    from forecaster.data import read_price_csv
-
     try:
         prices = read_price_csv(file, column="price").values
     except ForecasterError as err:
@@ -391,8 +409,6 @@ def source_settings(bundle: Bundle, cache_dir: str | None = None):
 
     None when the model was fitted on prices passed in memory.
     """
-    from forecaster.config import DataSettings
-
     source = bundle.metadata.get("source", {})
     column = source.get("column")
     cache_dir = cache_dir or DataSettings().cache_dir
@@ -412,8 +428,6 @@ def source_settings(bundle: Bundle, cache_dir: str | None = None):
 
 def source_prices(bundle: Bundle):
     """The newest prices of the bundle's own source, or its saved recent prices."""
-    from forecaster.data import load_prices
-
     settings = source_settings(bundle)
     if settings is not None:
         return load_prices(settings).values
@@ -426,36 +440,8 @@ def source_prices(bundle: Bundle):
     return recent
 
 
-def write_panel_parts(
-    tmp: Path,
-    model,
-    scalers: dict,
-    metadata: dict,
-    metrics: dict,
-    intervals: dict,
-    predictions,
-    history,
-    recent,
-) -> None:
-    """Write a panel bundle's files into `tmp`: the same names, keyed by series.
-
-    `scalers`: {name: {target scaler dict, "features": [feature scaler dicts]}};
-    `predictions` and `recent` are long DataFrames with a `series` column.
-    """
-    model.save(tmp / MODEL_FILE)
-    write_json(tmp / SCALER_FILE, {"series": scalers})
-    write_json(tmp / METADATA_FILE, {**metadata, "manifest": MANIFEST_FILE})
-    write_json(tmp / METRICS_FILE, metrics)
-    write_json(tmp / INTERVALS_FILE, intervals)
-    predictions.to_csv(tmp / PREDICTIONS_FILE, index=False)
-    history.to_csv(tmp / HISTORY_FILE, index=False)
-    recent.to_csv(tmp / PANEL_RECENT_FILE, index=False)
-
-
 def read_panel_recent(bundle: Bundle):
     """A panel bundle's last `window` days per series: series, date, price, features."""
-    import pandas as pd
-
     file = bundle.path / PANEL_RECENT_FILE
     try:
         frame = pd.read_csv(file, parse_dates=["date"])
@@ -465,3 +451,42 @@ def read_panel_recent(bundle: Bundle):
             f"({type(err).__name__}): the bundle is damaged, retrain it."
         ) from None
     return frame
+
+
+def read_predictions(bundle: Bundle) -> pd.DataFrame | None:
+    """The test-day predictions saved with the model, or None if there are none."""
+    file = bundle.path / PREDICTIONS_FILE
+    return pd.read_csv(file) if file.exists() else None
+
+
+def prepared_from_bundle(bundle: Bundle, name: str, prices=None) -> PreparedPanel:
+    """The days a loaded bundle forecasts from, as a PreparedPanel (no split).
+
+    A panel's series from its recent_panel.csv; one series (called `name`)
+    from `prices` if given, else its recent_prices.csv, else (0.1's bundles,
+    which kept none) its own source read again.
+    """
+    representation = bundle.representation
+    if bundle.single:
+        if prices is None:
+            prices = read_recent_prices(bundle)
+        if prices is None:
+            prices = source_prices(bundle)
+        part = context_part(prices, bundle.scaler, representation)
+        return PreparedPanel(pd.Timestamp(prices.index[-1]), ("close",), {name: part})
+    panel = bundle.metadata["panel"]
+    inputs = panel.get("inputs") or [f for f in panel["features"] if f != "close"]
+    raw = _read_json(bundle.path / SCALER_FILE, bundle.path)["series"]
+    recent = read_panel_recent(bundle)
+    parts = {}
+    for series in panel["series"]:
+        rows = recent[recent["series"] == series].set_index("date")
+        extra_scalers = [Scaler.from_dict(one) for one in raw[series]["features"]]
+        parts[series] = context_part(
+            rows["price"],
+            bundle.scaler[series],
+            representation,
+            rows[inputs] if inputs else None,
+            extra_scalers,
+        )
+    return PreparedPanel(pd.Timestamp(panel["cutoff"]), tuple(panel["features"]), parts)

@@ -13,10 +13,28 @@ from pathlib import Path
 
 import pandas as pd
 
+from forecaster.api import Forecaster, is_single, load
 from forecaster.config import DataSettings, ForecastSettings, Settings, check_at_least
-from forecaster.data import SAMPLE_CSV, load_prices
+from forecaster.data import SAMPLE_CSV, Prices, load_prices
+from forecaster.data.calendars import check_history, validate_calendar
+from forecaster.data.panel import (
+    download_panel,
+    is_long_format,
+    load_panel,
+    panel_from_pandas,
+    read_series_csv,
+)
 from forecaster.errors import ForecasterError
-from forecaster.store import bundle as bundle_io
+from forecaster.evaluate.backtest import walk_forward
+from forecaster.evaluate.panel import format_panel
+from forecaster.io import recover, write_directory_atomically, write_files_atomically
+from forecaster.lock import hold
+from forecaster.prep.covariates import read_covariates
+from forecaster.prep.panel import context_part, prepare_new_series
+from forecaster.report import plots
+from forecaster.report.html import build_report
+from forecaster.report.tables import training_summary
+from forecaster.store.bundle import REPORT_FILE, read_recent_prices, source_settings
 
 log = logging.getLogger("forecaster")
 
@@ -49,8 +67,6 @@ def source_name(settings: Settings) -> str:
 
 def is_panel_run(settings: Settings) -> bool:
     """Several series, a folder, a long-format file or extra features: a panel."""
-    from forecaster.data.panel import is_long_format
-
     csv = settings.data.csv
     one_file = isinstance(csv, str) and Path(csv).is_file()
     return settings.is_panel or (one_file and is_long_format(csv))
@@ -77,8 +93,6 @@ class TrainReport:
         """
         if "panel" in self.metrics:
             return self.table
-        from forecaster.report.tables import training_summary
-
         return training_summary(self.metrics, self.table)
 
 
@@ -98,27 +112,19 @@ def run_training(
     download=None,
 ) -> TrainReport:
     """Train on the configured data and write a complete bundle to `out` atomically."""
-    from forecaster.lock import hold
-
     settings.validate()
     out = Path(out) if out else default_out(settings)
-
     with hold(out, "bundle"):  # one run per bundle, from here to the saved bundle
         return _train_holding_lock(settings, out, force, resume, download)
 
 
 def _train_holding_lock(settings, out, force, resume, download) -> TrainReport:
-    from forecaster.api import Forecaster
-    from forecaster.io import recover
-    from forecaster.train.fit import discard_checkpoint
+    from forecaster.train.fit import discard_checkpoint  # lazy: TensorFlow
 
     recover(out, "bundle")  # a save killed mid-swap leaves its old bundle aside
     recover(checkpoint_dir_for(out), "checkpoint")
     _refuse_existing(out, force or resume)
-    if is_panel_run(settings):
-        return _run_panel_training(settings, out, resume, download)
-    prices = load_prices(settings.data, download=download)
-    _warn_calendar_mismatch(prices, settings)
+    data = load_data(settings, download)
     checkpoint = checkpoint_dir_for(out)
     if checkpoint.exists() and not resume:
         log.warning(
@@ -127,18 +133,34 @@ def _train_holding_lock(settings, out, force, resume, download) -> TrainReport:
             checkpoint,
         )
         discard_checkpoint(checkpoint)
+    covariates = read_covariates(settings.data.covariate)
     model = Forecaster.from_settings(settings)
-    model.fit(prices, checkpoint_dir=checkpoint, resume=resume)
+    model.fit(data, covariates=covariates, checkpoint_dir=checkpoint, resume=resume)
     model.save(out, force=True)
     discard_checkpoint(checkpoint)
-    return TrainReport(out, model.evaluation_["table"], model.metrics_, prices.notes)
+    return train_report(out, model)
 
 
-def load_panel_data(settings: Settings, download=None):
-    """The panel the settings name: several CSVs, a folder, a long file, symbols."""
-    from forecaster.data.panel import load_panel
+def train_report(out: Path, model: Forecaster) -> TrainReport:
+    """What a run that saved `model` at `out` shows: its scores beside naive."""
+    table = model.evaluation_["table"]
+    if model.is_panel:
+        table = format_panel(table, model.metrics_["panel"])
+    return TrainReport(out, table, model.metrics_, model.notes_)
 
+
+def load_data(settings: Settings, download=None):
+    """The prices the settings name: one series' Prices, or a Panel.
+
+    Several CSVs, a folder, a long file, several symbols or input features
+    beyond close make a panel (`is_panel_run`); otherwise the one CSV, ticker
+    or the sample, whose dates are checked against the calendar.
+    """
     data = settings.data
+    if not is_panel_run(settings):
+        prices = load_prices(data, download=download)
+        _warn_calendar_mismatch(prices.values, settings)
+        return prices
     tickers = data.ticker
     return load_panel(
         csv=data.csv,
@@ -153,27 +175,6 @@ def load_panel_data(settings: Settings, download=None):
     )
 
 
-def _run_panel_training(settings, out: Path, resume: bool, download) -> TrainReport:
-    """One global model over the panel, saved as one bundle with every series."""
-    from forecaster.api import Forecaster
-    from forecaster.prep.panel import format_panel
-    from forecaster.train.fit import discard_checkpoint
-
-    panel = load_panel_data(settings, download)
-    checkpoint = checkpoint_dir_for(out)
-    if checkpoint.exists() and not resume:
-        discard_checkpoint(checkpoint)
-    from forecaster.prep.covariates import read_covariates
-
-    covariates = read_covariates(settings.data.covariate)
-    model = Forecaster.from_settings(settings)
-    model.fit(panel, covariates=covariates, checkpoint_dir=checkpoint, resume=resume)
-    model.save(out, force=True)
-    discard_checkpoint(checkpoint)
-    text = format_panel(model.evaluation_["table"], model.metrics_["panel"])
-    return TrainReport(out, text, model.metrics_, model.notes_)
-
-
 def run_backtest(
     settings: Settings,
     folds: int,
@@ -182,39 +183,28 @@ def run_backtest(
     download=None,
 ) -> tuple[Path, pd.DataFrame]:
     """Walk-forward backtest of the configured data; writes backtest.csv and .png."""
-    from forecaster.evaluate.backtest import walk_forward
-
     settings.validate()
     check_at_least("folds", folds)
     default = default_out(settings)
     out = Path(out) if out else default.with_name(default.name + "-backtest")
     _refuse_existing(out, force)
-    if is_panel_run(settings):
-        from forecaster.evaluate.backtest import walk_forward_panel
-
-        table = walk_forward_panel(load_panel_data(settings, download), settings, folds)
-    else:
-        prices = load_prices(settings.data, download=download)
-        _warn_calendar_mismatch(prices, settings)
-        table = walk_forward(prices.values, settings, folds)
+    data = load_data(settings, download)
+    single = is_single(data, settings)
+    table = walk_forward(panel_from_pandas(data), settings, folds, single)
 
     def write(tmp: Path) -> None:
-        from forecaster.report import plots as plotting
-
         table.to_csv(tmp / "backtest.csv", index=False)
         title = f"{source_name(settings)} walk-forward, {folds} folds"
-        if "series" not in table:  # a panel's folds are in backtest.csv only
-            plotting.plot_backtest(table.iloc[:-1], title, tmp / "backtest.png")
+        if single:  # a panel's folds are in backtest.csv only
+            plots.plot_backtest(table.iloc[:-1], title, tmp / "backtest.png")
 
-    bundle_io.write_directory_atomically(out, write, replace=True, what="backtest")
+    write_directory_atomically(out, write, replace=True, what="backtest")
     return out, table
 
 
-def _warn_calendar_mismatch(prices, settings: Settings) -> None:
+def _warn_calendar_mismatch(values: pd.Series, settings: Settings) -> None:
     """One warning when the history's dates disagree with the trading calendar."""
-    from forecaster.data.calendars import check_history
-
-    mismatch = check_history(prices.values.index, settings.data.calendar)
+    mismatch = check_history(values.index, settings.data.calendar)
     if mismatch:
         log.warning(mismatch)
 
@@ -260,25 +250,21 @@ def run_forecast(
 ) -> ForecastReport:
     """Load a bundle, read the latest prices, forecast `days` ahead, write CSV and PNG.
 
-    A panel bundle forecasts every series (or those named in `series`) in one
-    batched pass, from the recent days saved with it, into one long
-    forecast.csv and a grid of small plots (forecast.png, forecast-2.png ...).
-
-    The prices come from the bundle's own source (or, for a model fitted on
-    prices in memory, the recent prices saved with it) unless `data` names a
-    CSV or a ticker. Files go into the bundle directory unless `out` is
-    given, with report.html refreshed; all three are replaced only once all
-    are complete, so a failed run leaves an earlier forecast as it was.
-    Dates are the sessions of `calendar`, by default the bundle's. A
-    probabilistic model's bands come from its own distribution (`samples`
-    paths drawn with `seed` for a recursive forecast), with a median column.
-    A direction bundle (objective="direction") writes forecast.csv with the
-    next session's P(up) and report.html, and no plot (`_forecast_direction`).
+    Every series of the bundle (or those named in `series`) is forecast in
+    one batched pass: a panel's from the recent days saved with it, into one
+    long forecast.csv and a grid of small plots (forecast.png,
+    forecast-2.png ...); one series' from its own source read again (or, for
+    a model fitted on prices in memory, the recent prices saved with it).
+    `data` naming a CSV or a ticker forecasts that series instead. Files go
+    into the bundle directory unless `out` is given, with report.html
+    refreshed; all are replaced only once all are complete, so a failed run
+    leaves an earlier forecast as it was. Dates are the sessions of
+    `calendar`, by default the bundle's. A probabilistic model's bands come
+    from its own distribution (`samples` paths drawn with `seed` for a
+    recursive forecast), with a median column. A direction bundle
+    (objective="direction") writes forecast.csv with the next session's
+    P(up) and report.html, and no plot.
     """
-    from forecaster.api import load
-    from forecaster.data.calendars import validate_calendar
-    from forecaster.report.html import REPORT_FILE, build_report
-
     if days is not None:
         check_at_least("days", days)
     check_at_least("samples", samples)
@@ -291,72 +277,110 @@ def run_forecast(
             "session only",
             days,
         )
-    if days is None:
-        days = _default_days(model)
+    days = _default_days(model) if days is None else days
     own_source = data is None or not (data.csv or data.ticker)
-    if model.is_panel:
-        draws = {"samples": samples, "seed": seed}
-        return _forecast_panel(
-            model, days, engine, data, out, calendar, series, download, draws
-        )
-    prices = _forecast_prices(model.bundle_, data, own_source, download)
-    if model.is_direction:
-        return _forecast_direction(model, prices, engine, out, own_source, calendar)
+    inputs = forecast_inputs(model, data, own_source, series, download)
     method = method or model.default_method_
-    frame = model.forecast(
-        days, prices.values, method, block, engine, calendar, samples, seed
-    )
-    engine_name = model._engine(engine).name
-    test = model._test_predictions() if own_source else None
+    frame = model.forecast_from(
+        inputs.parts, days, method, block, engine, calendar, samples, seed,
+        inputs.intervals,
+    )  # fmt: skip
+    engine_name = model.get_engine(engine).name
     out_dir = Path(out) if out else model.bundle_.path
-    title = (
-        f"{_prices_name(prices)}: {days}-day {method} forecast "
-        f"({model.settings.model.cell}, {engine_name} engine)"
-    )
-    csv, png = out_dir / "forecast.csv", out_dir / "forecast.png"
-    html = out_dir / REPORT_FILE
+    csv = out_dir / "forecast.csv"
+    writers = {csv: lambda tmp: frame.to_csv(tmp, index=False)}
+    title = f"{inputs.label}: {days}-day {method} forecast " if model.single_ else ""
+    title += f"({model.settings.model.cell}, {engine_name} engine)"
+    writers.update(_plot_writers(model, frame, inputs, out_dir, title, own_source))
+    html = None
+    if own_source or model.single_:  # a panel's report shows its own series
+        html = out_dir / REPORT_FILE
+        prices = inputs.history() if model.single_ else None
 
-    def draw(tmp: Path) -> None:
-        from forecaster.report.plots import plot_forecast
+        def report(tmp: Path) -> None:
+            build_report(model.bundle_.path, prices, frame, tmp, own_source)
 
-        plot_forecast(prices.values, frame, title, test, path=tmp)
-
-    def report(tmp: Path) -> None:
-        build_report(model.bundle_.path, prices.values, frame, tmp, own_source)
-
-    bundle_io.write_files_atomically(
-        {csv: lambda tmp: frame.to_csv(tmp, index=False), png: draw, html: report}
-    )
-    return ForecastReport(
-        csv, png, html, engine_name, method, frame, prices.last_date, prices.notes
-    )
-
-
-def _forecast_direction(model, prices, engine, out, own_source, calendar):
-    """A direction bundle's forecast: the next session's P(up), in forecast.csv."""
-    from forecaster.report.html import REPORT_FILE, build_report
-
-    frame = model.forecast(prices=prices.values, engine=engine, calendar=calendar)
-    out_dir = Path(out) if out else model.bundle_.path
-    csv, html = out_dir / "forecast.csv", out_dir / REPORT_FILE
-
-    def report(tmp: Path) -> None:
-        build_report(model.bundle_.path, prices.values, frame, tmp, own_source)
-
-    bundle_io.write_files_atomically(
-        {csv: lambda tmp: frame.to_csv(tmp, index=False), html: report}
-    )
+        writers[html] = report
+    write_files_atomically(writers)
+    last = max(part.dates[-1] for part in inputs.parts.values())
     return ForecastReport(
         csv,
-        None,
+        out_dir / "forecast.png" if not model.is_direction else None,
         html,
-        model._engine(engine).name,
-        model.default_method_,
+        engine_name,
+        method,
         frame,
-        prices.last_date,
-        prices.notes,
-        base_rate=model.metrics_["direction"]["base_rate"],
+        f"{last:%Y-%m-%d}",
+        inputs.notes,
+        base_rate=(model.metrics_.get("direction") or {}).get("base_rate"),
     )
+
+
+@dataclass
+class ForecastInputs:
+    """What a forecast starts from: each series' recent days, and their bands."""
+
+    parts: dict  # {name: prep.windows.Prepared}
+    intervals: dict | None  # {name: intervals by method}; None: the model's own
+    notes: list[str]
+    label: str  # what a one-series plot calls it
+
+    def history(self) -> pd.Series:
+        """The first series' prices (one series' whole history)."""
+        part = next(iter(self.parts.values()))
+        return pd.Series(part.prices, index=part.dates)
+
+
+def forecast_inputs(model, data, own_source: bool, series, download) -> ForecastInputs:
+    """The series to forecast: the bundle's own (or those named), or `data`'s.
+
+    One series' own source is read again (a ticker up to today); a panel's
+    own series start from the days saved with it. A series named by `data`
+    is forecast with its own scalers if the panel holds it, else with its
+    own min and max (forecaster.prep.panel.prepare_new_series).
+    """
+    rep = model.settings.prep.representation
+    if model.single_:
+        prices = _forecast_prices(model.bundle_, data, own_source, download)
+        part = context_part(prices.values, model.scaler_, rep)
+        return ForecastInputs({model.name: part}, None, prices.notes, _label(prices))
+    if not own_source:
+        item = _new_series(data, download)
+        intervals = model.series_intervals()
+        part, own, notes = prepare_new_series(item, model.panel_, rep, intervals)
+        return ForecastInputs({item.name: part}, {item.name: own}, notes, item.name)
+    if series:
+        model.panel_ = model.panel_.select(series)
+    return ForecastInputs(model.panel_.parts, None, [], "panel")
+
+
+def _plot_writers(model, frame, inputs, out_dir: Path, title: str, own_source):
+    """{path: write} of the forecast plots: one series' fan, or a panel's grid."""
+    if model.is_direction:
+        return {}
+    if model.single_:
+        test = model.test_predictions() if own_source else None
+
+        def draw(tmp: Path) -> None:
+            plots.plot_forecast(inputs.history(), frame, title, test, path=tmp)
+
+        return {out_dir / "forecast.png": draw}
+    history = {
+        name: pd.Series(part.prices, index=part.dates)
+        for name, part in inputs.parts.items()
+    }
+    days = len(frame) // max(1, frame["series"].nunique())
+    title = f"{days}-day forecast of {frame['series'].nunique()} series"
+    writers = {}
+    for page in range(plots.grid_pages(frame)):
+        name = "forecast.png" if page == 0 else f"forecast-{page + 1}.png"
+
+        def draw(tmp, page=page):
+            fig = plots.plot_panel_grid(history, frame, title, page)
+            fig.savefig(tmp, dpi=110, format="png")
+
+        writers[out_dir / name] = draw
+    return writers
 
 
 def _default_days(model) -> int:
@@ -373,75 +397,8 @@ def _default_days(model) -> int:
     return DEFAULT_DAYS
 
 
-def _forecast_panel(model, days, engine, data, out, calendar, series, download, draws):
-    """A panel bundle's forecast: one long CSV and a grid of small plots.
-
-    From the recent days saved with it (every series, or those in `series`),
-    or from `data` (one CSV or ticker: a series of the panel or a new one).
-    `draws`: samples and seed of a probabilistic model's forecast.
-    """
-    from forecaster.forecast.future import forecast_panel
-    from forecaster.prep import panel as panels
-    from forecaster.report import plots as plotting
-
-    notes = []
-    if data is not None and (data.csv or data.ticker):
-        item = _new_series(data, download)
-        parts, intervals, notes = panels.prepare_new_series(item, model)
-        frame = forecast_panel(
-            model._engine(engine),
-            parts,
-            days,
-            model.default_method_,
-            intervals,
-            calendar or model.settings.data.calendar,
-            **draws,
-        )
-    else:
-        if series:
-            model.panel_ = model.panel_.select(series)
-        parts = model.panel_.parts
-        frame = model.forecast(days, engine=engine, calendar=calendar, **draws)
-    out_dir = Path(out) if out else model.bundle_.path
-    history = {
-        name: pd.Series(part.prices, index=part.dates) for name, part in parts.items()
-    }
-    title = f"{days}-day forecast of {frame['series'].nunique()} series"
-    writers = {out_dir / "forecast.csv": lambda tmp: frame.to_csv(tmp, index=False)}
-    for page in range(plotting.grid_pages(frame)):
-        name = "forecast.png" if page == 0 else f"forecast-{page + 1}.png"
-
-        def draw(tmp, page=page):
-            fig = plotting.plot_panel_grid(history, frame, title, page)
-            fig.savefig(tmp, dpi=110, format="png")
-
-        writers[out_dir / name] = draw
-    html = None
-    if data is None or not (data.csv or data.ticker):  # the panel's own series
-        from forecaster.report.html import REPORT_FILE, build_report
-
-        html = out_dir / REPORT_FILE
-        writers[html] = lambda tmp: build_report(
-            model.bundle_.path, forecast=frame, path=tmp
-        )
-    bundle_io.write_files_atomically(writers)
-    last = max(part.dates[-1] for part in parts.values())
-    return ForecastReport(
-        out_dir / "forecast.csv",
-        out_dir / "forecast.png",
-        html,
-        model._engine(engine).name,
-        model.default_method_,
-        frame,
-        f"{last:%Y-%m-%d}",
-        notes,
-    )
-
-
 def _new_series(data: DataSettings, download):
     """The one series named by --csv or --ticker, with its OHLCV columns."""
-    from forecaster.data.panel import download_panel, read_series_csv
-
     if data.csv:
         return read_series_csv(data.csv, column=data.column)
     panel = download_panel(
@@ -450,16 +407,14 @@ def _new_series(data: DataSettings, download):
     return next(iter(panel.values()))
 
 
-def _forecast_prices(bundle, data, own_source: bool, download):
-    from forecaster.data import Prices
-
+def _forecast_prices(bundle, data, own_source: bool, download) -> Prices:
     if not own_source:
         return load_prices(data, download=download)
     cache_dir = data.cache_dir if data else None
-    settings = bundle_io.source_settings(bundle, cache_dir)
+    settings = source_settings(bundle, cache_dir)
     if settings is not None:
         return load_prices(settings, download=download)
-    recent = bundle_io.read_recent_prices(bundle)
+    recent = read_recent_prices(bundle)
     if recent is None:
         raise ForecasterError(
             f"Bundle {str(bundle.path)!r} keeps no prices to forecast from: pass "
@@ -468,7 +423,8 @@ def _forecast_prices(bundle, data, own_source: bool, download):
     return Prices(recent, bundle.metadata.get("source", {}), [])
 
 
-def _prices_name(prices) -> str:
+def _label(prices) -> str:
+    """What a plot calls one series: its ticker, file stem or column."""
     source = prices.source
     if source.get("ticker"):
         return source["ticker"]
