@@ -186,7 +186,7 @@ class Forecaster:
         self. `fit` trains with Keras; `nptrain` passes NumPy-trained weights.
         """
         from forecaster.evaluate.evaluation import evaluate
-        from forecaster.model.engines import KerasEngine
+        from forecaster.model.keras_engine import KerasEngine
 
         prep = self.settings.prep
         engine = KerasEngine(
@@ -214,7 +214,7 @@ class Forecaster:
     def _fit_panel(self, prices, column, cutoff, covariates, checkpoint_dir, resume):
         """One global model over every series of a panel, scored per series."""
         from forecaster.data.panel import Panel, panel_from_pandas
-        from forecaster.model.engines import KerasEngine
+        from forecaster.model.keras_engine import KerasEngine
         from forecaster.prep.panel import evaluate_panel, prepare_panel
         from forecaster.train.fit import fit_model
 
@@ -580,7 +580,8 @@ class Forecaster:
         return cache[engine]
 
     def _make_engine(self, engine: str):
-        from forecaster.model.engines import ENGINES, KerasEngine, make_engine
+        from forecaster.model.choose import ENGINES, make_engine
+        from forecaster.model.keras_engine import KerasEngine
 
         if engine not in ENGINES:
             raise ForecasterError(
@@ -600,7 +601,8 @@ class Forecaster:
             raise ForecasterError(
                 "engine='numpy' reads a saved model: save() it and load() it first."
             )
-        return make_engine(self.bundle_, engine)
+        b = self.bundle_
+        return make_engine(b.model_path, b.representation, b.window, b.horizon, engine)
 
     def _test_predictions(self) -> pd.DataFrame | None:
         if self.model_ is not None:

@@ -46,7 +46,7 @@ def walk_forward(values: pd.Series, settings: Settings, folds: int) -> pd.DataFr
 
 def _fold(values: pd.Series, settings: Settings, k: int, start: int, stop: int) -> dict:
     from forecaster.evaluate.evaluation import naive_scores, scores, test_predictions
-    from forecaster.model.engines import KerasEngine
+    from forecaster.model.keras_engine import KerasEngine
     from forecaster.prep.windows import prepare
     from forecaster.train.fit import fit_model
 
