@@ -46,6 +46,7 @@ import numpy as np
 
 from forecaster.errors import ForecasterError
 from forecaster.model.reference import DenseLayer, ReferenceModel, sigmoid
+from forecaster.train.devices import quiet_tensorflow
 
 
 @dataclass
@@ -762,8 +763,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.check:
         parser.print_help()
         return 2
-    from forecaster.cli.main import quiet_tensorflow
-
     quiet_tensorflow()
     lines, passed = run_check()
     print("\n".join(lines))
