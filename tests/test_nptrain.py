@@ -19,9 +19,9 @@ from forecaster.train.nptrain import (
     clip_by_norm,
     keras_network,
     make_optimizer,
-    run_numpy_training,
     train_on_batches,
 )
+from forecaster.workflows.numpy_run import run_numpy_training
 
 STEPS = 100
 TRACKING = 1e-4  # largest relative gap between the two losses at any step
