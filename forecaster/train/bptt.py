@@ -45,7 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from forecaster.errors import ForecasterError
-from forecaster.model.reference import DenseLayer, ReferenceModel, sigmoid
+from forecaster.model.cells import DenseLayer, sigmoid
+from forecaster.model.reference import ReferenceModel
 from forecaster.train.devices import quiet_tensorflow
 
 
