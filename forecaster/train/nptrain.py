@@ -1,4 +1,4 @@
-"""A NumPy trainer: Adam and SGD, as Keras computes them, on a `bptt.Network`.
+"""A NumPy trainer: Adam and SGD, as Keras computes them, on a `bptt_network.Network`.
 
 Given a Keras model's initial weights and the same batches in the same order,
 `train_on_batches` follows Keras' `train_on_batch` loss step by step
@@ -23,7 +23,7 @@ from forecaster.prep.windows import (
     target_view,
     window_view,
 )
-from forecaster.train.bptt import Network
+from forecaster.train.bptt_network import Network
 
 OPTIMIZERS = ("adam", "sgd")
 
