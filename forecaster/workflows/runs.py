@@ -110,7 +110,7 @@ def run_training(
 def _train_holding_lock(settings, out, force, resume, download) -> TrainReport:
     from forecaster.api import Forecaster
     from forecaster.io import recover
-    from forecaster.train.fit import discard_checkpoint
+    from forecaster.train.checkpoint import discard_checkpoint
 
     recover(out, "bundle")  # a save killed mid-swap leaves its old bundle aside
     recover(checkpoint_dir_for(out), "checkpoint")
@@ -157,7 +157,7 @@ def _run_panel_training(settings, out: Path, resume: bool, download) -> TrainRep
     """One global model over the panel, saved as one bundle with every series."""
     from forecaster.api import Forecaster
     from forecaster.prep.panel import format_panel
-    from forecaster.train.fit import discard_checkpoint
+    from forecaster.train.checkpoint import discard_checkpoint
 
     panel = load_panel_data(settings, download)
     checkpoint = checkpoint_dir_for(out)
