@@ -128,7 +128,8 @@ def load_keras_model(file: str | os.PathLike):
     """Load model.keras with Keras' safe mode on (no arbitrary code, no pickle)."""
     import keras
 
-    # registers the head layers; here, not at the top, since it imports Keras
+    # Registers the head layers. Here, not at the top, since it imports Keras:
+    # the NumPy forecasting path (api -> model.choose -> here) never loads it.
     import forecaster.model.keras_heads  # noqa: F401
 
     try:

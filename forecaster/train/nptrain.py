@@ -13,10 +13,12 @@ import dataclasses
 import tempfile
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from forecaster.config import ModelSettings
 from forecaster.errors import ForecasterError
+from forecaster.model.factory import build_model
 from forecaster.prep.windows import (
     encode_inputs,
     encode_targets,
@@ -175,10 +177,6 @@ def keras_network(model_settings: ModelSettings, window: int, horizon: int, seed
     The Network is read back from the saved model.keras (one reader of the
     file format, forecaster/model/reference.py).
     """
-    import keras
-
-    from forecaster.model.factory import build_model
-
     keras.utils.set_random_seed(seed)
     model = build_model(_mse(model_settings), window, horizon)
     with tempfile.TemporaryDirectory() as directory:
@@ -189,10 +187,6 @@ def keras_network(model_settings: ModelSettings, window: int, horizon: int, seed
 
 def to_keras(network: Network, model_settings: ModelSettings, window, horizon):
     """The factory's compiled Keras model holding `network`'s weights."""
-    import keras
-
-    from forecaster.model.factory import build_model
-
     model = build_model(_mse(model_settings), window, horizon, network.n_features)
     model.set_weights([w.astype(keras.config.floatx()) for w in network.weights])
     return model
