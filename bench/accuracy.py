@@ -79,7 +79,7 @@ def run_project(
 ) -> dict:
     """One default-settings run of the project's pipeline, scored on the test days."""
     from forecaster.evaluate.evaluation import evaluate
-    from forecaster.model.engines import KerasEngine
+    from forecaster.model.keras_engine import KerasEngine
     from forecaster.prep.windows import prepare
     from forecaster.train.fit import fit_model
 

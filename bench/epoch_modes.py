@@ -185,7 +185,7 @@ def probe(options: dict, epochs: int) -> dict:
                 data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
                     len(x), seed=42
                 )
-                data = training._with_input_options(data.batch(BATCH))
+                data = training.with_input_options(data.batch(BATCH))
                 model.fit(data, epochs=epochs, verbose=0, callbacks=[recorder])
     return {"windows": prepared.split.n_fit, "epochs": recorder.rows}
 

@@ -27,13 +27,9 @@ import numpy as np
 from forecaster.config import DataSettings, ModelSettings, PrepSettings, Settings
 from forecaster.data import load_prices
 from forecaster.prep.windows import prepare
-from forecaster.train.bptt import (
-    Network,
-    direction_forward,
-    gradient_norms_by_distance,
-    keras_float64,
-    tape_gradients,
-)
+from forecaster.train.bptt_cells import direction_forward
+from forecaster.train.bptt_check import keras_float64, tape_gradients
+from forecaster.train.bptt_network import Network, gradient_norms_by_distance
 from forecaster.train.fit import fit_model
 from forecaster.train.nptrain import keras_network, make_optimizer, window_arrays
 

@@ -168,11 +168,11 @@ def _check(csv: str, out: Path, env: dict) -> dict:
 def _checkpoint_epochs(checkpoint: Path):
     """Epochs in a checkpoint (0 when there is none), or what is wrong with it."""
     from forecaster.io import recover_if_free
-    from forecaster.train.fit import _CheckpointState
+    from forecaster.train.checkpoint import CheckpointState
 
     recover_if_free(checkpoint, "checkpoint")
     try:
-        state = _CheckpointState.read(checkpoint)
+        state = CheckpointState.read(checkpoint)
         if state is None:
             return "state.json missing" if checkpoint.exists() else 0
         with zipfile.ZipFile(state.model_path) as archive:

@@ -46,8 +46,9 @@ def bench_forecast(n_series: int = 500, days: int = 30, repeats: int = 3) -> dic
     import tempfile
 
     from forecaster.config import ModelSettings
-    from forecaster.model.engines import KerasEngine, NumpyEngine
+    from forecaster.model.engines import NumpyEngine
     from forecaster.model.factory import build_model
+    from forecaster.model.keras_engine import KerasEngine
 
     model = build_model(ModelSettings(), window=100)
     path = Path(tempfile.mkdtemp()) / "model.keras"

@@ -35,7 +35,8 @@ from bench.speed_common import (
 def bench_forecast(sizes: Sizes, results: dict, bundle: Path) -> None:
     """Per-day model.predict vs the in-graph loop vs NumPy, on the tutorial's model."""
     from bench.tutorial import tutorial_forecast_loop
-    from forecaster.model.engines import KerasEngine, NumpyEngine
+    from forecaster.model.engines import NumpyEngine
+    from forecaster.model.keras_engine import KerasEngine
 
     model, scaler = results.pop("tutorial_model"), results.pop("tutorial_scaler")
     values, prep, _ = load_aapl()
@@ -95,7 +96,8 @@ def bench_forecast(sizes: Sizes, results: dict, bundle: Path) -> None:
 def bundle_agreement(bundle: Path, window: int, reps: int) -> dict:
     """The two engines on the benchmark's own bundle: agreement and time."""
     from forecaster.data import read_price_csv
-    from forecaster.model.engines import KerasEngine, NumpyEngine
+    from forecaster.model.engines import NumpyEngine
+    from forecaster.model.keras_engine import KerasEngine
     from forecaster.store.bundle import load_bundle
 
     loaded = load_bundle(bundle)

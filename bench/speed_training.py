@@ -148,8 +148,8 @@ def our_run(prepared, prep, seed: int, batch_size: int, jit_compile=False, strea
 
     from forecaster.config import ModelSettings
     from forecaster.evaluate.evaluation import test_predictions
-    from forecaster.model.engines import KerasEngine
     from forecaster.model.factory import build_model
+    from forecaster.model.keras_engine import KerasEngine
     from forecaster.train.fit import batches_per_pass, window_dataset
 
     keras.utils.set_random_seed(seed)

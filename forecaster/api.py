@@ -34,7 +34,8 @@ from forecaster.evaluate.evaluation import score_table
 from forecaster.evaluate.panel import evaluate_series, panel_summary, series_table
 from forecaster.forecast.future import forecast_direction, forecast_future
 from forecaster.io import write_directory_atomically
-from forecaster.model.engines import ENGINES, make_engine
+from forecaster.model.choose import ENGINES, make_engine
+from forecaster.model.keras_engine import KerasEngine
 from forecaster.model.paths import METHODS, check_block
 from forecaster.prep.panel import context_part, prepare_panel
 from forecaster.report import plots
@@ -574,12 +575,12 @@ class Forecaster:
             raise ForecasterError(
                 "engine='numpy' reads a saved model: save() it and load() it first."
             )
-        return make_engine(self.bundle_, engine)
+        bundle = self.bundle_
+        args = (bundle.representation, bundle.window, bundle.horizon)
+        return make_engine(bundle.model_path, *args, engine)
 
     def _keras_engine(self, model, jit_compile: bool):
         """A Keras engine over the in-memory `model` (TensorFlow is loaded by now)."""
-        from forecaster.model.engines import KerasEngine  # lazy: TensorFlow
-
         prep = self.settings.prep
         return KerasEngine(
             model, prep.representation, prep.window, prep.horizon, jit_compile

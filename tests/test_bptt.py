@@ -1,26 +1,27 @@
-"""Tests for forecaster/train/bptt.py: BPTT vs finite differences and GradientTape."""
+"""Tests for forecaster/train/bptt*.py: BPTT vs finite differences and GradientTape."""
 
 import numpy as np
 import pytest
 
 from forecaster.errors import ForecasterError
-from forecaster.train import bptt
+from forecaster.train import bptt_check
 from forecaster.train.bptt import (
-    TOLERANCE,
-    Network,
     RNNParams,
-    check_cell,
-    finite_difference_gradients,
-    float64_model,
     forward,
-    gradient_norms_by_distance,
     gradient_norms_by_lag,
     loss_and_gradients,
     mse_loss,
+)
+from forecaster.train.bptt_check import (
+    TOLERANCE,
+    check_cell,
+    finite_difference_gradients,
+    float64_model,
     relative_error,
     run_check,
     tape_gradients,
 )
+from forecaster.train.bptt_network import Network, gradient_norms_by_distance
 
 WEIGHTS = ("input_kernel", "recurrent_kernel", "bias", "readout_kernel", "readout_bias")
 
@@ -233,7 +234,7 @@ def test_norms_by_distance_count_back_from_the_last_step(saved_models):
 
 
 def test_check_fails_above_the_tolerance(monkeypatch):
-    monkeypatch.setattr(bptt, "TOLERANCE", 0.0)
+    monkeypatch.setattr(bptt_check, "TOLERANCE", 0.0)
     lines, passed = run_check(cells=("rnn",))
     assert not passed
     assert lines[1].startswith("rnn   finite differences")
@@ -241,10 +242,10 @@ def test_check_fails_above_the_tolerance(monkeypatch):
 
 
 def test_check_command_exits_non_zero_on_failure(monkeypatch, capsys):
-    monkeypatch.setattr(bptt, "run_check", lambda: (["rnn  FAIL"], False))
-    assert bptt.main(["--check"]) == 1
-    monkeypatch.setattr(bptt, "run_check", lambda: (["rnn  ok"], True))
-    assert bptt.main(["--check"]) == 0
+    monkeypatch.setattr(bptt_check, "run_check", lambda: (["rnn  FAIL"], False))
+    assert bptt_check.main(["--check"]) == 1
+    monkeypatch.setattr(bptt_check, "run_check", lambda: (["rnn  ok"], True))
+    assert bptt_check.main(["--check"]) == 0
     assert "rnn  ok" in capsys.readouterr().out
 
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import make_prices, tiny_settings
 
 from forecaster.evaluate.evaluation import evaluate
-from forecaster.model.engines import KerasEngine
+from forecaster.model.keras_engine import KerasEngine
 from forecaster.prep.windows import prepare
 from forecaster.report.tables import format_distribution
 from forecaster.train.fit import fit_model

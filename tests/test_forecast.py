@@ -8,9 +8,11 @@ from conftest import make_prices, tiny_settings, write_csv
 from forecaster.config import DataSettings
 from forecaster.errors import ForecasterError
 from forecaster.forecast.future import forecast_future, future_dates
-from forecaster.model.engines import Engine, KerasEngine, NumpyEngine, make_engine
+from forecaster.model.choose import make_engine
+from forecaster.model.engines import Engine, NumpyEngine
+from forecaster.model.keras_engine import KerasEngine, load_keras_model
 from forecaster.prep.panel import context_part
-from forecaster.store.bundle import load_bundle, load_keras_model
+from forecaster.store.bundle import load_bundle
 from forecaster.workflows import runs as pipeline
 from forecaster.workflows.runs import run_forecast
 
@@ -108,7 +110,9 @@ def test_forecast_dates_skip_weekends():
 
 def test_forecast_needs_a_full_window(trained_bundle):
     bundle = load_bundle(trained_bundle)
-    engine = make_engine(bundle)
+    engine = make_engine(
+        bundle.model_path, bundle.representation, bundle.window, bundle.horizon
+    )
     short = make_prices(5)
     with pytest.raises(ForecasterError, match="need at least 10 prices .* got 5"):
         part = context_part(short, bundle.scaler, bundle.representation)
@@ -131,8 +135,10 @@ def test_reuse_on_new_data(trained_bundle, tmp_path):
 
 
 def test_unknown_engine(trained_bundle):
+    bundle = load_bundle(trained_bundle)
+    where = (bundle.model_path, bundle.representation, bundle.window, bundle.horizon)
     with pytest.raises(ForecasterError, match="choose one of auto, numpy, keras"):
-        make_engine(load_bundle(trained_bundle), "torch")
+        make_engine(*where, "torch")
 
 
 def test_failed_forecast_keeps_the_earlier_one(trained_bundle, tmp_path, monkeypatch):

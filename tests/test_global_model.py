@@ -105,7 +105,8 @@ def test_features_refuse_a_forecast_past_the_horizon(global_model):
 
 
 def test_numpy_engine_takes_the_extra_features(global_model, tmp_path):
-    from forecaster.model.engines import KerasEngine, NumpyEngine
+    from forecaster.model.engines import NumpyEngine
+    from forecaster.model.keras_engine import KerasEngine
 
     path = tmp_path / "model.keras"
     global_model.model_.save(path)

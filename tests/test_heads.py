@@ -12,8 +12,9 @@ from forecaster.config import ModelSettings
 from forecaster.errors import ForecasterError
 from forecaster.evaluate import scores
 from forecaster.model import heads
-from forecaster.model.engines import KerasEngine, NumpyEngine
+from forecaster.model.engines import NumpyEngine
 from forecaster.model.heads import QUANTILES, HeadSpec
+from forecaster.model.keras_engine import KerasEngine, load_keras_model
 
 KINDS = [("normal", "price"), ("student-t", "price"), ("quantile", "price")]
 KINDS += [(None, "direction"), ("mse", "price")]
@@ -37,8 +38,6 @@ def _tiny_model(loss, objective, horizon=2, n_features=1, scales=(0.02, 0.01)):
 def test_saved_heads_load_in_safe_mode_and_numpy_matches_keras(
     tmp_path, loss, objective
 ):
-    from forecaster.store.bundle import load_keras_model
-
     model = _tiny_model(loss, objective, n_features=2)
     path = tmp_path / "model.keras"
     model.save(path)

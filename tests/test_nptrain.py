@@ -10,17 +10,18 @@ from conftest import tiny_settings
 from forecaster.cli.main import train_parser, train_settings
 from forecaster.config import ModelSettings
 from forecaster.errors import ForecasterError
-from forecaster.model.engines import make_engine
-from forecaster.store.bundle import load_bundle, load_keras_model
+from forecaster.model.choose import make_engine
+from forecaster.model.keras_engine import load_keras_model
+from forecaster.store.bundle import load_bundle
 from forecaster.train.nptrain import (
     SGD,
     Adam,
     clip_by_norm,
     keras_network,
     make_optimizer,
-    run_numpy_training,
     train_on_batches,
 )
+from forecaster.workflows.numpy_run import run_numpy_training
 
 STEPS = 100
 TRACKING = 1e-4  # largest relative gap between the two losses at any step
@@ -133,8 +134,9 @@ def test_numpy_trained_bundle_loads_in_predict_and_keras(prices_csv, tmp_path):
     assert metadata["training"]["trainer"] == "numpy adam"
     assert bundle.settings.model.clipnorm == 1.0
     context = np.linspace(0.0, 1.0, 10)[None, :]
-    numpy_forecast = make_engine(bundle, "numpy").forecast(context, steps=3)
-    keras_forecast = make_engine(bundle, "keras").forecast(context, steps=3)
+    args = (bundle.model_path, bundle.representation, bundle.window, bundle.horizon)
+    numpy_forecast = make_engine(*args, "numpy").forecast(context, steps=3)
+    keras_forecast = make_engine(*args, "keras").forecast(context, steps=3)
     np.testing.assert_allclose(numpy_forecast, keras_forecast, atol=1e-5)
     model = load_keras_model(bundle.model_path)
     untrained, _ = keras_network(settings.model, 10, 1, seed=settings.train.seed)

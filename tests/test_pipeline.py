@@ -12,9 +12,10 @@ from conftest import make_prices, tiny_settings, write_csv
 from forecaster.data import read_price_csv
 from forecaster.errors import BundleError, ForecasterError
 from forecaster.io import write_directory_atomically
-from forecaster.model.engines import KerasEngine, NumpyEngine
+from forecaster.model.engines import NumpyEngine
+from forecaster.model.keras_engine import KerasEngine, load_keras_model
 from forecaster.prep.windows import prepare
-from forecaster.store.bundle import load_bundle, load_keras_model
+from forecaster.store.bundle import load_bundle
 from forecaster.workflows import runs as pipeline
 
 BUNDLE_FILES = {

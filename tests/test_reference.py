@@ -344,7 +344,7 @@ def test_weights_are_found_by_layer_name_when_their_group_moves(saved_lstm, tmp_
 @pytest.mark.parametrize("cell, blocks", [("LSTM", 4), ("GRU", 3), ("SimpleRNN", 1)])
 @pytest.mark.parametrize("return_sequences", [True, False])
 def test_fused_loop_equals_the_step_functions(cell, blocks, return_sequences):
-    from forecaster.model.reference import (
+    from forecaster.model.cells import (
         CellWeights,
         run_recurrent,
         run_recurrent_stepwise,
@@ -368,12 +368,7 @@ def test_fused_loop_equals_the_step_functions(cell, blocks, return_sequences):
 
 @pytest.mark.parametrize("units", [[3], [4, 4], [5, 3, 4]])
 def test_wavefront_lstm_stack_equals_layer_by_layer(units):
-    from forecaster.model.reference import (
-        CellWeights,
-        DenseLayer,
-        RecurrentLayer,
-        ReferenceModel,
-    )
+    from forecaster.model.cells import CellWeights, DenseLayer, RecurrentLayer
 
     rng = np.random.default_rng(len(units))
     layers, n_in = [], 2

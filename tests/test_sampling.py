@@ -12,12 +12,13 @@ from forecaster.config import PrepSettings
 from forecaster.errors import ForecasterError
 from forecaster.evaluate.intervals import RESIDUAL_SCALE, scale_of
 from forecaster.forecast.future import BAND_LEVELS, forecast_future
-from forecaster.model.engines import Engine, KerasEngine, NumpyEngine
+from forecaster.model.engines import Engine, NumpyEngine
 from forecaster.model.heads import QUANTILES, HeadSpec, quantile_function
+from forecaster.model.keras_engine import KerasEngine, load_keras_model
 from forecaster.prep.panel import context_part
 from forecaster.prep.windows import Scaler, prepare
 from forecaster.report.plots import plot_forecast
-from forecaster.store.bundle import load_bundle, load_keras_model
+from forecaster.store.bundle import load_bundle
 from forecaster.workflows import runs as pipeline
 
 WINDOW = 10

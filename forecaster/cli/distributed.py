@@ -212,12 +212,12 @@ def per_series_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def tune_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run the search, print the trials and the best one's test scores."""
-    from forecaster.cli.main import quiet_tensorflow
     from forecaster.data import load_prices
     from forecaster.distributed.fanout import start_ray
     from forecaster.distributed.tune import METRIC, run_search
     from forecaster.model.heads import require_price_objective
     from forecaster.report.tables import training_summary
+    from forecaster.train.devices import quiet_tensorflow
 
     require_price_objective(settings.model.objective, "tune")
     where = start_ray(args.ray_address, dashboard=args.dashboard)

@@ -33,6 +33,7 @@ from forecaster.config import (
     TrainSettings,
 )
 from forecaster.errors import ForecasterError
+from forecaster.train.devices import quiet_tensorflow
 
 DEFAULT = " (default: %(default)s)"  # appended to help texts
 FLAG_NAMES = {"cell": "model"}  # fields whose flag is not their own name
@@ -91,29 +92,6 @@ def as_flags(message: str) -> str:
     if match and match.group(1) in _flags:
         return _flags[match.group(1)] + message[match.end() :]
     return message
-
-
-def quiet_tensorflow() -> None:
-    """Import TensorFlow with its C++ start-up chatter (oneDNN, CUDA probing) hidden.
-
-    Those lines are written to file descriptor 2 before TensorFlow's own log
-    level applies, so stderr is pointed at /dev/null while it loads. Python
-    errors still propagate normally.
-    """
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import tensorflow as tf
-
-        tf.config.list_physical_devices("GPU")
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 # --------------------------------------------------- flags from dataclasses

@@ -364,7 +364,7 @@ def _train_task(name, prices, settings, out, before_save, cutoff=None):
     """One series, in a Ray worker: fit, then move its bundle into place whole."""
     configure_tensorflow()
     from forecaster.api import Forecaster
-    from forecaster.train.fit import discard_checkpoint
+    from forecaster.train.checkpoint import discard_checkpoint
     from forecaster.workflows.runs import checkpoint_dir_for
 
     started = time.perf_counter()

@@ -242,7 +242,7 @@ def _validation_reporter(prepared, settings: Settings):
     import keras
     from ray import tune
 
-    from forecaster.model.engines import KerasEngine
+    from forecaster.model.keras_engine import KerasEngine
     from forecaster.prep.windows import window_view
 
     split, prep = prepared.split, settings.prep

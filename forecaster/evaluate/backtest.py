@@ -18,6 +18,7 @@ from forecaster.config import Settings, check_at_least
 from forecaster.data.panel import Panel, cutoff_date
 from forecaster.evaluate.evaluation import naive_scores, scores, test_predictions
 from forecaster.model.heads import require_price_objective
+from forecaster.model.keras_engine import KerasEngine
 from forecaster.prep.panel import prepare_panel
 
 log = logging.getLogger("forecaster")
@@ -58,8 +59,7 @@ def walk_forward(
 
 def fold_rows(panel: Panel, settings: Settings, k: int, cutoff) -> list[dict]:
     """Fold `k`: one model trained before `cutoff`, each series scored from it."""
-    from forecaster.model.engines import KerasEngine  # lazy: TensorFlow
-    from forecaster.train.fit import fit_model  # lazy: TensorFlow
+    from forecaster.train.fit import fit_model  # lazy: it imports Keras
 
     prep = settings.prep
     prepared = prepare_panel(panel, prep, prep.features, cutoff)

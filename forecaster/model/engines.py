@@ -1,7 +1,9 @@
-"""Forecasting engines: NumPy reference (no TensorFlow), Keras with an in-graph loop.
+"""Forecasting engines: the shared `Engine` and the NumPy one (never TensorFlow).
 
-Both expose the same two calls on scaled data:
-`predict(windows)` for one model call on a batch of windows, and
+The Keras engine, with its in-graph loop, is model.keras_engine; which of the
+two runs a saved model is chosen in model.choose. Both expose the same two
+calls on scaled data: `predict(windows)` for one model call on a batch of
+windows, and
 `forecast(context, steps, block)` for a recursive forecast that feeds its own
 predictions back, `block` steps at a time (1 = one-step recursion, the model's
 horizon = direct multi-step). A model with a probabilistic head also gives
@@ -16,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from forecaster.config import check_at_least
-from forecaster.errors import ForecasterError, UnsupportedModelError
+from forecaster.errors import ForecasterError
 from forecaster.model.heads import HeadSpec, point, quantile_function
+from forecaster.model.reference import ReferenceModel
 from forecaster.prep.windows import decode_outputs, encode_inputs
 
-ENGINES = ("auto", "numpy", "keras")
 SAMPLE_CHUNK = 16384  # contexts per model call when sampling paths
 UNIFORM_EDGE = 1e-12  # draws are kept this far inside (0, 1): finite normal/t tails
 
@@ -77,7 +79,7 @@ class Engine:
         features the future inputs are unknown, so only one call is made:
         `steps` must be at most the model's horizon.
         """
-        _check_block(block, self.horizon)
+        check_block_size(block, self.horizon)
         if extra is not None:
             check_direct_steps(steps, self.horizon)
             return self.predict(context, extra)[:, :steps]
@@ -106,7 +108,7 @@ class Engine:
         its own distribution: a direct head gives one distribution per step,
         not their joint law.
         """
-        _check_block(block, self.horizon)
+        check_block_size(block, self.horizon)
         check_at_least("steps", steps)
         check_at_least("samples", samples)
         self._check_probabilistic("sampling paths", f"samples={samples}")
@@ -189,122 +191,12 @@ class NumpyEngine(Engine):
     def __init__(
         self, model_path: Path, representation: str, window: int, horizon: int
     ):
-        from forecaster.model.reference import ReferenceModel
-
         super().__init__(representation, window, horizon)
         self.model = ReferenceModel.load(model_path)
         self.head = self.model.head
 
     def _call(self, inputs: np.ndarray) -> np.ndarray:
         return self.model.predict(inputs)
-
-
-class KerasEngine(Engine):
-    """The Keras model, called through compiled tf.functions (no per-call overhead)."""
-
-    name = "keras"
-
-    def __init__(
-        self,
-        model,
-        representation: str,
-        window: int,
-        horizon: int,
-        jit_compile: bool = True,
-    ):
-        import tensorflow as tf
-
-        super().__init__(representation, window, horizon)
-        self.model = model
-        self.head = keras_head_spec(model)
-        # XLA fuses the loop of `forecast` (measured ~30x faster per call on
-        # 2 CPU cores) but compiles for ~0.6 s first: worth it when forecasting
-        # many times (evaluation, benchmarks), not for one forecast.
-        self.jit_compile = jit_compile
-        spec = tf.TensorSpec([None, window, model.input_shape[-1]], tf.float32)
-        self._compiled = tf.function(
-            lambda x: model(x, training=False), input_signature=[spec]
-        )
-        self._loops = {}
-
-    @classmethod
-    def from_file(
-        cls,
-        model_path: Path,
-        representation: str,
-        window: int,
-        horizon: int,
-        jit_compile: bool = True,
-    ):
-        from forecaster.store.bundle import load_keras_model
-
-        model = load_keras_model(model_path)
-        return cls(model, representation, window, horizon, jit_compile)
-
-    def _call(self, inputs: np.ndarray) -> np.ndarray:
-        return self._compiled(inputs).numpy()
-
-    def forecast(
-        self, context: np.ndarray, steps: int, block: int = 1, extra=None
-    ) -> np.ndarray:
-        """The whole recursive loop runs inside one compiled TensorFlow graph."""
-        if extra is not None:
-            return super().forecast(context, steps, block, extra)
-        _check_block(block, self.horizon)
-        if block not in self._loops:
-            self._loops[block] = self._build_loop(block)
-        n_blocks = -(-steps // block)
-        out = self._loops[block](np.asarray(context, dtype=np.float32), n_blocks)
-        return out.numpy().astype(np.float64)[:, :steps]
-
-    def _build_loop(self, block: int):
-        import tensorflow as tf
-
-        model, representation, head = self.model, self.representation, self.head
-        spec = [
-            tf.TensorSpec([None, self.window], tf.float32),
-            tf.TensorSpec([], tf.int32),
-        ]
-
-        @tf.function(input_signature=spec, jit_compile=self.jit_compile)
-        def loop(context, n_blocks):
-            predictions = tf.TensorArray(tf.float32, size=n_blocks)
-
-            def body(i, ctx, predictions):
-                inputs = encode_inputs(ctx, representation)
-                out = point(model(inputs, training=False), head)[:, :block]
-                out = decode_outputs(ctx, out, representation)
-                return (
-                    i + 1,
-                    tf.concat([ctx[:, block:], out], 1),
-                    predictions.write(i, out),
-                )
-
-            _, _, predictions = tf.while_loop(
-                lambda i, *_: i < n_blocks, body, (tf.constant(0), context, predictions)
-            )
-            stacked = predictions.stack()  # (n_blocks, batch, block)
-            return tf.reshape(
-                tf.transpose(stacked, [1, 0, 2]), [tf.shape(context)[0], -1]
-            )
-
-        return loop
-
-
-def keras_head_spec(model) -> HeadSpec:
-    """The HeadSpec of a Keras model (mse unless its last layer is a head)."""
-    from forecaster.model.heads import spec_from_config
-
-    return spec_from_config(
-        {
-            "config": {
-                "layers": [
-                    {"class_name": type(layer).__name__, "config": layer.get_config()}
-                    for layer in model.layers
-                ]
-            }
-        }
-    )
 
 
 def check_direct_steps(steps: int, horizon: int, name: str = "steps") -> None:
@@ -321,29 +213,10 @@ def check_direct_steps(steps: int, horizon: int, name: str = "steps") -> None:
         )
 
 
-def _check_block(block: int, horizon: int) -> None:
+def check_block_size(block: int, horizon: int) -> None:
+    """Raise unless 1 <= block <= horizon: the steps kept from each model call."""
     if not 1 <= block <= horizon:
         raise ForecasterError(
             f"block must be between 1 and the model's horizon {horizon}. Received: "
             f"block={block}"
         )
-
-
-def make_engine(bundle, engine: str = "auto", jit_compile: bool = False) -> Engine:
-    """The engine for a loaded bundle: NumPy when it supports the model, else Keras.
-
-    `jit_compile` applies to Keras: off by default, since a single forecast
-    does not repay XLA's compile time.
-    """
-    if engine not in ENGINES:
-        raise ForecasterError(
-            f"Unknown engine {engine!r}: choose one of {', '.join(ENGINES)}."
-        )
-    args = (bundle.representation, bundle.window, bundle.horizon)
-    if engine in ("auto", "numpy"):
-        try:
-            return NumpyEngine(bundle.model_path, *args)
-        except UnsupportedModelError:
-            if engine == "numpy":
-                raise
-    return KerasEngine.from_file(bundle.model_path, *args, jit_compile=jit_compile)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import keras
+
 from forecaster.config import CELLS, ModelSettings, check_choice
 from forecaster.errors import ForecasterError
+from forecaster.model.heads import QUANTILES, HeadSpec, head_kind
+from forecaster.model.keras_heads import MoveChannel, head_layers, head_loss
 
 
 def build_model(
@@ -43,11 +47,6 @@ def build_model(
             raise ForecasterError(
                 f"{name} must be at least 1. Received: {name}={value}"
             )
-    import keras
-
-    from forecaster.model.heads import QUANTILES, HeadSpec, head_kind
-    from forecaster.model.keras_heads import MoveChannel, head_layers, head_loss
-
     kind = head_kind(settings.loss, settings.objective)
     spec = HeadSpec(kind, horizon, scales[0], QUANTILES if kind == "quantile" else ())
     layers = [keras.Input(shape=(window, n_features), name="window")]
@@ -55,7 +54,7 @@ def build_model(
         layers.append(MoveChannel(scales[1], name="moves"))
     for depth in range(settings.layers):
         last = depth == settings.layers - 1
-        layers.append(_recurrent_layer(keras, settings, return_sequences=not last))
+        layers.append(_recurrent_layer(settings, return_sequences=not last))
         if settings.dropout > 0:
             layers.append(keras.layers.Dropout(settings.dropout))
     layers.extend(head_layers(spec))
@@ -69,7 +68,7 @@ def build_model(
     return model
 
 
-def _recurrent_layer(keras, settings: ModelSettings, return_sequences: bool):
+def _recurrent_layer(settings: ModelSettings, return_sequences: bool):
     kind = {
         "lstm": keras.layers.LSTM,
         "gru": keras.layers.GRU,

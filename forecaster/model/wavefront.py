@@ -8,7 +8,7 @@ layer k can take step t = w - k, and every layer moves in the same wave: one
 matrix product and seven elementwise calls per wave for the whole stack,
 T + L - 1 waves instead of T x L steps.
 
-The equations are those of `forecaster.model.reference.lstm_step`. How the wave
+The equations are those of `forecaster.model.cells.lstm_step`. How the wave
 is packed into few calls:
 
 - One row vector `v = [h of every layer, x_t, 1]` times one matrix gives
@@ -35,7 +35,7 @@ SLOTS = ("o", "i", "f", "c~")
 class StackedLSTM:
     """The last output of stacked LSTM layers (all but the last return sequences).
 
-    cells: list of `reference.CellWeights`, bottom layer first; layer k's
+    cells: list of `cells.CellWeights`, bottom layer first; layer k's
     kernel is (n_in_k, 4 * units_k) with n_in_k = units_(k-1) above the first.
     """
 

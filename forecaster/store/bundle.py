@@ -365,22 +365,6 @@ def _input_shape(config: dict, layers: list) -> list | None:
     return build
 
 
-def load_keras_model(file: str | os.PathLike):
-    """Load model.keras with Keras' safe mode on (no arbitrary code, no pickle)."""
-    import keras
-
-    import forecaster.model.keras_heads  # noqa: F401  (registers the head layers)
-
-    try:
-        return keras.saving.load_model(file, compile=False, safe_mode=True)
-    except Exception as err:  # Keras raises many kinds for a damaged archive
-        first = (str(err).splitlines() or [type(err).__name__])[0][:200]
-        raise BundleError(
-            f"Cannot load the model in {str(file)!r} ({first}): the bundle is damaged "
-            "or incompatible, train it again."
-        ) from None
-
-
 def read_history(bundle: Bundle):
     """The bundle's loss per epoch as a DataFrame (empty if the file is missing)."""
     file = bundle.path / HISTORY_FILE

@@ -9,11 +9,16 @@ are two or more; otherwise training runs on one device, as before.
 On a machine without GPUs, `devices=N > 1` splits the CPU into N logical
 devices. That gains no speed (they share the same cores); it exists so the
 multi-device path can be tested anywhere (tests/test_devices.py).
+
+`quiet_tensorflow` imports TensorFlow with its start-up chatter hidden, for
+the commands that train.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 
 from forecaster.errors import ForecasterError
 
@@ -76,3 +81,26 @@ def _split_cpu(tf, devices: int) -> int:
             "--devices unset."
         ) from None
     return devices
+
+
+def quiet_tensorflow() -> None:
+    """Import TensorFlow with its C++ start-up chatter (oneDNN, CUDA probing) hidden.
+
+    Those lines are written to file descriptor 2 before TensorFlow's own log
+    level applies, so stderr is pointed at /dev/null while it loads. Python
+    errors still propagate normally.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -1,30 +1,31 @@
-"""A NumPy trainer: Adam and SGD, as Keras computes them, on a `bptt.Network`.
+"""A NumPy trainer: Adam and SGD, as Keras computes them, on a `bptt_network.Network`.
 
 Given a Keras model's initial weights and the same batches in the same order,
 `train_on_batches` follows Keras' `train_on_batch` loss step by step
-(tests/test_nptrain.py). `run_numpy_training` trains a whole run this way and
-writes a normal bundle: model.keras is the factory's Keras model holding the
-NumPy-trained weights, so predict.py and Keras load it unchanged.
+(tests/test_nptrain.py). `keras_network` and `to_keras` carry the weights
+between the factory's Keras model and a Network; a whole run trained this
+way is forecaster.workflows.numpy_run.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import tempfile
-import time
 from pathlib import Path
 
+import keras
 import numpy as np
 
-from forecaster.config import ModelSettings, Settings
+from forecaster.config import ModelSettings
 from forecaster.errors import ForecasterError
+from forecaster.model.factory import build_model
 from forecaster.prep.windows import (
     encode_inputs,
     encode_targets,
     target_view,
     window_view,
 )
-from forecaster.train.bptt import Network
+from forecaster.train.bptt_network import Network
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -176,10 +177,6 @@ def keras_network(model_settings: ModelSettings, window: int, horizon: int, seed
     The Network is read back from the saved model.keras (one reader of the
     file format, forecaster/model/reference.py).
     """
-    import keras
-
-    from forecaster.model.factory import build_model
-
     keras.utils.set_random_seed(seed)
     model = build_model(_mse(model_settings), window, horizon)
     with tempfile.TemporaryDirectory() as directory:
@@ -190,76 +187,9 @@ def keras_network(model_settings: ModelSettings, window: int, horizon: int, seed
 
 def to_keras(network: Network, model_settings: ModelSettings, window, horizon):
     """The factory's compiled Keras model holding `network`'s weights."""
-    import keras
-
-    from forecaster.model.factory import build_model
-
     model = build_model(_mse(model_settings), window, horizon, network.n_features)
     model.set_weights([w.astype(keras.config.floatx()) for w in network.weights])
     return model
-
-
-def run_numpy_training(settings: Settings, out, optimizer: str = "adam", force=False):
-    """`pipeline.run_training` with the NumPy trainer in place of Keras' fit.
-
-    Starts from the factory's initial weights for `settings.train.seed`, trains
-    with `optimizer` ("adam" or "sgd", learning rate and clipnorm from
-    settings.model), and writes the same bundle as train.py through
-    `api.Forecaster`. Returns its `pipeline.TrainReport`.
-    """
-    from forecaster.api import Forecaster
-    from forecaster.data import load_prices
-    from forecaster.model.heads import require_price_objective
-    from forecaster.prep.windows import prepare
-    from forecaster.train.fit import TrainResult
-    from forecaster.workflows.runs import TrainReport
-
-    settings.validate()
-    require_price_objective(settings.model.objective, "the NumPy trainer")
-    if settings.model.loss != "mse":
-        raise ForecasterError(
-            "the NumPy trainer trains the point forecast on squared error only; "
-            f"set loss='mse'. Received: loss={settings.model.loss!r}, "
-            f"objective={settings.model.objective!r}"
-        )
-    if settings.model.dropout > 0:
-        raise ForecasterError(
-            "the NumPy trainer trains without Dropout; set dropout to 0. "
-            f"Received: dropout={settings.model.dropout}"
-        )
-    out = Path(out)
-    if out.exists() and not force:
-        raise ForecasterError(
-            f"{str(out)!r} already exists: pass force=True to replace it."
-        )
-    model_settings, prep, train = settings.model, settings.prep, settings.train
-    prices = load_prices(settings.data)
-    prepared = prepare(prices.values, prep)
-    _, network = keras_network(model_settings, prep.window, prep.horizon, train.seed)
-    rule = make_optimizer(
-        optimizer, model_settings.learning_rate, model_settings.clipnorm
-    )
-    started = time.perf_counter()
-    history, best_epoch = fit_network(
-        network,
-        rule,
-        window_arrays(prepared, prepared.split.fit_targets, prep.horizon),
-        window_arrays(prepared, prepared.split.val_targets, prep.horizon),
-        train.epochs,
-        train.batch_size,
-        train.patience,
-        train.seed,
-    )
-    model = to_keras(network, model_settings, prep.window, prep.horizon)
-    result = TrainResult(
-        model, history, best_epoch, time.perf_counter() - started, runtime={}
-    )  # no tf.data here: no input pipeline settings to record
-    forecaster = Forecaster.from_settings(settings)._adopt(prices, prepared, result)
-    forecaster.metadata_["training"]["trainer"] = f"numpy {optimizer}"
-    forecaster.save(out, force=True)
-    return TrainReport(
-        out, forecaster.evaluation_["table"], forecaster.metrics_, prices.notes
-    )
 
 
 def _mse(model_settings: ModelSettings) -> ModelSettings:

@@ -119,7 +119,7 @@ def run_training(
 
 
 def _train_holding_lock(settings, out, force, resume, download) -> TrainReport:
-    from forecaster.train.fit import discard_checkpoint  # lazy: TensorFlow
+    from forecaster.train.checkpoint import discard_checkpoint  # lazy: Keras
 
     recover(out, "bundle")  # a save killed mid-swap leaves its old bundle aside
     recover(checkpoint_dir_for(out), "checkpoint")
