@@ -14,6 +14,9 @@ import math
 import numpy as np
 import pandas as pd
 
+from forecaster.evaluate import direction
+from forecaster.evaluate.calibration import fit_cqr
+from forecaster.evaluate.comparison import bounds_columns, compare
 from forecaster.evaluate.intervals import (
     INTERVAL_LEVELS,
     MAX_INTERVAL_STEPS,
@@ -198,9 +201,6 @@ def evaluate(engine, prepared, calibrate: bool = False) -> dict:
         )
         for level in INTERVAL_LEVELS
     }
-    from forecaster.evaluate.calibration import fit_cqr
-    from forecaster.evaluate.comparison import bounds_columns, compare
-
     cqr = fit_cqr(engine, prepared, calibrate) if engine.head.probabilistic else None
     for entry in intervals.values():
         if cqr is not None:
@@ -270,8 +270,6 @@ def evaluate_direction(engine, prepared) -> dict:
     The base rate is the share of up days among the moved days of the
     training part only.
     """
-    from forecaster.evaluate import direction
-
     predictions = direction_predictions(engine, prepared)
     train_rate = direction.base_rate(prepared.prices[: prepared.split.n_train])
     actual, previous = predictions["actual"], predictions["previous"]
@@ -285,7 +283,7 @@ def evaluate_direction(engine, prepared) -> dict:
         "test_start": predictions["date"].iloc[0],
         "test_end": predictions["date"].iloc[-1],
         "direction": result,
-        "reliability": reliability_records(table),
+        "reliability": direction.reliability_records(table),
     }
     return {
         "predictions": predictions,
@@ -295,17 +293,6 @@ def evaluate_direction(engine, prepared) -> dict:
         "table": direction.format_direction_table(result),
         "default_method": "direct",
     }
-
-
-def reliability_records(table: pd.DataFrame) -> list[dict]:
-    """The rows of a reliability table for metrics.json, an empty bin's NaN as None."""
-    records = table.astype(object).where(table.notna(), None).to_dict(orient="records")
-    return [{key: _plain(value) for key, value in row.items()} for row in records]
-
-
-def _plain(value):
-    """A NumPy scalar as the Python number it holds (JSON-ready); others as they are."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def engine_intervals(
