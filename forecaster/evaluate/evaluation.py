@@ -158,6 +158,23 @@ def step_errors(engine, prepared, steps: int) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
+def _conformal_coverage(prepared, predictions, one_step: dict) -> dict:
+    """Share of test days inside each one-step conformal band, by level (as text)."""
+    split = prepared.split
+    scale = scale_of(
+        window_view(prepared.prices, split.window, (split.n_train, split.n))
+    )
+    return {
+        str(level): coverage(
+            predictions["actual"],
+            predictions["predicted"],
+            scale,
+            one_step[str(level)][0],
+        )
+        for level in INTERVAL_LEVELS
+    }
+
+
 def _rmse_by_step(predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
     return np.sqrt(np.mean((predicted - actual) ** 2, axis=0))
 
@@ -189,18 +206,8 @@ def evaluate(engine, prepared, calibrate: bool = False) -> dict:
         method: engine_intervals(engine, prepared, block_for(method, horizon))
         for method in methods
     }
-    split = prepared.split
-    scale = scale_of(
-        window_view(prepared.prices, split.window, (split.n_train, split.n))
-    )
     one_step_method = intervals["recursive" if "recursive" in methods else "direct"]
-    one_step = one_step_method["levels"]
-    achieved = {
-        str(level): coverage(
-            actual, predictions["predicted"], scale, one_step[str(level)][0]
-        )
-        for level in INTERVAL_LEVELS
-    }
+    achieved = _conformal_coverage(prepared, predictions, one_step_method["levels"])
     cqr = fit_cqr(engine, prepared, calibrate) if engine.head.probabilistic else None
     for entry in intervals.values():
         if cqr is not None:
