@@ -249,7 +249,7 @@ def _assigned_cpus() -> int:
 
 def _package_dir() -> Path:
     """The directory holding the `forecaster` package this process runs."""
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]  # forecaster/distributed/runtime.py
 
 
 def _export_package_path() -> None:
