@@ -113,7 +113,8 @@ def _run(mode: str, args) -> dict:
     out = Path(tempfile.mkdtemp(prefix="fanout-"))
     if mode.startswith("loop"):
         return _loop(series, settings, out, threads=1 if mode == "loop-1" else None)
-    from forecaster.distributed.fanout import start_ray, stop_ray, train_per_series
+    from forecaster.distributed.fanout import train_per_series
+    from forecaster.distributed.runtime import start_ray, stop_ray
 
     start_ray(num_cpus=int(mode.split("-")[1]))
     started = time.perf_counter()
@@ -132,7 +133,7 @@ def _run(mode: str, args) -> dict:
 
 def _loop(series, settings, out: Path, threads: int | None) -> dict:
     if threads:
-        from forecaster.distributed.fanout import configure_tensorflow
+        from forecaster.distributed.runtime import configure_tensorflow
 
         configure_tensorflow(threads)
     from forecaster.api import Forecaster

@@ -39,7 +39,7 @@ def main(argv=None) -> int:
 
     from forecaster.api import settings_from_keywords
     from forecaster.data import read_price_csv
-    from forecaster.distributed.fanout import start_ray, stop_ray
+    from forecaster.distributed.runtime import start_ray, stop_ray
     from forecaster.distributed.tune import run_search
 
     prices = read_price_csv(args.csv)

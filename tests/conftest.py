@@ -140,7 +140,7 @@ def ray_runtime():
     that reason shown (pytest -rs, set in pyproject.toml).
     """
     pytest.importorskip("ray", reason="Ray is not installed: pip install .[ray]")
-    from forecaster.distributed.fanout import start_ray, stop_ray
+    from forecaster.distributed.runtime import start_ray, stop_ray
 
     start_ray(num_cpus=2)
     yield

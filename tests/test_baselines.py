@@ -6,7 +6,7 @@ import pytest
 from forecaster.errors import ForecasterError
 from forecaster.evaluate import baselines
 from forecaster.evaluate.intervals import coverage
-from forecaster.evaluate.scores import interval_coverage
+from forecaster.evaluate.scores import crps_quantiles, grid_crps, interval_coverage
 
 
 def prices_from(returns) -> np.ndarray:
@@ -158,3 +158,35 @@ def test_conformal_bands_need_one_forecast_per_test_day():
 def test_rolling_window_needs_two_returns():
     with pytest.raises(ForecasterError, match=r"^days must be at least 2\. .*=1$"):
         baselines.rolling_normal(prices_from([0.1] * 4), n_train=3, days=1)
+
+
+def test_the_registry_makes_each_baseline_from_the_test_days(garch_prices):
+    assert list(baselines.REGISTRY) == ["conformal", "rw20", "ewma", "garch_t"]
+    days = baselines.TestDays(garch_prices, 600)
+    made = baselines.distribution("rw20", days)
+    direct = baselines.rolling_normal(garch_prices, 600)
+    np.testing.assert_array_equal(made.scale, direct.scale)
+    assert baselines.label("garch_t") == "GARCH-t"
+    with pytest.raises(ForecasterError, match=r"^Unknown baseline 'rw5': choose one"):
+        baselines.distribution("rw5", days)
+    with pytest.raises(ForecasterError, match=r"'rw20' is already registered"):
+        baselines.baseline("rw20", "again")(lambda days: None)
+
+
+def test_a_baseline_that_cannot_be_fitted_is_left_out(caplog):
+    prices = prices_from([0.01, -0.02] * 75)  # 151 prices: too few for GARCH
+    intervals = {"levels": {"0.8": [1.0], "0.95": [2.0]}}
+    days = baselines.TestDays(prices, 50, prices[49:-1], 20, intervals)
+    found = baselines.distributions(days)
+    assert list(found) == ["conformal", "rw20", "ewma"]
+    assert "GARCH(1,1)-t could not be estimated" in caplog.text
+    assert "; left out" in caplog.text
+
+
+def test_grid_crps_scores_any_distribution_on_its_quantiles(garch_prices):
+    dist = baselines.rolling_normal(garch_prices, 600)
+    actual = garch_prices[600:]
+    grid = (0.25, 0.5, 0.75)
+    values = np.stack([dist.quantile(t) for t in grid], axis=1)
+    expected = np.mean(crps_quantiles(actual, values, np.asarray(grid)))
+    assert grid_crps(dist, actual, grid) == pytest.approx(expected, rel=1e-12)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from forecaster.cli import flags as cli_flags
 from forecaster.cli import main as cli
 from forecaster.config import (
     DataSettings,
@@ -33,19 +34,19 @@ def test_every_training_setting_has_a_flag_with_help(cls):
     parser = cli.train_parser("test")
     helps = {a.dest: a.help for a in parser._actions if a.option_strings and a.help}
     for field in dataclasses.fields(cls):
-        if field.name in cli.NOT_FLAGS:
+        if field.name in cli_flags.NOT_FLAGS:
             continue
-        flag = "--" + cli.FLAG_NAMES.get(field.name, field.name).replace("_", "-")
+        flag = "--" + cli_flags.FLAG_NAMES.get(field.name, field.name).replace("_", "-")
         assert flag in flags_of(parser), flag
         assert len(helps[field.name]) > 10, field.name  # the field's comment
 
 
 def test_help_texts_come_from_the_comments():
-    comments = cli.field_comments(PrepSettings)
+    comments = cli_flags.field_comments(PrepSettings)
     assert comments["window"] == "input steps per window"
     # a comment continued on "#   " lines is joined
     assert comments["representation"].endswith("(BENCHMARKS.md)")
-    assert cli.field_comments(ForecastSettings)["method"].endswith(
+    assert cli_flags.field_comments(ForecastSettings)["method"].endswith(
         "(direct when it was trained with --horizon > 1)"
     )
 
@@ -70,12 +71,12 @@ def test_predict_flags():
 def test_library_argument_names_become_flags():
     cli.train_parser("test")
     cli.predict_parser("test")
-    assert cli.as_flags("days must be at least 1. Received: days=0") == (
+    assert cli_flags.as_flags("days must be at least 1. Received: days=0") == (
         "--days must be at least 1. Received: days=0"
     )
-    assert cli.as_flags("cell is odd").startswith("--model is odd")
-    assert cli.as_flags("batch_size must be").startswith("--batch-size must be")
-    assert cli.as_flags("Unknown cell 'x'") == "Unknown cell 'x'"
+    assert cli_flags.as_flags("cell is odd").startswith("--model is odd")
+    assert cli_flags.as_flags("batch_size must be").startswith("--batch-size must be")
+    assert cli_flags.as_flags("Unknown cell 'x'") == "Unknown cell 'x'"
 
 
 def run_module(*args: str) -> subprocess.CompletedProcess:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import make_prices, tiny_settings
 
+from forecaster.evaluate import baselines
 from forecaster.evaluate.evaluation import evaluate
 from forecaster.model.keras_engine import KerasEngine
 from forecaster.prep.windows import prepare
@@ -15,17 +16,27 @@ from forecaster.report.tables import format_distribution
 from forecaster.train.fit import fit_model
 
 
-def _evaluated(loss: str, representation: str = "log-delta"):
+def _engine(loss: str, representation: str = "log-delta"):
     settings = tiny_settings(model__loss=loss, prep__representation=representation)
     prepared = prepare(make_prices(400, seed=2), settings.prep)
     model = fit_model(prepared, settings).model
-    engine = KerasEngine(model, representation, settings.prep.window, 1)
+    return KerasEngine(model, representation, settings.prep.window, 1), prepared
+
+
+def _evaluated(loss: str, representation: str = "log-delta"):
+    engine, prepared = _engine(loss, representation)
     return evaluate(engine, prepared), prepared
 
 
 @pytest.fixture(scope="module")
-def student_t():
-    return _evaluated("student-t")
+def trained():
+    return _engine("student-t")
+
+
+@pytest.fixture(scope="module")
+def student_t(trained):
+    engine, prepared = trained
+    return evaluate(engine, prepared), prepared
 
 
 def test_every_method_is_scored_on_the_same_test_days(student_t):
@@ -47,6 +58,24 @@ def test_every_method_is_scored_on_the_same_test_days(student_t):
     assert distribution["methods"]["conformal"]["crps"] is None
     assert sum(distribution["pit_counts"]) == prepared.split.n - prepared.split.n_train
     json.dumps(result["metrics"], allow_nan=False)  # strict JSON
+
+
+def test_a_baseline_registered_in_one_place_is_scored_and_printed(trained):
+    engine, prepared = trained
+
+    @baselines.baseline("rw5", "RW 5-day")
+    def five_day(days):
+        return baselines.rolling_normal(days.prices, days.n_train, days=5)
+
+    try:
+        distribution = evaluate(engine, prepared)["metrics"]["distribution"]
+    finally:
+        baselines.unregister("rw5")
+    assert list(distribution["methods"])[-1] == "rw5"
+    row = distribution["methods"]["rw5"]
+    assert row["label"] == "RW 5-day" and row["crps"] > 0
+    assert "\nRW 5-day" in format_distribution(distribution)
+    assert "rw5" not in baselines.REGISTRY
 
 
 def test_dm_tests_compare_model_with_garch_and_point_with_naive(student_t):

@@ -1,4 +1,4 @@
-"""forecaster/distributed/fanout.py: the Ray runtime and the per-series fan-out.
+"""forecaster/distributed/runtime.py and fanout.py: the Ray runtime, per-series fan-out.
 
 Every test here shares one embedded runtime (the `ray_runtime` fixture) and
 trains tiny models: window 10, 2 x LSTM(4), 2 epochs.
@@ -143,7 +143,7 @@ def test_only_a_driver_with_the_token_joins_the_runtime(ray_runtime, tmp_path):
     sends the token found in ~/.ray/auth_token (RAY_AUTH_MODE left unset)."""
     import ray
 
-    from forecaster.distributed.fanout import TOKEN_FILE
+    from forecaster.distributed.runtime import TOKEN_FILE
 
     gcs = ray.get_runtime_context().gcs_address
     assert gcs.startswith("127.0.0.1:")
@@ -170,7 +170,7 @@ def _join_from_another_process(gcs: str, home: Path) -> subprocess.CompletedProc
         RAY_gcs_server_port_wait_time_s="1",  # one attempt, not Ray's 20
     )
     code = (
-        "import ray; from forecaster.distributed.fanout import start_ray; "
+        "import ray; from forecaster.distributed.runtime import start_ray; "
         f"start_ray({gcs!r}); print('joined', int(ray.cluster_resources()['CPU']))"
     )
     return subprocess.run(
@@ -263,7 +263,7 @@ def _is_loopback(ip) -> bool:
 def test_tasks_limit_tensorflow_to_their_cpus(ray_runtime):
     import ray
 
-    from forecaster.distributed.fanout import configure_tensorflow
+    from forecaster.distributed.runtime import configure_tensorflow
 
     @ray.remote(num_cpus=1)
     def threads():
@@ -280,7 +280,7 @@ def test_tasks_limit_tensorflow_to_their_cpus(ray_runtime):
 
 def test_without_ray_the_commands_say_what_to_install(monkeypatch, capsys):
     from forecaster.cli import main as cli
-    from forecaster.distributed.fanout import import_ray
+    from forecaster.distributed.runtime import import_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails
     with pytest.raises(ForecasterError, match=r'pip install "forecaster\[ray\]"'):

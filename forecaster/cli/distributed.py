@@ -1,7 +1,8 @@
 """The command line of the Ray commands: `forecaster train --per-series` and `tune`.
 
 Kept apart from forecaster.cli.main so the distributed flags and their printing
-live beside each other; cli.py only adds them to its parsers.
+live beside each other; forecaster.cli.main only adds them to its parsers.
+Ray itself is imported by forecaster.distributed, only when a command runs.
 """
 
 from __future__ import annotations
@@ -12,8 +13,20 @@ import logging
 import sys
 from pathlib import Path
 
+import pandas as pd
+
+from forecaster.cli.flags import add_train_flags, train_settings
 from forecaster.config import DataSettings, Settings
+from forecaster.data import load_prices
+from forecaster.data.panel import Panel, is_long_format, read_long_csv, read_series_csv
+from forecaster.distributed.fanout import train_per_series, write_summary
+from forecaster.distributed.runtime import start_ray
+from forecaster.distributed.tune import METRIC, run_search
 from forecaster.errors import ForecasterError
+from forecaster.model.heads import require_price_objective
+from forecaster.report.tables import training_summary
+from forecaster.train.devices import quiet_tensorflow
+from forecaster.train.progress import Progress
 
 log = logging.getLogger("forecaster")
 DEFAULT_TRIALS = 20
@@ -54,7 +67,7 @@ def add_per_series_flags(p: argparse.ArgumentParser) -> None:
     add_ray_flags(p)
 
 
-def add_tune_command(commands, add_train_flags, train_settings) -> None:
+def add_tune_command(commands) -> None:
     """`forecaster tune`: a hyperparameter search on Ray Tune."""
     tune = commands.add_parser(
         "tune",
@@ -97,9 +110,6 @@ def series_sources(data: DataSettings) -> list[tuple[str, object]]:
     gives each of its tickers), `--csv-dir`, and `--ticker` symbols. Each is
     loaded on its own, so one that cannot be read fails alone.
     """
-    from forecaster.data import load_prices
-    from forecaster.data.panel import is_long_format, read_long_csv
-
     paths = [Path(text) for text in _listed(data.csv)]
     if data.csv_dir:
         paths.append(Path(data.csv_dir))
@@ -127,8 +137,6 @@ def series_sources(data: DataSettings) -> list[tuple[str, object]]:
 
 def _load_file(file: Path, data: DataSettings):
     """One CSV with its OHLCV columns (so features work), or the error reading it."""
-    from forecaster.data.panel import Panel, read_series_csv
-
     try:
         return Panel([read_series_csv(file, column=data.column)])
     except ForecasterError as err:  # reported with the others, not fatal
@@ -138,10 +146,6 @@ def _load_file(file: Path, data: DataSettings):
 def shared_cutoff(series, train_fraction: float):
     """The cut-off a panel of these series would use, so per-series models are
     scored on the same days as the global model (None if nothing loaded)."""
-    import pandas as pd
-
-    from forecaster.data.panel import Panel
-
     dates = pd.DatetimeIndex([])
     for _, prices in series:
         if isinstance(prices, Panel):
@@ -162,9 +166,6 @@ def _load(load_prices, data: DataSettings):
 
 def per_series_command(args: argparse.Namespace, settings: Settings) -> int:
     """Train one bundle per series on Ray; print each as it finishes."""
-    from forecaster.distributed.fanout import start_ray, train_per_series, write_summary
-    from forecaster.model.heads import require_price_objective
-
     if getattr(args, "backtest", None) is not None:
         raise ForecasterError("--per-series trains bundles: leave out --backtest.")
     require_price_objective(settings.model.objective, "--per-series")
@@ -176,8 +177,6 @@ def per_series_command(args: argparse.Namespace, settings: Settings) -> int:
     series = series_sources(settings.data)
     cutoff = shared_cutoff(series, settings.prep.train_fraction)
     out = Path(args.out or f"models/per-series-{settings.model.cell}")
-    from forecaster.train.progress import Progress
-
     where = start_ray(args.ray_address, dashboard=args.dashboard)
     log.info("training %d series on %s", len(series), where)
     progress = Progress(total=len(series), noun="series", write=log.info)
@@ -212,13 +211,6 @@ def per_series_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def tune_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run the search, print the trials and the best one's test scores."""
-    from forecaster.data import load_prices
-    from forecaster.distributed.fanout import start_ray
-    from forecaster.distributed.tune import METRIC, run_search
-    from forecaster.model.heads import require_price_objective
-    from forecaster.report.tables import training_summary
-    from forecaster.train.devices import quiet_tensorflow
-
     require_price_objective(settings.model.objective, "tune")
     where = start_ray(args.ray_address, dashboard=args.dashboard)
     prices = load_prices(settings.data)

@@ -34,9 +34,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forecaster.api import Forecaster
 from forecaster.config import CELLS, REPRESENTATIONS, Settings
+from forecaster.data.frames import prices_from_pandas
+from forecaster.data.series import Prices
+from forecaster.distributed.runtime import (
+    configure_tensorflow,
+    gpus_per_task,
+    import_ray,
+    one_line,
+    start_ray,
+)
 from forecaster.errors import ForecasterError
-from forecaster.model.heads import head_kind
+from forecaster.evaluate import baselines
+from forecaster.evaluate.comparison import head_distribution
+from forecaster.evaluate.scores import grid_crps
+from forecaster.io import write_file_atomically
+from forecaster.model.heads import head_kind, require_price_objective
+from forecaster.model.keras_engine import KerasEngine
+from forecaster.prep.windows import prepare, window_view
+from forecaster.train.progress import Progress
+from forecaster.workflows.runs import source_name
 
 log = logging.getLogger("forecaster")
 
@@ -44,6 +62,8 @@ METRIC = "val_score"  # lower is better: a distribution head's validation CRPS /
 #   the 20-day random walk's (on the quantile grid CRPS_LEVELS); a point
 #   head's validation RMSE / naive's
 CRPS_LEVELS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05 .. 0.95
+REFERENCE = "rw20"  # the registered baseline (forecaster.evaluate.baselines) whose
+#   validation CRPS a distribution head's is divided by
 DISTRIBUTION_LOSSES = ("student-t", "normal", "quantile")  # searched unless mse
 SEARCHED = (
     "cell",
@@ -86,8 +106,6 @@ def default_space(settings: Settings | None = None) -> dict:
 
 def default_search_out(settings: Settings) -> Path:
     """models/<source>-search: where a search goes unless told otherwise."""
-    from forecaster.workflows.runs import source_name
-
     return Path("models") / f"{source_name(settings)}-search"
 
 
@@ -122,14 +140,42 @@ def run_search(
     stopping) and the first trial: the search always scores the base
     configuration, so the best is shown beside it. `space`: Ray Tune domains
     by setting name (default `default_space()`). Ray must be running
-    (forecaster.distributed.fanout.start_ray); it is started here otherwise.
+    (forecaster.distributed.runtime.start_ray); it is started here otherwise.
     """
-    from forecaster.api import _as_prices
-    from forecaster.distributed.fanout import import_ray, start_ray
-    from forecaster.model.heads import require_price_objective
-
     require_price_objective(settings.model.objective, "tune")
     ray = import_ray()
+    space = _checked_request(settings, trials, max_concurrent, space)
+    out = Path(out) if out else default_search_out(settings)
+    _prepare_out(out, resume, force)
+    if not ray.is_initialized():
+        start_ray()
+    series = _as_series(prices, settings.data.column)
+    grid = _fit(series, settings, out, trials, max_concurrent, space, resume)
+    table = trials_table(grid, settings)
+    write_file_atomically(out / TRIALS_FILE, lambda t: table.to_csv(t, index=False))
+    scored = table[table["status"] != "error"]
+    if scored.empty:
+        raise ForecasterError(
+            f"every trial failed; see the error column of {out / TRIALS_FILE}. "
+            f"First error: {table['error'].iloc[0]}"
+        )
+    best_row = scored.iloc[0]
+    best = {name: _plain(best_row[name]) for name in SEARCHED if name in table}
+    bundle, model = _retrain(series, settings, best, best_row, out, len(table))
+    return SearchReport(
+        out=out,
+        trials=table,
+        best=best,
+        best_score=float(best_row[METRIC]),
+        default_score=_default_score(table),
+        bundle=bundle,
+        table=model.evaluation_["table"],
+        metrics=model.metrics_,
+    )
+
+
+def _checked_request(settings: Settings, trials, max_concurrent, space) -> dict:
+    """The search space (`space` or the default), once the request is checked."""
     settings.validate()
     if trials < 1:
         raise ForecasterError(f"trials must be at least 1. Received: trials={trials}")
@@ -155,41 +201,20 @@ def run_search(
             f"space has setting(s) the search cannot change: {', '.join(unknown)}; "
             f"choose among {', '.join(SEARCHED)}."
         )
-    out = Path(out) if out else default_search_out(settings)
-    _prepare_out(out, resume, force)
-    if not ray.is_initialized():
-        start_ray()
-    series = _as_prices(prices, settings.data.column)
-    grid = _fit(series, settings, out, trials, max_concurrent, space, resume)
-    table = trials_table(grid, settings)
-    from forecaster.io import write_file_atomically
+    return space
 
-    write_file_atomically(out / TRIALS_FILE, lambda t: table.to_csv(t, index=False))
-    scored = table[table["status"] != "error"]
-    if scored.empty:
-        raise ForecasterError(
-            f"every trial failed; see the error column of {out / TRIALS_FILE}. "
-            f"First error: {table['error'].iloc[0]}"
-        )
-    best_row = scored.iloc[0]
-    best = {name: _plain(best_row[name]) for name in SEARCHED if name in table}
+
+def _as_series(prices, column) -> Prices:
+    """`Prices` as they are; a pandas Series or DataFrame through the public loader."""
+    return prices if isinstance(prices, Prices) else prices_from_pandas(prices, column)
+
+
+def _default_score(table: pd.DataFrame) -> float | None:
+    """The base settings' validation score, None if that trial has none."""
     default = table[table["default"]]
-    default_score = (
-        float(default[METRIC].iloc[0])
-        if len(default) and not pd.isna(default[METRIC].iloc[0])
-        else None
-    )
-    bundle, model = _retrain(series, settings, best, best_row, out, len(table))
-    return SearchReport(
-        out=out,
-        trials=table,
-        best=best,
-        best_score=float(best_row[METRIC]),
-        default_score=default_score,
-        bundle=bundle,
-        table=model.evaluation_["table"],
-        metrics=model.metrics_,
-    )
+    if len(default) and not pd.isna(default[METRIC].iloc[0]):
+        return float(default[METRIC].iloc[0])
+    return None
 
 
 def trials_table(grid, settings: Settings) -> pd.DataFrame:
@@ -211,7 +236,11 @@ def trials_table(grid, settings: Settings) -> pd.DataFrame:
         row["epochs"] = metrics.get("epoch")
         row["seconds"] = round(float(metrics.get("time_total_s", math.nan)), 2)
         row["status"] = "error" if result.error else "done"
-        row["error"] = _one_line(result.error) if result.error else ""
+        row["error"] = (
+            one_line(getattr(result.error, "cause", None) or result.error)
+            if result.error
+            else ""
+        )
         row["default"] = all(row[name] == base[name] for name in SEARCHED)
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -225,11 +254,8 @@ def trials_table(grid, settings: Settings) -> pd.DataFrame:
 
 def _trial(config: dict, prices, base: Settings) -> None:
     """One trial, in a Ray worker: train, reporting the validation score each epoch."""
-    from forecaster.distributed.fanout import configure_tensorflow
-
     configure_tensorflow()
-    from forecaster.prep.windows import prepare
-    from forecaster.train.fit import fit_model
+    from forecaster.train.fit import fit_model  # Keras: imported in the worker only
 
     settings = _with_config(base, config)
     settings.train.verbose = 0
@@ -242,15 +268,12 @@ def _validation_reporter(prepared, settings: Settings):
     import keras
     from ray import tune
 
-    from forecaster.model.keras_engine import KerasEngine
-    from forecaster.prep.windows import window_view
-
     split, prep = prepared.split, settings.prep
     start, stop = split.val_targets
     contexts = window_view(prepared.scaled, split.window, (start, stop))
     actual = prepared.prices[start:stop]
     naive = _rmse(prepared.prices[start - 1 : stop - 1], actual)
-    reference = _random_walk_crps(prepared.prices, start, stop)
+    reference = _reference_crps(prepared.prices, start, stop)
 
     class Report(keras.callbacks.Callback):
         def __init__(self):
@@ -292,24 +315,14 @@ def _validation_reporter(prepared, settings: Settings):
 
 def _model_crps(engine, prepared, targets, actual) -> float:
     """The head's mean CRPS on the days `targets`, on the quantile grid CRPS_LEVELS."""
-    from forecaster.evaluate.comparison import head_distribution
-
-    return _grid_crps(head_distribution(engine, prepared, targets), actual)
+    return grid_crps(head_distribution(engine, prepared, targets), actual, CRPS_LEVELS)
 
 
-def _random_walk_crps(prices, start: int, stop: int) -> float:
-    """The 20-day random walk's mean CRPS on days start..stop-1, same grid."""
-    from forecaster.evaluate.baselines import rolling_normal
-
-    return _grid_crps(rolling_normal(prices[:stop], start), prices[start:stop])
-
-
-def _grid_crps(distribution, actual) -> float:
-    from forecaster.evaluate.scores import crps_quantiles
-
-    grid = np.asarray(CRPS_LEVELS)
-    values = np.stack([distribution.quantile(level) for level in grid], axis=1)
-    return float(np.mean(crps_quantiles(actual, values, grid)))
+def _reference_crps(prices, start: int, stop: int) -> float:
+    """The REFERENCE baseline's mean CRPS on days start..stop-1, same grid."""
+    days = baselines.TestDays(prices[:stop], start)
+    reference = baselines.distribution(REFERENCE, days)
+    return grid_crps(reference, prices[start:stop], CRPS_LEVELS)
 
 
 def _rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
@@ -323,8 +336,6 @@ def _fit(series, settings, out, trials, max_concurrent, space, resume):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
-
-    from forecaster.distributed.fanout import gpus_per_task
 
     # The legacy reporter honours verbose=0; the new one prints a banner anyway.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -371,8 +382,6 @@ def _fit(series, settings, out, trials, max_concurrent, space, resume):
 
 def _progress_callback(tune, trials: int):
     """A Tune callback that logs one line per finished trial: done, left, time left."""
-    from forecaster.train.progress import Progress
-
     progress = Progress(total=trials, noun="trial", write=log.info)
 
     class TrialProgress(tune.Callback):
@@ -387,8 +396,6 @@ def _progress_callback(tune, trials: int):
 
 def _retrain(series, settings, best, best_row, out, n_trials):
     """The best configuration trained again: a normal bundle that names its search."""
-    from forecaster.api import Forecaster
-
     final = _with_config(settings, best)
     model = Forecaster.from_settings(final).fit(series)
     model.metadata_["search"] = {
@@ -444,9 +451,3 @@ def _plain(value):
 def _trial_id(result) -> str:
     path = getattr(result, "path", "") or ""
     return Path(path).name or "?"
-
-
-def _one_line(err: BaseException) -> str:
-    from forecaster.distributed.fanout import _one_line as one_line
-
-    return one_line(getattr(err, "cause", None) or err)

@@ -11,6 +11,12 @@ parameters) comes from the training part, prices[:n_train], only:
 - `conformal_bands`: the model's split-conformal bands (forecaster.evaluate.evaluation)
   in the same interface.
 
+`REGISTRY` holds the baselines every evaluation scores (forecaster.evaluate.comparison)
+and the search's reference (forecaster.distributed.tune), in the order they are
+reported: a new baseline is one function here, registered with `@baseline(key,
+label)`, that takes the `TestDays` and returns a distribution (or None to be
+left out of this run).
+
 Volatilities are of daily log returns r; a day's price is mapped as
 P_{t-1} (1 + r), which keeps each distribution location-scale in price with
 a closed-form CRPS. (The exact map P_{t-1} exp(r) of a Student-t has no
@@ -21,6 +27,8 @@ r^2 / 2, 0.02% of the price at 2% volatility.)
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import signal
@@ -36,6 +44,80 @@ RISKMETRICS_DECAY = 0.94  # EWMA weight on yesterday's variance (RiskMetrics, da
 PERCENT = 100.0  # arch fits returns in percent: its optimiser expects that scale
 GARCH_MEANS = ("Zero", "Constant")  # arch mean models garch_t accepts
 MIN_TRAIN_RETURNS = 100  # fewest training returns GARCH(1,1) is estimated on
+
+
+@dataclass(frozen=True)
+class TestDays:
+    """What a baseline may use to predict the test days prices[n_train:].
+
+    `prices` (n,) and `n_train` always; the model's one-step point forecasts
+    `predicted` (n - n_train,), its `window` and its one-step conformal
+    `intervals` (one method's entry of intervals.json) when a model was scored.
+    """
+
+    __test__ = False  # not a pytest class, whatever its name
+
+    prices: np.ndarray
+    n_train: int
+    predicted: np.ndarray | None = None
+    window: int | None = None
+    intervals: dict | None = None
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A registered baseline: its metrics.json key, its printed label, its maker."""
+
+    key: str
+    label: str
+    make: Callable  # TestDays -> a distribution (forecaster.evaluate.predictive) | None
+
+
+REGISTRY: dict[str, Baseline] = {}  # key -> baseline, in the order they are reported
+
+
+def baseline(key: str, label: str):
+    """Register the decorated `make(days: TestDays)` as the baseline `key`."""
+
+    def register(make):
+        if key in REGISTRY:
+            raise ForecasterError(f"A baseline {key!r} is already registered.")
+        REGISTRY[key] = Baseline(key, label, make)
+        return make
+
+    return register
+
+
+def unregister(key: str) -> None:
+    """Remove the baseline `key` (a test's, or one a caller replaces)."""
+    REGISTRY.pop(key, None)
+
+
+def distributions(days: TestDays) -> dict:
+    """Every registered baseline's distribution of the test days, by key.
+
+    A baseline whose maker returns None (it could not be fitted here) is left out.
+    """
+    found = {}
+    for key, entry in REGISTRY.items():
+        made = entry.make(days)
+        if made is not None:
+            found[key] = made
+    return found
+
+
+def distribution(key: str, days: TestDays):
+    """One registered baseline's distribution of the test days (None: left out)."""
+    if key not in REGISTRY:
+        raise ForecasterError(
+            f"Unknown baseline {key!r}: choose one of {', '.join(REGISTRY)}."
+        )
+    return REGISTRY[key].make(days)
+
+
+def label(key: str) -> str:
+    """The label a report prints for the baseline `key`."""
+    return REGISTRY[key].label
 
 
 def rolling_normal(prices, n_train: int, days: int = VOLATILITY_DAYS) -> LocationScale:
@@ -171,3 +253,33 @@ def _check_prices(prices, n_train: int, least: int) -> np.ndarray:
             f"prices. Received: n_train={n_train}"
         )
     return prices
+
+
+# ------------------------------------------------------------------ the registry
+# In the order the comparison reports them.
+
+
+@baseline("conformal", "conformal")
+def _conformal(days: TestDays) -> QuantileBands:
+    return conformal_bands(
+        days.predicted, days.prices, days.n_train, days.window, days.intervals
+    )
+
+
+@baseline("rw20", "RW 20-day")
+def _random_walk(days: TestDays) -> LocationScale:
+    return rolling_normal(days.prices, days.n_train)
+
+
+@baseline("ewma", "RW EWMA")
+def _ewma(days: TestDays) -> LocationScale:
+    return ewma_normal(days.prices, days.n_train)
+
+
+@baseline("garch_t", "GARCH-t")
+def _garch(days: TestDays) -> LocationScale | None:
+    try:
+        return garch_t(days.prices, days.n_train)
+    except Exception as error:  # arch's optimiser on an odd series: keep the rest
+        log.warning("GARCH(1,1)-t could not be estimated (%s); left out", error)
+        return None

@@ -1,10 +1,11 @@
-"""The model's one-step forecast distribution on the test days beside four baselines.
+"""The model's one-step forecast distribution on the test days beside the baselines.
 
 For each test day the model's head (forecaster.model.heads) gives a distribution
 of the price; a model trained on squared error has only its split-conformal
-bands. Both are scored on the same days as (forecaster.evaluate.baselines, each
-fitted on the training part only): a random walk with 20-day volatility,
-one with EWMA volatility, GARCH(1,1)-t and the conformal bands. The scores
+bands. Both are scored on the same days as every baseline registered in
+forecaster.evaluate.baselines (each fitted on the training part only): today a
+random walk with 20-day volatility, one with EWMA volatility, GARCH(1,1)-t and
+the conformal bands. The scores
 are forecaster.evaluate.scores' (coverage, width, interval score, CRPS, log score,
 PIT); the Diebold-Mariano tests (forecaster.evaluate.significance) compare the model
 with GARCH-t on CRPS and the point forecast with naive on squared error;
@@ -29,15 +30,7 @@ from forecaster.prep.windows import decode_outputs, feature_view, window_view
 log = logging.getLogger("forecaster")
 
 LEVELS = (0.8, 0.95)  # the central intervals scored (and written per day)
-BASELINES = ("conformal", "rw20", "ewma", "garch_t")
-LABELS = {
-    "model": "model",
-    "model_cqr": "model + CQR",
-    "conformal": "conformal",
-    "rw20": "RW 20-day",
-    "ewma": "RW EWMA",
-    "garch_t": "GARCH-t",
-}
+LABELS = {"model": "model", "model_cqr": "model + CQR"}  # the baselines': theirs
 
 
 def model_distribution(engine, prepared, cqr: dict | None = None):
@@ -118,7 +111,15 @@ def compare(engine, prepared, predictions, intervals: dict, cqr=None) -> dict:
     """
     prices, n_train = prepared.prices, prepared.split.n_train
     actual = prices[n_train:]
-    found = _baselines(prices, n_train, predictions, prepared.split.window, intervals)
+    found = baselines.distributions(
+        baselines.TestDays(
+            prices,
+            n_train,
+            predictions["predicted"].to_numpy(),
+            prepared.split.window,
+            intervals,
+        )
+    )
     model = model_distribution(engine, prepared)
     methods = {"model": model} if model is not None else {}
     if cqr is not None:
@@ -128,7 +129,7 @@ def compare(engine, prepared, predictions, intervals: dict, cqr=None) -> dict:
     main = methods[key]
     result = {"levels": list(LEVELS), "main": key}
     result["methods"] = {
-        key: {"label": LABELS[key], **_json(scores.score_predictive(d, actual, LEVELS))}
+        key: {"label": _label(key), **_json(scores.score_predictive(d, actual, LEVELS))}
         for key, d in methods.items()
     }
     if "model_cqr" in result["methods"]:  # five quantiles: its CRPS is qCRPS
@@ -151,19 +152,8 @@ def _json(scores_of_one: dict) -> dict:
     }
 
 
-def _baselines(prices, n_train, predictions, window, intervals) -> dict:
-    found = {
-        "conformal": baselines.conformal_bands(
-            predictions["predicted"].to_numpy(), prices, n_train, window, intervals
-        ),
-        "rw20": baselines.rolling_normal(prices, n_train),
-        "ewma": baselines.ewma_normal(prices, n_train),
-    }
-    try:
-        found["garch_t"] = baselines.garch_t(prices, n_train)
-    except Exception as error:  # arch's optimiser on an odd series: keep the rest
-        log.warning("GARCH(1,1)-t could not be estimated (%s); left out", error)
-    return found
+def _label(key: str) -> str:
+    return LABELS[key] if key in LABELS else baselines.label(key)
 
 
 def _tests(main, garch, predictions, actual) -> dict:
@@ -216,8 +206,6 @@ def _dm(loss_a, loss_b, name_a: str, name_b: str) -> dict:
 
 def _direction(p_up, actual, previous, train_prices) -> dict | None:
     """P(up) scored against the base rate, with its reliability table's rows."""
-    from forecaster.evaluate.evaluation import reliability_records
-
     try:
         result = direction.direction_scores(
             p_up, actual, previous, direction.base_rate(train_prices)
@@ -228,7 +216,7 @@ def _direction(p_up, actual, previous, train_prices) -> dict | None:
     moved = direction.moved_days(actual, previous)
     up = direction.up_labels(actual, previous)
     table = direction.reliability(p_up[moved], up[moved])
-    return {**result, "reliability": reliability_records(table)}
+    return {**result, "reliability": direction.reliability_records(table)}
 
 
 def bounds_columns(main) -> dict:

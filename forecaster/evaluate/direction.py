@@ -120,6 +120,17 @@ def reliability(p_up, up, bins: int = RELIABILITY_BINS) -> pd.DataFrame:
 # ------------------------------------------------------------------ bootstrap
 
 
+def reliability_records(table: pd.DataFrame) -> list[dict]:
+    """The rows of a reliability table for metrics.json, an empty bin's NaN as None."""
+    records = table.astype(object).where(table.notna(), None).to_dict(orient="records")
+    return [{key: _plain(value) for key, value in row.items()} for row in records]
+
+
+def _plain(value):
+    """A NumPy scalar as the Python number it holds (JSON-ready); others as they are."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def bootstrap_interval(
     loss_a,
     loss_b,

@@ -14,6 +14,9 @@ import math
 import numpy as np
 import pandas as pd
 
+from forecaster.evaluate import direction
+from forecaster.evaluate.calibration import fit_cqr
+from forecaster.evaluate.comparison import bounds_columns, compare
 from forecaster.evaluate.intervals import (
     INTERVAL_LEVELS,
     MAX_INTERVAL_STEPS,
@@ -155,6 +158,23 @@ def step_errors(engine, prepared, steps: int) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
+def _conformal_coverage(prepared, predictions, one_step: dict) -> dict:
+    """Share of test days inside each one-step conformal band, by level (as text)."""
+    split = prepared.split
+    scale = scale_of(
+        window_view(prepared.prices, split.window, (split.n_train, split.n))
+    )
+    return {
+        str(level): coverage(
+            predictions["actual"],
+            predictions["predicted"],
+            scale,
+            one_step[str(level)][0],
+        )
+        for level in INTERVAL_LEVELS
+    }
+
+
 def _rmse_by_step(predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
     return np.sqrt(np.mean((predicted - actual) ** 2, axis=0))
 
@@ -186,21 +206,8 @@ def evaluate(engine, prepared, calibrate: bool = False) -> dict:
         method: engine_intervals(engine, prepared, block_for(method, horizon))
         for method in methods
     }
-    split = prepared.split
-    scale = scale_of(
-        window_view(prepared.prices, split.window, (split.n_train, split.n))
-    )
     one_step_method = intervals["recursive" if "recursive" in methods else "direct"]
-    one_step = one_step_method["levels"]
-    achieved = {
-        str(level): coverage(
-            actual, predictions["predicted"], scale, one_step[str(level)][0]
-        )
-        for level in INTERVAL_LEVELS
-    }
-    from forecaster.evaluate.calibration import fit_cqr
-    from forecaster.evaluate.comparison import bounds_columns, compare
-
+    achieved = _conformal_coverage(prepared, predictions, one_step_method["levels"])
     cqr = fit_cqr(engine, prepared, calibrate) if engine.head.probabilistic else None
     for entry in intervals.values():
         if cqr is not None:
@@ -270,8 +277,6 @@ def evaluate_direction(engine, prepared) -> dict:
     The base rate is the share of up days among the moved days of the
     training part only.
     """
-    from forecaster.evaluate import direction
-
     predictions = direction_predictions(engine, prepared)
     train_rate = direction.base_rate(prepared.prices[: prepared.split.n_train])
     actual, previous = predictions["actual"], predictions["previous"]
@@ -285,7 +290,7 @@ def evaluate_direction(engine, prepared) -> dict:
         "test_start": predictions["date"].iloc[0],
         "test_end": predictions["date"].iloc[-1],
         "direction": result,
-        "reliability": reliability_records(table),
+        "reliability": direction.reliability_records(table),
     }
     return {
         "predictions": predictions,
@@ -295,17 +300,6 @@ def evaluate_direction(engine, prepared) -> dict:
         "table": direction.format_direction_table(result),
         "default_method": "direct",
     }
-
-
-def reliability_records(table: pd.DataFrame) -> list[dict]:
-    """The rows of a reliability table for metrics.json, an empty bin's NaN as None."""
-    records = table.astype(object).where(table.notna(), None).to_dict(orient="records")
-    return [{key: _plain(value) for key, value in row.items()} for row in records]
-
-
-def _plain(value):
-    """A NumPy scalar as the Python number it holds (JSON-ready); others as they are."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def engine_intervals(

@@ -240,6 +240,17 @@ def score_predictive(predictive, actual, levels=(0.8, 0.95)) -> dict:
     return result
 
 
+def grid_crps(predictive, actual, grid) -> float:
+    """Mean CRPS of `predictive` on the quantile levels `grid`, any distribution.
+
+    `predictive` needs only `quantile(level)`, so a head, a baseline and the
+    bands are scored the same way (the search's validation score uses it).
+    """
+    grid = np.asarray(grid, dtype=np.float64)
+    values = np.stack([predictive.quantile(level) for level in grid], axis=1)
+    return float(np.mean(crps_quantiles(actual, values, grid)))
+
+
 def quantile_levels(levels) -> np.ndarray:
     """The median and both ends of each central interval, ascending."""
     for level in levels:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from forecaster.io import write_file_atomically
+
 HISTORY_DAYS = 250  # days of real prices shown before a forecast
 
 
@@ -27,8 +29,6 @@ def _finish(fig, path):
     """Lay out the figure and write it as a PNG when a path is given; return it."""
     fig.tight_layout()
     if path is not None:
-        from forecaster.io import write_file_atomically
-
         write_file_atomically(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     return fig
 

@@ -6,6 +6,7 @@ import math
 
 import pandas as pd
 
+from forecaster.evaluate.direction import format_direction_table, format_reliability
 from forecaster.evaluate.evaluation import format_table
 
 __all__ = ["format_backtest", "format_steps", "format_table", "training_summary"]
@@ -40,8 +41,6 @@ def training_summary(metrics: dict, table: str) -> str:
 
 def direction_summary(metrics: dict, table: str) -> str:
     """A direction model's test days, its scores beside the base rate, reliability."""
-    from forecaster.evaluate.direction import format_reliability
-
     reliability = pd.DataFrame(metrics["reliability"]).astype(float)
     return "\n".join(
         [
@@ -129,8 +128,6 @@ def format_distribution(result: dict) -> str:
     for key, test in result["tests"].items():
         lines.append(f"DM {key.replace('_', ' ')}: {test['verdict']}")
     if result.get("direction"):
-        from forecaster.evaluate.direction import format_direction_table
-
         lines += ["", format_direction_table(result["direction"])]
     return "\n".join(lines)
 
