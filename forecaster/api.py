@@ -38,11 +38,8 @@ from forecaster.model.choose import ENGINES, make_engine
 from forecaster.model.keras_engine import KerasEngine
 from forecaster.model.paths import METHODS, check_block
 from forecaster.prep.panel import context_part, prepare_panel
-from forecaster.report import plots
-from forecaster.report.html import build_report
+from forecaster.report import figures
 from forecaster.store import bundle as store
-
-PLOTS = ("forecast", "test", "loss", "reliability")
 
 
 def settings_from_keywords(**keywords) -> Settings:
@@ -416,48 +413,7 @@ class Forecaster:
         given.
         """
         self._check_fitted("plot")
-        if kind not in PLOTS:
-            raise ForecasterError(
-                f"kind must be one of {', '.join(PLOTS)}. Received: kind={kind!r}"
-            )
-        if kind == "loss":
-            return plots.plot_loss(self.history_, self.best_epoch_, path, ax)
-        if kind == "reliability" or self.is_direction:
-            return self._plot_reliability(kind, path, ax)
-        test = self.test_predictions()
-        if kind == "test":
-            if test is None:
-                raise ForecasterError("This model has no test predictions to plot.")
-            return plots.plot_test(
-                test,
-                self.name,
-                self.metrics_["model"]["rmse"],
-                self.metrics_["naive"]["rmse"],
-                path,
-                ax,
-            )
-        frame = self.forecast(days)
-        title = f"{self.name}: {days}-day forecast ({self.settings.model.cell})"
-        part = next(iter(self.panel_.parts.values()))
-        history = pd.Series(part.prices, index=part.dates)
-        return plots.plot_forecast(history, frame, title, test, path, ax)
-
-    def _plot_reliability(self, kind: str, path, ax):
-        """A direction model's reliability diagram on the test days."""
-        if not self.is_direction:
-            raise ForecasterError(
-                "kind='reliability' is drawn for a direction model "
-                "(objective='direction'); this one forecasts prices. "
-                f"Received: kind={kind!r}"
-            )
-        if kind != "reliability":
-            raise ForecasterError(
-                "A direction model forecasts P(up), not prices: plot 'reliability' "
-                f"or 'loss'. Received: kind={kind!r}"
-            )
-        table = pd.DataFrame(self.metrics_["reliability"]).astype(float)
-        title = f"{self.name}: reliability of P(up) on the test days"
-        return plots.plot_reliability(table, ax, path, title)
+        return figures.draw(self, kind, days, ax, path)
 
     @property
     def name(self) -> str:
@@ -488,7 +444,7 @@ class Forecaster:
             )
 
         def write(tmp: Path) -> None:
-            store.write_bundle(tmp, self._bundle_parts(), self._outputs())
+            store.write_bundle(tmp, self._bundle_parts(), figures.bundle_outputs(self))
 
         write_directory_atomically(path, write, replace=True, what="bundle")
         return path
@@ -509,36 +465,6 @@ class Forecaster:
             by_step=by_step if prices_only else None,
             history=self.history_,
         )
-
-    def _outputs(self) -> dict:
-        """The bundle's plots and report, drawn once its other files are written."""
-
-        def loss(path: Path) -> None:
-            plots.plot_loss(self.history_, self.best_epoch_, path)
-
-        def test(path: Path) -> None:
-            metrics = self.metrics_
-            plots.plot_test(
-                self.evaluation_["predictions"],
-                self.name,
-                metrics["model"]["rmse"],
-                metrics["naive"]["rmse"],
-                path,
-            )
-
-        def report(path: Path) -> None:
-            prices = self.prices_ if self.single_ else None
-            build_report(path.parent, prices=prices, path=path)
-
-        outputs = {store.LOSS_PLOT: loss}
-        if self.is_direction:
-            outputs[store.RELIABILITY_PLOT] = lambda path: self._plot_reliability(
-                "reliability", path, None
-            )
-        elif self.single_:
-            outputs[store.TEST_PLOT] = test
-        outputs[store.REPORT_FILE] = report
-        return outputs
 
     # ------------------------------------------------------------ helpers
 

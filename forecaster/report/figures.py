@@ -1,0 +1,98 @@
+"""A fitted model's figures: what `Forecaster.plot` draws, and the bundle's plots.
+
+The functions read a fitted model's public state (history_, metrics_,
+evaluation_, name, forecast(), test_predictions()) and draw with
+forecaster.report.plots; the model's layer (forecaster.api) calls them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from forecaster.errors import ForecasterError
+from forecaster.report import plots
+from forecaster.report.html import build_report
+from forecaster.store.bundle import LOSS_PLOT, RELIABILITY_PLOT, REPORT_FILE, TEST_PLOT
+
+PLOTS = ("forecast", "test", "loss", "reliability")
+
+
+def draw(model, kind: str = "forecast", days: int = 30, ax=None, path=None):
+    """The figure of `kind` for a fitted `model` (see `Forecaster.plot`)."""
+    if kind not in PLOTS:
+        raise ForecasterError(
+            f"kind must be one of {', '.join(PLOTS)}. Received: kind={kind!r}"
+        )
+    if kind == "loss":
+        return plots.plot_loss(model.history_, model.best_epoch_, path, ax)
+    if kind == "reliability" or model.is_direction:
+        return reliability(model, kind, path, ax)
+    test = model.test_predictions()
+    if kind == "test":
+        if test is None:
+            raise ForecasterError("This model has no test predictions to plot.")
+        metrics = model.metrics_
+        return plots.plot_test(
+            test,
+            model.name,
+            metrics["model"]["rmse"],
+            metrics["naive"]["rmse"],
+            path,
+            ax,
+        )
+    frame = model.forecast(days)
+    title = f"{model.name}: {days}-day forecast ({model.settings.model.cell})"
+    part = next(iter(model.panel_.parts.values()))
+    history = pd.Series(part.prices, index=part.dates)
+    return plots.plot_forecast(history, frame, title, test, path, ax)
+
+
+def reliability(model, kind: str, path, ax):
+    """A direction model's reliability diagram on the test days."""
+    if not model.is_direction:
+        raise ForecasterError(
+            "kind='reliability' is drawn for a direction model "
+            "(objective='direction'); this one forecasts prices. "
+            f"Received: kind={kind!r}"
+        )
+    if kind != "reliability":
+        raise ForecasterError(
+            "A direction model forecasts P(up), not prices: plot 'reliability' "
+            f"or 'loss'. Received: kind={kind!r}"
+        )
+    table = pd.DataFrame(model.metrics_["reliability"]).astype(float)
+    title = f"{model.name}: reliability of P(up) on the test days"
+    return plots.plot_reliability(table, ax, path, title)
+
+
+def bundle_outputs(model) -> dict:
+    """{file name: write(path)}: the plots and report a saved bundle holds.
+
+    Each is drawn once the bundle's other files are written (the report
+    reads them).
+    """
+
+    def loss(path: Path) -> None:
+        plots.plot_loss(model.history_, model.best_epoch_, path)
+
+    def test(path: Path) -> None:
+        metrics = model.metrics_
+        predictions = model.evaluation_["predictions"]
+        rmse = (metrics["model"]["rmse"], metrics["naive"]["rmse"])
+        plots.plot_test(predictions, model.name, *rmse, path)
+
+    def report(path: Path) -> None:
+        prices = model.prices_ if model.single_ else None
+        build_report(path.parent, prices=prices, path=path)
+
+    outputs = {LOSS_PLOT: loss}
+    if model.is_direction:
+        outputs[RELIABILITY_PLOT] = lambda path: reliability(
+            model, "reliability", path, None
+        )
+    elif model.single_:
+        outputs[TEST_PLOT] = test
+    outputs[REPORT_FILE] = report
+    return outputs
