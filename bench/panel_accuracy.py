@@ -23,7 +23,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from forecaster.data.panel import cutoff_date, read_panel_csvs  # noqa: E402
+from forecaster.data.panel import read_panel_csvs  # noqa: E402
+from forecaster.prep.panel import cutoff_date  # noqa: E402
 
 FEATURE_SETS = ("close", "close,range,volume")
 FILES = [ROOT / "data" / f"{name}.csv" for name in ("AAPL", "GOOG", "MSFT")]

@@ -83,7 +83,7 @@ def bench_training(n_series: int = 50, epochs: int = 3) -> dict:
     """Windows/s of the default model: a 50-series panel vs the AAPL sample."""
     from forecaster.api import settings_from_keywords
     from forecaster.data import read_price_csv
-    from forecaster.data.panel import panel_from_pandas
+    from forecaster.data.frames import panel_from_pandas
     from forecaster.prep.panel import prepare_panel
     from forecaster.prep.windows import prepare
     from forecaster.train.fit import fit_model
@@ -109,7 +109,7 @@ def bench_training(n_series: int = 50, epochs: int = 3) -> dict:
 def memory_probe(n_series: int, days: int) -> dict:
     """In this process: prepare the panel and train one epoch; peak RSS in MiB."""
     from forecaster.api import settings_from_keywords
-    from forecaster.data.panel import panel_from_pandas
+    from forecaster.data.frames import panel_from_pandas
     from forecaster.prep.panel import prepare_panel
     from forecaster.train.fit import fit_model
 

@@ -19,14 +19,14 @@ before `fit` (or `load`) raises a ForecasterError that says so.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pandas as pd
 
-from forecaster.config import DataSettings, Settings, direction_panel_error
-from forecaster.data import load_prices
-from forecaster.data.panel import Panel, holds_many, panel_from_pandas
+from forecaster.config import Settings, direction_panel_error, settings_from_keywords
+from forecaster.data import read_prices
+from forecaster.data.frames import holds_many, panel_from_pandas
+from forecaster.data.series import Panel
 from forecaster.errors import ForecasterError
 from forecaster.evaluate.backtest import walk_forward
 from forecaster.evaluate.direction import score_frame
@@ -41,61 +41,7 @@ from forecaster.prep.panel import context_part, prepare_panel
 from forecaster.report import figures
 from forecaster.store import bundle as store
 
-
-def settings_from_keywords(**keywords) -> Settings:
-    """Settings from flat keywords (cell="gru", window=60, ...), validated.
-
-    Each keyword is a field of one of the settings dataclasses in
-    forecaster.config; an unknown keyword gets an error listing the valid ones.
-    """
-    settings = Settings()
-    owners = {
-        f.name: part
-        for part in ("prep", "model", "train", "data")
-        for f in dataclasses.fields(getattr(settings, part))
-    }
-    unknown = sorted(set(keywords) - set(owners))
-    if unknown:
-        raise ForecasterError(
-            f"Unknown keyword argument(s) {', '.join(unknown)}: valid ones are "
-            f"{', '.join(sorted(owners))}."
-        )
-    for name, value in keywords.items():
-        setattr(getattr(settings, owners[name]), name, value)
-    return settings.validate()
-
-
-def read_prices(
-    source: str | Path,
-    column: str | None = None,
-    start: str | None = None,
-    end: str | None = None,
-    cache_dir: str = "data/cache",
-    decimal: str = ".",
-) -> pd.Series:
-    """Daily prices from a CSV path or a ticker symbol, as a float64 Series.
-
-    A path to an existing file (or one ending in .csv) is read as a CSV;
-    anything else is taken as a symbol and downloaded with yfinance (cached
-    in `cache_dir`). `decimal=","` reads a semicolon-separated CSV with
-    decimal commas. The Series is named after its price column and keeps
-    where it came from in `series.attrs["source"]`.
-    """
-    text = str(source)
-    is_file = Path(text).exists() or text.lower().endswith(".csv")
-    settings = DataSettings(
-        csv=text if is_file else None,
-        ticker=None if is_file else text,
-        start=start,
-        end=end,
-        column=column,
-        cache_dir=cache_dir,
-        decimal=decimal,
-    )
-    prices = load_prices(settings)
-    series = prices.values.copy()
-    series.attrs["source"] = prices.source
-    return series
+__all__ = ["Forecaster", "is_single", "load", "read_prices", "settings_from_keywords"]
 
 
 def is_single(prices, settings: Settings, cutoff=None, covariates=None) -> bool:
@@ -176,7 +122,7 @@ class Forecaster:
         `prices`: a pandas Series on a DatetimeIndex, a DataFrame with OHLCV
         columns (the price is `column`, else 'Adj Close', else 'Close'), or a
         panel: a dict {name: Series or DataFrame}, a long DataFrame with a
-        ticker column, or a forecaster.data.panel.Panel. One global model
+        ticker column, or a forecaster.data.series.Panel. One global model
         learns every series (a single series is a panel of one).
         The oldest `train_fraction` trains (the scaler is fitted there only);
         the rest is the test part; a panel shares one cut-off date.
@@ -220,7 +166,9 @@ class Forecaster:
         self.scaler_ = self._face({n: p.scaler for n, p in prepared.parts.items()})
         self.prices_ = self._face({n: panel[n].values for n in prepared.parts})
         self.sources_ = {name: panel[name].source for name in prepared.parts}
-        self.metadata_ = self._metadata(panel, prepared, result)
+        self.metadata_ = store.metadata_for(
+            self.settings, panel, prepared, result, single, self.default_method_
+        )
         notes = list(panel.notes)
         notes += [n for item in panel.values() for n in item.notes if n not in notes]
         self.notes_ = notes + prepared.notes
@@ -237,23 +185,6 @@ class Forecaster:
             summary = panel_summary(table)
             self.evaluation_ = {"series": results, "table": table, "summary": summary}
             self.metrics_ = {"series": self.metrics_, "panel": summary}
-
-    def _metadata(self, panel: Panel, prepared, result) -> dict:
-        training = {
-            "epochs_run": len(result.history),
-            "best_epoch": result.best_epoch,
-            "seconds": round(result.seconds, 2),
-            "resumed_from_epoch": result.resumed_from,
-            "runtime": result.runtime,
-        }
-        if self.single_:
-            item = panel[next(iter(prepared.parts))]
-            metadata = store.series_metadata(
-                self.settings, prepared, item.source, item.values.name, training
-            )
-        else:
-            metadata = store.metadata(self.settings, prepared, self.sources_, training)
-        return {**metadata, "default_method": self.default_method_}
 
     @property
     def panel_(self):

@@ -7,12 +7,17 @@ records them, so a forecast rebuilds exactly the pipeline that was trained.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from forecaster.errors import ForecasterError
 
 CELLS = ("lstm", "gru", "rnn")
 REPRESENTATIONS = ("level", "delta", "log-delta")
+FEATURES = ("close", "range", "gap", "volume", "return")  # inputs per day
+#   (forecaster.prep.features computes them)
+LOSSES = ("mse", "normal", "student-t", "quantile")  # heads (forecaster.model.heads)
+OBJECTIVES = ("price", "direction")
 DECIMALS = (".", ",")  # "," means semicolon-separated cells with decimal commas
 
 
@@ -73,8 +78,6 @@ class PrepSettings:
             )
         check_choice("representation", self.representation, REPRESENTATIONS)
         if self.features != "close":
-            from forecaster.prep.features import parse_features
-
             parse_features(self.features)
 
 
@@ -112,9 +115,7 @@ class ModelSettings:
                 "learning_rate must be positive. "
                 f"Received: learning_rate={self.learning_rate}"
             )
-        from forecaster.model.heads import check
-
-        check(self.loss, self.objective)
+        check_loss(self.loss, self.objective)
         if self.clipnorm is not None and not self.clipnorm > 0:
             raise ForecasterError(
                 f"clipnorm must be positive. Received: clipnorm={self.clipnorm}"
@@ -294,3 +295,62 @@ def check_at_least(name: str, value, minimum: int = 1) -> None:
         raise ForecasterError(
             f"{name} must be at least {minimum}. Received: {name}={value}"
         )
+
+
+def check_loss(loss: str | None, objective: str = "price") -> None:
+    """Raise a ForecasterError naming the argument for an unknown loss or objective."""
+    if loss is not None:
+        check_choice("loss", loss, LOSSES)
+    check_choice("objective", objective, OBJECTIVES)
+    if objective == "direction" and loss is not None:
+        raise ForecasterError(
+            "objective='direction' trains its own head (P(up), binary "
+            f"cross-entropy): leave loss unset. Received: loss={loss!r}"
+        )
+
+
+def parse_features(features: str | Iterable[str]) -> tuple[str, ...]:
+    """Feature names from "close,range" or a list, checked against FEATURES."""
+    text = features if isinstance(features, str) else ",".join(map(str, features))
+    names = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    if not names:
+        raise ForecasterError(
+            f"features must name at least one of {', '.join(FEATURES)}. "
+            f"Received: features={features!r}"
+        )
+    unknown = [name for name in names if name not in FEATURES]
+    if unknown:
+        raise ForecasterError(
+            f"Unknown feature {unknown[0]!r}: valid features are "
+            f"{', '.join(FEATURES)}. Received: features={text!r}"
+        )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ForecasterError(
+            f"Feature {repeated[0]!r} is named twice in features. Received: "
+            f"features={text!r}"
+        )
+    return names
+
+
+def settings_from_keywords(**keywords) -> Settings:
+    """Settings from flat keywords (cell="gru", window=60, ...), validated.
+
+    Each keyword is a field of one of the settings dataclasses in
+    forecaster.config; an unknown keyword gets an error listing the valid ones.
+    """
+    settings = Settings()
+    owners = {
+        f.name: part
+        for part in ("prep", "model", "train", "data")
+        for f in dataclasses.fields(getattr(settings, part))
+    }
+    unknown = sorted(set(keywords) - set(owners))
+    if unknown:
+        raise ForecasterError(
+            f"Unknown keyword argument(s) {', '.join(unknown)}: valid ones are "
+            f"{', '.join(sorted(owners))}."
+        )
+    for name, value in keywords.items():
+        setattr(getattr(settings, owners[name]), name, value)
+    return settings.validate()

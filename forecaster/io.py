@@ -27,7 +27,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from forecaster.errors import ForecasterError
+from forecaster.errors import ForecasterError, write_error
+from forecaster.lock import LockHeldError, hold
 
 log = logging.getLogger("forecaster")
 
@@ -72,8 +73,6 @@ def write_directory_atomically(
     save left behind. An OSError becomes a one-line ForecasterError naming
     `what` (e.g. "bundle") and the path.
     """
-    from forecaster.lock import hold
-
     target = Path(target)
     try:
         with hold(target, what):
@@ -242,8 +241,6 @@ def recover(target: str | os.PathLike, what: str = "directory") -> list[str]:
 
 def recover_if_free(target: str | os.PathLike, what: str = "directory") -> list[str]:
     """`recover` for readers: only when there are leftovers and no writer is busy."""
-    from forecaster.lock import LockHeldError, hold
-
     if not leftovers(target):
         return []
     try:
@@ -315,27 +312,3 @@ def _jsonable(value):
     if hasattr(value, "tolist"):
         return value.tolist()
     return str(value)
-
-
-# ----------------------------------------------------------------- errors
-
-_ADVICE = {
-    errno.ENOSPC: "Free some disk space and run again",
-    errno.EDQUOT: "Free some space within your disk quota and run again",
-    errno.EFBIG: "The file exceeds the size limit for this process (ulimit -f)",
-    errno.EROFS: "The file system is read-only: write somewhere else",
-    errno.EACCES: "Check the permissions there, or write somewhere else",
-    errno.EPERM: "Check the permissions there, or write somewhere else",
-}
-
-
-def write_error(err: OSError, what: str, path: str | os.PathLike) -> ForecasterError:
-    """One line for a failed write: what could not be written, where, and why."""
-    reason = err.strerror or str(err) or type(err).__name__
-    code = errno.errorcode.get(err.errno or 0)
-    why = f"{reason} ({code})" if code else reason
-    advice = _ADVICE.get(err.errno, "Check the disk and the permissions there")
-    return ForecasterError(
-        f"Could not write the {what} {str(path)!r}: {why}. {advice}; nothing that "
-        "was there before has changed."
-    )

@@ -19,8 +19,7 @@ import os
 import socket
 from pathlib import Path
 
-from forecaster.errors import ForecasterError
-from forecaster.io import write_error
+from forecaster.errors import ForecasterError, write_error
 
 log = logging.getLogger("forecaster")
 

@@ -323,7 +323,9 @@ def test_per_series_models_share_the_panel_cut_off(tmp_path):
 
     from forecaster.cli.distributed import _load_file, shared_cutoff
     from forecaster.config import DataSettings
-    from forecaster.data.panel import Panel, cutoff_date, read_panel_csvs
+    from forecaster.data.panel import read_panel_csvs
+    from forecaster.data.series import Panel
+    from forecaster.prep.panel import cutoff_date
 
     paths = []
     for k, (days, start) in enumerate([(260, "2020-01-01"), (150, "2020-06-01")]):

@@ -11,15 +11,16 @@ import pytest
 from conftest import write
 from panel_fakes import random_walk_ohlcv
 
-from forecaster.data.panel import Panel, read_panel_csvs, read_series_csv
+from forecaster.config import FEATURES, parse_features
+from forecaster.data.panel import read_panel_csvs
+from forecaster.data.series import Panel
+from forecaster.data.tables import read_series_csv
 from forecaster.errors import ForecasterError
 from forecaster.prep.features import (
-    FEATURES,
     VOLUME_DAYS,
     compute_features,
     model_inputs,
     panel_features,
-    parse_features,
     warmup_rows,
 )
 

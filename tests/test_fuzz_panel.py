@@ -19,15 +19,12 @@ from hypothesis import strategies as st
 from panel_fakes import three_tickers
 from test_fuzz import MUTATIONS, WEIRD_TOKENS, fuzz, mutate
 
-from forecaster.data.panel import (
-    Panel,
-    check_series_name,
-    download_panel,
-    read_long_csv,
-    read_panel_csvs,
-)
+from forecaster.config import FEATURES
+from forecaster.data.panel import read_long_csv, read_panel_csvs
+from forecaster.data.series import Panel, check_series_name
+from forecaster.data.symbols import download_panel
 from forecaster.errors import ForecasterError
-from forecaster.prep.features import FEATURES, compute_features
+from forecaster.prep.features import compute_features
 
 FILE = (
     "Date,Open,High,Low,Close,Adj Close,Volume\n"

@@ -14,7 +14,7 @@ from panel_fakes import random_walk_ohlcv
 
 import forecaster as fc
 from forecaster.config import PrepSettings
-from forecaster.data.panel import panel_from_pandas
+from forecaster.data.frames import panel_from_pandas
 from forecaster.errors import ForecasterError
 from forecaster.prep.panel import prepare_panel
 from forecaster.train.fit import training_windows

@@ -21,23 +21,18 @@ from panel_fakes import (
 from yfinance.exceptions import YFPricesMissingError
 
 from forecaster.data import read_price_csv
+from forecaster.data.frames import panel_from_pandas
 from forecaster.data.panel import (
-    Panel,
-    PanelSeries,
-    check_series_name,
-    cutoff_date,
-    download_panel,
-    drop_short,
     is_long_format,
     load_panel,
-    panel_from_pandas,
     read_long_csv,
     read_panel_csvs,
     read_panel_dir,
-    series_file,
-    train_rows,
 )
+from forecaster.data.series import Panel, PanelSeries, check_series_name, series_file
+from forecaster.data.symbols import download_panel
 from forecaster.errors import ForecasterError
+from forecaster.prep.panel import cutoff_date, drop_short, train_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = [ROOT / "data" / f"{name}.csv" for name in ("AAPL", "GOOG", "MSFT")]

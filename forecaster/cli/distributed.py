@@ -18,7 +18,9 @@ import pandas as pd
 from forecaster.cli.flags import add_train_flags, train_settings
 from forecaster.config import DataSettings, Settings
 from forecaster.data import load_prices
-from forecaster.data.panel import Panel, is_long_format, read_long_csv, read_series_csv
+from forecaster.data.panel import is_long_format, read_long_csv
+from forecaster.data.series import Panel
+from forecaster.data.tables import read_series_csv
 from forecaster.distributed.fanout import train_per_series, write_summary
 from forecaster.distributed.runtime import start_ray
 from forecaster.distributed.tune import METRIC, run_search

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pandas as pd
+
 from forecaster.config import DataSettings
 from forecaster.data.csv import read_price_csv
 from forecaster.data.series import SAMPLE_CSV, Prices
@@ -16,6 +20,7 @@ __all__ = [
     "flatten_download",
     "load_prices",
     "read_price_csv",
+    "read_prices",
 ]
 
 
@@ -38,3 +43,36 @@ def load_prices(settings: DataSettings, download=None) -> Prices:
     return read_price_csv(
         settings.csv or SAMPLE_CSV, column=settings.column, decimal=settings.decimal
     )
+
+
+def read_prices(
+    source: str | Path,
+    column: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    cache_dir: str = "data/cache",
+    decimal: str = ".",
+) -> pd.Series:
+    """Daily prices from a CSV path or a ticker symbol, as a float64 Series.
+
+    A path to an existing file (or one ending in .csv) is read as a CSV;
+    anything else is taken as a symbol and downloaded with yfinance (cached
+    in `cache_dir`). `decimal=","` reads a semicolon-separated CSV with
+    decimal commas. The Series is named after its price column and keeps
+    where it came from in `series.attrs["source"]`.
+    """
+    text = str(source)
+    is_file = Path(text).exists() or text.lower().endswith(".csv")
+    settings = DataSettings(
+        csv=text if is_file else None,
+        ticker=None if is_file else text,
+        start=start,
+        end=end,
+        column=column,
+        cache_dir=cache_dir,
+        decimal=decimal,
+    )
+    prices = load_prices(settings)
+    series = prices.values.copy()
+    series.attrs["source"] = prices.source
+    return series

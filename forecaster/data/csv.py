@@ -18,11 +18,13 @@ from forecaster.data.series import (
     DATE_NAMES,
     EARLIEST_DATE,
     LATEST_DATE,
-    MAX_NAMED,
     MISSING_TOKENS,
     PRICE_FALLBACKS,
     SAMPLE_CSV,
     Prices,
+    name_dates,
+    short_repr,
+    show_names,
 )
 from forecaster.errors import ForecasterError
 
@@ -48,15 +50,15 @@ def read_price_csv(
         )
     path = Path(path)
     where = repr(str(path))
-    text = _decode(_read_bytes(path), where)
-    series, notes = _parse_price_text(text, where, column, decimal)
+    text = decode_text(read_bytes(path), where)
+    series, notes = parse_price_text(text, where, column, decimal)
     source = {"kind": "csv", "path": str(path), "column": series.name}
     if decimal != ".":
         source["decimal"] = decimal
     return Prices(series, source, notes)
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path) -> bytes:
     try:
         if not path.exists():
             raise ForecasterError(
@@ -76,7 +78,7 @@ def _read_bytes(path: Path) -> bytes:
         ) from None
 
 
-def _decode(raw: bytes, where: str) -> str:
+def decode_text(raw: bytes, where: str) -> str:
     if not raw.strip():
         raise ForecasterError(f"CSV file is empty: {where}. Give a file with prices.")
     if b"\x00" in raw:
@@ -90,20 +92,20 @@ def _decode(raw: bytes, where: str) -> str:
         return raw.decode("latin-1")  # older spreadsheet exports
 
 
-def _parse_price_text(
+def parse_price_text(
     text: str, where: str, column: str | None, decimal: str = "."
 ) -> tuple[pd.Series, list[str]]:
     """CSV text to a clean price series (named after its column) and notes."""
-    table = _read_table(text, where, decimal)
-    date_col = _find_date_column(table, where)
+    table = read_table(text, where, decimal)
+    date_col = find_date_column(table, where)
     price_col, chosen = _pick_price_column(table, column, date_col, where, decimal)
-    dates = _parse_dates(table[date_col], where, date_col)
+    dates = parse_dates(table[date_col], where, date_col)
     prices = _parse_prices(table[price_col], dates, where, price_col, decimal)
-    series, notes = _clean_series(pd.Series(prices, index=dates, name=price_col), where)
+    series, notes = clean_series(pd.Series(prices, index=dates, name=price_col), where)
     return series, chosen + notes
 
 
-def _read_table(text: str, where: str, decimal: str = ".") -> pd.DataFrame:
+def read_table(text: str, where: str, decimal: str = ".") -> pd.DataFrame:
     """CSV text to a frame of stripped strings, one column per header cell."""
     rows = _csv_rows(text, where, ";" if decimal == "," else ",")
     header, body = _undo_yfinance_header(rows[0][1], rows[1:], where)
@@ -112,7 +114,7 @@ def _read_table(text: str, where: str, decimal: str = ".") -> pd.DataFrame:
         semicolons = decimal == "." and ";" in names[0]
         raise ForecasterError(
             f"{where} does not look like a CSV with a date and a price column: found "
-            f"columns {_show(names)}. "
+            f"columns {show_names(names)}. "
             + (
                 "It looks semicolon-separated: if its numbers use a decimal comma "
                 "(1.234,50), pass --decimal , to read it."
@@ -122,7 +124,8 @@ def _read_table(text: str, where: str, decimal: str = ".") -> pd.DataFrame:
         )
     if not body:
         raise ForecasterError(
-            f"CSV file has a header but no rows: {where} (columns {_show(names)}). "
+            f"CSV file has a header but no rows: {where} "
+            f"(columns {show_names(names)}). "
             "Give a file with prices."
         )
     cells = [_fit_row(row, len(names), line, where) for line, row in body]
@@ -177,7 +180,7 @@ def _undo_yfinance_header(header: list[str], body: list, where: str):
     tickers = sorted({name for name in tickers_row[1:] if name})
     if len(tickers) > 1:
         raise ForecasterError(
-            f"{where} holds prices for several tickers {_show(tickers)}: save one "
+            f"{where} holds prices for several tickers {show_names(tickers)}: save one "
             "ticker per file."
         )
     return ["Date"] + header[1:], body[2:]
@@ -203,14 +206,14 @@ def _fit_row(cells: list[str], width: int, line: int, where: str) -> list[str]:
         if any(cells[width:]):
             raise ForecasterError(
                 f"Line {line} of {where} has {len(cells)} cells but the header has "
-                f"{width}: {_short(','.join(cells))}. Quote numbers that contain "
+                f"{width}: {short_repr(','.join(cells))}. Quote numbers that contain "
                 'commas, e.g. "1,234.50".'
             )
         cells = cells[:width]  # trailing commas
     return cells + [""] * (width - len(cells))
 
 
-def _find_date_column(table: pd.DataFrame, where: str) -> str:
+def find_date_column(table: pd.DataFrame, where: str) -> str:
     for name in table.columns:
         if name.lower() in DATE_NAMES:
             return name
@@ -219,12 +222,13 @@ def _find_date_column(table: pd.DataFrame, where: str) -> str:
     if parsed.notna().mean() > 0.8:
         return first
     raise ForecasterError(
-        f"No date column in {where}: found columns {_show(table.columns)}. Name the "
+        f"No date column in {where}: found columns {show_names(table.columns)}. "
+        "Name the "
         "date column 'Date'."
     )
 
 
-def _find_price_column(
+def find_price_column(
     table: pd.DataFrame, column: str | None, date_col: str, where: str
 ) -> str:
     """The price column named by `column` or by its usual names, else an error."""
@@ -237,7 +241,7 @@ def _find_price_column(
 def _pick_price_column(
     table: pd.DataFrame, column: str | None, date_col: str, where: str, decimal: str
 ) -> tuple[str, list[str]]:
-    """`_find_price_column`, or else the only numeric column, with a note saying so."""
+    """`find_price_column`, or else the only numeric column, with a note saying so."""
     name = _named_price_column(table, column, date_col, where)
     if name is not None:
         return name, []
@@ -258,14 +262,14 @@ def _pick_price_column(
 
 def _no_price_column(table: pd.DataFrame, where: str) -> ForecasterError:
     return ForecasterError(
-        f"No price column in {where}: found columns {_show(table.columns)}. "
+        f"No price column in {where}: found columns {show_names(table.columns)}. "
         "Expected 'Adj Close' or 'Close', or name one with --column."
     )
 
 
 def _is_numeric(cells: pd.Series, decimal: str) -> bool:
     """Every cell a number or a gap, and at least one a number."""
-    values = [_price_value(str(cell), decimal) for cell in cells]
+    values = [price_value(str(cell), decimal) for cell in cells]
     return None not in values and not np.isnan(values).all()
 
 
@@ -280,7 +284,7 @@ def _named_price_column(
         if name is None:
             raise ForecasterError(
                 f"Column {column!r} (from --column) is not in {where}: found columns "
-                f"{_show(table.columns)}. Choose one of those."
+                f"{show_names(table.columns)}. Choose one of those."
             )
         if name == date_col:
             raise ForecasterError(
@@ -325,14 +329,14 @@ def _to_timestamps(text: pd.Series) -> pd.Series:
     return best
 
 
-def _parse_dates(raw: pd.Series, where: str, name: str) -> pd.DatetimeIndex:
+def parse_dates(raw: pd.Series, where: str, name: str) -> pd.DatetimeIndex:
     parsed = _to_timestamps(raw)
     if parsed.isna().any():
         bad = raw[parsed.isna()]
         raise ForecasterError(
             f"Column {name!r} in {where} has {len(bad)} value(s) that are not dates "
             f"between {EARLIEST_DATE.year} and {LATEST_DATE.year}, e.g. "
-            f"{_short(bad.iloc[0])}. Use dates like 2024-01-31 or 01/31/2024."
+            f"{short_repr(bad.iloc[0])}. Use dates like 2024-01-31 or 01/31/2024."
         )
     return pd.DatetimeIndex(parsed.dt.normalize(), name="Date")
 
@@ -348,7 +352,7 @@ _PLAIN_COMMA_NUMBER = re.compile(r"(\d+(,\d*)?|,\d+)([eE][+-]?\d+)?", re.ASCII)
 _DOT_GROUPED_NUMBER = re.compile(r"\d{1,3}(\.\d{3})+(,\d*)?", re.ASCII)
 
 
-def _price_value(cell: str, decimal: str = ".") -> float | None:
+def price_value(cell: str, decimal: str = ".") -> float | None:
     """One price cell as a float: NaN for a gap, None when it is not a number."""
     token = cell.strip()
     if token.lower() in MISSING_TOKENS:
@@ -377,24 +381,24 @@ def _parse_prices(
     """Text prices to float64: strips '$' and thousands separators; gaps -> NaN."""
     values = np.empty(len(raw), dtype=np.float64)
     for i, cell in enumerate(raw):
-        value = _price_value(str(cell), decimal)
+        value = price_value(str(cell), decimal)
         if value is None:
             raise ForecasterError(
                 f"Price column {name!r} in {where} has a value that is not a number: "
-                f"{_short(cell)} on {dates[i]:%Y-%m-%d}. Fix or blank that cell."
+                f"{short_repr(cell)} on {dates[i]:%Y-%m-%d}. Fix or blank that cell."
             )
         values[i] = value
     return values
 
 
-def _clean_series(series: pd.Series, where: str) -> tuple[pd.Series, list[str]]:
+def clean_series(series: pd.Series, where: str) -> tuple[pd.Series, list[str]]:
     """Sort oldest first, drop gaps and identical duplicates, reject what is unsafe."""
     notes = []
     missing = series.isna()
     if missing.any():
         notes.append(
             f"dropped {int(missing.sum())} row(s) with no price in {where}: "
-            f"{_name_dates(series.index[missing])}"
+            f"{name_dates(series.index[missing])}"
         )
         series = series[~missing]
     bad = ~np.isfinite(series.to_numpy()) | (series.to_numpy() <= 0)
@@ -427,31 +431,11 @@ def _drop_identical_duplicates(series: pd.Series, where: str):
     if len(conflicting):
         raise ForecasterError(
             f"Conflicting prices for the same date in {where}: "
-            f"{_name_dates(conflicting)}. Keep one row per date."
+            f"{name_dates(conflicting)}. Keep one row per date."
         )
     dates = pd.DatetimeIndex(sorted(groups.groups))
     note = (
         f"dropped duplicate rows for {len(dates)} date(s) in {where}: "
-        f"{_name_dates(dates)}"
+        f"{name_dates(dates)}"
     )
     return series[~series.index.duplicated(keep="first")], [note]
-
-
-def _name_dates(index: pd.DatetimeIndex) -> str:
-    shown = ", ".join(d.strftime("%Y-%m-%d") for d in index[:MAX_NAMED])
-    more = len(index) - MAX_NAMED
-    return shown + (f" and {more} more" if more > 0 else "")
-
-
-def _short(value, limit: int = 60) -> str:
-    """repr() cut to `limit` characters, so a huge cell keeps a message one line."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _show(names, limit: int = 12) -> str:
-    """Column names as a list literal, shortened for messages."""
-    names = list(names)
-    shown = ", ".join(_short(str(name), 40) for name in names[:limit])
-    more = f", and {len(names) - limit} more" if len(names) > limit else ""
-    return f"[{shown}{more}]"

@@ -10,13 +10,18 @@ sends back the frame and what yfinance logged as one JSON document on stdout.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import subprocess
 import sys
+import warnings
+from pathlib import Path
 
 import pandas as pd
+
+from forecaster.httpstack import isolate_curl_cffi
 
 CHILD_TIMEOUT_S = 300  # yfinance's own requests time out well before this
 
@@ -61,9 +66,7 @@ def download_in_child(tickers, **kwargs) -> pd.DataFrame:
 
 def _child_env() -> dict:
     """This environment, with forecaster's own folder first on the import path."""
-    import forecaster
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(forecaster.__file__)))
+    root = str(Path(__file__).resolve().parents[2])
     paths = [root, *filter(None, [os.environ.get("PYTHONPATH")])]
     return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
 
@@ -101,9 +104,7 @@ class _Collect(logging.Handler):
 
 def main() -> int:
     """Read the request on stdin, download, write the reply on stdout."""
-    import forecaster  # noqa: F401  (isolates curl_cffi before yfinance loads it)
-    from forecaster.data.yahoo import quiet_library_warnings
-
+    isolate_curl_cffi()  # before yfinance loads curl_cffi (done already by -m)
     request = json.loads(sys.stdin.read())
     collect = _Collect()
     yf_log = logging.getLogger("yfinance")
@@ -125,3 +126,16 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+@contextlib.contextmanager
+def quiet_library_warnings():
+    """Hide the deprecation warnings that yfinance and its HTTP stack raise.
+
+    Only warnings attributed to those libraries are hidden, and only inside
+    the block; forecaster's own warnings and those of the user's code pass.
+    """
+    with warnings.catch_warnings():
+        for module in (r"yfinance(\.|$)", r"curl_cffi(\.|$)", r"peewee"):
+            warnings.filterwarnings("ignore", module=module)
+        yield

@@ -7,15 +7,17 @@ import datetime as dt
 import logging
 import os
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from forecaster.data.csv import _parse_price_text, read_price_csv
+from forecaster import io as files
+from forecaster.data.csv import parse_price_text, read_price_csv
+from forecaster.data.fetch import download_in_child, quiet_library_warnings
 from forecaster.data.series import Prices
-from forecaster.errors import ForecasterError
+from forecaster.errors import ForecasterError, write_error
+from forecaster.httpstack import http_stack_works
 
 log = logging.getLogger("forecaster")
 
@@ -43,19 +45,19 @@ def download_prices(
     and a warning says so; a failed download never writes, changes or deletes
     the cache. `download` replaces `yfinance.download` (tests pass a fake).
     """
-    ticker = _check_ticker(ticker)
-    start, end = _check_range(start, end)
+    ticker = check_ticker(ticker)
+    start, end = check_range(start, end)
     cache = cache_path(ticker, cache_dir)
     frame, failure = _try_download(ticker, start, end, download)
     if failure is None:
         prices, failure = _use_download(frame, ticker, cache, column)
         if prices is not None:
-            prices.source = _ticker_source(ticker, prices, start, end, cache)
+            prices.source = ticker_source(ticker, prices, start, end, cache)
             return prices
-    return _use_cache(ticker, cache, column, start, end, failure)
+    return use_cache(ticker, cache, column, start, end, failure)
 
 
-def _ticker_source(ticker, prices, start, end, cache, **extra) -> dict:
+def ticker_source(ticker, prices, start, end, cache, **extra) -> dict:
     return {
         "kind": "ticker",
         "ticker": ticker,
@@ -67,7 +69,7 @@ def _ticker_source(ticker, prices, start, end, cache, **extra) -> dict:
     }
 
 
-def _check_ticker(ticker) -> str:
+def check_ticker(ticker) -> str:
     symbol = str(ticker or "").strip().upper()
     if not symbol:
         raise ForecasterError(
@@ -81,7 +83,7 @@ def _check_ticker(ticker) -> str:
     return symbol
 
 
-def _check_range(start, end) -> tuple[str, str | None]:
+def check_range(start, end) -> tuple[str, str | None]:
     """ISO strings for the first and last dates wanted; start defaults to 10 years."""
     first = _parse_day("start", start) if start else None
     last = _parse_day("end", end) if end else None
@@ -105,7 +107,7 @@ def _parse_day(name: str, value) -> dt.date:
 
 
 @dataclass
-class _Failure:
+class DownloadFailure:
     """Why a download gave no usable prices: a kind (picks the advice) and a reason."""
 
     kind: str  # a key of _ADVICE
@@ -161,14 +163,14 @@ _NETWORK_HINTS = (
 
 
 def _try_download(ticker, start, end, download):
-    """Return (frame, None) on success or (None, _Failure) on any failure."""
+    """Return (frame, None) on success or (None, DownloadFailure) on any failure."""
     frame, err, messages = call_download(ticker, start, end, download)
-    if isinstance(err, _Failure):
+    if isinstance(err, DownloadFailure):
         return None, err
     if err is not None:
-        return None, _classify(ticker, err, messages)
+        return None, classify_failure(ticker, err, messages)
     if not isinstance(frame, pd.DataFrame) or frame.dropna(how="all").empty:
-        return None, _classify(ticker, None, messages)
+        return None, classify_failure(ticker, None, messages)
     return frame, None
 
 
@@ -176,7 +178,7 @@ def call_download(tickers, start, end, download=None):
     """One yfinance.download call: (frame, error, what yfinance logged).
 
     `error` is the exception raised (yfinance and its HTTP stack raise many
-    kinds), a _Failure when yfinance cannot be used at all, or None. yfinance
+    kinds), a DownloadFailure when yfinance cannot be used at all, or None. yfinance
     logs most failures instead of raising; they are kept to explain.
     """
     if download is None:
@@ -209,27 +211,10 @@ def _real_download():
         with quiet_library_warnings():
             import yfinance
     except ImportError:
-        return None, _Failure("install", "yfinance is not installed")
-    from forecaster.httpstack import http_stack_works
-
+        return None, DownloadFailure("install", "yfinance is not installed")
     if http_stack_works():
         return yfinance.download, None
-    from forecaster.data.fetch import download_in_child
-
     return download_in_child, None
-
-
-@contextlib.contextmanager
-def quiet_library_warnings():
-    """Hide the deprecation warnings that yfinance and its HTTP stack raise.
-
-    Only warnings attributed to those libraries are hidden, and only inside
-    the block; forecaster's own warnings and those of the user's code pass.
-    """
-    with warnings.catch_warnings():
-        for module in (r"yfinance(\.|$)", r"curl_cffi(\.|$)", r"peewee"):
-            warnings.filterwarnings("ignore", module=module)
-        yield
 
 
 def _day_after(day: str | None) -> str | None:
@@ -238,7 +223,9 @@ def _day_after(day: str | None) -> str | None:
     return (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
 
 
-def _classify(ticker: str, err: Exception | None, messages: list[str]) -> _Failure:
+def classify_failure(
+    ticker: str, err: Exception | None, messages: list[str]
+) -> DownloadFailure:
     said = [f"{_error_name(err)}: {err}"] if err is not None else []
     said += [m.strip() for m in messages if not _FAILED_COUNT.match(m.strip())]
     detail = " ".join(" ".join(said).split())  # one line
@@ -247,11 +234,11 @@ def _classify(ticker: str, err: Exception | None, messages: list[str]) -> _Failu
     lowered = detail.lower().replace(ticker.lower(), "")
     squashed = re.sub(r"[\s_-]", "", lowered)
     if "ratelimit" in squashed or "toomanyrequests" in squashed:
-        return _Failure(
+        return DownloadFailure(
             "rate", f"Yahoo Finance is rate-limiting downloads of {ticker!r}{shown}"
         )
     if any(hint in lowered for hint in _STACK_HINTS):
-        return _Failure(
+        return DownloadFailure(
             "stack",
             f"The HTTP library that yfinance uses (curl_cffi) is broken in this "
             f"Python, so no request for {ticker!r} was sent{shown}",
@@ -259,12 +246,14 @@ def _classify(ticker: str, err: Exception | None, messages: list[str]) -> _Failu
     if isinstance(err, (ConnectionError, TimeoutError)) or any(
         hint in lowered for hint in _NETWORK_HINTS
     ):
-        return _Failure(
+        return DownloadFailure(
             "network", f"Could not reach Yahoo Finance to download {ticker!r}{shown}"
         )
     if err is not None:
-        return _Failure("error", f"yfinance failed to download {ticker!r}{shown}")
-    return _Failure(
+        return DownloadFailure(
+            "error", f"yfinance failed to download {ticker!r}{shown}"
+        )
+    return DownloadFailure(
         "symbol",
         f"yfinance returned no prices for {ticker!r}{shown}: the symbol may be "
         "unknown or delisted",
@@ -349,27 +338,27 @@ def _use_download(frame, ticker: str, cache: Path, column: str | None):
     where = f"the download for {ticker!r}"
     try:
         text = flatten_download(frame, ticker).to_csv(date_format="%Y-%m-%d")
-        series, notes = _parse_price_text(text, where, column)
+        series, notes = parse_price_text(text, where, column)
     except ForecasterError as err:
         reason = f"yfinance returned unusable prices for {ticker!r} ({err})"
-        return None, _Failure("unusable", reason)
-    _write_cache(text, cache)
+        return None, DownloadFailure("unusable", reason)
+    write_cache(text, cache)
     return Prices(series, {}, notes), None
 
 
-def _write_cache(text: str, cache: Path) -> None:
+def write_cache(text: str, cache: Path) -> None:
     """Replace the cache atomically; failing to write it is only a warning."""
-    from forecaster.io import write_error, write_file_atomically
-
     try:
-        write_file_atomically(
+        files.write_file_atomically(
             cache, lambda tmp: tmp.write_text(text, encoding="utf-8", newline="")
         )
     except OSError as err:
         log.warning(str(write_error(err, "download cache", cache)))
 
 
-def _use_cache(ticker, cache: Path, column, start, end, failure: _Failure) -> Prices:
+def use_cache(
+    ticker, cache: Path, column, start, end, failure: DownloadFailure
+) -> Prices:
     """Fall back on the last successful download, or explain why there is none."""
     advice = _ADVICE[failure.kind]
     if not cache.exists():
@@ -399,5 +388,5 @@ def _use_cache(ticker, cache: Path, column, start, end, failure: _Failure) -> Pr
         f"({values.index[0]:%Y-%m-%d} to {values.index[-1]:%Y-%m-%d})"
     )
     log.warning(note)
-    source = _ticker_source(ticker, cached, start, end, cache, from_cache=True)
+    source = ticker_source(ticker, cached, start, end, cache, from_cache=True)
     return Prices(values, source, cached.notes + [note])

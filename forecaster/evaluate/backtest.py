@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 
 from forecaster.config import Settings, check_at_least
-from forecaster.data.panel import Panel, cutoff_date
+from forecaster.data.series import Panel
 from forecaster.evaluate.evaluation import naive_scores, scores, test_predictions
 from forecaster.model.heads import require_price_objective
 from forecaster.model.keras_engine import KerasEngine
-from forecaster.prep.panel import prepare_panel
+from forecaster.prep.panel import cutoff_date, prepare_panel
 
 log = logging.getLogger("forecaster")
 

@@ -26,11 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from forecaster.config import check_loss
 from forecaster.errors import ForecasterError
 
-LOSSES = ("mse", "normal", "student-t", "quantile")
 DEFAULT_LOSS = "student-t"  # a price model's head when no loss is named
-OBJECTIVES = ("price", "direction")
 QUANTILES = (0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.975)
 SCALE_OFFSET = 0.5413248546129181  # softplus(SCALE_OFFSET) = 1: an untrained
 #   head's scale is the training moves' standard deviation
@@ -69,24 +68,10 @@ class HeadSpec:
 
 def head_kind(loss: str | None, objective: str = "price") -> str:
     """The head a model gets for `loss` (None: DEFAULT_LOSS) and `objective`."""
-    check(loss, objective)
+    check_loss(loss, objective)
     if objective == "direction":
         return "direction"
     return loss or DEFAULT_LOSS
-
-
-def check(loss: str | None, objective: str = "price") -> None:
-    """Raise a ForecasterError naming the argument for an unknown loss or objective."""
-    from forecaster.config import check_choice
-
-    if loss is not None:
-        check_choice("loss", loss, LOSSES)
-    check_choice("objective", objective, OBJECTIVES)
-    if objective == "direction" and loss is not None:
-        raise ForecasterError(
-            "objective='direction' trains its own head (P(up), binary "
-            f"cross-entropy): leave loss unset. Received: loss={loss!r}"
-        )
 
 
 def require_price_objective(objective: str, what: str) -> None:

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 from forecaster.errors import BundleError
+from forecaster.model.heads import spec_from_config
 
 
 def damaged(path, reason: str) -> BundleError:
@@ -47,3 +48,31 @@ def read_archive(path, verify: bool = False) -> tuple[dict, bytes]:
     if not isinstance(config, dict):
         raise damaged(path, "config.json does not hold a JSON object")
     return config, weights
+
+
+def check_model_archive(file: Path, window: int, horizon: int) -> None:
+    """Check model.keras is a whole archive that takes `window` steps and predicts
+    `horizon`, as the bundle's metadata.json says."""
+    config, _ = read_archive(file, verify=True)
+    layers = config.get("config", {}).get("layers", [])
+    shape = _input_shape(config, layers)
+    has_dense = any(layer.get("class_name") == "Dense" for layer in layers)
+    # a head's Dense layer has steps x parameters units: count steps by the head
+    steps = spec_from_config(config).horizon if has_dense else None
+    expected = (window, horizon)
+    if shape is None or steps is None or (shape[1], steps) != expected:
+        raise BundleError(
+            f"The model in {str(file)!r} takes window {shape and shape[1]} and "
+            "predicts "
+            f"{steps} step(s), but metadata.json says window={expected[0]}, "
+            f"horizon={expected[1]}: the bundle is damaged or incompatible, retrain it."
+        )
+
+
+def _input_shape(config: dict, layers: list) -> list | None:
+    for layer in layers:
+        if layer.get("class_name") == "InputLayer":
+            cfg = layer.get("config", {})
+            return cfg.get("batch_shape") or cfg.get("batch_input_shape")
+    build = config.get("build_config", {}).get("input_shape")
+    return build

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forecaster.data.csv import read_price_csv
 from forecaster.errors import ForecasterError
 
 MAX_FILL = 3  # days a covariate's last value may stand in for missing ones
@@ -23,8 +24,6 @@ MAX_FILL = 3  # days a covariate's last value may stand in for missing ones
 
 def read_covariates(paths) -> dict[str, pd.Series]:
     """{file stem: its values} for each covariate CSV, in order; names unique."""
-    from forecaster.data import read_price_csv
-
     covariates: dict[str, pd.Series] = {}
     for path in paths or ():
         name = f"cov_{Path(path).stem}"

@@ -30,12 +30,11 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from forecaster.data.csv import _name_dates, _show
-from forecaster.data.panel import Panel, PanelSeries
+from forecaster.config import FEATURES, parse_features
+from forecaster.data.series import Panel, PanelSeries, name_dates, show_names
 from forecaster.errors import ForecasterError
 
 VOLUME_DAYS = 20  # past days in the volume feature's mean
-FEATURES = ("close", "range", "gap", "volume", "return")
 COLUMNS_NEEDED = {  # OHLCV columns each feature reads, besides the target
     "close": (),
     "range": ("High", "Low"),
@@ -44,30 +43,6 @@ COLUMNS_NEEDED = {  # OHLCV columns each feature reads, besides the target
     "return": (),
 }
 WARMUP = {"close": 0, "range": 0, "gap": 1, "volume": VOLUME_DAYS, "return": 1}
-
-
-def parse_features(features: str | Iterable[str]) -> tuple[str, ...]:
-    """Feature names from "close,range" or a list, checked against FEATURES."""
-    text = features if isinstance(features, str) else ",".join(map(str, features))
-    names = tuple(part.strip().lower() for part in text.split(",") if part.strip())
-    if not names:
-        raise ForecasterError(
-            f"features must name at least one of {', '.join(FEATURES)}. "
-            f"Received: features={features!r}"
-        )
-    unknown = [name for name in names if name not in FEATURES]
-    if unknown:
-        raise ForecasterError(
-            f"Unknown feature {unknown[0]!r}: valid features are "
-            f"{', '.join(FEATURES)}. Received: features={text!r}"
-        )
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ForecasterError(
-            f"Feature {repeated[0]!r} is named twice in features. Received: "
-            f"features={text!r}"
-        )
-    return names
 
 
 def warmup_rows(names: Iterable[str]) -> int:
@@ -123,7 +98,8 @@ def _check_columns(series: PanelSeries, feature: str) -> None:
         available = [n for n in FEATURES if set(COLUMNS_NEEDED[n]) <= have]
         raise ForecasterError(
             f"Feature {feature!r} needs column(s) {', '.join(missing)}, which "
-            f"{series.where} does not have: found columns {_show(series.columns)}. "
+            f"{series.where} does not have: found columns "
+            f"{show_names(series.columns)}. "
             f"Choose features from {', '.join(available)}, or give a file with "
             f"{', '.join(COLUMNS_NEEDED[feature])}."
         )
@@ -143,7 +119,7 @@ def _column(
         raise ForecasterError(
             f"Feature {feature!r} needs {limit} numbers in column {name!r} of "
             f"{series.where}, but it has {what} on "
-            f"{_name_dates(series.values.index[~ok])}. Fix or remove those rows."
+            f"{name_dates(series.values.index[~ok])}. Fix or remove those rows."
         )
     return values
 

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from forecaster.config import PrepSettings
-from forecaster.data.panel import cutoff_date, drop_short
+from forecaster.config import PrepSettings, parse_features
+from forecaster.data.series import Panel
 from forecaster.errors import ForecasterError
 from forecaster.prep.covariates import align_covariates
-from forecaster.prep.features import model_inputs, parse_features, warmup_rows
+from forecaster.prep.features import model_inputs, warmup_rows
 from forecaster.prep.windows import (
+    MIN_FIT_WINDOWS,
     Prepared,
     Scaler,
     prepare,
@@ -227,3 +228,80 @@ def mean_intervals(all_intervals: list[dict]) -> dict:
             },
         )
     return mean
+
+
+def cutoff_date(panel: Panel, train_fraction: float = 0.75) -> pd.Timestamp:
+    """The first test date, shared by every series of the panel.
+
+    Rule: take the sorted union of all the series' dates (n of them); the
+    oldest `int(n * train_fraction)` dates are training days, and the cut-off
+    is the next date. Every series trains on its days before the cut-off and
+    is tested from it on, so no series trains on a day another is tested on.
+    For a panel of one this is today's single-series split.
+    """
+    if not 0 < train_fraction < 1:
+        raise ForecasterError(
+            "train_fraction must be between 0 and 1 (exclusive). "
+            f"Received: train_fraction={train_fraction}"
+        )
+    dates = panel.dates
+    n_train = int(len(dates) * train_fraction)
+    if n_train < 1 or n_train >= len(dates):
+        raise ForecasterError(
+            f"The panel has {len(dates)} date(s), too few to cut at "
+            f"train_fraction={train_fraction}. Use longer series."
+        )
+    return dates[n_train]
+
+
+def train_rows(panel: Panel, cutoff) -> dict[str, int]:
+    """How many rows of each series fall before `cutoff` (its training rows).
+
+    A series' rows `[:train_rows[name]]` train; the rest are its test rows.
+    """
+    cutoff = pd.Timestamp(cutoff)
+    return {
+        name: int(item.values.index.searchsorted(cutoff, side="left"))
+        for name, item in panel.items()
+    }
+
+
+def drop_short(
+    panel: Panel, window: int, horizon: int, cutoff, min_windows: int | None = None
+) -> tuple[Panel, list[str]]:
+    """Leave out series too short to train on before `cutoff`, or to test after it.
+
+    A series needs `window + horizon - 1 + min_windows` rows before the
+    cut-off (min_windows training windows, default the single-series
+    minimum) and `horizon` rows from it on. Short ones are named with their
+    row counts in the notes and a warning; if none is left, an error.
+    """
+    if min_windows is None:
+        min_windows = MIN_FIT_WINDOWS
+    before = train_rows(panel, cutoff)
+    needed = window + horizon - 1 + min_windows
+    day = f"{pd.Timestamp(cutoff):%Y-%m-%d}"
+    reasons = {}
+    for name, item in panel.items():
+        after = len(item) - before[name]
+        if before[name] < needed:
+            reasons[name] = (
+                f"series {name!r} has {before[name]} row(s) before the cut-off "
+                f"{day}; window={window} and horizon={horizon} need {needed}"
+            )
+        elif after < horizon:
+            reasons[name] = (
+                f"series {name!r} has {after} row(s) from the cut-off {day} on; "
+                f"horizon={horizon} needs {horizon}"
+            )
+    if len(reasons) == len(panel):
+        raise ForecasterError(
+            f"No series is long enough: {'; '.join(reasons.values())}. Use longer "
+            "series or a smaller window."
+        )
+    notes = [f"skipped {reason}" for reason in reasons.values()]
+    for note in notes:
+        log.warning(note)
+    kept = panel.without(reasons)
+    kept.notes = panel.notes + notes
+    return kept, notes

@@ -31,8 +31,7 @@ from forecaster.config import DataSettings, Settings
 from forecaster.data import load_prices, read_price_csv
 from forecaster.errors import BundleError, ForecasterError
 from forecaster.io import recover_if_free, write_json
-from forecaster.model.heads import spec_from_config
-from forecaster.model.keras_file import read_archive
+from forecaster.model.keras_file import check_model_archive
 from forecaster.prep.panel import PreparedPanel, context_part
 from forecaster.prep.windows import Scaler
 from forecaster.store.manifest import MANIFEST_FILE, check_manifest, write_manifest
@@ -173,6 +172,32 @@ def recent_rows(prepared: PreparedPanel, window: int) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def metadata_for(
+    settings: Settings, panel, prepared: PreparedPanel, result, single: bool, method
+) -> dict:
+    """metadata.json of a model trained on `panel` (`result`: train.fit.TrainResult).
+
+    One series' (`single`) names its source, dates and row counts; a panel's
+    its series, cut-off, inputs and each series' source. `method` is the
+    forecast method a loaded model uses by default.
+    """
+    training = {
+        "epochs_run": len(result.history),
+        "best_epoch": result.best_epoch,
+        "seconds": round(result.seconds, 2),
+        "resumed_from_epoch": result.resumed_from,
+        "runtime": result.runtime,
+    }
+    if single:
+        item = panel[next(iter(prepared.parts))]
+        column = item.values.name
+        meta = series_metadata(settings, prepared, item.source, column, training)
+    else:
+        sources = {name: panel[name].source for name in prepared.parts}
+        meta = metadata(settings, prepared, sources, training)
+    return {**meta, "default_method": method}
+
+
 def metadata(
     settings: Settings, prepared: PreparedPanel, sources: dict, training: dict
 ) -> dict:
@@ -306,7 +331,7 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
             f"Bundle {str(path)!r}: the scaler does not match representation "
             f"{settings.prep.representation!r}; the bundle is damaged, retrain it."
         )
-    _check_model_archive(path / MODEL_FILE, settings)
+    check_model_archive(path / MODEL_FILE, settings.prep.window, settings.prep.horizon)
     metrics = (
         _read_json(path / METRICS_FILE, path) if (path / METRICS_FILE).exists() else {}
     )
@@ -336,33 +361,6 @@ def _read_json(file: Path, bundle: Path):
             f"({type(err).__name__}): "
             "the bundle is damaged or incompatible, train it again."
         ) from None
-
-
-def _check_model_archive(file: Path, settings: Settings) -> None:
-    """Check model.keras is a whole archive whose input/output match the settings."""
-    config, _ = read_archive(file, verify=True)
-    layers = config.get("config", {}).get("layers", [])
-    shape = _input_shape(config, layers)
-    has_dense = any(layer.get("class_name") == "Dense" for layer in layers)
-    # a head's Dense layer has steps x parameters units: count steps by the head
-    steps = spec_from_config(config).horizon if has_dense else None
-    expected = (settings.prep.window, settings.prep.horizon)
-    if shape is None or steps is None or (shape[1], steps) != expected:
-        raise BundleError(
-            f"The model in {str(file)!r} takes window {shape and shape[1]} and "
-            "predicts "
-            f"{steps} step(s), but metadata.json says window={expected[0]}, "
-            f"horizon={expected[1]}: the bundle is damaged or incompatible, retrain it."
-        )
-
-
-def _input_shape(config: dict, layers: list) -> list | None:
-    for layer in layers:
-        if layer.get("class_name") == "InputLayer":
-            cfg = layer.get("config", {})
-            return cfg.get("batch_shape") or cfg.get("batch_input_shape")
-    build = config.get("build_config", {}).get("input_shape")
-    return build
 
 
 def read_history(bundle: Bundle):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from forecaster.errors import BundleError, ForecasterError
+from forecaster.store.bundle import load_bundle
 
 COLUMNS = (
     "bundle",  # its path under the listed directory
@@ -61,8 +62,6 @@ def _bundle_dirs(root: Path) -> list[Path]:
 
 
 def _row(path: Path, root: Path, now: dt.datetime) -> dict:
-    from forecaster.store.bundle import load_bundle
-
     row = {"bundle": str(path.relative_to(root)) if path != root else "."}
     try:
         bundle = load_bundle(path)

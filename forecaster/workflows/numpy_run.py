@@ -14,7 +14,7 @@ from pathlib import Path
 from forecaster.api import Forecaster
 from forecaster.config import Settings
 from forecaster.data import load_prices
-from forecaster.data.panel import panel_from_pandas
+from forecaster.data.frames import panel_from_pandas
 from forecaster.errors import ForecasterError
 from forecaster.model.heads import require_price_objective
 from forecaster.prep.panel import prepare_panel

@@ -17,13 +17,10 @@ from forecaster.api import Forecaster, is_single, load
 from forecaster.config import DataSettings, ForecastSettings, Settings, check_at_least
 from forecaster.data import SAMPLE_CSV, Prices, load_prices
 from forecaster.data.calendars import check_history, validate_calendar
-from forecaster.data.panel import (
-    download_panel,
-    is_long_format,
-    load_panel,
-    panel_from_pandas,
-    read_series_csv,
-)
+from forecaster.data.frames import panel_from_pandas
+from forecaster.data.panel import is_long_format, load_panel
+from forecaster.data.symbols import download_panel
+from forecaster.data.tables import read_series_csv
 from forecaster.errors import ForecasterError
 from forecaster.evaluate.backtest import walk_forward
 from forecaster.evaluate.panel import format_panel
