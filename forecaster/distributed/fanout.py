@@ -32,6 +32,7 @@ from forecaster.distributed.runtime import (
 )
 from forecaster.errors import ForecasterError
 from forecaster.io import write_file_atomically
+from forecaster.store.bundle import METADATA_FILE, METRICS_FILE
 from forecaster.workflows.runs import checkpoint_dir_for
 
 log = logging.getLogger("forecaster")
@@ -40,7 +41,7 @@ MAX_RETRIES = 2  # times Ray reruns a task whose worker process died
 TASKS_PER_WORKER = 25  # a worker exits after this many trainings (Ray's max_calls):
 #   one that trained 200 models in a row grew to 7.3 GiB (BENCHMARKS.md); a
 #   fresh one costs a TensorFlow import, ~0.2 s a task spread over 25
-COMPLETE_FILE = "metadata.json"  # written last into a bundle moved into place whole
+COMPLETE_FILE = METADATA_FILE  # in a bundle only once it was moved into place whole
 
 
 @dataclass
@@ -209,7 +210,7 @@ def _collect(ray, ref, name: str, out: Path) -> SeriesResult:
 
 
 def _complete(name: str, out: Path) -> SeriesResult:
-    metrics_file = out / "metrics.json"
+    metrics_file = out / METRICS_FILE
     metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
     return SeriesResult(name, "complete", out, metrics=metrics)
 

@@ -14,7 +14,6 @@ failing.
 from __future__ import annotations
 
 import html
-import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -37,8 +36,18 @@ from forecaster.report.html_sections import (
     scores_section,
     settings_section,
 )
+from forecaster.store.bundle import (
+    BY_STEP_FILE,
+    FORECAST_FILE,
+    HISTORY_FILE,
+    METADATA_FILE,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    REPORT_FILE,
+    is_panel_bundle,
+    read_part,
+)
 
-REPORT_FILE = "report.html"
 OHLC = ("open", "high", "low", "close")
 
 
@@ -56,7 +65,7 @@ def build_report(
     bundle's test predictions are left out: they belong to another series.
     """
     target = Path(path) if path else Path(bundle_dir) / REPORT_FILE
-    if (Path(bundle_dir) / "recent_panel.csv").is_file():
+    if is_panel_bundle(bundle_dir):
         page = render_panel_report(bundle_dir, forecast)
     else:
         page = render_report(bundle_dir, prices, forecast, own_source)
@@ -104,26 +113,22 @@ def read_parts(
 ) -> ReportParts:
     """Each part of the bundle the report shows, and which are missing and why."""
     parts = ReportParts()
-    parts.metadata = _json(
-        bundle_dir / "metadata.json", "settings and data source", parts
-    )
-    parts.metrics = _json(bundle_dir / "metrics.json", "test scores", parts)
+    parts.metadata = _json(bundle_dir, METADATA_FILE, "settings and data source", parts)
+    parts.metrics = _json(bundle_dir, METRICS_FILE, "test scores", parts)
     parts.direction = _is_direction(parts.metadata, parts.metrics)
-    parts.losses = _csv(bundle_dir / "history.csv", "loss curves", parts)
+    parts.losses = _csv(bundle_dir, HISTORY_FILE, "loss curves", parts)
     if own_source:
-        parts.test = _csv(
-            bundle_dir / "test_predictions.csv", "test predictions", parts
-        )
+        parts.test = _csv(bundle_dir, PREDICTIONS_FILE, "test predictions", parts)
     else:
         parts.missing.append("test predictions (the forecast is on other data)")
     if not parts.direction:  # a direction model has no price path to score
-        parts.steps = _csv(bundle_dir / "rmse_by_step.csv", "error by step", parts)
-    if forecast is None and not (bundle_dir / "forecast.csv").is_file():
+        parts.steps = _csv(bundle_dir, BY_STEP_FILE, "error by step", parts)
+    if forecast is None and not (bundle_dir / FORECAST_FILE).is_file():
         parts.missing.append(
             "forecast (no forecast.csv yet: forecast with this bundle first)"
         )
     elif forecast is None:
-        forecast = _csv(bundle_dir / "forecast.csv", "forecast", parts)
+        forecast = _csv(bundle_dir, FORECAST_FILE, "forecast", parts)
     parts.forecast = forecast
     source = (parts.metadata or {}).get("source", {}) if own_source else {}
     parts.prices = prices if prices is not None else _source_prices(source, parts)
@@ -141,30 +146,15 @@ def _is_direction(metadata: dict | None, metrics: dict | None) -> bool:
     return model.get("objective") == "direction" or "direction" in (metrics or {})
 
 
-def _json(path: Path, what: str, parts: ReportParts) -> dict | None:
-    if not path.is_file():
-        parts.missing.append(f"{what} (no {path.name})")
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        parts.missing.append(f"{what} ({path.name} unreadable: {type(err).__name__})")
-        return None
+def _json(directory: Path, name: str, what: str, parts: ReportParts):
+    """A JSON file of the bundle, or None with why in `parts.missing`."""
+    value, why = read_part(directory, name)
+    if why:
+        parts.missing.append(f"{what} ({why})")
+    return value
 
 
-def _csv(path: Path, what: str, parts: ReportParts) -> pd.DataFrame | None:
-    if not path.is_file():
-        parts.missing.append(f"{what} (no {path.name})")
-        return None
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError) as err:
-        parts.missing.append(f"{what} ({path.name} unreadable: {type(err).__name__})")
-        return None
-    if frame.empty:
-        parts.missing.append(f"{what} ({path.name} has no rows)")
-        return None
-    return frame
+_csv = _json  # store.read_part reads a CSV file as a DataFrame the same way
 
 
 def _source_file(source: dict) -> str | None:
@@ -223,12 +213,12 @@ def render_panel_report(bundle_dir, forecast: pd.DataFrame | None = None) -> str
     """
     bundle_dir = Path(bundle_dir)
     parts = ReportParts()
-    parts.metadata = _json(bundle_dir / "metadata.json", "settings", parts)
-    parts.metrics = _json(bundle_dir / "metrics.json", "test scores", parts)
-    parts.losses = _csv(bundle_dir / "history.csv", "loss curves", parts)
-    test = _csv(bundle_dir / "test_predictions.csv", "test predictions", parts)
-    if forecast is None and (bundle_dir / "forecast.csv").is_file():
-        forecast = _csv(bundle_dir / "forecast.csv", "forecast", parts)
+    parts.metadata = _json(bundle_dir, METADATA_FILE, "settings", parts)
+    parts.metrics = _json(bundle_dir, METRICS_FILE, "test scores", parts)
+    parts.losses = _csv(bundle_dir, HISTORY_FILE, "loss curves", parts)
+    test = _csv(bundle_dir, PREDICTIONS_FILE, "test predictions", parts)
+    if forecast is None and (bundle_dir / FORECAST_FILE).is_file():
+        forecast = _csv(bundle_dir, FORECAST_FILE, "forecast", parts)
     elif forecast is None:
         parts.missing.append(
             "forecast (no forecast.csv yet: forecast with this bundle first)"

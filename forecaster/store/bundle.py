@@ -34,7 +34,11 @@ from forecaster.io import recover_if_free, write_json
 from forecaster.model.keras_file import check_model_archive
 from forecaster.prep.panel import PreparedPanel, context_part
 from forecaster.prep.windows import Scaler
-from forecaster.store.manifest import MANIFEST_FILE, check_manifest, write_manifest
+from forecaster.store.manifest import (
+    MANIFEST_FILE,
+    check_manifest,
+    write_manifest,
+)
 from forecaster.version import __version__
 
 log = logging.getLogger("forecaster")
@@ -52,7 +56,6 @@ PANEL_RECENT_FILE = "recent_panel.csv"  # a panel's: series, date, price, featur
 LOSS_PLOT = "loss.png"
 TEST_PLOT = "test_predictions.png"
 RELIABILITY_PLOT = "reliability.png"  # a direction model's, instead of TEST_PLOT
-REPORT_FILE = "report.html"
 REQUIRED = (MODEL_FILE, SCALER_FILE, METADATA_FILE)
 FORMAT_VERSION = 1  # bumped when the bundle layout changes incompatibly
 
@@ -472,3 +475,28 @@ def prepared_from_bundle(bundle: Bundle, name: str, prices=None) -> PreparedPane
             extra_scalers,
         )
     return PreparedPanel(pd.Timestamp(panel["cutoff"]), tuple(panel["features"]), parts)
+
+
+def is_panel_bundle(directory) -> bool:
+    """Whether the bundle directory holds a panel (keyed by series), not one series."""
+    return (Path(directory) / PANEL_RECENT_FILE).is_file()
+
+
+def read_part(directory, name: str):
+    """One JSON or CSV file of a bundle directory, for a report that shows what it can.
+
+    Returns (its content: a dict, or a DataFrame with rows; None and why it
+    is missing: "no NAME", "NAME unreadable: Error" or "NAME has no rows").
+    """
+    path = Path(directory) / name
+    if not path.is_file():
+        return None, f"no {name}"
+    try:
+        if name.endswith(".json"):
+            return json.loads(path.read_text()), None
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as err:
+        return None, f"{name} unreadable: {type(err).__name__}"
+    if frame.empty:
+        return None, f"{name} has no rows"
+    return frame, None

@@ -15,7 +15,13 @@ from pathlib import Path
 import pandas as pd
 
 from forecaster.errors import BundleError, ForecasterError
-from forecaster.store.bundle import load_bundle
+from forecaster.store.bundle import (
+    METADATA_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    SCALER_FILE,
+    load_bundle,
+)
 
 COLUMNS = (
     "bundle",  # its path under the listed directory
@@ -31,7 +37,7 @@ COLUMNS = (
     "age",  # time since training
     "status",  # ok or damaged
 )
-BUNDLE_FILES = ("model.keras", "metadata.json", "scaler.json", "metrics.json")
+BUNDLE_FILES = (MODEL_FILE, METADATA_FILE, SCALER_FILE, METRICS_FILE)
 
 
 def list_bundles(root: str | os.PathLike = "models") -> pd.DataFrame:

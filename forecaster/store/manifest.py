@@ -16,8 +16,11 @@ from forecaster.errors import BundleError
 from forecaster.io import write_json
 
 MANIFEST_FILE = "manifest.json"
+FORECAST_FILE = "forecast.csv"
+FORECAST_PLOT = "forecast.png"  # a panel's further pages: forecast-2.png ...
+REPORT_FILE = "report.html"
 # Written into a bundle by predict.py after it was saved, so not in its manifest.
-OUTPUT_FILES = ("forecast.csv", "forecast.png", "report.html")
+OUTPUT_FILES = (FORECAST_FILE, FORECAST_PLOT, REPORT_FILE)
 
 
 def write_manifest(directory: str | os.PathLike) -> Path:

@@ -31,7 +31,13 @@ from forecaster.prep.panel import context_part, prepare_new_series
 from forecaster.report import plots
 from forecaster.report.html import build_report
 from forecaster.report.tables import training_summary
-from forecaster.store.bundle import REPORT_FILE, read_recent_prices, source_settings
+from forecaster.store.bundle import (
+    FORECAST_FILE,
+    FORECAST_PLOT,
+    REPORT_FILE,
+    read_recent_prices,
+    source_settings,
+)
 
 log = logging.getLogger("forecaster")
 
@@ -268,13 +274,7 @@ def run_forecast(
     if calendar is not None:  # a bad calendar fails before anything is read
         calendar = validate_calendar(calendar)
     model = load(model_dir or DEFAULT_BUNDLE)
-    if model.is_direction and days not in (None, 1):
-        log.info(
-            "days=%d is not used: a direction model gives P(up) for the next "
-            "session only",
-            days,
-        )
-    days = _default_days(model) if days is None else days
+    days = _forecast_days(model, days)
     own_source = data is None or not (data.csv or data.ticker)
     inputs = forecast_inputs(model, data, own_source, series, download)
     method = method or model.default_method_
@@ -284,25 +284,14 @@ def run_forecast(
     )  # fmt: skip
     engine_name = model.get_engine(engine).name
     out_dir = Path(out) if out else model.bundle_.path
-    csv = out_dir / "forecast.csv"
-    writers = {csv: lambda tmp: frame.to_csv(tmp, index=False)}
-    title = f"{inputs.label}: {days}-day {method} forecast " if model.single_ else ""
-    title += f"({model.settings.model.cell}, {engine_name} engine)"
-    writers.update(_plot_writers(model, frame, inputs, out_dir, title, own_source))
-    html = None
-    if own_source or model.single_:  # a panel's report shows its own series
-        html = out_dir / REPORT_FILE
-        prices = inputs.history() if model.single_ else None
-
-        def report(tmp: Path) -> None:
-            build_report(model.bundle_.path, prices, frame, tmp, own_source)
-
-        writers[html] = report
+    what = f"{days}-day {method} forecast ({model.settings.model.cell}, "
+    what += f"{engine_name} engine)"
+    writers, html = _writers(model, frame, inputs, out_dir, what, own_source)
     write_files_atomically(writers)
     last = max(part.dates[-1] for part in inputs.parts.values())
     return ForecastReport(
-        csv,
-        out_dir / "forecast.png" if not model.is_direction else None,
+        out_dir / FORECAST_FILE,
+        out_dir / FORECAST_PLOT if not model.is_direction else None,
         html,
         engine_name,
         method,
@@ -311,6 +300,36 @@ def run_forecast(
         inputs.notes,
         base_rate=(model.metrics_.get("direction") or {}).get("base_rate"),
     )
+
+
+def _writers(model, frame, inputs, out_dir: Path, what: str, own_source: bool):
+    """({path: write} of forecast.csv, its plots and report.html; the report's path).
+
+    A panel's report is refreshed only for its own series.
+    """
+    writers = {out_dir / FORECAST_FILE: lambda tmp: frame.to_csv(tmp, index=False)}
+    title = f"{inputs.label}: {what}"
+    writers.update(_plot_writers(model, frame, inputs, out_dir, title, own_source))
+    if not (own_source or model.single_):
+        return writers, None
+    prices = inputs.history() if model.single_ else None
+
+    def report(tmp: Path) -> None:
+        build_report(model.bundle_.path, prices, frame, tmp, own_source)
+
+    writers[out_dir / REPORT_FILE] = report
+    return writers, out_dir / REPORT_FILE
+
+
+def _forecast_days(model, days: int | None) -> int:
+    """`days`, or by default 30 (a model with input features: its horizon)."""
+    if model.is_direction and days not in (None, 1):
+        log.info(
+            "days=%d is not used: a direction model gives P(up) for the next "
+            "session only",
+            days,
+        )
+    return _default_days(model) if days is None else days
 
 
 @dataclass
@@ -361,7 +380,7 @@ def _plot_writers(model, frame, inputs, out_dir: Path, title: str, own_source):
         def draw(tmp: Path) -> None:
             plots.plot_forecast(inputs.history(), frame, title, test, path=tmp)
 
-        return {out_dir / "forecast.png": draw}
+        return {out_dir / FORECAST_PLOT: draw}
     history = {
         name: pd.Series(part.prices, index=part.dates)
         for name, part in inputs.parts.items()
@@ -370,7 +389,7 @@ def _plot_writers(model, frame, inputs, out_dir: Path, title: str, own_source):
     title = f"{days}-day forecast of {frame['series'].nunique()} series"
     writers = {}
     for page in range(plots.grid_pages(frame)):
-        name = "forecast.png" if page == 0 else f"forecast-{page + 1}.png"
+        name = FORECAST_PLOT if page == 0 else f"forecast-{page + 1}.png"
 
         def draw(tmp, page=page):
             fig = plots.plot_panel_grid(history, frame, title, page)
