@@ -9,6 +9,7 @@ included, and need nothing installed.
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,8 @@ def test_files_and_functions_fit_on_a_few_screens(name):
 def test_every_module_opens_with_a_docstring():
     missing = [name for name, tree in TREES.items() if not ast.get_docstring(tree)]
     assert missing == []
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_every_module_imports(name):
+    importlib.import_module(name)

@@ -14,7 +14,8 @@ import pandas as pd
 from forecaster.errors import ForecasterError
 from forecaster.report import plots
 from forecaster.report.html import build_report
-from forecaster.store.bundle import LOSS_PLOT, RELIABILITY_PLOT, REPORT_FILE, TEST_PLOT
+from forecaster.store.bundle import LOSS_PLOT, RELIABILITY_PLOT, TEST_PLOT
+from forecaster.store.manifest import REPORT_FILE
 
 PLOTS = ("forecast", "test", "loss", "reliability")
 

@@ -38,15 +38,14 @@ from forecaster.report.html_sections import (
 )
 from forecaster.store.bundle import (
     BY_STEP_FILE,
-    FORECAST_FILE,
     HISTORY_FILE,
     METADATA_FILE,
     METRICS_FILE,
     PREDICTIONS_FILE,
-    REPORT_FILE,
     is_panel_bundle,
     read_part,
 )
+from forecaster.store.manifest import FORECAST_FILE, REPORT_FILE
 
 OHLC = ("open", "high", "low", "close")
 

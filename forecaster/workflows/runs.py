@@ -31,13 +31,8 @@ from forecaster.prep.panel import context_part, prepare_new_series
 from forecaster.report import plots
 from forecaster.report.html import build_report
 from forecaster.report.tables import training_summary
-from forecaster.store.bundle import (
-    FORECAST_FILE,
-    FORECAST_PLOT,
-    REPORT_FILE,
-    read_recent_prices,
-    source_settings,
-)
+from forecaster.store.bundle import read_recent_prices, source_settings
+from forecaster.store.manifest import FORECAST_FILE, FORECAST_PLOT, REPORT_FILE
 
 log = logging.getLogger("forecaster")
 
