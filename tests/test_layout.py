@@ -152,6 +152,6 @@ def test_every_module_opens_with_a_docstring():
     assert missing == []
 
 
-@pytest.mark.parametrize("name", sorted(MODULES))
+@pytest.mark.parametrize("name", sorted(set(MODULES) - {"forecaster.__main__"}))
 def test_every_module_imports(name):
     importlib.import_module(name)

@@ -184,56 +184,44 @@ def metadata_for(
     its series, cut-off, inputs and each series' source. `method` is the
     forecast method a loaded model uses by default.
     """
-    training = {
-        "epochs_run": len(result.history),
-        "best_epoch": result.best_epoch,
-        "seconds": round(result.seconds, 2),
-        "resumed_from_epoch": result.resumed_from,
-        "runtime": result.runtime,
-    }
-    if single:
-        item = panel[next(iter(prepared.parts))]
-        column = item.values.name
-        meta = series_metadata(settings, prepared, item.source, column, training)
-    else:
-        sources = {name: panel[name].source for name in prepared.parts}
-        meta = metadata(settings, prepared, sources, training)
-    return {**meta, "default_method": method}
-
-
-def metadata(
-    settings: Settings, prepared: PreparedPanel, sources: dict, training: dict
-) -> dict:
-    """metadata.json of a panel: its series, cut-off, inputs and sources."""
-    names = list(prepared.parts)
+    shape = _series_shape if single else _panel_shape
     return {
         "format_version": FORMAT_VERSION,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **shape(panel, prepared),
+        "settings": settings.to_dict(),
+        "training": {
+            "epochs_run": len(result.history),
+            "best_epoch": result.best_epoch,
+            "seconds": round(result.seconds, 2),
+            "resumed_from_epoch": result.resumed_from,
+            "runtime": result.runtime,
+        },
+        "versions": library_versions(),
+        "default_method": method,
+    }
+
+
+def _panel_shape(panel, prepared: PreparedPanel) -> dict:
+    names = list(prepared.parts)
+    return {
         "source": {"kind": "panel", "series": names},
         "panel": {
             "series": names,
             "cutoff": f"{prepared.cutoff:%Y-%m-%d}",
             "features": list(prepared.features),
             "inputs": next(iter(prepared.parts.values())).extra_names,
-            "sources": sources,
+            "sources": {name: panel[name].source for name in names},
         },
-        "settings": settings.to_dict(),
-        "training": training,
-        "versions": library_versions(),
     }
 
 
-def series_metadata(
-    settings: Settings, prepared: PreparedPanel, source: dict, column, training: dict
-) -> dict:
-    """metadata.json of one series: its source, dates and row counts."""
-    part = next(iter(prepared.parts.values()))
-    split, dates = part.split, part.dates
+def _series_shape(panel, prepared: PreparedPanel) -> dict:
+    [(name, part)] = prepared.parts.items()
+    source, split, dates = panel[name].source, part.split, part.dates
     return {
-        "format_version": FORMAT_VERSION,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "source": source,
-        "column": source.get("column", column),
+        "column": source.get("column", panel[name].values.name),
         "date_range": {
             "first": f"{dates[0]:%Y-%m-%d}",
             "last": f"{dates[-1]:%Y-%m-%d}",
@@ -247,9 +235,6 @@ def series_metadata(
             "validation_windows": split.n_val,
             "test_windows": split.n_test,
         },
-        "settings": settings.to_dict(),
-        "training": training,
-        "versions": library_versions(),
     }
 
 
