@@ -21,7 +21,7 @@ import forecaster.io
 from forecaster.config import DataSettings
 from forecaster.data import (
     SAMPLE_CSV,
-    Prices,
+    Series,
     cache_path,
     download_prices,
     flatten_download,
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"  # hand-made, see README.md
 
 
-def assert_clean(prices: Prices) -> None:
+def assert_clean(prices: Series) -> None:
     """The contract every result keeps: sorted unique dates, finite positive floats."""
     values = prices.values
     assert isinstance(values.index, pd.DatetimeIndex)
@@ -43,7 +43,7 @@ def assert_clean(prices: Prices) -> None:
     assert np.isfinite(values.to_numpy()).all() and (values.to_numpy() > 0).all()
 
 
-def as_dict(prices: Prices) -> dict[str, float]:
+def as_dict(prices: Series) -> dict[str, float]:
     return {f"{d:%Y-%m-%d}": v for d, v in prices.values.items()}
 
 

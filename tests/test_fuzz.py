@@ -1,4 +1,4 @@
-"""Fuzzing the loader: any input gives clean Prices or a ForecasterError, no other.
+"""Fuzzing the loader: any input gives a clean Series or a ForecasterError, no other.
 
 Covers the portal formats too (gap markers such as "." and "#N/A", a series
 code as the only numeric column, BOM and CRLF, semicolons with decimal
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from forecaster.data import Prices, download_prices, read_price_csv
+from forecaster.data import Series, download_prices, read_price_csv
 from forecaster.errors import ForecasterError
 
 
@@ -134,8 +134,8 @@ MUTATIONS = [
 ]
 
 
-def check(path, column=None, decimal=".") -> Prices | None:
-    """The property: a clean Prices, or a one-line ForecasterError; nothing else."""
+def check(path, column=None, decimal=".") -> Series | None:
+    """The property: a clean Series, or a one-line ForecasterError; nothing else."""
     try:
         prices = read_price_csv(path, column=column, decimal=decimal)
     except ForecasterError as err:
@@ -155,9 +155,9 @@ def _kind_of_error(message: str) -> str:
     return message
 
 
-def assert_clean(prices: Prices) -> None:
+def assert_clean(prices: Series) -> None:
     values = prices.values
-    assert isinstance(prices, Prices)
+    assert isinstance(prices, Series)
     assert isinstance(values.index, pd.DatetimeIndex)
     assert values.index.is_monotonic_increasing
     assert values.index.is_unique

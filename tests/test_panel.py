@@ -29,7 +29,7 @@ from forecaster.data.panel import (
     read_panel_csvs,
     read_panel_dir,
 )
-from forecaster.data.series import Panel, PanelSeries, check_series_name, series_file
+from forecaster.data.series import Panel, Series, check_series_name, series_file
 from forecaster.data.symbols import download_panel
 from forecaster.errors import ForecasterError
 from forecaster.prep.panel import cutoff_date, drop_short, train_rows
@@ -401,13 +401,13 @@ def test_panel_type():
         ),
     ):
         panel.select(["IBM"])
-    one = Panel.of(read_price_csv(SAMPLES[0]))
+    one = Panel([read_price_csv(SAMPLES[0])])
     assert one.names == ["AAPL"] and one["AAPL"].ohlcv is None
-    assert isinstance(one["AAPL"], PanelSeries)
+    assert isinstance(one["AAPL"], Series)
+    renamed = read_price_csv(SAMPLES[0])
+    renamed.name = "aapl"
     with pytest.raises(ForecasterError, match="The series name 'aapl' is given twice"):
-        Panel(
-            [panel["AAPL"], PanelSeries.from_prices(read_price_csv(SAMPLES[0]), "aapl")]
-        )
+        Panel([panel["AAPL"], renamed])
     with pytest.raises(ForecasterError, match="A panel needs at least one series"):
         Panel([])
 

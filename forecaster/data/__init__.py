@@ -8,7 +8,7 @@ import pandas as pd
 
 from forecaster.config import DataSettings
 from forecaster.data.csv import read_price_csv
-from forecaster.data.series import SAMPLE_CSV, Prices
+from forecaster.data.series import SAMPLE_CSV, Series
 from forecaster.data.yahoo import cache_path, download_prices, flatten_download
 from forecaster.errors import ForecasterError
 
@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 
-def load_prices(settings: DataSettings, download=None) -> Prices:
+def load_prices(settings: DataSettings, download=None) -> Series:
     """Load prices as the settings say: a ticker, a CSV, or the shipped sample."""
     if settings.ticker and settings.csv:
         raise ForecasterError(

@@ -21,7 +21,7 @@ from forecaster.data.series import (
     MISSING_TOKENS,
     PRICE_FALLBACKS,
     SAMPLE_CSV,
-    Prices,
+    Series,
     name_dates,
     short_repr,
     show_names,
@@ -33,8 +33,8 @@ log = logging.getLogger("forecaster")
 
 def read_price_csv(
     path: str | os.PathLike, column: str | None = None, decimal: str = "."
-) -> Prices:
-    """Read a CSV with a date column and a price column into a clean `Prices`.
+) -> Series:
+    """Read a CSV with a date column and a price column into a clean `Series`.
 
     The price column is `column` if given, else "Adj Close" if present, else
     "Close" (case-insensitive), else the only numeric column (with a note).
@@ -55,7 +55,7 @@ def read_price_csv(
     source = {"kind": "csv", "path": str(path), "column": series.name}
     if decimal != ".":
         source["decimal"] = decimal
-    return Prices(series, source, notes)
+    return Series.from_source(series, source, notes)
 
 
 def read_bytes(path: Path) -> bytes:

@@ -19,8 +19,7 @@ from forecaster.data.series import (
     PRICE_FALLBACKS,
     TICKER_COLUMNS,
     Panel,
-    PanelSeries,
-    Prices,
+    Series,
     short_repr,
     show_names,
 )
@@ -33,7 +32,7 @@ ACCEPTED = (
 
 
 def prices_from_pandas(data, column: str | None = None, name: str | None = None):
-    """A clean `Prices` from a Series or DataFrame; `column` picks a frame's column.
+    """A clean `Series` from a pandas Series or DataFrame (`column`: a frame's).
 
     A Series may carry where it came from in `series.attrs["source"]` (set by
     `forecaster.read_prices`), which a saved bundle then records.
@@ -66,7 +65,7 @@ def prices_from_pandas(data, column: str | None = None, name: str | None = None)
     )
     clean, notes = clean_series(values, where)
     source = dict(series.attrs.get("source") or {"kind": "pandas", "name": label})
-    return Prices(clean, source, notes)
+    return Series.from_source(clean, source, notes)
 
 
 def with_date_index(data):
@@ -118,8 +117,10 @@ def _frame_column(frame: pd.DataFrame, column: str | None) -> pd.Series:
 def panel_from_pandas(data, column: str | None = None) -> Panel:
     """A panel from pandas objects a user holds: {name: Series or DataFrame}.
 
-    A single Series or DataFrame (or `Prices`) is a panel of one, named by
-    where it came from (its ticker or file stem) when it says, else "prices".
+    A single pandas Series or DataFrame (or a forecaster `Series`) is a panel
+    of one, named by where it came from (its ticker or file stem) when it
+    says, else "prices"; as no file is named after it, its name need not be
+    a safe file name.
     A long DataFrame (a ticker, symbol or name column) holds one series per
     ticker.
     Targets go through `prices_from_pandas` (the CSV reader's checks); a
@@ -127,25 +128,27 @@ def panel_from_pandas(data, column: str | None = None) -> Panel:
     """
     if isinstance(data, Panel):
         return data
-    if isinstance(data, Prices):
-        return Panel.of(data)
+    if isinstance(data, Series):
+        return Panel([data], check_names=False)
     if isinstance(data, pd.DataFrame) and long_frame_column(data):
         data = split_long_frame(data)
     named = data if isinstance(data, Mapping) else {None: data}
     series = []
     for name, value in named.items():
-        prices = prices_from_pandas(value, column, None if name is None else str(name))
-        if name is None:
-            source = prices.source
-            name = source.get("ticker") or Path(source.get("path", "prices")).stem
-        item = PanelSeries.from_prices(prices, str(name))
-        item.where = f"the prices passed in ({str(name)!r})"
+        item = prices_from_pandas(value, column, None if name is None else str(name))
+        source = item.source
+        item.name = str(
+            name
+            if name is not None
+            else source.get("ticker") or Path(source.get("path", "prices")).stem
+        )
+        item.where = f"the prices passed in ({item.name!r})"
         if isinstance(value, pd.DataFrame):
             frame = with_date_index(value)
             item.columns = tuple(map(str, value.columns))
             item.ohlcv = _frame_ohlcv(frame, item.values.index, item.where)
         series.append(item)
-    return Panel(series)
+    return Panel(series, check_names=name is not None)
 
 
 def holds_many(data) -> bool:

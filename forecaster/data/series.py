@@ -1,7 +1,8 @@
 """Daily prices as data: a series, and a panel of named series (one is a panel of one).
 
-`Prices` is what the single-series loaders return; a `Panel` is an ordered
-mapping name -> `PanelSeries`, the form every model is fitted on.
+A `Series` is what every loader returns; a `Panel` is an ordered mapping
+name -> `Series`, the form every model is fitted on (one series is a panel
+of one).
 
 Series names become file names in output folders (plots, forecasts), so a
 name must be safe (`check_series_name`): 1 to 64 characters (at most 200
@@ -60,45 +61,15 @@ EARLIEST_DATE = pd.Timestamp("1900-01-01")  # earlier or later dates are typos
 LATEST_DATE = pd.Timestamp("2200-12-31")
 
 
-@dataclass
-class Prices:
-    """A daily price series with where it came from.
-
-    `values` is a float64 Series on a sorted, unique DatetimeIndex, all finite
-    and positive. `source` is what the bundle records to find the data again.
-    """
-
-    values: pd.Series
-    source: dict
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def first_date(self) -> str:
-        return self.values.index[0].strftime("%Y-%m-%d")
-
-    @property
-    def last_date(self) -> str:
-        return self.values.index[-1].strftime("%Y-%m-%d")
-
-
 MAX_NAME_LENGTH = 64  # longest series name; it becomes part of file names
-
-
 MAX_NAME_BYTES = 200  # in UTF-8, leaving room for a suffix in a 255-byte file name
-
-
 NAME_RULE = (
     "use 1 to 64 letters, digits or . _ - ^ = (spaces only inside), not starting "
     "with '.'"
 )
-
-
 NAME_PUNCTUATION = frozenset("._-^= ")
-
-
 TICKER_COLUMNS = ("ticker", "symbol", "name")  # long format, case-insensitive
-
-
+# Columns kept as the OHLCV frame (lower-cased header -> canonical name).
 OHLCV_COLUMNS = {
     "open": "Open",
     "high": "High",
@@ -112,51 +83,73 @@ OHLCV_COLUMNS = {
 
 
 @dataclass(eq=False)  # compared by identity: pandas objects have no single truth
-class PanelSeries:
-    """One named series of a panel.
+class Series:
+    """One named daily price series: what every loader returns, alone or in a Panel.
 
     `values`: the target (adjusted close, else close, else `column`), float64
-    on a sorted, unique DatetimeIndex, finite and positive, as in `Prices`.
+    on a sorted, unique DatetimeIndex, all finite and positive.
+    `source`: what a bundle records to find the data again.
     `ohlcv`: float64 frame on exactly `values.index` with those of Open, High,
     Low, Close, Adj Close and Volume the source had (cells may be NaN where a
     row had the target but not that column), or None when it had none.
     `columns`: the source's own column names, for messages. `where`: how
-    messages name the source, e.g. "'data/AAPL.csv'".
+    messages name the source, e.g. "'data/AAPL.csv'". `notes`: the loader's
+    warnings (rows dropped ...).
     """
 
     name: str
     values: pd.Series
-    ohlcv: pd.DataFrame | None
-    source: dict
+    ohlcv: pd.DataFrame | None = None
+    source: dict = field(default_factory=dict)
     columns: tuple[str, ...] = ()
     where: str = ""
     notes: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_prices(cls, prices: Prices, name: str) -> PanelSeries:
-        """A series without OHLCV from the single-series loaders' `Prices`."""
-        where = repr(prices.source.get("path") or prices.source.get("ticker") or name)
-        columns = (str(prices.values.name),)
-        return cls(
-            name, prices.values, None, prices.source, columns, where, list(prices.notes)
+    def from_source(cls, values: pd.Series, source: dict, notes=()) -> Series:
+        """A series without OHLCV, named by its source: ticker, name or file stem."""
+        name = str(
+            source.get("ticker")
+            or source.get("name")
+            or Path(source.get("path", "prices")).stem
         )
+        where = repr(source.get("path") or source.get("ticker") or name)
+        columns = (str(values.name),)
+        return cls(name, values, None, source, columns, where, list(notes))
+
+    @property
+    def first_date(self) -> str:
+        return self.values.index[0].strftime("%Y-%m-%d")
+
+    @property
+    def last_date(self) -> str:
+        return self.values.index[-1].strftime("%Y-%m-%d")
 
     def __len__(self) -> int:
         return len(self.values)
 
 
 class Panel(Mapping):
-    """An ordered, immutable mapping name -> PanelSeries; names are safe and unique.
+    """An ordered, immutable mapping name -> Series; names are unique.
 
     Names are compared ignoring case (AAPL and aapl would share a file on
-    some systems). `notes` holds the loader's warnings (skipped series ...).
+    some systems), and must be safe file names (`check_series_name`) unless
+    `check_names` is False: one series given alone keeps the name of its
+    source, whatever it is, since no file is named after it. `notes` holds
+    the loader's warnings (skipped series ...).
     """
 
-    def __init__(self, series: Iterable[PanelSeries], notes: Iterable[str] = ()):
-        self._series: dict[str, PanelSeries] = {}
+    def __init__(
+        self,
+        series: Iterable[Series],
+        notes: Iterable[str] = (),
+        check_names: bool = True,
+    ):
+        self._series: dict[str, Series] = {}
         seen: dict[str, str] = {}
         for item in series:
-            check_series_name(item.name, item.where or "the panel")
+            if check_names:
+                check_series_name(item.name, item.where or "the panel")
             key = item.name.casefold()
             if key in seen:
                 raise ForecasterError(
@@ -170,7 +163,7 @@ class Panel(Mapping):
             raise ForecasterError("A panel needs at least one series. Received: none.")
         self.notes = list(notes)
 
-    def __getitem__(self, name: str) -> PanelSeries:
+    def __getitem__(self, name: str) -> Series:
         return self._series[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -212,18 +205,6 @@ class Panel(Mapping):
         """The panel less the named series (unknown names are ignored)."""
         dropped = set(names)
         return Panel([s for n, s in self.items() if n not in dropped], self.notes)
-
-    @classmethod
-    def of(cls, prices: Prices, name: str | None = None) -> Panel:
-        """A panel of one from `Prices` (named `name`, else its file stem or symbol)."""
-        source = prices.source
-        name = (
-            name
-            or source.get("ticker")
-            or source.get("name")
-            or Path(source.get("path", "prices")).stem
-        )
-        return cls([PanelSeries.from_prices(prices, name)])
 
 
 def check_series_name(name, origin: str) -> str:

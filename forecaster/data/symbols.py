@@ -14,7 +14,7 @@ import pandas as pd
 from forecaster.data.csv import read_table
 from forecaster.data.series import (
     Panel,
-    PanelSeries,
+    Series,
     check_series_name,
     check_unique,
     panel_or_error,
@@ -102,7 +102,7 @@ def _symbol_series(symbol, frame, error, messages, dates, cache_dir, column):
     cached = read_series_csv(cache, name=symbol, column=column)
     ohlcv = None if cached.ohlcv is None else cached.ohlcv.reindex(prices.values.index)
     where = f"the cache {str(cache)!r} of {symbol!r}"
-    return PanelSeries(
+    return Series(
         symbol, prices.values, ohlcv, prices.source, cached.columns, where, prices.notes
     )
 

@@ -26,7 +26,7 @@ from forecaster.data.csv import (
 )
 from forecaster.data.series import (
     OHLCV_COLUMNS,
-    PanelSeries,
+    Series,
     check_series_name,
     name_dates,
     short_repr,
@@ -41,7 +41,7 @@ def series_from_table(
     column: str | None,
     source: dict,
     columns: tuple[str, ...] | None = None,
-) -> PanelSeries:
+) -> Series:
     """One parsed table (cells as stripped strings) to a clean PanelSeries."""
     date_col = find_date_column(table, where)
     target_col = find_price_column(table, column, date_col, where)
@@ -53,7 +53,7 @@ def series_from_table(
     if ohlcv is not None:
         ohlcv = ohlcv.sort_index(kind="stable")
         ohlcv = ohlcv[~ohlcv.index.duplicated(keep="first")].reindex(series.index)
-    return PanelSeries(
+    return Series(
         name=name,
         values=series,
         ohlcv=ohlcv,
@@ -129,7 +129,7 @@ def read_csv_table(path: Path) -> tuple[pd.DataFrame, str]:
 
 def read_series_csv(
     path: str | os.PathLike, name: str | None = None, column: str | None = None
-) -> PanelSeries:
+) -> Series:
     """One CSV (one series) with its OHLCV columns, named `name` or the file stem."""
     path = Path(path)
     name = check_series_name(name or path.stem, f"the file name {str(path)!r}")

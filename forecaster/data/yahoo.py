@@ -15,7 +15,7 @@ import pandas as pd
 from forecaster import io as files
 from forecaster.data.csv import parse_price_text, read_price_csv
 from forecaster.data.fetch import download_in_child, quiet_library_warnings
-from forecaster.data.series import Prices
+from forecaster.data.series import Series
 from forecaster.errors import ForecasterError, write_error
 from forecaster.httpstack import http_stack_works
 
@@ -37,7 +37,7 @@ def download_prices(
     cache_dir: str | os.PathLike = "data/cache",
     column: str | None = None,
     download=None,
-) -> Prices:
+) -> Series:
     """Download daily prices with yfinance, caching each success as a CSV.
 
     `start` and `end` are the first and last dates wanted (both included). When
@@ -330,7 +330,7 @@ def flatten_download(frame: pd.DataFrame, ticker: str) -> pd.DataFrame:
 
 
 def _use_download(frame, ticker: str, cache: Path, column: str | None):
-    """Check a download, then save it as the cache: (Prices, None) or (None, why).
+    """Check a download, then save it as the cache: (Series, None) or (None, why).
 
     The download is checked in memory before anything is written, so one that
     cannot be used never replaces a good cache.
@@ -343,7 +343,7 @@ def _use_download(frame, ticker: str, cache: Path, column: str | None):
         reason = f"yfinance returned unusable prices for {ticker!r} ({err})"
         return None, DownloadFailure("unusable", reason)
     write_cache(text, cache)
-    return Prices(series, {}, notes), None
+    return Series.from_source(series, {}, notes), None
 
 
 def write_cache(text: str, cache: Path) -> None:
@@ -358,7 +358,7 @@ def write_cache(text: str, cache: Path) -> None:
 
 def use_cache(
     ticker, cache: Path, column, start, end, failure: DownloadFailure
-) -> Prices:
+) -> Series:
     """Fall back on the last successful download, or explain why there is none."""
     advice = _ADVICE[failure.kind]
     if not cache.exists():
@@ -389,4 +389,4 @@ def use_cache(
     )
     log.warning(note)
     source = ticker_source(ticker, cached, start, end, cache, from_cache=True)
-    return Prices(values, source, cached.notes + [note])
+    return Series.from_source(values, source, cached.notes + [note])

@@ -90,7 +90,7 @@ def train_per_series(
     """Train one bundle per series, one Ray task each, into `out/<name>/`.
 
     `series`: (name, prices) pairs; prices as `Forecaster.fit` takes them
-    (a pandas Series, an OHLCV DataFrame or `Prices`), or an exception
+    (a pandas Series, an OHLCV DataFrame or a `Series`), or an exception
     raised while loading them, reported as that series' failure. A series
     that fails is reported with its error and the others are kept. With
     `resume`, complete bundles are skipped and interrupted ones continue from

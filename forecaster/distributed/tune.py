@@ -37,7 +37,7 @@ import pandas as pd
 from forecaster.api import Forecaster
 from forecaster.config import CELLS, REPRESENTATIONS, Settings
 from forecaster.data.frames import prices_from_pandas
-from forecaster.data.series import Prices
+from forecaster.data.series import Series
 from forecaster.distributed.runtime import (
     configure_tensorflow,
     gpus_per_task,
@@ -204,9 +204,9 @@ def _checked_request(settings: Settings, trials, max_concurrent, space) -> dict:
     return space
 
 
-def _as_series(prices, column) -> Prices:
-    """`Prices` as they are; a pandas Series or DataFrame through the public loader."""
-    return prices if isinstance(prices, Prices) else prices_from_pandas(prices, column)
+def _as_series(prices, column) -> Series:
+    """A `Series` as it is; a pandas Series or DataFrame through the public loader."""
+    return prices if isinstance(prices, Series) else prices_from_pandas(prices, column)
 
 
 def _default_score(table: pd.DataFrame) -> float | None:

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.config import FEATURES, parse_features
-from forecaster.data.series import Panel, PanelSeries, name_dates, show_names
+from forecaster.data.series import Panel, Series, name_dates, show_names
 from forecaster.errors import ForecasterError
 
 VOLUME_DAYS = 20  # past days in the volume feature's mean
@@ -50,7 +50,7 @@ def warmup_rows(names: Iterable[str]) -> int:
     return max(WARMUP[name] for name in parse_features(names))
 
 
-def compute_features(series: PanelSeries, names: str | Iterable[str]) -> pd.DataFrame:
+def compute_features(series: Series, names: str | Iterable[str]) -> pd.DataFrame:
     """The features of one series: (n_days - warmup_rows(names), n_features).
 
     Columns are the features in the order named; the index is the series'
@@ -71,7 +71,7 @@ def compute_features(series: PanelSeries, names: str | Iterable[str]) -> pd.Data
 
 
 def model_inputs(
-    series: PanelSeries, names: str | Iterable[str]
+    series: Series, names: str | Iterable[str]
 ) -> tuple[pd.Series, pd.DataFrame | None]:
     """The target and the extra inputs beside it, on the same complete rows.
 
@@ -91,7 +91,7 @@ def panel_features(panel: Panel, names: str | Iterable[str]) -> dict[str, pd.Dat
     return {name: compute_features(item, names) for name, item in panel.items()}
 
 
-def _check_columns(series: PanelSeries, feature: str) -> None:
+def _check_columns(series: Series, feature: str) -> None:
     have = set() if series.ohlcv is None else set(series.ohlcv.columns)
     missing = [c for c in COLUMNS_NEEDED[feature] if c not in have]
     if missing:
@@ -106,7 +106,7 @@ def _check_columns(series: PanelSeries, feature: str) -> None:
 
 
 def _column(
-    series: PanelSeries, name: str, feature: str, positive: bool = True
+    series: Series, name: str, feature: str, positive: bool = True
 ) -> np.ndarray:
     """An OHLCV column as float64, refused where it is missing, infinite or not
     positive (or, with `positive=False`, negative)."""
@@ -124,7 +124,7 @@ def _column(
     return values
 
 
-def _adjustment(series: PanelSeries, feature: str) -> np.ndarray:
+def _adjustment(series: Series, feature: str) -> np.ndarray:
     """Adj Close / Close per day when the file has both, else 1."""
     if "Adj Close" not in series.ohlcv.columns:
         return np.ones(len(series))
@@ -132,16 +132,16 @@ def _adjustment(series: PanelSeries, feature: str) -> np.ndarray:
     return adjusted / _column(series, "Close", feature)
 
 
-def _close(series: PanelSeries) -> np.ndarray:
+def _close(series: Series) -> np.ndarray:
     return series.values.to_numpy(dtype=np.float64)
 
 
-def _range(series: PanelSeries) -> np.ndarray:
+def _range(series: Series) -> np.ndarray:
     high = _column(series, "High", "range")
     return np.log(high / _column(series, "Low", "range"))
 
 
-def _gap(series: PanelSeries) -> np.ndarray:
+def _gap(series: Series) -> np.ndarray:
     factor = _adjustment(series, "gap")
     opens = _column(series, "Open", "gap") * factor
     closes = _column(series, "Close", "gap") * factor
@@ -150,7 +150,7 @@ def _gap(series: PanelSeries) -> np.ndarray:
     return out
 
 
-def _volume(series: PanelSeries) -> np.ndarray:
+def _volume(series: Series) -> np.ndarray:
     volume = pd.Series(_column(series, "Volume", "volume", positive=False)) + 1.0
     # The mean of the VOLUME_DAYS days before each day: rolling, then shifted
     # one day so that day t's own volume is not in its mean.
@@ -158,7 +158,7 @@ def _volume(series: PanelSeries) -> np.ndarray:
     return np.log(volume / past_mean).to_numpy()
 
 
-def _return(series: PanelSeries) -> np.ndarray:
+def _return(series: Series) -> np.ndarray:
     target = _close(series)
     out = np.full(len(target), np.nan)
     out[1:] = np.log(target[1:] / target[:-1])

@@ -15,7 +15,7 @@ import pandas as pd
 
 from forecaster.api import Forecaster, is_single, load
 from forecaster.config import DataSettings, ForecastSettings, Settings, check_at_least
-from forecaster.data import SAMPLE_CSV, Prices, load_prices
+from forecaster.data import SAMPLE_CSV, Series, load_prices
 from forecaster.data.calendars import check_history, validate_calendar
 from forecaster.data.frames import panel_from_pandas
 from forecaster.data.panel import is_long_format, load_panel
@@ -148,7 +148,7 @@ def train_report(out: Path, model: Forecaster) -> TrainReport:
 
 
 def load_data(settings: Settings, download=None):
-    """The prices the settings name: one series' Prices, or a Panel.
+    """The prices the settings name: one Series, or a Panel.
 
     Several CSVs, a folder, a long file, several symbols or input features
     beyond close make a panel (`is_panel_run`); otherwise the one CSV, ticker
@@ -418,7 +418,7 @@ def _new_series(data: DataSettings, download):
     return next(iter(panel.values()))
 
 
-def _forecast_prices(bundle, data, own_source: bool, download) -> Prices:
+def _forecast_prices(bundle, data, own_source: bool, download) -> Series:
     if not own_source:
         return load_prices(data, download=download)
     cache_dir = data.cache_dir if data else None
@@ -431,7 +431,7 @@ def _forecast_prices(bundle, data, own_source: bool, download) -> Prices:
             f"Bundle {str(bundle.path)!r} keeps no prices to forecast from: pass "
             "--csv or --ticker."
         )
-    return Prices(recent, bundle.metadata.get("source", {}), [])
+    return Series.from_source(recent, bundle.metadata.get("source", {}), [])
 
 
 def _label(prices) -> str:
