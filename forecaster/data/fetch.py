@@ -124,10 +124,6 @@ def main() -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 @contextlib.contextmanager
 def quiet_library_warnings():
     """Hide the deprecation warnings that yfinance and its HTTP stack raise.
@@ -139,3 +135,7 @@ def quiet_library_warnings():
         for module in (r"yfinance(\.|$)", r"curl_cffi(\.|$)", r"peewee"):
             warnings.filterwarnings("ignore", module=module)
         yield
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -68,6 +68,10 @@ def prepare_panel(
     covariates (forecaster.prep.covariates), aligned on each series' dates.
     """
     features = parse_features(features)
+    warmup = warmup_rows(features) + (1 if covariates else 0)
+    # A lone series of prices alone, cut at its own train_fraction point, is
+    # split by `prepare` itself (the same rows): its errors are one series'.
+    own_split = cutoff is None and len(panel) == 1 and not warmup
     cutoff = (
         cutoff_date(panel, prep.train_fraction)
         if cutoff is None
@@ -75,13 +79,12 @@ def prepare_panel(
     )
     notes = []
     if len(panel) > 1:
-        warmup = warmup_rows(features) + (1 if covariates else 0)
         panel, notes = drop_short(panel, prep.window + warmup, prep.horizon, cutoff)
     val_from = validation_date(panel, cutoff, prep)
     parts, skipped = {}, []
     for name, item in panel.items():
         values, extra = series_inputs(item, features, covariates)
-        n_train = int(values.index.searchsorted(cutoff, side="left"))
+        n_train = None if own_split else int(values.index.searchsorted(cutoff))
         try:
             parts[name] = prepare(values, prep, n_train, extra, val_from)
         except ForecasterError as err:
