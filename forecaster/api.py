@@ -50,17 +50,12 @@ def is_single(prices, settings: Settings, cutoff=None, covariates=None) -> bool:
     The one place this is asked. One series (a Series, an OHLCV frame, a
     one-series dict) on its closing prices alone is shown as one series:
     one row of scores, a forecast without a series column, 0.1's bundle
-    layout. Several series, a Panel, a long frame, input features beyond
-    close, a shared `cutoff` or `covariates` make a panel, even of one.
+    layout. Several series, a Panel, a long frame, settings that name a
+    panel (`Settings.is_panel`: input features beyond close ...), a shared
+    `cutoff` or `covariates` make a panel, even of one.
     """
-    return (
-        not (
-            holds_many(prices)
-            or settings.prep.features != "close"
-            or cutoff is not None
-        )
-        and not covariates
-    )
+    many = holds_many(prices) or settings.is_panel
+    return not (many or cutoff is not None or covariates)
 
 
 class Forecaster:

@@ -64,10 +64,7 @@ def build_report(
     bundle's test predictions are left out: they belong to another series.
     """
     target = Path(path) if path else Path(bundle_dir) / REPORT_FILE
-    if is_panel_bundle(bundle_dir):
-        page = render_panel_report(bundle_dir, forecast)
-    else:
-        page = render_report(bundle_dir, prices, forecast, own_source)
+    page = render_report(bundle_dir, prices, forecast, own_source)
     return write_file_atomically(
         target, lambda tmp: tmp.write_text(page, encoding="utf-8")
     )
@@ -79,8 +76,12 @@ def render_report(
     forecast: pd.DataFrame | None = None,
     own_source: bool = True,
 ) -> str:
-    """The report's HTML text (see `build_report`)."""
-    parts = read_parts(Path(bundle_dir), prices, forecast, own_source)
+    """The report's HTML text (see `build_report`): one series' or a panel's."""
+    bundle_dir = Path(bundle_dir)
+    panel = is_panel_bundle(bundle_dir)
+    parts = read_parts(bundle_dir, prices, forecast, own_source, panel)
+    if panel:
+        return panel_page(parts, bundle_dir)
     if parts.direction:  # the chart shows the history only: no price forecast
         results = [
             price_section(replace(parts, test=None, forecast=None)),
@@ -90,7 +91,7 @@ def render_report(
         results = [price_section(parts), scores_section(parts)]
     body = "".join(
         [
-            header_html(parts, Path(bundle_dir)),
+            header_html(parts, bundle_dir),
             missing_section(parts),
             *results,
             loss_section(parts),
@@ -98,7 +99,7 @@ def render_report(
             settings_section(parts),
         ]
     )
-    return page_html(page_title(parts, Path(bundle_dir)), body)
+    return page_html(page_title(parts, bundle_dir), body)
 
 
 # ------------------------------------------------------------------ reading
@@ -109,10 +110,16 @@ def read_parts(
     prices: pd.Series | None = None,
     forecast: pd.DataFrame | None = None,
     own_source: bool = True,
+    panel: bool = False,
 ) -> ReportParts:
-    """Each part of the bundle the report shows, and which are missing and why."""
+    """Each part of the bundle the report shows, and which are missing and why.
+
+    A panel's (`panel`) has no error by step, coverage row or price history:
+    its page shows each series' scores and a chart per series instead.
+    """
     parts = ReportParts()
-    parts.metadata = _json(bundle_dir, METADATA_FILE, "settings and data source", parts)
+    what = "settings" if panel else "settings and data source"
+    parts.metadata = _json(bundle_dir, METADATA_FILE, what, parts)
     parts.metrics = _json(bundle_dir, METRICS_FILE, "test scores", parts)
     parts.direction = _is_direction(parts.metadata, parts.metrics)
     parts.losses = _csv(bundle_dir, HISTORY_FILE, "loss curves", parts)
@@ -120,15 +127,11 @@ def read_parts(
         parts.test = _csv(bundle_dir, PREDICTIONS_FILE, "test predictions", parts)
     else:
         parts.missing.append("test predictions (the forecast is on other data)")
-    if not parts.direction:  # a direction model has no price path to score
+    if not (parts.direction or panel):  # no price path scored by step
         parts.steps = _csv(bundle_dir, BY_STEP_FILE, "error by step", parts)
-    if forecast is None and not (bundle_dir / FORECAST_FILE).is_file():
-        parts.missing.append(
-            "forecast (no forecast.csv yet: forecast with this bundle first)"
-        )
-    elif forecast is None:
-        forecast = _csv(bundle_dir, FORECAST_FILE, "forecast", parts)
-    parts.forecast = forecast
+    parts.forecast = _read_forecast(bundle_dir, forecast, parts)
+    if panel:
+        return parts
     source = (parts.metadata or {}).get("source", {}) if own_source else {}
     parts.prices = prices if prices is not None else _source_prices(source, parts)
     if parts.prices is not None and source:
@@ -137,6 +140,18 @@ def read_parts(
     if parts.metrics is not None and not parts.direction and not coverage:
         parts.missing.append("interval coverage (not in metrics.json)")
     return parts
+
+
+def _read_forecast(bundle_dir: Path, forecast, parts: ReportParts):
+    """The forecast given, else the bundle's forecast.csv, else a missing note."""
+    if forecast is not None:
+        return forecast
+    if not (bundle_dir / FORECAST_FILE).is_file():
+        parts.missing.append(
+            "forecast (no forecast.csv yet: forecast with this bundle first)"
+        )
+        return None
+    return _csv(bundle_dir, FORECAST_FILE, "forecast", parts)
 
 
 def _is_direction(metadata: dict | None, metrics: dict | None) -> bool:
@@ -203,25 +218,13 @@ def _source_ohlc(source: dict, prices: pd.Series) -> pd.DataFrame | None:
 # -------------------------------------------------------------------- panels
 
 
-def render_panel_report(bundle_dir, forecast: pd.DataFrame | None = None) -> str:
-    """A panel bundle's report: one row per series, and a chart with a selector.
+def panel_page(parts: ReportParts, bundle_dir: Path) -> str:
+    """A panel bundle's page: one row per series, and a chart with a selector.
 
     The chart shows one series at a time (a menu picks it): its test days
     with the model's and naive's one-day-ahead predictions, and the
     forecast with its bands when there is one.
     """
-    bundle_dir = Path(bundle_dir)
-    parts = ReportParts()
-    parts.metadata = _json(bundle_dir, METADATA_FILE, "settings", parts)
-    parts.metrics = _json(bundle_dir, METRICS_FILE, "test scores", parts)
-    parts.losses = _csv(bundle_dir, HISTORY_FILE, "loss curves", parts)
-    test = _csv(bundle_dir, PREDICTIONS_FILE, "test predictions", parts)
-    if forecast is None and (bundle_dir / FORECAST_FILE).is_file():
-        forecast = _csv(bundle_dir, FORECAST_FILE, "forecast", parts)
-    elif forecast is None:
-        parts.missing.append(
-            "forecast (no forecast.csv yet: forecast with this bundle first)"
-        )
     names = ((parts.metadata or {}).get("panel") or {}).get("series", [])
     title = f"forecaster report: a panel of {len(names)} series ({bundle_dir.name})"
     body = "".join(
@@ -229,7 +232,7 @@ def render_panel_report(bundle_dir, forecast: pd.DataFrame | None = None) -> str
             f"<h1>{html.escape(title)}</h1>",
             missing_section(parts),
             panel_scores_section(parts.metrics or {}),
-            panel_price_section(names, test, forecast),
+            panel_price_section(names, parts.test, parts.forecast),
             loss_section(parts),
             settings_section(parts),
         ]
