@@ -138,3 +138,24 @@ def _ratio(value, reference):
 
 def _cell(value, fmt: str) -> str:
     return "n/a" if value is None or math.isnan(value) else fmt.format(value)
+
+
+def format_panel(table: pd.DataFrame, summary: dict) -> str:
+    """One row per series beside naive, then the panel's mean and worst ratio."""
+    shown = table.to_string(
+        index=False,
+        formatters={
+            "model_rmse": "{:.4f}".format,
+            "naive_rmse": "{:.4f}".format,
+            "ratio": "{:.3f}".format,
+            "direction": "{:.3f}".format,
+            "coverage_80": "{:.1%}".format,
+            "coverage_95": "{:.1%}".format,
+        },
+    )
+    return (
+        f"{shown}\npanel of {summary['series']}: mean ratio to naive "
+        f"{summary['mean_ratio']:.3f}, worst {summary['worst_ratio']:.3f} "
+        f"({summary['worst_series']})\n(ratio = model RMSE / naive RMSE on the "
+        "same test days; naive = tomorrow's price is today's)"
+    )

@@ -23,14 +23,13 @@ from forecaster.data.symbols import download_panel
 from forecaster.data.tables import read_series_csv
 from forecaster.errors import ForecasterError
 from forecaster.evaluate.backtest import walk_forward
-from forecaster.evaluate.panel import format_panel
 from forecaster.io import recover, write_directory_atomically, write_files_atomically
 from forecaster.lock import hold
 from forecaster.prep.covariates import read_covariates
 from forecaster.prep.panel import context_part, prepare_new_series
 from forecaster.report import plots
 from forecaster.report.html import build_report
-from forecaster.report.tables import training_summary
+from forecaster.report.tables import format_panel, training_summary
 from forecaster.store.bundle import read_recent_prices, source_settings
 from forecaster.store.manifest import FORECAST_FILE, FORECAST_PLOT, REPORT_FILE
 
