@@ -11,6 +11,7 @@ from conftest import make_prices, tiny_settings, write_csv
 
 from forecaster.data import read_price_csv
 from forecaster.errors import BundleError, ForecasterError
+from forecaster.evaluate.baselines import REGISTRY
 from forecaster.io import write_directory_atomically
 from forecaster.model.engines import NumpyEngine
 from forecaster.model.keras_engine import KerasEngine, load_keras_model
@@ -272,6 +273,11 @@ def test_backtest_scores_each_fold_beside_naive(tmp_path, prices_csv):
     assert table["test_days"].iloc[:2].sum() == 260 - int(260 * 0.75)
     assert (table["naive_rmse"].iloc[:2] > 0).all()
     assert table["train_days"].iloc[1] > table["train_days"].iloc[0]
+    # every baseline of the registry is scored in each fold, as in a run
+    keys = {f"crps_{key}" for key in REGISTRY}
+    assert keys <= set(table.columns) and "crps_model" in table
+    assert table[["crps_rw20", "crps_garch_t"]].iloc[:2].notna().all().all()
+    assert table.loc[2, "crps_rw20"] == pytest.approx(table["crps_rw20"][:2].mean())
 
 
 # ------------------------------------------------------------- damaged bundles

@@ -2,7 +2,8 @@
 
 One series is a panel of one: every fold trains one model on every series'
 days before its block (one shared cut-off) and scores each series one step
-ahead on that block, beside naive.
+ahead on that block, beside naive; its CRPS sits beside every baseline of the
+registry (forecaster.evaluate.baselines), scored by the same `evaluate` as a run.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ import pandas as pd
 
 from forecaster.config import Settings, check_at_least
 from forecaster.data.series import Panel
-from forecaster.evaluate.evaluation import naive_scores, scores, test_predictions
+from forecaster.evaluate.evaluation import evaluate
 from forecaster.model.heads import require_price_objective
 from forecaster.model.keras_engine import KerasEngine
 from forecaster.prep.panel import cutoff_date, prepare_panel
 
 log = logging.getLogger("forecaster")
 
-SCORED = ("rmse", "mae", "mape", "ratio")  # columns averaged in the mean rows
+SCORED = ("rmse", "mae", "mape", "ratio")  # columns averaged in the mean rows,
+#   and every crps_* column (the model and each baseline)
 
 
 def walk_forward(
@@ -67,35 +69,43 @@ def fold_rows(panel: Panel, settings: Settings, k: int, cutoff) -> list[dict]:
     engine = KerasEngine(result.model, prep.representation, prep.window, prep.horizon)
     rows = []
     for name, part in prepared.parts.items():
-        predictions = test_predictions(engine, part)
-        actual, previous = predictions["actual"], predictions["naive"]
-        model = scores(actual, predictions["predicted"], previous)
-        naive = naive_scores(actual, previous)
-        ratio = model["rmse"] / naive["rmse"] if naive["rmse"] else math.nan
+        evaluation = evaluate(engine, part, settings.train.calibrate)
         rows.append(
-            {
-                "fold": k,
-                "series": name,
-                "train_days": part.split.n_train,
-                "test_start": predictions["date"].iloc[0],
-                "test_end": predictions["date"].iloc[-1],
-                "test_days": len(predictions),
-                "model_rmse": model["rmse"],
-                "naive_rmse": naive["rmse"],
-                "rmse_ratio": ratio,
-                "model_mae": model["mae"],
-                "naive_mae": naive["mae"],
-                "model_mape": model["mape"],
-                "naive_mape": naive["mape"],
-                "best_epoch": result.best_epoch,
-            }
+            {"fold": k, "series": name, **fold_scores(evaluation, part, result)}
         )
     return rows
 
 
+def fold_scores(evaluation: dict, part, result) -> dict:
+    """One series' fold beside naive, and the CRPS of the model and every baseline.
+
+    `evaluation` as `forecaster.evaluate.evaluation.evaluate` gives it: the
+    baselines are those of the registry (forecaster.evaluate.baselines).
+    """
+    predictions, metrics = evaluation["predictions"], evaluation["metrics"]
+    model, naive = metrics["model"], metrics["naive"]
+    methods = metrics["distribution"]["methods"]
+    return {
+        "train_days": part.split.n_train,
+        "test_start": predictions["date"].iloc[0],
+        "test_end": predictions["date"].iloc[-1],
+        "test_days": len(predictions),
+        "model_rmse": model["rmse"],
+        "naive_rmse": naive["rmse"],
+        "rmse_ratio": model["rmse"] / naive["rmse"] if naive["rmse"] else math.nan,
+        "model_mae": model["mae"],
+        "naive_mae": naive["mae"],
+        "model_mape": model["mape"],
+        "naive_mape": naive["mape"],
+        "best_epoch": result.best_epoch,
+        **{f"crps_{key}": method.get("crps") for key, method in methods.items()},
+    }
+
+
 def mean_row(table: pd.DataFrame, fold) -> pd.DataFrame:
     """One row: `fold` and the mean of every score column of `table`."""
-    means = {c: table[c].mean() for c in table.columns if c.endswith(SCORED)}
+    scored = [c for c in table if c.endswith(SCORED) or c.startswith("crps_")]
+    means = {c: pd.to_numeric(table[c]).mean() for c in scored}
     return pd.DataFrame([{"fold": fold, **means}])
 
 

@@ -72,7 +72,8 @@ def format_steps(by_step: dict, shown=(1, 2, 5, 10, 20, 30)) -> str:
 def format_backtest(table: pd.DataFrame) -> str:
     """The per-fold and mean backtest table, model beside naive."""
     if "series" in table:  # a panel: one row per fold and series
-        columns = ["fold", "series", "test_days", "model_rmse", "naive_rmse", "ratio"]
+        columns = ["fold", "series", "test_days", "model_rmse", "naive_rmse"]
+        columns.append("rmse_ratio")
         return table[columns].to_string(
             index=False, na_rep="", float_format=lambda v: f"{v:.4f}"
         )
