@@ -95,6 +95,13 @@ def test_global_model_forecasts_every_series_in_one_long_frame(global_model):
     assert pd.Timestamp(frame.loc[frame["series"] == "BBB", "date"].iloc[0]) > last
 
 
+def test_a_global_model_plots_its_forecast_as_a_grid(global_model, tmp_path):
+    fig = global_model.plot("forecast", days=2, path=tmp_path / "grid.png")
+    titled = [ax.get_title() for ax in fig.axes]
+    assert len(fig.axes) == 3 and titled == ["AAA", "BBB", "CCC"]
+    assert (tmp_path / "grid.png").stat().st_size > 0
+
+
 def test_features_refuse_a_forecast_past_the_horizon(global_model):
     with pytest.raises(
         ForecasterError,

@@ -44,9 +44,16 @@ def draw(model, kind: str = "forecast", days: int = 30, ax=None, path=None):
             ax,
         )
     frame = model.forecast(days)
+    history = {
+        name: pd.Series(part.prices, index=part.dates)
+        for name, part in model.panel_.parts.items()
+    }
+    if model.is_panel:  # the first page of the grid: GRID_PAGE series
+        title = f"{days}-day forecast of {len(history)} series"
+        fig = plots.plot_panel_grid(history, frame, title)
+        return plots.finish(fig, path)
     title = f"{model.name}: {days}-day forecast ({model.settings.model.cell})"
-    part = next(iter(model.panel_.parts.values()))
-    history = pd.Series(part.prices, index=part.dates)
+    [history] = history.values()
     return plots.plot_forecast(history, frame, title, test, path, ax)
 
 

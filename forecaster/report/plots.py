@@ -25,7 +25,7 @@ def _axes(ax, figsize: tuple[float, float]):
     return fig, fig.add_subplot()
 
 
-def _finish(fig, path):
+def finish(fig, path):
     """Lay out the figure and write it as a PNG when a path is given; return it."""
     fig.tight_layout()
     if path is not None:
@@ -47,7 +47,7 @@ def plot_loss(history: pd.DataFrame, best_epoch: int, path=None, ax=None):
     ax.set_ylabel("loss (scaled units)")
     ax.set_title("Loss per epoch")
     ax.legend()
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
 def plot_test(
@@ -76,7 +76,7 @@ def plot_test(
     ax.set_ylabel("price")
     ax.legend()
     _slant_dates(ax)
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
 def plot_forecast(
@@ -121,7 +121,7 @@ def plot_forecast(
     ax.set_ylabel("price")
     ax.legend(loc="upper left")
     _slant_dates(ax)
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
 def plot_backtest(folds: pd.DataFrame, title: str, path=None, ax=None):
@@ -141,7 +141,7 @@ def plot_backtest(folds: pd.DataFrame, title: str, path=None, ax=None):
     ax.set_ylabel("RMSE (price)")
     ax.set_title(title)
     ax.legend()
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
 def plot_reliability(
@@ -178,7 +178,7 @@ def plot_reliability(
     ax.set_ylabel("observed frequency of up days")
     ax.set_title(title)
     ax.legend(loc="upper left")
-    return _finish(fig, path)
+    return finish(fig, path)
 
 
 def _slant_dates(ax) -> None:
