@@ -31,7 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
 
 from forecaster.errors import ForecasterError
 from forecaster.evaluate.intervals import MIN_VOLATILITY, VOLATILITY_DAYS, scale_of
@@ -147,6 +146,8 @@ def ewma_normal(
     sigma2_t = decay sigma2_{t-1} + (1 - decay) r_{t-1}^2, seeded with the
     mean squared log return of the training part. Returns (n - n_train,) arrays.
     """
+    from scipy import signal  # lazy: scipy takes 0.5 s; forecasts need none
+
     prices = _check_prices(prices, n_train, least=3)
     if not 0 < decay < 1:
         raise ForecasterError(f"decay must be in (0, 1). Received: decay={decay}")

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special, stats
 
 from forecaster.errors import ForecasterError
 from forecaster.evaluate import scores
@@ -36,6 +35,8 @@ class LocationScale:
 
     def quantile(self, level: float) -> np.ndarray:
         """The `level` quantile of each day's distribution, (n,)."""
+        from scipy import special, stats  # lazy: scipy takes 0.5 s; forecasts need none
+
         scores.check_level(level)
         z = special.ndtri(level) if self.df is None else stats.t.ppf(level, self.df)
         return self.location + self.scale * z

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special, stats
 
 from forecaster.errors import ForecasterError
 
@@ -66,6 +65,8 @@ def crps_normal(actual, location, scale) -> np.ndarray:
     scale * [z (2 Phi(z) - 1) + 2 phi(z) - 1 / sqrt(pi)], z = (y - location) / scale
     (Gneiting & Raftery 2007, eq. 21).
     """
+    from scipy import special  # lazy: scipy takes 0.5 s; forecasts need none
+
     actual, location, scale = _arrays(actual=actual, location=location, scale=scale)
     _check_positive("scale", scale)
     z = (actual - location) / scale
@@ -82,6 +83,8 @@ def crps_student_t(actual, location, scale, df) -> np.ndarray:
     the standard t's CDF and density (Jordan et al. 2019, scoringRules'
     crps_t). `scale` is the t's scale, not its standard deviation.
     """
+    from scipy import special, stats  # lazy: scipy takes 0.5 s; forecasts need none
+
     actual, location, scale, df = _arrays(
         actual=actual, location=location, scale=scale, df=df
     )
@@ -163,6 +166,8 @@ def log_score_normal(actual, location, scale) -> np.ndarray:
 
 def log_score_student_t(actual, location, scale, df) -> np.ndarray:
     """Negative log density of a location-scale Student-t at the outcome, (n,)."""
+    from scipy import stats  # lazy: scipy takes 0.5 s; forecasts need none
+
     actual, location, scale, df = _arrays(
         actual=actual, location=location, scale=scale, df=df
     )
@@ -176,6 +181,8 @@ def log_score_student_t(actual, location, scale, df) -> np.ndarray:
 
 def pit_normal(actual, location, scale) -> np.ndarray:
     """Probability integral transform F(y) under N(location, scale^2), (n,)."""
+    from scipy import special  # lazy: scipy takes 0.5 s; forecasts need none
+
     actual, location, scale = _arrays(actual=actual, location=location, scale=scale)
     _check_positive("scale", scale)
     return special.ndtr((actual - location) / scale)
@@ -183,6 +190,8 @@ def pit_normal(actual, location, scale) -> np.ndarray:
 
 def pit_student_t(actual, location, scale, df) -> np.ndarray:
     """Probability integral transform F(y) under a location-scale Student-t, (n,)."""
+    from scipy import stats  # lazy: scipy takes 0.5 s; forecasts need none
+
     actual, location, scale, df = _arrays(
         actual=actual, location=location, scale=scale, df=df
     )

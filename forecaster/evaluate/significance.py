@@ -16,7 +16,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from forecaster.errors import ForecasterError
 
@@ -42,6 +41,8 @@ def diebold_mariano(loss_a, loss_b, horizon: int = 1) -> DieboldMariano:
     statistic is DM x sqrt((n + 1 - 2h + h (h - 1) / n) / n). When d is zero
     on every day the losses are identical: statistic 0, p-value 1.
     """
+    from scipy import stats  # lazy: scipy takes 0.5 s; forecasts need none
+
     a, b = _check_losses(loss_a, loss_b, horizon)
     d = a - b
     n = len(d)
