@@ -35,7 +35,7 @@ from forecaster.errors import ForecasterError
 from forecaster.report.tables import format_backtest
 from forecaster.store import listing
 from forecaster.train.devices import quiet_tensorflow
-from forecaster.workflows import runs as pipeline
+from forecaster.workflows import runs
 
 # --------------------------------------------------------------- running
 
@@ -126,13 +126,11 @@ def train_command(args: argparse.Namespace) -> int:
         return per_series_command(args, settings)
     quiet_tensorflow()
     if getattr(args, "backtest", None) is not None:
-        out, table = pipeline.run_backtest(
-            settings, args.backtest, args.out, args.force
-        )
+        out, table = runs.run_backtest(settings, args.backtest, args.out, args.force)
         print(format_backtest(table))
         print(f"\nwrote {out}/backtest.csv and {out}/backtest.png")
         return 0
-    report = pipeline.run_training(settings, args.out, args.force, args.resume)
+    report = runs.run_training(settings, args.out, args.force, args.resume)
     print(f"\n{report.summary()}\n")
     files = sorted(p.name for p in report.out.iterdir() if not p.name.startswith("."))
     print(f"saved bundle {report.out}/ ({', '.join(files)})")
@@ -160,7 +158,7 @@ def predict_command(args: argparse.Namespace) -> int:
         column=args.column,
         decimal=args.decimal,
     )
-    report = pipeline.run_forecast(
+    report = runs.run_forecast(
         forecast.model,
         forecast.days,
         forecast.method,
