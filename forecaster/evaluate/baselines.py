@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from forecaster.errors import ForecasterError
+from forecaster.evaluate import anchors
 from forecaster.evaluate.intervals import MIN_VOLATILITY, VOLATILITY_DAYS, scale_of
 from forecaster.evaluate.predictive import LocationScale, QuantileBands
 from forecaster.prep.windows import window_view
@@ -51,7 +52,8 @@ class TestDays:
 
     `prices` (n,) and `n_train` always; the model's one-step point forecasts
     `predicted` (n - n_train,), its `window` and its one-step conformal
-    `intervals` (one method's entry of intervals.json) when a model was scored.
+    `intervals` (one method's entry of intervals.json) when a model was scored;
+    `ohlc` when the input has High and Low (the range anchors need it).
     """
 
     __test__ = False  # not a pytest class, whatever its name
@@ -61,6 +63,7 @@ class TestDays:
     predicted: np.ndarray | None = None
     window: int | None = None
     intervals: dict | None = None
+    ohlc: np.ndarray | None = None  # (n, 4) split-adjusted Open, High, Low, Close
 
 
 @dataclass(frozen=True)
@@ -283,4 +286,57 @@ def _garch(days: TestDays) -> LocationScale | None:
         return garch_t(days.prices, days.n_train)
     except Exception as error:  # arch's optimiser on an odd series: keep the rest
         log.warning("GARCH(1,1)-t could not be estimated (%s); left out", error)
+        return None
+
+
+@baseline("gjr_skewt", "GJR-skew-t")
+def _gjr(days: TestDays):
+    return _anchor("gjr_skewt", days)
+
+
+@baseline("egarch_t", "EGARCH-t")
+def _egarch(days: TestDays):
+    return _anchor("egarch_t", days)
+
+
+@baseline("range_garch_t", "Range-GARCH-t")
+def _range_garch(days: TestDays):
+    if days.ohlc is None:
+        log.info(
+            "the input has no High/Low: the range anchors (Range-GARCH-t, "
+            "Range-GJR-t, log-HAR-t) are left out"
+        )
+        return None
+    return _anchor("range_garch_t", days)
+
+
+@baseline("range_gjr_t", "Range-GJR-t")
+def _range_gjr(days: TestDays):
+    return None if days.ohlc is None else _anchor("range_gjr_t", days)
+
+
+@baseline("log_har_t", "log-HAR-t")
+def _log_har(days: TestDays):
+    return None if days.ohlc is None else _anchor("log_har_t", days)
+
+
+@baseline("best_refit", "best, refit/20d")
+def _best_refit(days: TestDays):
+    """The anchor family with the lowest training BIC, re-estimated every 20 days."""
+    try:
+        prices = _check_prices(days.prices, days.n_train, MIN_TRAIN_RETURNS + 1)
+        family = anchors.best_family(prices, days.n_train, days.ohlc)
+        return anchors.refit_predictive(family, prices, days.n_train, days.ohlc)
+    except Exception as error:  # arch's or scipy's optimiser: keep the rest
+        log.warning("the refitted best anchor could not be estimated (%s)", error)
+        return None
+
+
+def _anchor(family: str, days: TestDays):
+    """One anchor of forecaster.evaluate.anchors, or None (logged) if it fails."""
+    try:
+        prices = _check_prices(days.prices, days.n_train, MIN_TRAIN_RETURNS + 1)
+        return anchors.anchor(family, prices, days.n_train, days.ohlc)
+    except Exception as error:  # arch's or scipy's optimiser: keep the rest
+        log.warning("%s could not be estimated (%s); left out", family, error)
         return None

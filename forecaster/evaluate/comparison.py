@@ -23,6 +23,7 @@ import numpy as np
 from forecaster.evaluate import baselines, direction, scores
 from forecaster.evaluate.calibration import widen_quantiles
 from forecaster.evaluate.predictive import LocationScale, QuantileSet
+from forecaster.evaluate.risk_tests import anchor_comparison
 from forecaster.evaluate.significance import diebold_mariano, verdict
 from forecaster.model.heads import QUANTILES, quantile_function
 from forecaster.prep.windows import decode_outputs, feature_view, window_view
@@ -31,6 +32,7 @@ log = logging.getLogger("forecaster")
 
 LEVELS = (0.8, 0.95)  # the central intervals scored (and written per day)
 LABELS = {"model": "model", "model_cqr": "model + CQR"}  # the baselines': theirs
+NOT_ANCHORS = ("conformal",)  # baselines that are the model's own bands
 
 
 def model_distribution(engine, prepared, cqr: dict | None = None):
@@ -118,6 +120,7 @@ def compare(engine, prepared, predictions, intervals: dict, cqr=None) -> dict:
             predictions["predicted"].to_numpy(),
             prepared.split.window,
             intervals,
+            prepared.ohlc,
         )
     )
     model = model_distribution(engine, prepared)
@@ -135,6 +138,8 @@ def compare(engine, prepared, predictions, intervals: dict, cqr=None) -> dict:
     if "model_cqr" in result["methods"]:  # five quantiles: its CRPS is qCRPS
         result["methods"]["model_cqr"]["crps"] = None
     result["tests"] = _tests(main, found.get("garch_t"), predictions, actual)
+    anchors = [k for k in found if k not in NOT_ANCHORS]
+    result["anchors"] = anchor_comparison(key, methods, actual, anchors)
     if hasattr(main, "cdf"):
         pit = main.cdf(actual)
         result["pit_counts"] = [int(c) for c in scores.pit_histogram(pit)]

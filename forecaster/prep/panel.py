@@ -10,7 +10,7 @@ gives it alone.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ from forecaster.data.series import Panel
 from forecaster.errors import ForecasterError
 from forecaster.prep.covariates import align_covariates
 from forecaster.prep.features import model_inputs, warmup_rows
+from forecaster.prep.ranges import adjusted_ohlc
 from forecaster.prep.windows import (
     MIN_FIT_WINDOWS,
     Prepared,
@@ -86,7 +87,8 @@ def prepare_panel(
         values, extra = series_inputs(item, features, covariates)
         n_train = None if own_split else int(values.index.searchsorted(cutoff))
         try:
-            parts[name] = prepare(values, prep, n_train, extra, val_from)
+            part = prepare(values, prep, n_train, extra, val_from)
+            parts[name] = replace(part, ohlc=series_ohlc(item, values.index))
         except ForecasterError as err:
             if len(panel) == 1:
                 raise
@@ -108,6 +110,13 @@ def series_inputs(item, features, covariates):
     aligned = align_covariates(values.index, covariates, f"series {item.name!r}")
     extra = aligned if extra is None else pd.concat([extra, aligned], axis=1)
     return values.iloc[1:], extra.iloc[1:]  # a first day has no covariate change
+
+
+def series_ohlc(item, dates) -> np.ndarray | None:
+    """The series' split-adjusted Open/High/Low/Close on `dates`, (n, 4), or
+    None without High/Low (forecaster.prep.ranges; High below Low is an error)."""
+    ohlc = adjusted_ohlc(item)
+    return None if ohlc is None else ohlc.loc[dates].to_numpy(np.float64)
 
 
 def validation_date(panel, cutoff, prep: PrepSettings) -> pd.Timestamp:

@@ -308,6 +308,8 @@ class Prepared:
     extra_scalers: list[Scaler] = field(default_factory=list)  # one per feature,
     #   each fitted on the training part only
     extra_names: list[str] = field(default_factory=list)
+    ohlc: np.ndarray | None = None  # (n, 4) split-adjusted Open, High, Low,
+    #   Close on the same days (forecaster.prep.ranges), or None without High/Low
 
     @property
     def n_features(self) -> int:

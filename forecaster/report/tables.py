@@ -110,13 +110,13 @@ def format_distribution(result: dict) -> str:
     lines = [
         "one-step forecast distribution on the test days (lower is better; "
         "cov = share inside the 80% / 95% interval)",
-        f"{'':<14}" + "".join(f"{label:>9}" for label, _, _ in DISTRIBUTION_COLUMNS),
+        f"{'':<16}" + "".join(f"{label:>9}" for label, _, _ in DISTRIBUTION_COLUMNS),
     ]
     for row in methods.values():
         cells = "".join(
             f"{_cell(row[key], fmt):>9}" for _, key, fmt in DISTRIBUTION_COLUMNS
         )
-        lines.append(f"{row['label']:<14}{cells}")
+        lines.append(f"{row['label']:<16}{cells}")
     main, garch = methods.get(result["main"]), methods.get("garch_t")
     if garch is not None:
         ratios = "".join(
@@ -125,11 +125,90 @@ def format_distribution(result: dict) -> str:
             else " " * 9
             for _, key, _ in DISTRIBUTION_COLUMNS
         )
-        lines.append(f"{result['main'] + '/GARCH':<14}{ratios}")
+        lines.append(f"{result['main'] + '/GARCH':<16}{ratios}")
     for key, test in result["tests"].items():
         lines.append(f"DM {key.replace('_', ' ')}: {test['verdict']}")
+    if result.get("anchors"):
+        lines += ["", format_anchors(result)]
     if result.get("direction"):
         lines += ["", format_direction_table(result["direction"])]
+    return "\n".join(lines)
+
+
+ANCHOR_LOSSES = (  # (label, key) of the tests against each anchor
+    ("CRPS", "crps"),
+    ("IS80", "interval_score_0.8"),
+    ("IS95", "interval_score_0.95"),
+    ("logS", "log_score"),
+)
+
+
+def format_anchors(result: dict) -> str:
+    """The main distribution against each anchor (DM), then VaR backtests and MCS.
+
+    Ratios are the main's mean loss over the anchor's (below 1: ours is
+    lower); for the log score, the difference of the means. p: DM (HLN).
+    """
+    tests, methods, main = result["anchors"], result["methods"], result["main"]
+    header = f"{main + ' vs':<16}" + "".join(
+        f"{label + ' (p)':>17}" for label, _ in ANCHOR_LOSSES
+    )
+    lines = [
+        f"{main} against each anchor: mean loss ratio (logS: difference), DM p",
+        header,
+    ]
+    for key, losses in tests["dm"].items():
+        cells = "".join(_dm_cell(losses.get(loss), loss) for _, loss in ANCHOR_LOSSES)
+        lines.append(f"{methods[key]['label']:<16}{cells}")
+    best = "".join(_best_cell(tests, loss, methods) for _, loss in ANCHOR_LOSSES)
+    lines.append(f"{'best anchor':<16}{best}")
+    return "\n".join(lines + ["", format_var(tests, methods)])
+
+
+def _dm_cell(test, loss: str) -> str:
+    if not test or "error" in test:
+        return f"{'n/a':>17}"
+    value = test["difference"] if loss == "log_score" else test["ratio"]
+    return f"{_cell(value, '{:.3f}')} ({test['p_value']:.2f})".rjust(17)
+
+
+def _best_cell(tests: dict, loss: str, methods: dict) -> str:
+    key = tests["best"].get(loss)
+    if key is None:
+        return f"{'n/a':>17}"
+    value = tests["ratio_to_best"].get(loss)
+    if loss == "log_score":
+        value = tests["difference_to_best"][loss]
+    return f"{_cell(value, '{:.3f}')} {methods[key]['label'][:9]}".rjust(17)
+
+
+def format_var(tests: dict, methods: dict) -> str:
+    """VaR backtests (Kupiec, Christoffersen p-values) and the MCS, one row each."""
+    mcs = tests.get("mcs") or {}
+    lines = [
+        "VaR backtests (hits / expected; Kupiec and Christoffersen p-values) and "
+        f"the {1 - mcs.get('size', 0.1):.0%} model confidence set"
+        + (f" on {mcs['loss']}" if mcs else ""),
+        f"{'':<16}{'VaR 1%':>10}{'pUC':>7}{'pInd':>7}{'VaR 5%':>10}{'pUC':>7}"
+        f"{'pInd':>7}{'MCS p':>8}",
+    ]
+    for key, var in tests["var"].items():
+        cells = ""
+        for level in ("0.01", "0.05"):
+            if var is None:
+                cells += f"{'n/a':>24}"
+                continue
+            one = var[level]
+            kupiec = one["kupiec"]
+            expected = kupiec["n"] * float(level)
+            cells += f"{kupiec['hits']:>5}/{expected:<4.0f}"
+            cells += (
+                f"{kupiec['p_value']:>7.2f}{one['christoffersen']['p_value']:>7.2f}"
+            )
+        p_value = mcs.get("p_values", {}).get(key)
+        mark = "" if p_value is None else ("in " if key in mcs["included"] else "out")
+        shown = "" if p_value is None else f"{p_value:.2f} {mark}"
+        lines.append(f"{methods[key]['label']:<16}{cells}{shown:>8}")
     return "\n".join(lines)
 
 
