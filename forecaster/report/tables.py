@@ -160,8 +160,10 @@ def format_anchors(result: dict) -> str:
     for key, losses in tests["dm"].items():
         cells = "".join(_dm_cell(losses.get(loss), loss) for _, loss in ANCHOR_LOSSES)
         lines.append(f"{methods[key]['label']:<16}{cells}")
-    best = "".join(_best_cell(tests, loss, methods) for _, loss in ANCHOR_LOSSES)
-    lines.append(f"{'best anchor':<16}{best}")
+    best = ", ".join(
+        _best_cell(tests, label, loss, methods) for label, loss in ANCHOR_LOSSES
+    )
+    lines.append(f"{main} / the best anchor on each: {best}")
     return "\n".join(lines + ["", format_var(tests, methods)])
 
 
@@ -172,14 +174,15 @@ def _dm_cell(test, loss: str) -> str:
     return f"{_cell(value, '{:.3f}')} ({test['p_value']:.2f})".rjust(17)
 
 
-def _best_cell(tests: dict, loss: str, methods: dict) -> str:
+def _best_cell(tests: dict, label: str, loss: str, methods: dict) -> str:
     key = tests["best"].get(loss)
     if key is None:
-        return f"{'n/a':>17}"
-    value = tests["ratio_to_best"].get(loss)
+        return f"{label} n/a"
     if loss == "log_score":
-        value = tests["difference_to_best"][loss]
-    return f"{_cell(value, '{:.3f}')} {methods[key]['label'][:9]}".rjust(17)
+        value = f"{tests['difference_to_best'][loss]:+.3f}"
+    else:
+        value = _cell(tests["ratio_to_best"].get(loss), "{:.3f}")
+    return f"{label} {value} ({methods[key]['label']})"
 
 
 def format_var(tests: dict, methods: dict) -> str:
@@ -190,7 +193,7 @@ def format_var(tests: dict, methods: dict) -> str:
         f"the {1 - mcs.get('size', 0.1):.0%} model confidence set"
         + (f" on {mcs['loss']}" if mcs else ""),
         f"{'':<16}{'VaR 1%':>10}{'pUC':>7}{'pInd':>7}{'VaR 5%':>10}{'pUC':>7}"
-        f"{'pInd':>7}{'MCS p':>8}",
+        f"{'pInd':>7}{'MCS p':>10}",
     ]
     for key, var in tests["var"].items():
         cells = ""
@@ -208,7 +211,7 @@ def format_var(tests: dict, methods: dict) -> str:
         p_value = mcs.get("p_values", {}).get(key)
         mark = "" if p_value is None else ("in " if key in mcs["included"] else "out")
         shown = "" if p_value is None else f"{p_value:.2f} {mark}"
-        lines.append(f"{methods[key]['label']:<16}{cells}{shown:>8}")
+        lines.append(f"{methods[key]['label']:<16}{cells}{shown:>10}")
     return "\n".join(lines)
 
 
