@@ -161,7 +161,18 @@ def test_rolling_window_needs_two_returns():
 
 
 def test_the_registry_makes_each_baseline_from_the_test_days(garch_prices):
-    assert list(baselines.REGISTRY) == ["conformal", "rw20", "ewma", "garch_t"]
+    assert list(baselines.REGISTRY) == [
+        "conformal",
+        "rw20",
+        "ewma",
+        "garch_t",
+        "gjr_skewt",
+        "egarch_t",
+        "range_garch_t",
+        "range_gjr_t",
+        "log_har_t",
+        "best_refit",
+    ]
     days = baselines.TestDays(garch_prices, 600)
     made = baselines.distribution("rw20", days)
     direct = baselines.rolling_normal(garch_prices, 600)
