@@ -38,6 +38,7 @@ log = logging.getLogger("forecaster")
 PERCENT = 100.0
 REFIT_DAYS = 20  # the refitted anchor is re-estimated every this many test days
 HAR_LAGS = (1, 5, 22)  # the log-HAR's daily, weekly and monthly means
+SKEW_T_ETA = (2.05, 300.0)  # arch's SkewStudent bounds on its degrees of freedom
 CRPS_GRID = (np.arange(1000) + 0.5) / 1000  # levels for the CRPS of a skewed t
 ARCH_SPECS = {  # arch_model arguments of the GARCH family
     "garch_t": {"vol": "GARCH", "o": 0, "dist": "t"},
@@ -92,7 +93,9 @@ class StandardisedT:
     params: dict = field(default_factory=dict)
 
     def _groups(self):
-        shape = np.stack([self.nu, self.skew], axis=1)
+        # arch's skewed t takes eta in [2.05, 300]: beyond 300 it is normal anyway
+        nu = np.clip(self.nu, SKEW_T_ETA[0], SKEW_T_ETA[1])
+        shape = np.stack([nu, self.skew], axis=1)
         for row in np.unique(shape, axis=0):
             yield list(row), np.all(shape == row, axis=1)
 
@@ -208,7 +211,7 @@ def _arch(family: str, returns, n_fit: int) -> Volatility:
     model = arch_model(
         returns, mean="Zero", p=1, q=1, rescale=False, **ARCH_SPECS[family]
     )
-    fitted = model.fit(last_obs=n_fit, disp="off")
+    fitted = model.fit(last_obs=n_fit, disp="off", show_warning=False)  # logged:
     if fitted.convergence_flag != 0:
         log.warning(
             "%s estimation did not converge (optimizer flag %s)",
