@@ -9,7 +9,12 @@ parameters) comes from the training part, prices[:n_train], only:
 - `garch_t`: GARCH(1,1) with Student-t innovations, estimated on the
   training returns, then run through the test days with those parameters;
 - `conformal_bands`: the model's split-conformal bands (forecaster.evaluate.evaluation)
-  in the same interface.
+  in the same interface;
+- the anchors of forecaster.evaluate.anchors: GJR-GARCH(1,1,1)-skew-t,
+  EGARCH(1,1,1)-t, Range-GARCH(1,1)-t, Range-GJR-t, log-HAR-t (the range
+  ones only when `TestDays.ohlc` has the days' High and Low, else left out
+  with one log line) and the family of lowest training BIC refitted every 20
+  test days on the days before them.
 
 `REGISTRY` holds the baselines every evaluation scores (forecaster.evaluate.comparison)
 and the search's reference (forecaster.distributed.tune), in the order they are

@@ -3,12 +3,15 @@
 For each test day the model's head (forecaster.model.heads) gives a distribution
 of the price; a model trained on squared error has only its split-conformal
 bands. Both are scored on the same days as every baseline registered in
-forecaster.evaluate.baselines (each fitted on the training part only): today a
-random walk with 20-day volatility, one with EWMA volatility, GARCH(1,1)-t and
-the conformal bands. The scores
+forecaster.evaluate.baselines (each fitted on the training part only): random
+walks with 20-day and EWMA volatility, the GARCH family, the range anchors
+(forecaster.evaluate.anchors) and the conformal bands. The scores
 are forecaster.evaluate.scores' (coverage, width, interval score, CRPS, log score,
 PIT); the Diebold-Mariano tests (forecaster.evaluate.significance) compare the model
 with GARCH-t on CRPS and the point forecast with naive on squared error;
+"anchors" (forecaster.evaluate.risk_tests) holds the main distribution's ratio
+to the best anchor, DM against each anchor on CRPS, IS80, IS95 and the log
+score, VaR backtests and the 90% model confidence set;
 P(up), the distribution's mass above the last price, is scored by
 forecaster.evaluate.direction.
 """
