@@ -61,6 +61,26 @@ def test_every_method_is_scored_on_the_same_test_days(student_t):
     assert distribution["methods"]["conformal"]["crps"] is None
     assert sum(distribution["pit_counts"]) == prepared.split.n - prepared.split.n_train
     json.dumps(result["metrics"], allow_nan=False)  # strict JSON
+    anchors = distribution["anchors"]
+    assert anchors["refit_family"] in ("garch_t", "gjr_skewt", "egarch_t")
+    assert set(anchors["dm"]) == {
+        "rw20",
+        "ewma",
+        "garch_t",
+        "gjr_skewt",
+        "egarch_t",
+        "best_refit",
+    }
+    assert set(anchors["dm"]["garch_t"]) == {
+        "crps",
+        "interval_score_0.8",
+        "interval_score_0.95",
+        "log_score",
+    }
+    assert set(anchors["var"]["model"]) == {"0.01", "0.05"}
+    assert anchors["mcs"]["loss"] == "crps" and "model" in anchors["mcs"]["p_values"]
+    printed = format_distribution(distribution)
+    assert "model against each anchor" in printed and "VaR backtests" in printed
 
 
 def test_a_baseline_registered_in_one_place_is_scored_and_printed(trained):

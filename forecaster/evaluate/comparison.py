@@ -143,6 +143,8 @@ def compare(engine, prepared, predictions, intervals: dict, cqr=None) -> dict:
     result["tests"] = _tests(main, found.get("garch_t"), predictions, actual)
     anchors = [k for k in found if k not in NOT_ANCHORS]
     result["anchors"] = anchor_comparison(key, methods, actual, anchors)
+    if "best_refit" in found:  # chosen by BIC on the training days
+        result["anchors"]["refit_family"] = found["best_refit"].params["family"]
     if hasattr(main, "cdf"):
         pit = main.cdf(actual)
         result["pit_counts"] = [int(c) for c in scores.pit_histogram(pit)]

@@ -164,6 +164,11 @@ def format_anchors(result: dict) -> str:
         _best_cell(tests, label, loss, methods) for label, loss in ANCHOR_LOSSES
     )
     lines.append(f"{main} / the best anchor on each: {best}")
+    if tests.get("refit_family"):
+        lines.append(
+            f"(best, refit/20d: {tests['refit_family']}, the lowest BIC on the "
+            "training days, re-estimated every 20 test days on the days before)"
+        )
     return "\n".join(lines + ["", format_var(tests, methods)])
 
 
