@@ -98,3 +98,14 @@ def test_anchor_comparison_records_every_test():
     assert set(result["var"]) == {"model", "wide", "narrow"}
     assert result["mcs"]["main_included"] and result["mcs"]["loss"] == "crps"
     json.dumps(result, allow_nan=False)  # metrics.json stays strict JSON
+
+
+def test_a_model_identical_to_another_shares_its_mcs_result():
+    actual, good = normal_days(seed=2)
+    _, wide = normal_days(seed=2, spread=3.0)
+    methods = {"model": good, "copy": good, "wide": wide}
+    result = risk_tests.anchor_comparison("model", methods, actual, ["copy", "wide"])
+    mcs = result["mcs"]
+    assert mcs["p_values"]["copy"] == mcs["p_values"]["model"]
+    assert "model" in mcs["included"] and "copy" in mcs["included"]
+    assert result["dm"]["copy"]["crps"]["p_value"] == 1  # identical losses

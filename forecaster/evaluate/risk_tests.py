@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -26,6 +27,8 @@ MCS_SIZE = 0.1  # 1 - the confidence of the model confidence set (90%)
 MCS_REPS = 1000  # bootstrap replications of the MCS
 MCS_BLOCK = 5  # block length of its stationary bootstrap
 MCS_SEED = 0  # the MCS bootstrap's seed: a run gives the same set twice
+log = logging.getLogger("forecaster")
+
 LOSSES = ("crps", "interval_score_0.8", "interval_score_0.95", "log_score")
 
 
@@ -212,10 +215,30 @@ def _dm_record(ours, theirs) -> dict:
 def _mcs(losses: dict, main_key: str) -> dict | None:
     """The 90% MCS on CRPS, or on IS95 when the main distribution has no CRPS."""
     loss = "crps" if "crps" in losses[main_key] else "interval_score_0.95"
-    chosen = {k: v[loss] for k, v in losses.items() if loss in v}
+    chosen, twins = {}, {}
+    for key, values in losses.items():
+        if loss not in values:
+            continue
+        # a model whose losses equal another's on every day shares its fate
+        # (the MCS divides by the variance of their difference, zero)
+        twin = next(
+            (k for k, v in chosen.items() if np.array_equal(v, values[loss])), None
+        )
+        if twin is None:
+            chosen[key] = values[loss]
+        else:
+            twins[key] = twin
     if len(chosen) < 2:
         return None
-    result = model_confidence_set(chosen)
+    try:
+        result = model_confidence_set(chosen)
+    except (ValueError, IndexError, np.linalg.LinAlgError) as error:
+        log.warning("the model confidence set could not be computed (%s)", error)
+        return None
+    for key, twin in twins.items():
+        result["p_values"][key] = result["p_values"][twin]
+        if twin in result["included"]:
+            result["included"].append(key)
     return {"loss": loss, **result, "main_included": main_key in result["included"]}
 
 
