@@ -6,6 +6,7 @@ import math
 
 import pandas as pd
 
+from forecaster.evaluate.anchors import LABELS
 from forecaster.evaluate.direction import format_direction_table, format_reliability
 from forecaster.evaluate.evaluation import format_table
 
@@ -166,7 +167,8 @@ def format_anchors(result: dict) -> str:
     lines.append(f"{main} / the best anchor on each: {best}")
     if tests.get("refit_family"):
         lines.append(
-            f"(best, refit/20d: {tests['refit_family']}, the lowest BIC on the "
+            f"(best, refit/20d: {LABELS.get(tests['refit_family'], '?')}, the "
+            "lowest BIC on the "
             "training days, re-estimated every 20 test days on the days before)"
         )
     return "\n".join(lines + ["", format_var(tests, methods)])
