@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from forecaster.evaluate import baselines, direction, scores
+from forecaster.evaluate import baselines, combination, direction, scores
 from forecaster.evaluate.calibration import widen_quantiles
 from forecaster.evaluate.predictive import LocationScale, QuantileSet
 from forecaster.evaluate.significance import diebold_mariano, verdict
@@ -30,7 +30,11 @@ from forecaster.prep.windows import decode_outputs, feature_view, window_view
 log = logging.getLogger("forecaster")
 
 LEVELS = (0.8, 0.95)  # the central intervals scored (and written per day)
-LABELS = {"model": "model", "model_cqr": "model + CQR"}  # the baselines': theirs
+LABELS = {
+    "model": "model",
+    "model_cqr": "model + CQR",
+    combination.KEY: combination.LABEL,
+}  # the baselines' labels are theirs
 
 
 def model_distribution(engine, prepared, cqr: dict | None = None):
@@ -111,23 +115,29 @@ def compare(engine, prepared, predictions, intervals: dict, cqr=None) -> dict:
     """
     prices, n_train = prepared.prices, prepared.split.n_train
     actual = prices[n_train:]
-    found = baselines.distributions(
-        baselines.TestDays(
-            prices,
-            n_train,
-            predictions["predicted"].to_numpy(),
-            prepared.split.window,
-            intervals,
-        )
+    days = baselines.TestDays(
+        prices,
+        n_train,
+        predictions["predicted"].to_numpy(),
+        prepared.split.window,
+        intervals,
     )
+    found = baselines.distributions(days)
     model = model_distribution(engine, prepared)
     methods = {"model": model} if model is not None else {}
     if cqr is not None:
         methods["model_cqr"] = model_distribution(engine, prepared, cqr)
+    combined = _combination(engine, prepared, model, days, found)
+    if combined is not None:
+        methods[combination.KEY] = combined.distribution
     methods.update(found)
     key = "model_cqr" if cqr and cqr["applied"] else "model" if model else "conformal"
+    if key == "model" and combined is not None and combined.preferred:
+        key = combination.KEY  # validation prefers the pool to the model alone
     main = methods[key]
     result = {"levels": list(LEVELS), "main": key}
+    if combined is not None:
+        result["combination"] = combined.record()
     result["methods"] = {
         key: {"label": _label(key), **_json(scores.score_predictive(d, actual, LEVELS))}
         for key, d in methods.items()
@@ -142,6 +152,15 @@ def compare(engine, prepared, predictions, intervals: dict, cqr=None) -> dict:
         p_up = np.clip(1.0 - main.cdf(previous), 0.0, 1.0)
         result["direction"] = _direction(p_up, actual, previous, prices[:n_train])
     return result, main
+
+
+def _combination(engine, prepared, model, days, found):
+    """The model pooled with the best anchor, chosen on the validation slice."""
+    if model is None:
+        return None
+    val_start = prepared.split.val_targets[0]
+    model_val = head_distribution(engine, prepared, (val_start, days.n_train))
+    return combination.combine(model_val, model, days, val_start, found)
 
 
 def _json(scores_of_one: dict) -> dict:
