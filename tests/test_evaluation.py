@@ -31,6 +31,7 @@ from forecaster.evaluate.intervals import (
     half_widths,
     scale_of,
 )
+from forecaster.model.paths import choose_drift, damp_drift
 from forecaster.prep.windows import prepare
 
 # ---------------------------------------------------------------------- scores
@@ -424,3 +425,37 @@ def test_step_errors_empty_when_the_test_part_is_shorter_than_the_path():
     assert table.empty
     assert list(table.columns) == ["step", "recursive", "naive"]
     assert engine.calls == []
+
+
+def test_damp_drift_scales_the_move_from_the_last_price():
+    last = np.array([[100.0]])
+    path = np.array([[102.0, 104.0]])
+    np.testing.assert_allclose(damp_drift(path, last, 0.5, log=False), [[101, 102]])
+    np.testing.assert_allclose(damp_drift(path, last, 0.0, log=True), [[100, 100]])
+    halfway = damp_drift(path, last, 0.5, log=True)
+    np.testing.assert_allclose(halfway, 100 * np.sqrt(path / 100))
+    np.testing.assert_allclose(damp_drift(path, last, 1.0, log=True), path)
+
+
+def test_choose_drift_reads_validation_origins_only():
+    """The engine says +3 a day where prices rise 1: 1/3 of its move is right,
+    and 0.25 is the nearest candidate; only training-part paths are read."""
+    prepared = line_prepared(n=100)
+    split = prepared.split
+    engine = LinearEngine(prepared.scaler, horizon=1, slopes={1: 3.0})
+    chosen = choose_drift(engine, prepared, steps=3)
+    assert chosen["weight"] == 0.25
+    assert chosen["origins"] == split.n_train - 3 + 1 - split.val_targets[0]
+    ((context, _, _),) = engine.calls
+    last_input = prepared.scaler.inverse_transform(context[-1])[-1]
+    assert last_input + 3 <= prepared.prices[split.n_train - 1]  # no test day
+
+
+def test_step_errors_damped_beside_undamped_by_hand():
+    prepared = line_prepared()
+    engine = LinearEngine(prepared.scaler, horizon=1, slopes={1: 3.0})
+    table = step_errors(engine, prepared, steps=3, drift=0.5)
+    assert list(table.columns) == ["step", "recursive", "undamped", "naive"]
+    # damped: 1.5 a day against 1: off by h / 2; undamped: off by 2h
+    np.testing.assert_allclose(table["recursive"], [0.5, 1.0, 1.5], rtol=1e-9)
+    np.testing.assert_allclose(table["undamped"], [2.0, 4.0, 6.0], rtol=1e-9)

@@ -3,6 +3,13 @@
 `paths` runs an engine from every origin of a prepared series at once (the test
 days' forecasts); `block_for` and `check_block` say how many steps each call keeps:
 one for the recursive method, the model's horizon for the direct one.
+
+A recursive point path feeds each step's location back as the next input, so
+a small bias in the location (a drift) compounds over the steps: on AAPL the
+raw path was 6% worse than naive at 10 days. `damp_drift` scales the path's
+move away from the last price by a weight, and `choose_drift` picks that
+weight on the validation slice (never the test days): 0 is the naive path, 1
+the raw one.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from forecaster.errors import ForecasterError
 from forecaster.prep.windows import feature_view, window_view
 
 METHODS = ("recursive", "direct")
+DRIFT_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # candidate weights on the path's move
 
 
 def block_for(method: str, horizon: int) -> int:
@@ -65,3 +73,42 @@ def check_block(method: str, horizon: int | None, trained: int) -> int:
             f"horizon must be at least 1. Received: horizon={horizon}"
         )
     return horizon
+
+
+def damp_drift(path, last, weight: float, log: bool) -> np.ndarray:
+    """The path's move from `last` scaled by `weight`: (b, steps) prices.
+
+    `path` (b, steps) and `last` (b, 1) are prices; `log` scales the log move
+    (a log-price model's), else the price move.
+    """
+    path, last = np.asarray(path, np.float64), np.asarray(last, np.float64)
+    if log:
+        return last * np.exp(weight * np.log(path / last))
+    return last + weight * (path - last)
+
+
+def choose_drift(engine, prepared, steps: int, weights=DRIFT_WEIGHTS) -> dict:
+    """The drift weight whose recursive paths have the lowest squared error,
+    summed over steps 1..`steps`, on the validation origins.
+
+    Only origins whose whole path lies in the training part count. Returns
+    {"weight", "steps", "origins", "mse_by_weight"}; the weight is 1 (the
+    raw path) when validation holds no full path.
+    """
+    split, prices = prepared.split, prepared.prices
+    start, stop = split.val_targets[0], split.n_train - steps + 1
+    chosen = {"weight": 1.0, "steps": steps, "origins": max(0, stop - start)}
+    if stop <= start:
+        return {**chosen, "mse_by_weight": {}}
+    raw = paths(engine, prepared, (start, stop), steps, 1)
+    actual = np.lib.stride_tricks.sliding_window_view(
+        prices[start : stop + steps - 1], steps
+    )
+    last = prices[start - 1 : stop - 1, None]
+    mse = {
+        float(weight): float(
+            np.mean((damp_drift(raw, last, weight, prepared.scaler.log) - actual) ** 2)
+        )
+        for weight in weights
+    }
+    return {**chosen, "weight": min(mse, key=mse.get), "mse_by_weight": mse}
