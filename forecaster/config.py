@@ -65,7 +65,9 @@ class PrepSettings:
     #   in the representation), range (log High/Low), gap (log Open/previous
     #   Close), volume (log volume / its 20-day mean), return (daily log return),
     #   parkinson, garman_klass, rogers_satchell, yang_zhang (the day's range
-    #   variance estimators, forecaster.prep.ranges, as log volatility)
+    #   variance estimators, forecaster.prep.ranges, as log volatility); or
+    #   "auto": close alone or with range estimators, whichever has the lower
+    #   validation loss (forecaster.workflows.feature_choice)
 
     def validate(self) -> None:
         check_at_least("window", self.window)
@@ -81,7 +83,7 @@ class PrepSettings:
                 f"Received: val_fraction={self.val_fraction}"
             )
         check_choice("representation", self.representation, REPRESENTATIONS)
-        if self.features != "close":
+        if self.features not in ("close", "auto"):
             parse_features(self.features)
 
 

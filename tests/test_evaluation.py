@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from forecaster.config import PrepSettings
+from forecaster.evaluate.drift import choose_drift
 from forecaster.evaluate.evaluation import (
     _rmse_by_step,
     engine_intervals,
@@ -31,7 +32,7 @@ from forecaster.evaluate.intervals import (
     half_widths,
     scale_of,
 )
-from forecaster.model.paths import choose_drift, damp_drift
+from forecaster.model.paths import damp_drift
 from forecaster.prep.windows import prepare
 
 # ---------------------------------------------------------------------- scores
@@ -440,15 +441,30 @@ def test_damp_drift_scales_the_move_from_the_last_price():
 def test_choose_drift_reads_validation_origins_only():
     """The engine says +3 a day where prices rise 1: 1/3 of its move is right,
     and 0.25 is the nearest candidate; only training-part paths are read."""
-    prepared = line_prepared(n=100)
+    prepared = line_prepared(n=300)
     split = prepared.split
     engine = LinearEngine(prepared.scaler, horizon=1, slopes={1: 3.0})
     chosen = choose_drift(engine, prepared, steps=3)
-    assert chosen["weight"] == 0.25
+    assert chosen["best"] == 0.25 and chosen["weight"] == 0.25
     assert chosen["origins"] == split.n_train - 3 + 1 - split.val_targets[0]
     ((context, _, _),) = engine.calls
     last_input = prepared.scaler.inverse_transform(context[-1])[-1]
     assert last_input + 3 <= prepared.prices[split.n_train - 1]  # no test day
+
+
+def test_choose_drift_keeps_zero_unless_validation_shows_a_gain():
+    """A drift that helps on validation by chance is not kept: prices that
+    wander with no trend, an engine that drifts up."""
+    rng = np.random.default_rng(4)
+    values = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 400)))
+    prepared = prepare(
+        pd.Series(values, index=pd.bdate_range("2021-01-04", periods=400)),
+        PrepSettings(window=5, representation="delta"),
+    )
+    engine = LinearEngine(prepared.scaler, horizon=1, slopes={1: 0.01})
+    chosen = choose_drift(engine, prepared, steps=5)
+    assert chosen["weight"] == 0.0
+    assert chosen["dm_p_value"] is None or chosen["dm_p_value"] >= 0.05
 
 
 def test_step_errors_damped_beside_undamped_by_hand():

@@ -17,6 +17,7 @@ import pandas as pd
 from forecaster.evaluate import direction
 from forecaster.evaluate.calibration import fit_cqr
 from forecaster.evaluate.comparison import bounds_columns, compare
+from forecaster.evaluate.drift import choose_drift
 from forecaster.evaluate.intervals import (
     INTERVAL_LEVELS,
     MAX_INTERVAL_STEPS,
@@ -25,7 +26,7 @@ from forecaster.evaluate.intervals import (
     interval_steps,
     scale_of,
 )
-from forecaster.model.paths import block_for, choose_drift, damp_drift, paths
+from forecaster.model.paths import block_for, damp_drift, paths
 from forecaster.prep.windows import feature_view, window_view
 
 MIN_EVAL_STEPS = 10  # error-by-step is reported for at least this many steps

@@ -7,9 +7,8 @@ one for the recursive method, the model's horizon for the direct one.
 A recursive point path feeds each step's location back as the next input, so
 a small bias in the location (a drift) compounds over the steps: on AAPL the
 raw path was 6% worse than naive at 10 days. `damp_drift` scales the path's
-move away from the last price by a weight, and `choose_drift` picks that
-weight on the validation slice (never the test days): 0 is the naive path, 1
-the raw one.
+move away from the last price by a weight (0: the naive path, 1: the raw
+one), which forecaster.evaluate.drift chooses on the validation slice.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from forecaster.errors import ForecasterError
 from forecaster.prep.windows import feature_view, window_view
 
 METHODS = ("recursive", "direct")
-DRIFT_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # candidate weights on the path's move
 
 
 def block_for(method: str, horizon: int) -> int:
@@ -85,30 +83,3 @@ def damp_drift(path, last, weight: float, log: bool) -> np.ndarray:
     if log:
         return last * np.exp(weight * np.log(path / last))
     return last + weight * (path - last)
-
-
-def choose_drift(engine, prepared, steps: int, weights=DRIFT_WEIGHTS) -> dict:
-    """The drift weight whose recursive paths have the lowest squared error,
-    summed over steps 1..`steps`, on the validation origins.
-
-    Only origins whose whole path lies in the training part count. Returns
-    {"weight", "steps", "origins", "mse_by_weight"}; the weight is 1 (the
-    raw path) when validation holds no full path.
-    """
-    split, prices = prepared.split, prepared.prices
-    start, stop = split.val_targets[0], split.n_train - steps + 1
-    chosen = {"weight": 1.0, "steps": steps, "origins": max(0, stop - start)}
-    if stop <= start:
-        return {**chosen, "mse_by_weight": {}}
-    raw = paths(engine, prepared, (start, stop), steps, 1)
-    actual = np.lib.stride_tricks.sliding_window_view(
-        prices[start : stop + steps - 1], steps
-    )
-    last = prices[start - 1 : stop - 1, None]
-    mse = {
-        float(weight): float(
-            np.mean((damp_drift(raw, last, weight, prepared.scaler.log) - actual) ** 2)
-        )
-        for weight in weights
-    }
-    return {**chosen, "weight": min(mse, key=mse.get), "mse_by_weight": mse}
