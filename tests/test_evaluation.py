@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from forecaster.config import PrepSettings
+from forecaster.evaluate import drift
 from forecaster.evaluate.drift import choose_drift
 from forecaster.evaluate.evaluation import (
     _rmse_by_step,
@@ -438,16 +439,19 @@ def test_damp_drift_scales_the_move_from_the_last_price():
     np.testing.assert_allclose(damp_drift(path, last, 1.0, log=True), path)
 
 
-def test_choose_drift_reads_validation_origins_only():
+def test_choose_drift_reads_validation_origins_only(monkeypatch):
     """The engine says +3 a day where prices rise 1: 1/3 of its move is right,
-    and 0.25 is the nearest candidate; only training-part paths are read."""
+    and 0.25 is the nearest candidate, used only when the switch allows; only
+    training-part paths are read."""
     prepared = line_prepared(n=300)
     split = prepared.split
     engine = LinearEngine(prepared.scaler, horizon=1, slopes={1: 3.0})
     chosen = choose_drift(engine, prepared, steps=3)
-    assert chosen["best"] == 0.25 and chosen["weight"] == 0.25
+    assert chosen["best"] == 0.25 and chosen["weight"] == 0.0  # zero drift kept
+    monkeypatch.setattr(drift, "KEEP_SIGNIFICANT_DRIFT", True)
+    assert choose_drift(engine, prepared, steps=3)["weight"] == 0.25
     assert chosen["origins"] == split.n_train - 3 + 1 - split.val_targets[0]
-    ((context, _, _),) = engine.calls
+    context = engine.calls[0][0]
     last_input = prepared.scaler.inverse_transform(context[-1])[-1]
     assert last_input + 3 <= prepared.prices[split.n_train - 1]  # no test day
 

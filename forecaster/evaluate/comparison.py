@@ -142,8 +142,11 @@ def compare(engine, prepared, predictions, intervals: dict, cqr=None) -> dict:
         key: {"label": _label(key), **_json(scores.score_predictive(d, actual, LEVELS))}
         for key, d in methods.items()
     }
-    if "model_cqr" in result["methods"]:  # five quantiles: its CRPS is qCRPS
-        result["methods"]["model_cqr"]["crps"] = None
+    # Five quantiles (CQR) or a grid (the pool): a CRPS from quantiles is not the
+    # closed form the others report, so only their qCRPS compares.
+    for quantiles_only in ("model_cqr", combination.KEY):
+        if quantiles_only in result["methods"]:
+            result["methods"][quantiles_only]["crps"] = None
     result["tests"] = _tests(main, found.get("garch_t"), predictions, actual)
     if hasattr(main, "cdf"):
         pit = main.cdf(actual)
