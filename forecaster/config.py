@@ -14,8 +14,10 @@ from forecaster.errors import ForecasterError
 
 CELLS = ("lstm", "gru", "rnn")
 REPRESENTATIONS = ("level", "delta", "log-delta")
-FEATURES = ("close", "range", "gap", "volume", "return")  # inputs per day
-#   (forecaster.prep.features computes them)
+RANGE_FEATURES = ("parkinson", "garman_klass", "rogers_satchell", "yang_zhang")
+#   per-day range variance estimators (forecaster.prep.ranges), as log volatility
+FEATURES = ("close", "range", "gap", "volume", "return", *RANGE_FEATURES)
+#   inputs per day (forecaster.prep.features computes them)
 LOSSES = ("mse", "normal", "student-t", "quantile")  # heads (forecaster.model.heads)
 OBJECTIVES = ("price", "direction")
 DECIMALS = (".", ",")  # "," means semicolon-separated cells with decimal commas
@@ -61,7 +63,11 @@ class PrepSettings:
     #   a forecast distribution needs) (BENCHMARKS.md)
     features: str = "close"  # inputs per day, comma-separated: close (the price,
     #   in the representation), range (log High/Low), gap (log Open/previous
-    #   Close), volume (log volume / its 20-day mean), return (daily log return)
+    #   Close), volume (log volume / its 20-day mean), return (daily log return),
+    #   parkinson, garman_klass, rogers_satchell, yang_zhang (the day's range
+    #   variance estimators, forecaster.prep.ranges, as log volatility); or
+    #   "auto": close alone or with range estimators, whichever has the lower
+    #   validation loss (forecaster.workflows.feature_choice)
 
     def validate(self) -> None:
         check_at_least("window", self.window)
@@ -77,7 +83,7 @@ class PrepSettings:
                 f"Received: val_fraction={self.val_fraction}"
             )
         check_choice("representation", self.representation, REPRESENTATIONS)
-        if self.features != "close":
+        if self.features not in ("close", "auto"):
             parse_features(self.features)
 
 

@@ -42,10 +42,13 @@ def student_t(trained):
 def test_every_method_is_scored_on_the_same_test_days(student_t):
     result, prepared = student_t
     distribution = result["metrics"]["distribution"]
-    assert distribution["main"] == "model"
+    preferred = distribution["combination"]["preferred"]
+    assert distribution["main"] == ("combined" if preferred else "model")
+    assert distribution["combination"]["chosen_on"] == "validation"
     assert list(distribution["methods"]) == [
         "model",
         "model_cqr",
+        "combined",
         "conformal",
         "rw20",
         "ewma",

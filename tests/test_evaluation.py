@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 
 from forecaster.config import PrepSettings
+from forecaster.evaluate import drift
+from forecaster.evaluate.drift import choose_drift
 from forecaster.evaluate.evaluation import (
     _rmse_by_step,
     engine_intervals,
@@ -31,6 +33,7 @@ from forecaster.evaluate.intervals import (
     half_widths,
     scale_of,
 )
+from forecaster.model.paths import damp_drift
 from forecaster.prep.windows import prepare
 
 # ---------------------------------------------------------------------- scores
@@ -424,3 +427,55 @@ def test_step_errors_empty_when_the_test_part_is_shorter_than_the_path():
     assert table.empty
     assert list(table.columns) == ["step", "recursive", "naive"]
     assert engine.calls == []
+
+
+def test_damp_drift_scales_the_move_from_the_last_price():
+    last = np.array([[100.0]])
+    path = np.array([[102.0, 104.0]])
+    np.testing.assert_allclose(damp_drift(path, last, 0.5, log=False), [[101, 102]])
+    np.testing.assert_allclose(damp_drift(path, last, 0.0, log=True), [[100, 100]])
+    halfway = damp_drift(path, last, 0.5, log=True)
+    np.testing.assert_allclose(halfway, 100 * np.sqrt(path / 100))
+    np.testing.assert_allclose(damp_drift(path, last, 1.0, log=True), path)
+
+
+def test_choose_drift_reads_validation_origins_only(monkeypatch):
+    """The engine says +3 a day where prices rise 1: 1/3 of its move is right,
+    and 0.25 is the nearest candidate, used only when the switch allows; only
+    training-part paths are read."""
+    prepared = line_prepared(n=300)
+    split = prepared.split
+    engine = LinearEngine(prepared.scaler, horizon=1, slopes={1: 3.0})
+    chosen = choose_drift(engine, prepared, steps=3)
+    assert chosen["best"] == 0.25 and chosen["weight"] == 0.0  # zero drift kept
+    monkeypatch.setattr(drift, "KEEP_SIGNIFICANT_DRIFT", True)
+    assert choose_drift(engine, prepared, steps=3)["weight"] == 0.25
+    assert chosen["origins"] == split.n_train - 3 + 1 - split.val_targets[0]
+    context = engine.calls[0][0]
+    last_input = prepared.scaler.inverse_transform(context[-1])[-1]
+    assert last_input + 3 <= prepared.prices[split.n_train - 1]  # no test day
+
+
+def test_choose_drift_keeps_zero_unless_validation_shows_a_gain():
+    """A drift that helps on validation by chance is not kept: prices that
+    wander with no trend, an engine that drifts up."""
+    rng = np.random.default_rng(4)
+    values = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 400)))
+    prepared = prepare(
+        pd.Series(values, index=pd.bdate_range("2021-01-04", periods=400)),
+        PrepSettings(window=5, representation="delta"),
+    )
+    engine = LinearEngine(prepared.scaler, horizon=1, slopes={1: 0.01})
+    chosen = choose_drift(engine, prepared, steps=5)
+    assert chosen["weight"] == 0.0
+    assert chosen["dm_p_value"] is None or chosen["dm_p_value"] >= 0.05
+
+
+def test_step_errors_damped_beside_undamped_by_hand():
+    prepared = line_prepared()
+    engine = LinearEngine(prepared.scaler, horizon=1, slopes={1: 3.0})
+    table = step_errors(engine, prepared, steps=3, drift=0.5)
+    assert list(table.columns) == ["step", "recursive", "undamped", "naive"]
+    # damped: 1.5 a day against 1: off by h / 2; undamped: off by 2h
+    np.testing.assert_allclose(table["recursive"], [0.5, 1.0, 1.5], rtol=1e-9)
+    np.testing.assert_allclose(table["undamped"], [2.0, 4.0, 6.0], rtol=1e-9)

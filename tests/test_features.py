@@ -17,6 +17,7 @@ from forecaster.data.series import Panel
 from forecaster.data.tables import read_series_csv
 from forecaster.errors import ForecasterError
 from forecaster.prep.features import (
+    RANGE_FLOOR,
     VOLUME_DAYS,
     compute_features,
     model_inputs,
@@ -53,7 +54,7 @@ def test_exact_values(tmp_path):
     frame = arange_frame()
     item = series_of(tmp_path, frame)
     features = compute_features(item, "close,range,gap,volume,return")
-    assert list(features.columns) == list(FEATURES)
+    assert list(features.columns) == ["close", "range", "gap", "volume", "return"]
     assert features.index.equals(frame.index[VOLUME_DAYS:])
     assert features.dtypes.eq(np.float64).all()
     close = frame["Close"].to_numpy()
@@ -193,7 +194,8 @@ def test_parse_features():
         ForecasterError,
         match=re.escape(
             "Unknown feature 'rsi': valid features are close, "
-            "range, gap, volume, return. Received: features='close,rsi'"
+            "range, gap, volume, return, parkinson, garman_klass, "
+            "rogers_satchell, yang_zhang. Received: features='close,rsi'"
         ),
     ):
         parse_features("close,rsi")
@@ -233,3 +235,62 @@ def test_model_inputs_share_the_complete_rows(tmp_path):
     assert values.iloc[0] == item.values.iloc[1]
     values, extra = model_inputs(item, "close")
     assert extra is None and values.equals(item.values)
+
+
+def test_range_estimators_as_log_volatility(tmp_path):
+    """Each range feature is 0.5 log of its variance, written out by hand."""
+    frame = arange_frame()
+    names = "parkinson,garman_klass,rogers_satchell,yang_zhang"
+    features = compute_features(series_of(tmp_path, frame), names)
+    assert features.index.equals(frame.index[1:])  # Yang-Zhang: no first day
+    o, h, low, c = (
+        np.log(frame[k].to_numpy()[1:]) for k in ("Open", "High", "Low", "Close")
+    )
+    previous_close = np.log(frame["Close"].to_numpy()[:-1])
+    parkinson = (h - low) ** 2 / (4 * np.log(2))
+    garman_klass = 0.5 * (h - low) ** 2 - (2 * np.log(2) - 1) * (c - o) ** 2
+    rogers_satchell = (h - c) * (h - o) + (low - c) * (low - o)
+    k = 0.34 / 1.34
+    yang_zhang = (
+        (o - previous_close) ** 2 + k * (c - o) ** 2 + (1 - k) * rogers_satchell
+    )
+    for name, variance in (
+        ("parkinson", parkinson),
+        ("garman_klass", garman_klass),
+        ("rogers_satchell", rogers_satchell),
+        ("yang_zhang", yang_zhang),
+    ):
+        np.testing.assert_allclose(features[name], 0.5 * np.log(variance))
+
+
+def test_range_features_floor_a_flat_day(tmp_path):
+    """High = Low = Open = Close: zero variance becomes the floor, not -inf."""
+    frame = arange_frame()
+    frame.iloc[5, :4] = 100.0
+    features = compute_features(series_of(tmp_path, frame), "parkinson,garman_klass")
+    assert np.isfinite(features.to_numpy()).all()
+    assert features["parkinson"].iloc[5] == pytest.approx(0.5 * np.log(RANGE_FLOOR))
+
+
+def test_range_features_use_split_adjusted_overnight_move():
+    """AAPL's 2:1 split on 2005-02-28: no jump in Yang-Zhang's overnight term."""
+    aapl = read_panel_csvs([ROOT / "data" / "AAPL.csv"])["AAPL"]
+    features = compute_features(aapl, "yang_zhang,parkinson")
+    day = features.loc["2005-02-28"]
+    assert day["yang_zhang"] < day["parkinson"] + 1.0  # not the log(2) overnight gap
+    assert np.exp(day["yang_zhang"]) < 0.1  # a daily volatility under 10%
+
+
+def test_range_feature_high_below_low_names_the_date(tmp_path):
+    frame = arange_frame()
+    frame.loc[frame.index[7], ["High", "Low"]] = [95.0, 120.0]
+    item = series_of(tmp_path, frame)
+    with pytest.raises(ForecasterError, match="High is below Low .* 2024-01-10"):
+        compute_features(item, "close,parkinson")
+
+
+def test_range_feature_without_high_low_lists_what_is_available(tmp_path):
+    path = write(tmp_path, "Date,Close\n2024-01-02,5\n2024-01-03,6\n", "C.csv")
+    with pytest.raises(ForecasterError, match="Feature 'parkinson' needs column"):
+        compute_features(read_series_csv(path), "parkinson")
+    assert {"parkinson", "yang_zhang"} <= set(FEATURES)

@@ -71,7 +71,11 @@ def test_direct_multi_step_bundle(direct_bundle):
     first_call = keras_engine.predict(context)
     np.testing.assert_allclose(direct[:, :3], first_call, atol=1e-5)
     steps = pd.read_csv(direct_bundle / "rmse_by_step.csv")
-    assert list(steps.columns) == ["step", "recursive", "direct", "naive"]
+    # "undamped": the raw recursive path, beside it when its drift is damped
+    assert list(steps.columns) in (
+        ["step", "recursive", "direct", "naive"],
+        ["step", "recursive", "undamped", "direct", "naive"],
+    )
     assert steps["naive"].iloc[-1] > steps["naive"].iloc[0]
 
 

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from forecaster.evaluate import baselines, direction, scores
+from forecaster.evaluate import baselines, combination, direction, scores
 from forecaster.evaluate.calibration import widen_quantiles
 from forecaster.evaluate.predictive import LocationScale, QuantileSet
 from forecaster.evaluate.risk_tests import anchor_comparison
@@ -34,7 +34,11 @@ from forecaster.prep.windows import decode_outputs, feature_view, window_view
 log = logging.getLogger("forecaster")
 
 LEVELS = (0.8, 0.95)  # the central intervals scored (and written per day)
-LABELS = {"model": "model", "model_cqr": "model + CQR"}  # the baselines': theirs
+LABELS = {
+    "model": "model",
+    "model_cqr": "model + CQR",
+    combination.KEY: combination.LABEL,
+}  # the baselines' labels are theirs
 NOT_ANCHORS = ("conformal",)  # baselines that are the model's own bands
 
 
@@ -116,30 +120,39 @@ def compare(engine, prepared, predictions, intervals: dict, cqr=None) -> dict:
     """
     prices, n_train = prepared.prices, prepared.split.n_train
     actual = prices[n_train:]
-    found = baselines.distributions(
-        baselines.TestDays(
-            prices,
-            n_train,
-            predictions["predicted"].to_numpy(),
-            prepared.split.window,
-            intervals,
-            prepared.ohlc,
-        )
+    days = baselines.TestDays(
+        prices,
+        n_train,
+        predictions["predicted"].to_numpy(),
+        prepared.split.window,
+        intervals,
+        prepared.ohlc,
     )
+    found = baselines.distributions(days)
     model = model_distribution(engine, prepared)
     methods = {"model": model} if model is not None else {}
     if cqr is not None:
         methods["model_cqr"] = model_distribution(engine, prepared, cqr)
+    combined = _combination(engine, prepared, model, days, found)
+    if combined is not None:
+        methods[combination.KEY] = combined.distribution
     methods.update(found)
     key = "model_cqr" if cqr and cqr["applied"] else "model" if model else "conformal"
+    if key == "model" and combined is not None and combined.preferred:
+        key = combination.KEY  # validation prefers the pool to the model alone
     main = methods[key]
     result = {"levels": list(LEVELS), "main": key}
+    if combined is not None:
+        result["combination"] = combined.record()
     result["methods"] = {
         key: {"label": _label(key), **_json(scores.score_predictive(d, actual, LEVELS))}
         for key, d in methods.items()
     }
-    if "model_cqr" in result["methods"]:  # five quantiles: its CRPS is qCRPS
-        result["methods"]["model_cqr"]["crps"] = None
+    # Five quantiles (CQR) or a grid (the pool): a CRPS from quantiles is not the
+    # closed form the others report, so only their qCRPS compares.
+    for quantiles_only in ("model_cqr", combination.KEY):
+        if quantiles_only in result["methods"]:
+            result["methods"][quantiles_only]["crps"] = None
     result["tests"] = _tests(main, found.get("garch_t"), predictions, actual)
     anchors = [k for k in found if k not in NOT_ANCHORS]
     result["anchors"] = anchor_comparison(key, methods, actual, anchors)
@@ -152,6 +165,15 @@ def compare(engine, prepared, predictions, intervals: dict, cqr=None) -> dict:
         p_up = np.clip(1.0 - main.cdf(previous), 0.0, 1.0)
         result["direction"] = _direction(p_up, actual, previous, prices[:n_train])
     return result, main
+
+
+def _combination(engine, prepared, model, days, found):
+    """The model pooled with the best anchor, chosen on the validation slice."""
+    if model is None:
+        return None
+    val_start = prepared.split.val_targets[0]
+    model_val = head_distribution(engine, prepared, (val_start, days.n_train))
+    return combination.combine(model_val, model, days, val_start, found)
 
 
 def _json(scores_of_one: dict) -> dict:

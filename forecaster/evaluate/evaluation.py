@@ -17,6 +17,7 @@ import pandas as pd
 from forecaster.evaluate import direction
 from forecaster.evaluate.calibration import fit_cqr
 from forecaster.evaluate.comparison import bounds_columns, compare
+from forecaster.evaluate.drift import choose_drift
 from forecaster.evaluate.intervals import (
     INTERVAL_LEVELS,
     MAX_INTERVAL_STEPS,
@@ -25,7 +26,7 @@ from forecaster.evaluate.intervals import (
     interval_steps,
     scale_of,
 )
-from forecaster.model.paths import block_for, paths
+from forecaster.model.paths import block_for, damp_drift, paths
 from forecaster.prep.windows import feature_view, window_view
 
 MIN_EVAL_STEPS = 10  # error-by-step is reported for at least this many steps
@@ -129,12 +130,14 @@ def format_table(model: dict, naive: dict, title: str = "test") -> str:
 # ------------------------------------------------------------------ multi-step
 
 
-def step_errors(engine, prepared, steps: int) -> pd.DataFrame:
+def step_errors(engine, prepared, steps: int, drift: float = 1.0) -> pd.DataFrame:
     """Test RMSE by step 1..steps: recursive, direct (if horizon > 1) and naive.
 
     Only origins whose whole path lies in the test part count, so every step
     is scored on the same origins. A model with input features beside the
-    price has no recursive loop: only its direct column is scored.
+    price has no recursive loop: only its direct column is scored. With a
+    `drift` weight below 1 (forecaster.model.paths.choose_drift) the recursive
+    path's move is damped by it, and the raw path is scored as "undamped".
     """
     split, prices = prepared.split, prepared.prices
     start, stop = split.test_targets[0], split.n - steps + 1
@@ -147,9 +150,11 @@ def step_errors(engine, prepared, steps: int) -> pd.DataFrame:
     table = {"step": np.arange(1, steps + 1)}
     features = prepared.extra is not None
     if not features:
-        table["recursive"] = _rmse_by_step(
-            paths(engine, prepared, (start, stop), steps, 1), actual
-        )
+        raw = paths(engine, prepared, (start, stop), steps, 1)
+        damped = damp_drift(raw, last, drift, prepared.scaler.log)
+        table["recursive"] = _rmse_by_step(damped, actual)
+        if drift != 1.0:
+            table["undamped"] = _rmse_by_step(raw, actual)
     if engine.horizon > 1 or features:
         table["direct"] = _rmse_by_step(
             paths(engine, prepared, (start, stop), steps, engine.horizon), actual
@@ -218,7 +223,8 @@ def evaluate(engine, prepared, calibrate: bool = False) -> dict:
         scored = distribution["methods"][distribution["main"]]
         achieved = {str(k): scored[f"coverage_{k:g}"] for k in INTERVAL_LEVELS}
     steps = horizon if features else max(horizon, MIN_EVAL_STEPS)
-    by_step = step_errors(engine, prepared, steps)
+    drift = None if features else choose_drift(engine, prepared, steps)
+    by_step = step_errors(engine, prepared, steps, drift["weight"] if drift else 1.0)
     metrics = {
         "test_days": len(predictions),
         "test_start": predictions["date"].iloc[0],
@@ -228,6 +234,7 @@ def evaluate(engine, prepared, calibrate: bool = False) -> dict:
         "rmse_ratio_to_naive": model_scores["rmse"] / baseline["rmse"],
         "interval_coverage_one_step": achieved,
         "rmse_by_step": by_step.to_dict(orient="list"),
+        "drift": drift,  # the recursive path's damping, chosen on validation
         "distribution": distribution,
     }
     return {

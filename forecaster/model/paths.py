@@ -3,6 +3,12 @@
 `paths` runs an engine from every origin of a prepared series at once (the test
 days' forecasts); `block_for` and `check_block` say how many steps each call keeps:
 one for the recursive method, the model's horizon for the direct one.
+
+A recursive point path feeds each step's location back as the next input, so
+a small bias in the location (a drift) compounds over the steps: on AAPL the
+raw path was 6% worse than naive at 10 days. `damp_drift` scales the path's
+move away from the last price by a weight (0: the naive path, 1: the raw
+one), which forecaster.evaluate.drift chooses on the validation slice.
 """
 
 from __future__ import annotations
@@ -65,3 +71,15 @@ def check_block(method: str, horizon: int | None, trained: int) -> int:
             f"horizon must be at least 1. Received: horizon={horizon}"
         )
     return horizon
+
+
+def damp_drift(path, last, weight: float, log: bool) -> np.ndarray:
+    """The path's move from `last` scaled by `weight`: (b, steps) prices.
+
+    `path` (b, steps) and `last` (b, 1) are prices; `log` scales the log move
+    (a log-price model's), else the price move.
+    """
+    path, last = np.asarray(path, np.float64), np.asarray(last, np.float64)
+    if log:
+        return last * np.exp(weight * np.log(path / last))
+    return last + weight * (path - last)

@@ -15,6 +15,11 @@ Each feature on day t uses values from day t and earlier only:
   trades finite). Undefined on the first 20 days.
 - `return`: log(target / previous target), the daily log return.
   Undefined on the first day.
+- `parkinson`, `garman_klass`, `rogers_satchell`, `yang_zhang`: the day's
+  range-based variance (forecaster.prep.ranges, from split-adjusted OHLC), as
+  a log volatility, 0.5 log(max(variance, RANGE_FLOOR)), so that a calm and a
+  wild day sit on one scale after min-max scaling. Yang-Zhang is undefined on
+  the first day (no previous close); the others on none.
 
 The undefined first days are dropped from every feature alike:
 `compute_features` returns rows from day `warmup_rows(names)` on, so every
@@ -30,19 +35,37 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from forecaster.config import FEATURES, parse_features
+from forecaster.config import FEATURES, RANGE_FEATURES, parse_features
 from forecaster.data.series import Panel, Series, name_dates, show_names
 from forecaster.errors import ForecasterError
+from forecaster.prep import ranges
 
 VOLUME_DAYS = 20  # past days in the volume feature's mean
+RANGE_FLOOR = 1e-8  # smallest variance a range feature takes (a day with High =
+#   Low, or a Garman-Klass value below 0): a daily volatility of 0.01%
+
 COLUMNS_NEEDED = {  # OHLCV columns each feature reads, besides the target
     "close": (),
     "range": ("High", "Low"),
     "gap": ("Open", "Close"),
     "volume": ("Volume",),
     "return": (),
+    "parkinson": ("High", "Low"),
+    "garman_klass": ("Open", "High", "Low"),
+    "rogers_satchell": ("Open", "High", "Low"),
+    "yang_zhang": ("Open", "High", "Low"),
 }
-WARMUP = {"close": 0, "range": 0, "gap": 1, "volume": VOLUME_DAYS, "return": 1}
+WARMUP = {
+    "close": 0,
+    "range": 0,
+    "gap": 1,
+    "volume": VOLUME_DAYS,
+    "return": 1,
+    "parkinson": 0,
+    "garman_klass": 0,
+    "rogers_satchell": 0,
+    "yang_zhang": 1,
+}
 
 
 def warmup_rows(names: Iterable[str]) -> int:
@@ -165,10 +188,22 @@ def _return(series: Series) -> np.ndarray:
     return out
 
 
+def _estimator(name: str):
+    """The feature computing estimator `name` of forecaster.prep.ranges."""
+
+    def compute(series: Series) -> np.ndarray:
+        variance = ranges.estimators(ranges.adjusted_ohlc(series))[name].to_numpy()
+        out = 0.5 * np.log(np.maximum(variance, RANGE_FLOOR))
+        return np.where(np.isnan(variance), np.nan, out)
+
+    return compute
+
+
 _COMPUTE = {
     "close": _close,
     "range": _range,
     "gap": _gap,
     "volume": _volume,
     "return": _return,
+    **{name: _estimator(name) for name in RANGE_FEATURES},
 }

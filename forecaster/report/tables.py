@@ -62,7 +62,7 @@ def format_steps(by_step: dict, shown=(1, 2, 5, 10, 20, 30)) -> str:
         picked.append(len(steps) - 1)
     header = "RMSE by step " + "".join(f"{steps[i]:>9}" for i in picked)
     rows = [header]
-    for name in ("recursive", "direct", "naive"):
+    for name in ("recursive", "undamped", "direct", "naive"):
         if name in by_step:
             values = by_step[name]
             rows.append(f"{name:<13}" + "".join(f"{values[i]:>9.3f}" for i in picked))

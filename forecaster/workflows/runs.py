@@ -32,6 +32,7 @@ from forecaster.report.html import build_report
 from forecaster.report.tables import format_panel, training_summary
 from forecaster.store.bundle import read_recent_prices, source_settings
 from forecaster.store.manifest import FORECAST_FILE, FORECAST_PLOT, REPORT_FILE
+from forecaster.workflows.feature_choice import AUTO, choose_features
 
 log = logging.getLogger("forecaster")
 
@@ -131,8 +132,15 @@ def _train_holding_lock(settings, out, force, resume, download) -> TrainReport:
         )
         discard_checkpoint(checkpoint)
     covariates = read_covariates(settings.data.covariate)
+    choice = None
+    if settings.prep.features == AUTO:  # before the real fit: the bundle records it
+        choice = choose_features(data, settings)
+        settings.prep.features = choice.features
     model = Forecaster.from_settings(settings)
     model.fit(data, covariates=covariates, checkpoint_dir=checkpoint, resume=resume)
+    if choice is not None:
+        model.metadata_["feature_choice"] = choice.record()
+        model.notes_.append(choice.reason)
     model.save(out, force=True)
     discard_checkpoint(checkpoint)
     return train_report(out, model)
