@@ -216,7 +216,8 @@ def test_bad_date_names_the_value(tmp_path, cell, shown):
     raises(
         write(tmp_path, text),
         rf"^Column 'Date' in .* has 1 value\(s\) that are not dates between 1900 and "
-        rf"2200, e\.g\. {shown}\. Use dates like 2024-01-31 or 01/31/2024\.$",
+        rf"2200, e\.g\. {shown} \(line 3\)\. Use dates like 2024-01-31 or "
+        r"01/31/2024\.$",
     )
 
 

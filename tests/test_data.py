@@ -199,7 +199,7 @@ def test_garbage_price_names_the_value_and_the_date(tmp_path):
     text = "Date,Close\n2024-01-02,10\n2024-01-03,abc\n2024-01-04,11\n"
     with pytest.raises(
         ForecasterError,
-        match=r"Price column 'Close' .* not a number: 'abc' on 2024-01-03\. Fix",
+        match=r"Price column 'Close' .* number: 'abc' on 2024-01-03 \(line 3\)\. Fix",
     ):
         read_price_csv(write(tmp_path, text))
 

@@ -94,7 +94,7 @@ def test_one_bad_file_is_named(tmp_path):
         ForecasterError,
         match=re.escape(
             f"Price column 'Close' in {str(bad)!r} has a value that is not a number: "
-            "'abc' on 2024-01-02. Fix or blank that cell."
+            "'abc' on 2024-01-02 (line 2). Fix or blank that cell."
         ),
     ):
         read_panel_csvs([paths[0], bad, paths[1]])
@@ -258,7 +258,7 @@ def test_long_format_errors(tmp_path):
         ForecasterError,
         match=re.escape(
             f"1 row(s) of {str(blank)!r} have no ticker in column 'ticker', e.g. a "
-            "row with ['2024-01-02', '', '5']. Fill or remove those rows."
+            "row with ['2024-01-02', '', '5'] (line 2). Fill or remove those rows."
         ),
     ):
         read_long_csv(blank)

@@ -8,7 +8,13 @@ import pandas as pd
 
 from forecaster.config import DataSettings
 from forecaster.data.csv import read_price_csv
-from forecaster.data.series import SAMPLE_CSV, Series
+from forecaster.data.panel import (
+    is_long_format,
+    load_panel,
+    read_long_csv,
+    read_panel_dir,
+)
+from forecaster.data.series import SAMPLE_CSV, Panel, Series
 from forecaster.data.tables import read_price_file
 from forecaster.data.yahoo import cache_path, download_prices, flatten_download
 from forecaster.errors import ForecasterError
@@ -47,23 +53,50 @@ def load_prices(settings: DataSettings, download=None) -> Series:
 
 
 def read_prices(
-    source: str | Path,
+    source: str | Path | list,
     column: str | None = None,
     start: str | None = None,
     end: str | None = None,
     cache_dir: str = "data/cache",
     decimal: str = ".",
-) -> pd.Series:
-    """Daily prices from a CSV path or a ticker symbol, as a float64 Series.
+    skip_bad: bool = False,
+) -> pd.Series | Panel:
+    """Daily prices from any source the command line reads.
 
-    A path to an existing file (or one ending in .csv) is read as a CSV;
-    anything else is taken as a symbol and downloaded with yfinance (cached
-    in `cache_dir`). `decimal=","` reads a semicolon-separated CSV with
-    decimal commas. The Series is named after its price column and keeps
-    where it came from in `series.attrs["source"]`.
+    - One CSV file, or one ticker symbol (downloaded with yfinance, cached in
+      `cache_dir`): a float64 pandas Series on a sorted DatetimeIndex named
+      "Date", named after its price column, keeping where it came from in
+      `series.attrs["source"]`. `decimal=","` reads a semicolon-separated
+      CSV with decimal commas.
+    - A folder of CSVs (one series each, named by file stem), a long-format
+      CSV (a ticker, symbol or Name column), or a list of CSV paths or of
+      symbols: a `forecaster.data.series.Panel`, an ordered mapping
+      name -> Series (`.values`: the float64 prices on a DatetimeIndex;
+      `.ohlcv`: the Open/High/Low/Close/Adj Close/Volume columns found, on
+      the same dates, or None). `skip_bad=True` leaves out a series that
+      cannot be read, with a warning.
+
+    `Forecaster.fit` takes either. A path that exists, or ends in .csv, is
+    a file; anything else is a symbol.
     """
+    if isinstance(source, (list, tuple)):
+        files = [Path(str(item)) for item in source]
+        if files and all(_is_file(item) for item in files):
+            return load_panel(csv=files, column=column, skip_bad=skip_bad)
+        return load_panel(
+            tickers=[str(item) for item in source],
+            column=column,
+            start=start,
+            end=end,
+            cache_dir=cache_dir,
+            skip_bad=skip_bad,
+        )
     text = str(source)
-    is_file = Path(text).exists() or text.lower().endswith(".csv")
+    if Path(text).is_dir():
+        return read_panel_dir(text, column=column, skip_bad=skip_bad)
+    is_file = _is_file(Path(text))
+    if is_file and Path(text).is_file() and is_long_format(text):
+        return read_long_csv(text, column=column, skip_bad=skip_bad)
     settings = DataSettings(
         csv=text if is_file else None,
         ticker=None if is_file else text,
@@ -77,3 +110,7 @@ def read_prices(
     series = prices.values.copy()
     series.attrs["source"] = prices.source
     return series
+
+
+def _is_file(path: Path) -> bool:
+    return path.exists() or path.suffix.lower() == ".csv"

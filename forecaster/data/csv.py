@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 
 from forecaster.config import DECIMALS
+from forecaster.data.bulk import fast_table, numbers
 from forecaster.data.series import (
     DATE_FORMATS,
     DATE_NAMES,
     EARLIEST_DATE,
     LATEST_DATE,
-    MISSING_TOKENS,
     PRICE_FALLBACKS,
     SAMPLE_CSV,
     Series,
@@ -50,8 +50,8 @@ def read_price_csv(
         )
     path = Path(path)
     where = repr(str(path))
-    text = decode_text(read_bytes(path), where)
-    series, notes = parse_price_text(text, where, column, decimal)
+    table = load_table(read_bytes(path), path, where, decimal)
+    series, notes = parse_price_table(table, where, column, decimal)
     source = {"kind": "csv", "path": str(path), "column": series.name}
     if decimal != ".":
         source["decimal"] = decimal
@@ -92,21 +92,45 @@ def decode_text(raw: bytes, where: str) -> str:
         return raw.decode("latin-1")  # older spreadsheet exports
 
 
+def load_table(raw: bytes, path: Path, where: str, decimal: str = ".") -> pd.DataFrame:
+    """A CSV file's bytes as a table indexed by line number (see `read_table`).
+
+    A plain file is read by pandas' C engine (forecaster.data.bulk); any
+    other goes through the careful reader, which explains what it finds.
+    """
+    if b"\x00" not in raw and decimal == ".":
+        table = fast_table(raw, path)
+        if table is not None:
+            return table
+    return read_table(decode_text(raw, where), where, decimal)
+
+
 def parse_price_text(
     text: str, where: str, column: str | None, decimal: str = "."
 ) -> tuple[pd.Series, list[str]]:
     """CSV text to a clean price series (named after its column) and notes."""
-    table = read_table(text, where, decimal)
+    return parse_price_table(read_table(text, where, decimal), where, column, decimal)
+
+
+def parse_price_table(
+    table: pd.DataFrame, where: str, column: str | None, decimal: str = "."
+) -> tuple[pd.Series, list[str]]:
+    """A read table to a clean price series (named after its column) and notes."""
     date_col = find_date_column(table, where)
     price_col, chosen = _pick_price_column(table, column, date_col, where, decimal)
     dates = parse_dates(table[date_col], where, date_col)
-    prices = _parse_prices(table[price_col], dates, where, price_col, decimal)
+    prices = parse_numbers(
+        table[price_col], dates, where, price_col, "Price column", decimal
+    )
     series, notes = clean_series(pd.Series(prices, index=dates, name=price_col), where)
     return series, chosen + notes
 
 
 def read_table(text: str, where: str, decimal: str = ".") -> pd.DataFrame:
-    """CSV text to a frame of stripped strings, one column per header cell."""
+    """CSV text to a frame of stripped strings, one column per header cell.
+
+    The index is each row's line number in the text (for messages).
+    """
     rows = _csv_rows(text, where, ";" if decimal == "," else ",")
     header, body = _undo_yfinance_header(rows[0][1], rows[1:], where)
     names = _column_names(header)
@@ -129,7 +153,8 @@ def read_table(text: str, where: str, decimal: str = ".") -> pd.DataFrame:
             "Give a file with prices."
         )
     cells = [_fit_row(row, len(names), line, where) for line, row in body]
-    return pd.DataFrame(cells, columns=names, dtype=object)
+    lines = pd.Index([line for line, _ in body], dtype=np.int64)
+    return pd.DataFrame(cells, columns=names, index=lines, dtype=object)
 
 
 def _csv_rows(
@@ -218,7 +243,7 @@ def find_date_column(table: pd.DataFrame, where: str) -> str:
         if name.lower() in DATE_NAMES:
             return name
     first = table.columns[0]
-    parsed = _to_timestamps(table[first].head(20))
+    parsed, _ = to_timestamps(table[first].head(20))
     if parsed.notna().mean() > 0.8:
         return first
     raise ForecasterError(
@@ -269,8 +294,8 @@ def _no_price_column(table: pd.DataFrame, where: str) -> ForecasterError:
 
 def _is_numeric(cells: pd.Series, decimal: str) -> bool:
     """Every cell a number or a gap, and at least one a number."""
-    values = [price_value(str(cell), decimal) for cell in cells]
-    return None not in values and not np.isnan(values).all()
+    values, bad = numbers(cells, decimal)
+    return not bad.any() and not np.isnan(values).all()
 
 
 def _named_price_column(
@@ -305,16 +330,34 @@ _OFFSET = re.compile(
 )
 
 
-def _to_timestamps(text: pd.Series) -> pd.Series:
+def to_timestamps(text: pd.Series, repeated: bool = False) -> tuple[pd.Series, int]:
     """Parse with the first format that reads every cell (else the one reading most).
 
     Cells that no format reads, or outside EARLIEST_DATE..LATEST_DATE, are NaT.
+    Returns the dates and the position in DATE_FORMATS of the format used.
+    With `repeated` (a long file repeats its dates), each distinct cell is
+    parsed once.
     """
-    # The date written is the exchange's trading day; offsets change with daylight
-    # saving, so they are dropped rather than converted (which could shift the day).
-    local = text.astype(str).str.strip().str.replace(_OFFSET, r"\1", regex=True)
+    cells = text.astype(str)
+    if cells.hasnans:
+        cells = cells.fillna("")
+    if not repeated:
+        return _parse_distinct(cells)
+    codes, distinct = pd.factorize(cells)
+    parsed, used = _parse_distinct(pd.Series(distinct, dtype=str))
+    return pd.Series(parsed.to_numpy()[codes], index=text.index), used
+
+
+def _parse_distinct(text: pd.Series) -> tuple[pd.Series, int]:
+    local = text.str.strip()
+    if local.str.contains(":", regex=False).any():
+        # The date written is the exchange's trading day; offsets change with
+        # daylight saving, so they are dropped rather than converted (which
+        # could shift the day).
+        local = local.str.replace(_OFFSET, r"\1", regex=True)
     best = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]")
-    for fmt in DATE_FORMATS:
+    used = 0
+    for position, fmt in enumerate(DATE_FORMATS):
         try:
             attempt = pd.to_datetime(local, errors="coerce", format=fmt)
         except (ValueError, TypeError, OverflowError):
@@ -323,71 +366,61 @@ def _to_timestamps(text: pd.Series) -> pd.Series:
             continue  # time-zone names or other leftovers; no format fits
         attempt = attempt.where((attempt >= EARLIEST_DATE) & (attempt <= LATEST_DATE))
         if attempt.notna().sum() > best.notna().sum():
-            best = attempt
+            best, used = attempt, position
         if best.notna().all():
             break
-    return best
+    return best, used
 
 
 def parse_dates(raw: pd.Series, where: str, name: str) -> pd.DatetimeIndex:
-    parsed = _to_timestamps(raw)
+    parsed, _ = to_timestamps(raw)
+    return checked_dates(parsed, raw, where, name)
+
+
+def checked_dates(
+    parsed: pd.Series, raw: pd.Series, where: str, name: str
+) -> pd.DatetimeIndex:
+    """`parsed` (from `to_timestamps(raw)`) as a date index; a cell that is not a
+    date is an error naming it."""
     if parsed.isna().any():
         bad = raw[parsed.isna()]
         raise ForecasterError(
             f"Column {name!r} in {where} has {len(bad)} value(s) that are not dates "
             f"between {EARLIEST_DATE.year} and {LATEST_DATE.year}, e.g. "
-            f"{short_repr(bad.iloc[0])}. Use dates like 2024-01-31 or 01/31/2024."
+            f"{short_repr(str(bad.iloc[0]).strip())} (line {bad.index[0]}). Use "
+            "dates like "
+            "2024-01-31 or 01/31/2024."
         )
-    return pd.DatetimeIndex(parsed.dt.normalize(), name="Date")
+    return pd.DatetimeIndex(day_values(parsed), name="Date")
 
 
-_PLAIN_NUMBER = re.compile(r"(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
-# Commas only as thousands separators ("1,234.50"); "1,5" or "1.234,50" are
-# ambiguous and refused rather than misread.
-_GROUPED_NUMBER = re.compile(r"\d{1,3}(,\d{3})+(\.\d*)?", re.ASCII)
+def day_values(parsed: pd.Series) -> np.ndarray:
+    """Parsed dates as datetime64 at midnight (a time of day is dropped)."""
+    days = parsed.to_numpy()
+    if (days != days.astype("datetime64[D]")).any():
+        days = parsed.dt.normalize().to_numpy()
+    return days
 
 
-# With decimal=",": "1234,5" or "1.234,50" (dots group thousands).
-_PLAIN_COMMA_NUMBER = re.compile(r"(\d+(,\d*)?|,\d+)([eE][+-]?\d+)?", re.ASCII)
-_DOT_GROUPED_NUMBER = re.compile(r"\d{1,3}(\.\d{3})+(,\d*)?", re.ASCII)
-
-
-def price_value(cell: str, decimal: str = ".") -> float | None:
-    """One price cell as a float: NaN for a gap, None when it is not a number."""
-    token = cell.strip()
-    if token.lower() in MISSING_TOKENS:
-        return np.nan
-    sign = ""
-    if token[:1] in ("+", "-"):
-        sign, token = token[0], token[1:]
-    token = token.removeprefix("$").strip()  # Nasdaq writes "$123.45"
-    if not sign and token[:1] in ("+", "-"):
-        sign, token = token[0], token[1:]
-    if decimal == ",":
-        if _PLAIN_COMMA_NUMBER.fullmatch(token) or _DOT_GROUPED_NUMBER.fullmatch(token):
-            return float(sign + token.replace(".", "").replace(",", "."))
-    elif _PLAIN_NUMBER.fullmatch(token):
-        return float(sign + token)
-    elif _GROUPED_NUMBER.fullmatch(token):
-        return float(sign + token.replace(",", ""))
-    if token.lower() in ("inf", "infinity"):
-        return float(sign + "inf")  # refused later, with its date
-    return None
-
-
-def _parse_prices(
-    raw: pd.Series, dates: pd.DatetimeIndex, where: str, name: str, decimal: str
-):
-    """Text prices to float64: strips '$' and thousands separators; gaps -> NaN."""
-    values = np.empty(len(raw), dtype=np.float64)
-    for i, cell in enumerate(raw):
-        value = price_value(str(cell), decimal)
-        if value is None:
-            raise ForecasterError(
-                f"Price column {name!r} in {where} has a value that is not a number: "
-                f"{short_repr(cell)} on {dates[i]:%Y-%m-%d}. Fix or blank that cell."
-            )
-        values[i] = value
+def parse_numbers(
+    raw: pd.Series,
+    dates: pd.DatetimeIndex,
+    where: str,
+    name: str,
+    kind: str = "Column",
+    decimal: str = ".",
+    suffixes: bool = False,
+) -> np.ndarray:
+    """A column as float64 (gaps NaN); the first cell that is not a number is an
+    error naming its column, value, date and line (the table's index)."""
+    values, bad = numbers(raw, decimal, suffixes)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ForecasterError(
+            f"{kind} {name!r} in {where} has a value that is not a number: "
+            f"{short_repr(str(raw.iloc[i]).strip())} on {dates[i]:%Y-%m-%d} (line "
+            f"{raw.index[i]}). Fix or blank that cell."
+        )
     return values
 
 

@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from forecaster.data.series import (
@@ -32,6 +33,7 @@ from forecaster.data.series import (
 from forecaster.data.symbols import download_panel
 from forecaster.data.tables import (
     as_list,
+    clean_long_series,
     read_csv_table,
     read_series_csv,
     series_from_table,
@@ -101,39 +103,60 @@ def read_long_csv(
     path = Path(path)
     table, where = read_csv_table(path)
     ticker_col = _find_ticker_column(table, where)
-    tickers = table[ticker_col]
-    blank = tickers == ""
-    if blank.any():
+    codes, tickers = _ticker_codes(table[ticker_col])
+    blank = codes == tickers.index("") if "" in tickers else None
+    if blank is not None:
         raise ForecasterError(
             f"{int(blank.sum())} row(s) of {where} have no ticker in column "
             f"{ticker_col!r}, e.g. a row with "
-            f"{short_repr(table[blank].iloc[0].tolist())}."
-            " Fill or remove those rows."
+            f"{short_repr(_row_text(table[blank].iloc[0]))} (line "
+            f"{table.index[blank][0]}). Fill or remove those rows."
         )
-    names = sorted(set(tickers))
+    names = sorted(tickers)
     origin = f"column {ticker_col!r} of {where}"
     check_unique(names, names, f"values of {origin}")
-    columns = tuple(table.columns)
+    source = {"kind": "long-csv", "path": str(path)}
+    try:
+        clean = clean_long_series(table, (codes, tickers), where, column, source)
+    except ForecasterError:
+        clean = {}  # each ticker's own reading below says what is wrong
     loaded, skipped = [], {}
-    for name, rows in table.groupby(ticker_col, sort=True):
+    for name in names:
         try:
             check_series_name(name, origin)
-            rows = rows.drop(columns=ticker_col).reset_index(drop=True)
-            loaded.append(
-                series_from_table(
+            if name not in clean:
+                rows = table[codes == tickers.index(name)].drop(columns=ticker_col)
+                clean[name] = series_from_table(
                     rows,
                     name,
                     f"{where} (ticker {name!r})",
                     column,
-                    {"kind": "long-csv", "path": str(path), "ticker": name},
-                    columns,
+                    {**source, "ticker": name},
+                    tuple(table.columns),
                 )
-            )
+            loaded.append(clean[name])
         except ForecasterError as err:
             if not skip_bad:
                 raise
             skipped[name] = str(err)
     return panel_or_error(loaded, skipped, f"{len(names)} ticker(s) in {where}")
+
+
+def _row_text(row: pd.Series) -> list[str]:
+    """A row's cells as the careful reader shows them: text, blanks as ''."""
+    return ["" if pd.isna(cell) else str(cell).strip() for cell in row]
+
+
+def _ticker_codes(cells: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Each row's ticker as a code into the list of distinct (stripped) tickers."""
+    if cells.dtype.kind in "iuf":  # pandas read the tickers as numbers
+        cells = cells.map(lambda v: "" if np.isnan(v) else f"{v:g}")
+    codes, distinct = pd.factorize(cells.astype(str).fillna(""))
+    stripped = [str(name).strip() for name in distinct]
+    if len(set(stripped)) < len(stripped):  # "AAPL" and "AAPL " are one ticker
+        codes, distinct = pd.factorize(np.asarray(stripped, dtype=object)[codes])
+        stripped = list(distinct)
+    return codes, stripped
 
 
 def _find_ticker_column(table: pd.DataFrame, where: str) -> str:

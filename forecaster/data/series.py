@@ -79,6 +79,10 @@ OHLCV_COLUMNS = {
     "adj_close": "Adj Close",
     "adjclose": "Adj Close",
     "volume": "Volume",
+    # Quotes sites' exports name it so (their volumes read "3.31M", "850.2K").
+    "vol.": "Volume",
+    "vol": "Volume",
+    "shares": "Volume",
 }
 
 

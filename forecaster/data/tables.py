@@ -14,18 +14,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forecaster.data.bulk import numbers
 from forecaster.data.csv import (
     clean_series,
-    decode_text,
+    day_values,
     find_date_column,
     find_price_column,
+    load_table,
     parse_dates,
-    price_value,
+    parse_numbers,
     read_bytes,
     read_price_csv,
-    read_table,
+    to_timestamps,
 )
 from forecaster.data.series import (
+    DATE_NAMES,
     OHLCV_COLUMNS,
     Series,
     check_series_name,
@@ -47,7 +50,7 @@ def series_from_table(
     date_col = find_date_column(table, where)
     target_col = find_price_column(table, column, date_col, where)
     dates = parse_dates(table[date_col], where, date_col)
-    target = _parse_numbers(table[target_col], dates, where, target_col, "Price column")
+    target = parse_numbers(table[target_col], dates, where, target_col, "Price column")
     ohlcv = ohlcv_numbers(table, date_col, dates, where)
     _refuse_conflicts(target, ohlcv, dates, where)
     series, notes = clean_series(pd.Series(target, index=dates, name=target_col), where)
@@ -65,43 +68,28 @@ def series_from_table(
     )
 
 
-def _parse_numbers(
-    raw: pd.Series, dates, where: str, name: str, kind: str = "Column"
-) -> np.ndarray:
-    """Text cells to float64 (gaps NaN), as `_parse_prices` reads them, but fast.
-
-    Plain numbers are converted at once; only the other cells ("$1,234.50",
-    "N/A") go through the cell-by-cell reader.
-    """
-    text = raw.astype(str)
-    plain = text.str.fullmatch(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
-    values = np.full(len(text), np.nan, dtype=np.float64)
-    plain_mask = plain.to_numpy(dtype=bool)
-    values[plain_mask] = text[plain_mask].astype(np.float64).to_numpy()
-    for i in np.flatnonzero(~plain_mask):
-        value = price_value(text.iloc[i])
-        if value is None:
-            raise ForecasterError(
-                f"{kind} {name!r} in {where} has a value that is not a number: "
-                f"{short_repr(raw.iloc[i])} on {dates[i]:%Y-%m-%d}. Fix or blank that "
-                "cell."
-            )
-        values[i] = value
-    return values
+def ohlcv_columns(table: pd.DataFrame, date_col: str) -> dict[str, str]:
+    """{canonical OHLCV name: the table's column}, first column of each kind."""
+    found: dict[str, str] = {}
+    for col in table.columns:
+        canonical = OHLCV_COLUMNS.get(col.strip().lower())
+        if col != date_col and canonical is not None and canonical not in found:
+            found[canonical] = col
+    order = [c for c in dict.fromkeys(OHLCV_COLUMNS.values()) if c in found]
+    return {c: found[c] for c in order}
 
 
 def ohlcv_numbers(table: pd.DataFrame, date_col: str, dates, where: str):
     """The OHLCV columns the table has, as float64 on `dates` (unsorted), or None."""
-    found: dict[str, np.ndarray] = {}
-    for col in table.columns:
-        canonical = OHLCV_COLUMNS.get(col.strip().lower())
-        if col == date_col or canonical is None or canonical in found:
-            continue
-        found[canonical] = _parse_numbers(table[col], dates, where, col)
+    found = {
+        canonical: parse_numbers(
+            table[col], dates, where, col, suffixes=canonical == "Volume"
+        )
+        for canonical, col in ohlcv_columns(table, date_col).items()
+    }
     if not found:
         return None
-    order = [c for c in dict.fromkeys(OHLCV_COLUMNS.values()) if c in found]
-    return pd.DataFrame({c: found[c] for c in order}, index=dates)
+    return pd.DataFrame(found, index=dates)
 
 
 def _refuse_conflicts(target, ohlcv, dates, where: str) -> None:
@@ -123,9 +111,89 @@ def _refuse_conflicts(target, ohlcv, dates, where: str) -> None:
         )
 
 
+def clean_long_series(
+    table: pd.DataFrame,
+    tickers: tuple[np.ndarray, list[str]],
+    where: str,
+    column: str | None,
+    source: dict,
+) -> dict[str, Series]:
+    """The series of a long table's clean tickers, each column parsed once for all.
+
+    `tickers`: each row's ticker as a code into a list of names. A ticker
+    is clean when every row of it has a date, a positive price and numbers
+    in its OHLCV columns, no date twice, and at least two rows: it then
+    reads exactly as `series_from_table` would read it. The others are left
+    out, for `series_from_table` to read and explain; so is every ticker
+    when the columns are not found by name or the dates are not ISO 8601
+    (formats are then chosen per ticker).
+    """
+    date_col = find_date_column(table, where)
+    if date_col.lower() not in DATE_NAMES:
+        return {}
+    target_col = find_price_column(table, column, date_col, where)
+    parsed, used = to_timestamps(table[date_col], repeated=True)
+    if used != 0:
+        return {}
+    days = day_values(parsed)
+    target, dirty = numbers(table[target_col])
+    with np.errstate(invalid="ignore"):
+        dirty |= np.isnat(days) | ~(np.isfinite(target) & (target > 0))
+    found = ohlcv_columns(table, date_col)
+    codes, names = tickers
+    order = _ticker_date_order(codes, days)
+    # Column-major, so that each ticker's rows make a frame without a copy.
+    block = np.empty((len(target), 1 + len(found)), order="F")
+    block[:, 0] = target
+    for j, (canonical, col) in enumerate(found.items(), start=1):
+        block[:, j], bad = numbers(table[col], suffixes=canonical == "Volume")
+        dirty |= bad
+    if order is not None:
+        codes, days, block, dirty = (
+            codes[order],
+            days[order],
+            block[order],
+            dirty[order],
+        )
+    twice = np.flatnonzero((codes[1:] == codes[:-1]) & (days[1:] == days[:-1]))
+    dirty[twice] = dirty[twice + 1] = True
+    rows = np.bincount(codes, minlength=len(names))
+    clean = (np.bincount(codes, weights=dirty, minlength=len(names)) == 0) & (rows > 1)
+    bounds = np.searchsorted(codes, np.arange(len(names) + 1))
+    shared = {"columns": tuple(table.columns)}
+    ohlcv_names = pd.Index(list(found))
+    series = {}
+    for k in np.flatnonzero(clean):
+        name, part = names[k], slice(bounds[k], bounds[k + 1])
+        index = pd.DatetimeIndex(days[part], name="Date")
+        ohlcv = pd.DataFrame(block[part, 1:], index, ohlcv_names, copy=False)
+        series[name] = Series(
+            name=name,
+            values=pd.Series(block[part, 0], index, name=target_col, copy=False),
+            ohlcv=ohlcv if found else None,
+            source={**source, "ticker": name, "column": target_col},
+            where=f"{where} (ticker {name!r})",
+            **shared,
+        )
+    return series
+
+
+def _ticker_date_order(codes: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """Row positions sorted by ticker code, then date (stable; NaT first), or
+    None when the rows are in that order already, as most files are."""
+    day = days.astype("datetime64[D]").view(np.int64)
+    known = day != np.iinfo(np.int64).min
+    low = day[known].min(initial=0)
+    key = codes.astype(np.int64) << 32 | np.where(known, day - low + 1, 0)
+    if (key[1:] >= key[:-1]).all():
+        return None
+    return np.argsort(key, kind="stable")
+
+
 def read_csv_table(path: Path) -> tuple[pd.DataFrame, str]:
+    """The file's table, indexed by line number (`load_table`), and its name."""
     where = repr(str(path))
-    return read_table(decode_text(read_bytes(path), where), where), where
+    return load_table(read_bytes(path), path, where), where
 
 
 def read_price_file(

@@ -1,0 +1,121 @@
+"""Reading prices: forecaster's readers beside pandas.read_csv on the same files.
+
+Generates (once, in bench/out/) a long-format CSV of 500 tickers x 2,000
+days (1,000,000 rows) and a one-series Yahoo-layout CSV of 50,000 days, then
+times, alternating in rounds: pandas.read_csv of the file, and forecaster's
+reader of it (read_long_csv; read_price_csv and read_series_csv). Prints the
+median of each, the ratio to pandas and rows per second.
+
+    python -m bench.read_speed --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forecaster.data.csv import read_price_csv
+from forecaster.data.panel import read_long_csv
+from forecaster.data.tables import read_series_csv
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def long_file(tickers: int = 500, days: int = 2000) -> Path:
+    """date,ticker,open,high,low,close,adj_close,volume random walks (made once)."""
+    path = OUT / f"long_{tickers}x{days}.csv"
+    if path.exists():
+        return path
+    rng = np.random.default_rng(0)
+    dates = pd.bdate_range("2000-01-03", periods=days).strftime("%Y-%m-%d")
+    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.01, (tickers, days)), axis=1))
+    close = close.ravel()
+    frame = pd.DataFrame(
+        {
+            "date": np.tile(dates, tickers),
+            "ticker": np.repeat([f"T{i:03d}" for i in range(tickers)], days),
+            "open": close * (1 + rng.normal(0, 0.002, close.size)),
+            "high": close * 1.01,
+            "low": close * 0.99,
+            "close": close,
+            "adj_close": close * 0.9,
+            "volume": rng.integers(100_000, 10_000_000, close.size),
+        }
+    )
+    frame.to_csv(path, index=False, float_format="%.4f")
+    return path
+
+
+def single_file(days: int = 50_000) -> Path:
+    """A Yahoo-layout CSV of one series, 1901 onwards (made once)."""
+    path = OUT / f"single_{days}.csv"
+    if path.exists():
+        return path
+    rng = np.random.default_rng(1)
+    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.01, days)))
+    pd.DataFrame(
+        {
+            "Date": pd.bdate_range("1901-01-01", periods=days).strftime("%Y-%m-%d"),
+            "Open": close,
+            "High": close * 1.01,
+            "Low": close * 0.99,
+            "Close": close,
+            "Adj Close": close * 0.9,
+            "Volume": rng.integers(100_000, 10_000_000, days),
+        }
+    ).to_csv(path, index=False, float_format="%.4f")
+    return path
+
+
+def seconds(read, path: Path) -> float:
+    started = time.perf_counter()
+    read(path)
+    return time.perf_counter() - started
+
+
+def compare(path: Path, readers: dict, rounds: int) -> None:
+    """Time each reader on `path`, alternating; print medians, ratios, rows/s."""
+    rows = sum(1 for _ in path.open()) - 1
+    times: dict[str, list[float]] = {name: [] for name in readers}
+    for _ in range(rounds):
+        for name, read in readers.items():
+            times[name].append(seconds(read, path))
+    reference = statistics.median(times["pandas.read_csv"])
+    print(f"\n{path.name}: {rows:,} rows, median of {rounds} alternating rounds")
+    print("| reader | median s | vs pandas.read_csv | rows/s |\n|---|---|---|---|")
+    for name, measured in times.items():
+        median = statistics.median(measured)
+        print(
+            f"| {name} | {median:.3f} | {median / reference:.2f}x | "
+            f"{rows / median:,.0f} |"
+        )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    args = p.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    compare(
+        long_file(),
+        {"pandas.read_csv": pd.read_csv, "read_long_csv": read_long_csv},
+        args.rounds,
+    )
+    compare(
+        single_file(),
+        {
+            "pandas.read_csv": pd.read_csv,
+            "read_price_csv": read_price_csv,
+            "read_series_csv": read_series_csv,
+        },
+        args.rounds + 2,
+    )
+
+
+if __name__ == "__main__":
+    main()
