@@ -42,7 +42,7 @@ def forecast_future(
     block: int,
     intervals: dict,
     calendar: str = DEFAULT_CALENDAR,
-    samples: int = 1000,
+    samples: int = 512,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Every series forecast `days` sessions of `calendar` past its last date.

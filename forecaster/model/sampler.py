@@ -90,8 +90,8 @@ def _start_states(model, start: np.ndarray, shift: np.ndarray, samples: int):
     x = model.network_inputs(x.reshape(series * count, known, 1))
     _, (h, c) = stack.run(x)
     weights = _lagrange_weights(shift, nodes)  # (b, samples, count)
-    h = np.einsum("bsg,bgk->bsk", weights, h.reshape(series, count, -1))
-    c = np.einsum("bsg,bgk->bsk", weights, c.reshape(series, count, -1))
+    h = np.matmul(weights.astype(np.float32), h.reshape(series, count, -1))
+    c = np.matmul(weights.astype(np.float32), c.reshape(series, count, -1))
     return h.reshape(series * samples, -1), c.reshape(series * samples, -1)
 
 
