@@ -13,7 +13,7 @@ Three parts, each printed side by side from one run:
   random draws of before, each against a reference of 20,000 paths: the error
   of each over `--repeats` seeds, beside the Monte Carlo standard error of
   1,000 plain draws (from the reference's density at each quantile).
-- blas: the NumPy engine's batched 30-day forecast of 500 series with its
+- blas: the NumPy engine's batched 30-day forecast of 200 series with its
   one-thread BLAS limit and without it (OpenBLAS's own threads), alone and
   beside `--load` busy-loop processes started and stopped here.
 
@@ -121,6 +121,7 @@ def bench_predict(rounds: int, reference: str | None, panels: bool) -> None:
             command = [sys.executable, "predict.py", "--model", str(path)]
             command += ["--days", "30", "--out", str(out)]
             times[name].append(seconds(command, cwd))
+            print(f"  {name}: {times[name][-1]:.2f} s", flush=True)
     print(f"predict.py --days 30, whole process, {rounds} alternating rounds")
     for name, values in times.items():
         runs_text = " ".join(f"{v:.2f}" for v in values)
@@ -201,13 +202,13 @@ def busy_loop() -> None:
         pass
 
 
-def bench_blas(load: int, rounds: int = 3) -> None:
-    """500 series x 30 days through the NumPy engine, with and without the limit."""
+def bench_blas(load: int, rounds: int = 1) -> None:
+    """200 series x 30 days through the NumPy engine, with and without the limit."""
     import forecaster.model.engines as engines
 
     model = fc_load_default()
     engine = model.get_engine("numpy")
-    context = np.random.default_rng(0).normal(0.5, 0.01, (500, engine.window))
+    context = np.random.default_rng(0).normal(0.5, 0.01, (200, engine.window))
     limit = engines.SMALL_BATCH
 
     def timed(small_batch):
@@ -216,7 +217,7 @@ def bench_blas(load: int, rounds: int = 3) -> None:
         engine.forecast(context, 30)
         return time.perf_counter() - started
 
-    print(f"NumPy engine, 500 series x 30 days, median of {rounds}")
+    print(f"NumPy engine, 200 series x 30 days, median of {rounds}")
     for busy in (0, load):
         workers = [multiprocessing.Process(target=busy_loop) for _ in range(busy)]
         for worker in workers:
