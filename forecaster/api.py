@@ -225,7 +225,7 @@ class Forecaster:
         horizon: int | None = None,
         engine: str = "auto",
         calendar: str | None = None,
-        samples: int = 1000,
+        samples: int = 512,
         seed: int = 0,
     ) -> pd.DataFrame:
         """Forecast `days` trading days past the last price, with 80%/95% bands.
@@ -262,7 +262,7 @@ class Forecaster:
         horizon: int | None = None,
         engine: str = "auto",
         calendar: str | None = None,
-        samples: int = 1000,
+        samples: int = 512,
         seed: int = 0,
         intervals: dict | None = None,
     ) -> pd.DataFrame:

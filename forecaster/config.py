@@ -262,7 +262,7 @@ class ForecastSettings:
     #   the bundle
     series: list[str] | None = None  # a panel bundle's series to forecast;
     #   None = all of them
-    samples: int = 1000  # sample paths the recursive forecast of a probabilistic
+    samples: int = 512  # sample paths the recursive forecast of a probabilistic
     #   model (--loss normal, student-t or quantile) draws; their quantiles are
     #   the bands
     seed: int = 0  # seed of those draws: the same seed gives the same bands

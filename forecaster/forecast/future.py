@@ -6,6 +6,8 @@ quantiles of the model's own distribution for a probabilistic head.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -42,7 +44,7 @@ def forecast_future(
     block: int,
     intervals: dict,
     calendar: str = DEFAULT_CALENDAR,
-    samples: int = 1000,
+    samples: int = 512,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Every series forecast `days` sessions of `calendar` past its last date.
@@ -186,4 +188,10 @@ def future_dates(
     last: pd.Timestamp, days: int, calendar: str = DEFAULT_CALENDAR
 ) -> pd.DatetimeIndex:
     """The next `days` sessions of exchange `calendar` after `last` (no holidays)."""
+    return _sessions_after(pd.Timestamp(last), days, calendar)
+
+
+@functools.lru_cache(maxsize=64)
+def _sessions_after(last: pd.Timestamp, days: int, calendar: str):
+    # the series of a panel mostly end on the same day: one calendar look-up
     return sessions_after(last, days, calendar)

@@ -16,15 +16,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from forecaster.config import check_at_least
 from forecaster.errors import ForecasterError
+from forecaster.model.draws import path_uniforms
 from forecaster.model.heads import HeadSpec, point, quantile_function
 from forecaster.model.reference import ReferenceModel
+from forecaster.model.sampler import PATH_CHUNK, shared_start_paths
 from forecaster.prep.windows import decode_outputs, encode_inputs
 
 SAMPLE_CHUNK = 16384  # contexts per model call when sampling paths
-UNIFORM_EDGE = 1e-12  # draws are kept this far inside (0, 1): finite normal/t tails
+SMALL_BATCH = 16384  # rows up to which the NumPy engine's BLAS runs one thread
 
 
 class Engine:
@@ -101,10 +104,10 @@ class Engine:
 
         From scaled contexts (b, window): the loop of `forecast`, but each
         call's next `block` moves are DRAWN from the head's distribution (the
-        inverse CDF of uniforms from numpy.random.default_rng(seed): the same
-        seed gives the same paths) and appended to each path's own context.
-        The b x samples contexts go through the model together, SAMPLE_CHUNK
-        at a time. Steps within one block are drawn independently, each from
+        inverse CDF of model.draws.path_uniforms(seed): the same seed gives
+        the same paths, and every series the same draws) and appended to each
+        path's own context. The b x samples contexts go through the model
+        together. Steps within one block are drawn independently, each from
         its own distribution: a direct head gives one distribution per step,
         not their joint law.
         """
@@ -112,22 +115,35 @@ class Engine:
         check_at_least("steps", steps)
         check_at_least("samples", samples)
         self._check_probabilistic("sampling paths", f"samples={samples}")
-        rng = np.random.default_rng(seed)
-        context = np.repeat(np.asarray(context, dtype=np.float32), samples, axis=0)
-        pieces, done = [], 0
-        while done < steps:
+        n_calls = -(-steps // block)
+        draws = path_uniforms(seed, samples, n_calls * block)
+        # (n_calls, b * samples, block): every series is drawn with the same set
+        uniforms = np.tile(
+            draws.reshape(samples, n_calls, block).transpose(1, 0, 2),
+            (1, len(context), 1),
+        )
+        context = np.asarray(context, dtype=np.float32)
+        paths = self._draw_paths(context, uniforms, block)[:, :steps]
+        return paths.reshape(-1, samples, steps)
+
+    def _draw_paths(self, context, uniforms: np.ndarray, block: int) -> np.ndarray:
+        """Paths (b * samples, n_calls * block) scaled: each call's moves drawn.
+
+        `uniforms` (n_calls, b * samples, block), series-major; each path
+        feeds its whole window to the model, SAMPLE_CHUNK windows per call.
+        """
+        samples = uniforms.shape[1] // len(context)
+        context = np.repeat(context, samples, axis=0)
+        pieces = []
+        for draws in uniforms:
             outputs = self._head_in_chunks(context)[:, :block]
-            uniforms = rng.random((*outputs.shape[:2], 1))
-            uniforms = np.clip(uniforms, UNIFORM_EDGE, 1 - UNIFORM_EDGE)
-            moves = quantile_function(outputs, self.head, uniforms)[..., 0]
+            moves = quantile_function(outputs, self.head, draws[..., None])[..., 0]
             drawn = decode_outputs(
                 context.astype(np.float64), moves, self.representation
             )
             pieces.append(drawn)
             context = np.concatenate([context[:, block:], drawn.astype(np.float32)], 1)
-            done += block
-        paths = np.concatenate(pieces, axis=1)[:, :steps]
-        return paths.reshape(-1, samples, steps)
+        return np.concatenate(pieces, axis=1)
 
     def step_quantiles(
         self, context: np.ndarray, steps: int, levels, extra=None
@@ -194,9 +210,32 @@ class NumpyEngine(Engine):
         super().__init__(representation, window, horizon)
         self.model = ReferenceModel.load(model_path)
         self.head = self.model.head
+        self.blas = ThreadpoolController()
 
     def _call(self, inputs: np.ndarray) -> np.ndarray:
-        return self.model.predict(inputs)
+        with self.blas_threads(len(inputs)):
+            return self.model.predict(inputs)
+
+    def _draw_paths(self, context, uniforms: np.ndarray, block: int) -> np.ndarray:
+        """Engine's paths; a stacked LSTM runs each window's shared start once."""
+        if self.model.stacked_lstm is None or self.model.n_features != 1:
+            return super()._draw_paths(context, uniforms, block)
+        with self.blas_threads(min(uniforms.shape[1], PATH_CHUNK)):
+            return shared_start_paths(
+                self.model, self.representation, context, uniforms, block
+            )
+
+    def blas_threads(self, rows: int):
+        """A context limiting BLAS to one thread for products of <= SMALL_BATCH rows.
+
+        The cells' products are small: OpenBLAS's extra threads gain little
+        on them and spin while other processes hold the cores (a 30-day
+        forecast went from 0.3 s to 4-12 s under load; BENCHMARKS.md). Only
+        the engine's own calls are limited, not the process.
+        """
+        return self.blas.limit(
+            limits=1 if rows <= SMALL_BATCH else None, user_api="blas"
+        )
 
 
 def check_direct_steps(steps: int, horizon: int, name: str = "steps") -> None:

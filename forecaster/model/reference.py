@@ -76,12 +76,21 @@ class ReferenceModel:
                 f"Received: x.shape={x.shape}; pass windows shaped like the "
                 "model's training windows."
             )
+        x = self.network_inputs(x)
+        if self.stacked_lstm is not None:
+            return self.head_of(self.stacked_lstm(x))
+        raw = self._through_layers(x)
+        return head_outputs(raw, self.head, self.df_weight).astype(np.float32)
+
+    def network_inputs(self, x: np.ndarray) -> np.ndarray:
+        """Windows (batch, time, n_features) with the head's move channel, if any."""
         if self.move_scale is not None:
             x = move_channel(x, self.move_scale)
-        if self.stacked_lstm is not None:
-            raw = self.layers[-1](self.stacked_lstm(x))
-        else:
-            raw = self._through_layers(x)
+        return x
+
+    def head_of(self, top: np.ndarray) -> np.ndarray:
+        """The last recurrent layer's output (batch, units) -> the head's outputs."""
+        raw = self.layers[-1](np.asarray(top, dtype=np.float64))
         return head_outputs(raw, self.head, self.df_weight).astype(np.float32)
 
     def predict_layer_by_layer(self, x: np.ndarray) -> np.ndarray:

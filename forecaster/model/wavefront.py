@@ -71,6 +71,18 @@ class StackedLSTM:
         Computed in float32, like Keras (the layer-by-layer reference uses
         float64); the two agree to about 1e-6.
         """
+        return self.run(x)[0]
+
+    def run(self, x: np.ndarray, state=None):
+        """x (batch, time, n_in) from `state` -> (top output, state after x).
+
+        `state`: (h, c), each (batch, total) with every layer's units side by
+        side (`offsets`), the layers' state before x's first step; None: zeros,
+        as Keras starts each window. The state returned is each layer's after
+        x's last step: feeding the rest of a sequence from it continues the
+        same computation (model.sampler runs the shared start of many windows
+        once this way).
+        """
         batch, time = x.shape[:2]
         total, n_layers = self.total, self.n_layers
         x = np.asarray(x, dtype=np.float32)
@@ -78,41 +90,46 @@ class StackedLSTM:
         v[:, -1] = 1.0
         h, x_t = v[:, :total], v[:, total : total + self.n_in]
         # One buffer [o, i, f, c~, c]: the gates of a wave, then the cell state.
-        state = np.zeros((batch, 5 * total), dtype=np.float32)
-        gates, sigmoids = state[:, : 4 * total], state[:, : 3 * total]
-        o, i_f, c_tilde_c = (
-            state[:, :total],
-            state[:, total : 3 * total],
-            state[:, 3 * total :],
-        )
-        c = state[:, 4 * total :]
-        products = np.empty((batch, 2 * total), dtype=np.float32)
-        i_c_tilde, f_c = products[:, :total], products[:, total:]
-        tanh_c = np.empty((batch, total), dtype=np.float32)
-        mixing, matmul, tanh, multiply, add = (
-            self.mixing,
-            np.matmul,
-            np.tanh,
-            np.multiply,
-            np.add,
-        )
-        for wave in range(time + n_layers - 1):
-            if wave < time:
-                x_t[...] = x[
-                    :, wave
-                ]  # after the last input, layer 0's output is unused
-            matmul(v, mixing, out=gates)
-            tanh(gates, out=gates)
-            multiply(sigmoids, 0.5, out=sigmoids)
-            add(sigmoids, 0.5, out=sigmoids)  # σ for the pre-halved o, i, f
-            multiply(i_f, c_tilde_c, out=products)  # [i c~, f c]
-            add(i_c_tilde, f_c, out=c)  # c = f c + i c~
-            tanh(c, out=tanh_c)
-            multiply(o, tanh_c, out=h)  # h = o tanh(c)
+        state_buffer = np.zeros((batch, 5 * total), dtype=np.float32)
+        c = state_buffer[:, 4 * total :]
+        if state is None:
+            start_h = start_c = np.zeros((batch, total), dtype=np.float32)
+        else:
+            start_h, start_c = (np.asarray(a, dtype=np.float32) for a in state)
+            h[...], c[...] = start_h, start_c
+        end_h = np.empty((batch, total), dtype=np.float32)
+        end_c = np.empty((batch, total), dtype=np.float32)
+        scratch = np.empty((batch, 3 * total), dtype=np.float32)
+        for wave in range(time + n_layers - 1 if time else 0):
+            if wave < time:  # after the last input, layer 0's output is unused
+                x_t[...] = x[:, wave]
+            self._wave(v, state_buffer, scratch)
             if wave < n_layers - 1:  # layers above `wave` have not started yet
-                h[:, self.offsets[wave + 1] :] = 0.0
-                c[:, self.offsets[wave + 1] :] = 0.0
-        return h[:, self.last].copy()
+                above = slice(self.offsets[wave + 1], None)
+                h[:, above], c[:, above] = start_h[:, above], start_c[:, above]
+            done = wave - time + 1  # layer `done` has just taken x's last step
+            if 0 <= done < n_layers:
+                own = slice(self.offsets[done], self.offsets[done + 1])
+                end_h[:, own], end_c[:, own] = h[:, own], c[:, own]
+        if time == 0:
+            end_h[...], end_c[...] = start_h, start_c
+        return end_h[:, self.last].copy(), (end_h, end_c)
+
+    def _wave(self, v: np.ndarray, state: np.ndarray, scratch: np.ndarray) -> None:
+        """One wave in place: every layer's gates, cell state c and output h."""
+        total = self.total
+        gates, sigmoids = state[:, : 4 * total], state[:, : 3 * total]
+        o, i_f = state[:, :total], state[:, total : 3 * total]
+        c_tilde_c, c = state[:, 3 * total :], state[:, 4 * total :]
+        products, tanh_c = scratch[:, : 2 * total], scratch[:, 2 * total :]
+        np.matmul(v, self.mixing, out=gates)
+        np.tanh(gates, out=gates)
+        np.multiply(sigmoids, 0.5, out=sigmoids)
+        np.add(sigmoids, 0.5, out=sigmoids)  # σ for the pre-halved o, i, f
+        np.multiply(i_f, c_tilde_c, out=products)  # [i c~, f c]
+        np.add(products[:, :total], products[:, total:], out=c)  # c = f c + i c~
+        np.tanh(c, out=tanh_c)
+        np.multiply(o, tanh_c, out=v[:, :total])  # h = o tanh(c)
 
 
 def stacked_lstm_for(layers: list) -> StackedLSTM | None:

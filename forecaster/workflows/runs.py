@@ -250,7 +250,7 @@ def run_forecast(
     download=None,
     calendar: str | None = None,
     series: list[str] | None = None,
-    samples: int = 1000,
+    samples: int = 512,
     seed: int = 0,
 ) -> ForecastReport:
     """Load a bundle, read the latest prices, forecast `days` ahead, write CSV and PNG.
