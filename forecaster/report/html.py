@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecaster.data import read_price_csv
+from forecaster.data import Series, read_price_csv
+from forecaster.data.tables import read_series_csv
 from forecaster.errors import ForecasterError
 from forecaster.io import write_file_atomically
 from forecaster.report.charts import loss_section, price_section, steps_section
@@ -133,9 +134,10 @@ def read_parts(
     if panel:
         return parts
     source = (parts.metadata or {}).get("source", {}) if own_source else {}
-    parts.prices = prices if prices is not None else _source_prices(source, parts)
-    if parts.prices is not None and source:
-        parts.ohlc = _source_ohlc(source, parts.prices)
+    series = _source_series(source, parts, prices is None)
+    parts.prices = prices if prices is not None else getattr(series, "values", None)
+    if parts.prices is not None and series is not None:
+        parts.ohlc = source_ohlc(series, parts.prices)
     coverage = "interval_coverage_one_step" in (parts.metrics or {})
     if parts.metrics is not None and not parts.direction and not coverage:
         parts.missing.append("interval coverage (not in metrics.json)")
@@ -175,41 +177,42 @@ def _source_file(source: dict) -> str | None:
     return source.get("path") if source.get("kind") == "csv" else source.get("cache")
 
 
-def _source_prices(source: dict, parts: ReportParts) -> pd.Series | None:
-    """The history re-read from the source CSV (or the ticker's cache): no network."""
-    file = _source_file(source)
-    if not file or not Path(file).is_file():
-        parts.missing.append(f"price history (source file {file!r} not found)")
-        return None
-    try:
-        return read_price_csv(file, source.get("column")).values
-    except ForecasterError as err:
-        parts.missing.append(f"price history ({err})")
-        return None
+def _source_series(source: dict, parts: ReportParts, needed: bool) -> Series | None:
+    """The history re-read from the source CSV (or the ticker's cache): no network.
 
-
-def _source_ohlc(source: dict, prices: pd.Series) -> pd.DataFrame | None:
-    """Open/High/Low/Close from the source CSV, scaled to the price's scale each day.
-
-    The loader keeps only the price column, so the bars are read here from
-    the same file. When the price is an adjusted close, each day's bar is
-    multiplied by price / Close, the day's adjustment factor. None when the
-    file lacks any of the four columns or cannot be read.
+    The data layer reads it, as training did (forecaster.data): the report
+    never parses a source file of its own. When the prices are given
+    (`needed` false) the file only adds candlesticks, and its absence is no
+    missing part.
     """
     file = _source_file(source)
+    if not file or not Path(file).is_file():
+        if needed:
+            parts.missing.append(f"price history (source file {file!r} not found)")
+        return None
+    column, decimal = source.get("column"), source.get("decimal", ".")
     try:
-        table = pd.read_csv(file)
-    except (OSError, ValueError, TypeError):
+        if decimal != ".":  # the OHLCV reader takes comma-separated files only
+            return read_price_csv(file, column, decimal)
+        return read_series_csv(file, name="prices", column=column)
+    except ForecasterError as err:
+        parts.missing.append(f"{'price history' if needed else 'candlesticks'} ({err})")
         return None
-    names = {str(c).strip().lower(): c for c in table.columns}
-    date = names.get("date") or names.get("datetime") or names.get("timestamp")
-    if date is None or not all(name in names for name in OHLC):
+
+
+def source_ohlc(series: Series, prices: pd.Series) -> pd.DataFrame | None:
+    """Open/High/Low/Close of `series`, scaled to the scale of `prices` each day.
+
+    When the price is an adjusted close, each day's bar is multiplied by
+    price / Close, the day's adjustment factor. None when the source lacks
+    any of the four columns.
+    """
+    names = {"open": "Open", "high": "High", "low": "Low", "close": "Close"}
+    ohlcv = series.ohlcv
+    if ohlcv is None or not all(column in ohlcv for column in names.values()):
         return None
-    dates = pd.to_datetime(table[date], errors="coerce", format="mixed")
-    bars = pd.DataFrame(
-        {name: pd.to_numeric(table[names[name]], errors="coerce") for name in OHLC}
-    ).set_index(pd.DatetimeIndex(dates))
-    bars = bars[bars.index.notna() & ~bars.index.duplicated()].reindex(prices.index)
+    bars = ohlcv[list(names.values())].set_axis(list(names), axis=1)
+    bars = bars.reindex(prices.index)
     factor = (prices / bars["close"]).replace([np.inf, -np.inf], np.nan)
     bars = bars.mul(factor, axis=0).dropna()
     return bars if len(bars) else None

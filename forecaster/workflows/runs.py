@@ -28,7 +28,7 @@ from forecaster.lock import hold
 from forecaster.prep.covariates import read_covariates
 from forecaster.prep.panel import context_part, prepare_new_series
 from forecaster.report import plots
-from forecaster.report.html import build_report
+from forecaster.report.html import render_report
 from forecaster.report.tables import format_panel, training_summary
 from forecaster.store.bundle import read_recent_prices, source_settings
 from forecaster.store.manifest import FORECAST_FILE, FORECAST_PLOT, REPORT_FILE
@@ -307,9 +307,20 @@ def _writers(model, frame, inputs, out_dir: Path, what: str, own_source: bool):
     if not (own_source or model.single_):
         return writers, None
     prices = inputs.history() if model.single_ else None
+    try:  # drawn before anything is written: a failed report never costs the forecast
+        page = render_report(model.bundle_.path, prices, frame, own_source)
+    except Exception as err:  # any failure of this optional output
+        log.warning(
+            "%s was not refreshed: drawing it failed with %s (%s); the forecast "
+            "is written",
+            REPORT_FILE,
+            type(err).__name__,
+            str(err).splitlines()[0] if str(err) else "",
+        )
+        return writers, None
 
     def report(tmp: Path) -> None:
-        build_report(model.bundle_.path, prices, frame, tmp, own_source)
+        tmp.write_text(page, encoding="utf-8")
 
     writers[out_dir / REPORT_FILE] = report
     return writers, out_dir / REPORT_FILE
