@@ -2,8 +2,10 @@
 
 The page embeds plotly.js inline (no CDN, opens offline) and shows the price
 history (candlesticks when the source CSV has Open/High/Low/Close), the
-test-period predictions, naive, the forecast with its 80% and 95% bands, the
-loss curves, the model-vs-naive scores, the error by step, the interval
+test-period predictions, naive, the forecast with its median and its 80% and
+95% bands, the loss curves, the model-vs-naive scores, the forecast
+distribution beside each baseline with the test verdicts and the P(up)
+reliability (per series for a panel), the error by step, the interval
 coverage, and the settings and data source. A direction model's page
 (objective="direction") shows the history, its P(up) scores beside the base
 rate with the reliability diagram, and the next session's P(up) instead of
@@ -27,6 +29,10 @@ from forecaster.errors import ForecasterError
 from forecaster.io import write_file_atomically
 from forecaster.report.charts import loss_section, price_section, steps_section
 from forecaster.report.html_blocks import ReportParts, page_html
+from forecaster.report.html_distribution import (
+    distribution_section,
+    panel_distribution_section,
+)
 from forecaster.report.html_sections import (
     direction_section,
     header_html,
@@ -89,7 +95,11 @@ def render_report(
             direction_section(parts),
         ]
     else:
-        results = [price_section(parts), scores_section(parts)]
+        results = [
+            price_section(parts),
+            scores_section(parts),
+            distribution_section(parts.metrics or {}),
+        ]
     body = "".join(
         [
             header_html(parts, bundle_dir),
@@ -235,6 +245,7 @@ def panel_page(parts: ReportParts, bundle_dir: Path) -> str:
             f"<h1>{html.escape(title)}</h1>",
             missing_section(parts),
             panel_scores_section(parts.metrics or {}),
+            panel_distribution_section(parts.metrics or {}),
             panel_price_section(names, parts.test, parts.forecast),
             loss_section(parts),
             settings_section(parts),
