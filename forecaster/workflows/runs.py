@@ -36,6 +36,8 @@ from forecaster.store.manifest import FORECAST_FILE, FORECAST_PLOT, REPORT_FILE
 log = logging.getLogger("forecaster")
 
 DEFAULT_BUNDLE = ForecastSettings().model  # what the default train.py writes
+# How a library message asks for prices (forecaster.cli.flags: "pass --csv or --ticker")
+PASS_DATA = "pass data=DataSettings(csv=...) or data=DataSettings(ticker=...)"
 
 
 def default_out(settings: Settings) -> Path:
@@ -96,8 +98,8 @@ class TrainReport:
 def _refuse_existing(out: Path, force: bool) -> None:
     if out.exists() and not force:
         raise ForecasterError(
-            f"{str(out)!r} already exists: add --force to replace it (the old one is "
-            "kept until the new one is complete), or choose another --out."
+            f"{str(out)!r} already exists: pass force=True to replace it (the old "
+            "one is kept until the new one is complete), or choose another out path."
         )
 
 
@@ -125,7 +127,7 @@ def _train_holding_lock(settings, out, force, resume, download) -> TrainReport:
     checkpoint = checkpoint_dir_for(out)
     if checkpoint.exists() and not resume:
         log.warning(
-            "an interrupted run's checkpoint at %s is replaced: use --resume to "
+            "an interrupted run's checkpoint at %s is replaced: pass resume=True to "
             "continue a killed run instead",
             checkpoint,
         )
@@ -438,8 +440,8 @@ def _forecast_prices(bundle, data, own_source: bool, download) -> Series:
     recent = read_recent_prices(bundle)
     if recent is None:
         raise ForecasterError(
-            f"Bundle {str(bundle.path)!r} keeps no prices to forecast from: pass "
-            "--csv or --ticker."
+            f"Bundle {str(bundle.path)!r} keeps no prices to forecast from: "
+            f"{PASS_DATA}."
         )
     return Series.from_source(recent, bundle.metadata.get("source", {}), [])
 
