@@ -39,6 +39,7 @@ from forecaster.store.manifest import (
     check_manifest,
     write_manifest,
 )
+from forecaster.store.outputs import write_optional_outputs
 from forecaster.version import __version__
 
 log = logging.getLogger("forecaster")
@@ -130,33 +131,6 @@ def write_bundle(
         recent.to_csv(tmp / PANEL_RECENT_FILE, index=False)
     write_optional_outputs(tmp, outputs)
     write_manifest(tmp)  # last: it lists every file written above
-
-
-def write_optional_outputs(
-    directory: Path, outputs: dict[str, Callable[[Path], None]]
-) -> list[str]:
-    """Write each optional output (plots, report); returns the names left out.
-
-    An output that fails never costs the trained model: the bundle is saved
-    without it, and one warning line names what was left out and why.
-    """
-    left_out = []
-    for name, write in outputs.items():
-        target = directory / name
-        try:
-            write(target)
-        except Exception as err:  # any failure of an optional output: see above
-            target.unlink(missing_ok=True)
-            reason = str(err).splitlines()[0] if str(err) else ""
-            log.warning(
-                "%s was left out of the bundle: drawing it failed with %s%s; the "
-                "model and its scores are saved",
-                name,
-                type(err).__name__,
-                f" ({reason})" if reason else "",
-            )
-            left_out.append(name)
-    return left_out
 
 
 def scaler_json(prepared: PreparedPanel, single: bool) -> dict:
