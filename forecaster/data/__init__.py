@@ -9,6 +9,7 @@ import pandas as pd
 from forecaster.config import DataSettings
 from forecaster.data.csv import read_price_csv
 from forecaster.data.series import SAMPLE_CSV, Series
+from forecaster.data.tables import read_price_file
 from forecaster.data.yahoo import cache_path, download_prices, flatten_download
 from forecaster.errors import ForecasterError
 
@@ -40,7 +41,7 @@ def load_prices(settings: DataSettings, download=None) -> Series:
             column=settings.column,
             download=download,
         )
-    return read_price_csv(
+    return read_price_file(
         settings.csv or SAMPLE_CSV, column=settings.column, decimal=settings.decimal
     )
 

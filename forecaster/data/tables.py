@@ -22,6 +22,7 @@ from forecaster.data.csv import (
     parse_dates,
     price_value,
     read_bytes,
+    read_price_csv,
     read_table,
 )
 from forecaster.data.series import (
@@ -47,7 +48,7 @@ def series_from_table(
     target_col = find_price_column(table, column, date_col, where)
     dates = parse_dates(table[date_col], where, date_col)
     target = _parse_numbers(table[target_col], dates, where, target_col, "Price column")
-    ohlcv = _ohlcv_numbers(table, date_col, dates, where)
+    ohlcv = ohlcv_numbers(table, date_col, dates, where)
     _refuse_conflicts(target, ohlcv, dates, where)
     series, notes = clean_series(pd.Series(target, index=dates, name=target_col), where)
     if ohlcv is not None:
@@ -89,7 +90,7 @@ def _parse_numbers(
     return values
 
 
-def _ohlcv_numbers(table: pd.DataFrame, date_col: str, dates, where: str):
+def ohlcv_numbers(table: pd.DataFrame, date_col: str, dates, where: str):
     """The OHLCV columns the table has, as float64 on `dates` (unsorted), or None."""
     found: dict[str, np.ndarray] = {}
     for col in table.columns:
@@ -125,6 +126,29 @@ def _refuse_conflicts(target, ohlcv, dates, where: str) -> None:
 def read_csv_table(path: Path) -> tuple[pd.DataFrame, str]:
     where = repr(str(path))
     return read_table(decode_text(read_bytes(path), where), where), where
+
+
+def read_price_file(
+    path: str | os.PathLike, column: str | None = None, decimal: str = "."
+) -> Series:
+    """`read_price_csv`'s series with the file's OHLCV columns on its dates.
+
+    The range anchors and features read High and Low even when the target is
+    the only input. A file with decimal commas keeps its target only.
+    """
+    series = read_price_csv(path, column=column, decimal=decimal)
+    if decimal != ".":
+        return series
+    table, where = read_csv_table(Path(path))
+    date_col = find_date_column(table, where)
+    dates = parse_dates(table[date_col], where, date_col)
+    ohlcv = ohlcv_numbers(table, date_col, dates, where)
+    if ohlcv is not None:
+        ohlcv = ohlcv.sort_index(kind="stable")
+        ohlcv = ohlcv[~ohlcv.index.duplicated(keep="first")]
+        series.ohlcv = ohlcv.reindex(series.values.index)
+        series.columns = tuple(table.columns)
+    return series
 
 
 def read_series_csv(

@@ -80,7 +80,8 @@ def _check_range(series: Series, frame: pd.DataFrame) -> None:
     if inverted.any():
         day = np.flatnonzero(inverted)[0]
         raise ForecasterError(
-            f"High is below Low in {series.where} on {name_dates(frame.index[inverted])} "
+            f"High is below Low in {series.where} on "
+            f"{name_dates(frame.index[inverted])} "
             f"(High {frame['High'].iloc[day]:g}, Low {frame['Low'].iloc[day]:g}). "
             "Fix those rows, or swap the two columns if they are reversed."
         )
