@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecaster.data import Series, read_price_csv
-from forecaster.data.tables import read_series_csv
+from forecaster.config import DataSettings
+from forecaster.data import Series, load_prices
 from forecaster.errors import ForecasterError
 from forecaster.io import write_file_atomically
 from forecaster.report.charts import loss_section, price_section, steps_section
@@ -200,11 +200,11 @@ def _source_series(source: dict, parts: ReportParts, needed: bool) -> Series | N
         if needed:
             parts.missing.append(f"price history (source file {file!r} not found)")
         return None
-    column, decimal = source.get("column"), source.get("decimal", ".")
+    settings = DataSettings(
+        csv=file, column=source.get("column"), decimal=source.get("decimal", ".")
+    )
     try:
-        if decimal != ".":  # the OHLCV reader takes comma-separated files only
-            return read_price_csv(file, column, decimal)
-        return read_series_csv(file, name="prices", column=column)
+        return load_prices(settings)  # the reader training used, OHLCV included
     except ForecasterError as err:
         parts.missing.append(f"{'price history' if needed else 'candlesticks'} ({err})")
         return None
