@@ -9,14 +9,17 @@ NumPy engine (`fc.load(path).forecast(n)`) never loads TensorFlow.
 
 Importing it also loads yfinance's HTTP library in isolation from
 TensorFlow's libcurl (see forecaster.httpstack), so downloads work whichever
-of the two a program imports first.
+of the two a program imports first; and it keeps TensorFlow from warning
+about "retracing" when a process builds many engines (forecaster.quiet).
 """
 
 from forecaster.errors import BundleError, ForecasterError, UnsupportedModelError
 from forecaster.httpstack import isolate_curl_cffi
+from forecaster.quiet import quiet_retracing
 from forecaster.version import __version__
 
 isolate_curl_cffi()
+quiet_retracing()  # many engines in one process: no retracing warning per engine
 
 __all__ = [
     "__version__",

@@ -79,9 +79,9 @@ def write_directory_atomically(
             recover(target, what)
             if target.exists() and not replace:
                 raise ForecasterError(
-                    f"{str(target)!r} already exists: add --force to replace it (the "
-                    "old one is kept until the new one is complete), or choose "
-                    "another --out."
+                    f"{str(target)!r} already exists: pass force=True to replace it "
+                    "(the old one is kept until the new one is complete), or choose "
+                    "another out path."
                 )
             _swap_in(target, write)
     except OSError as err:

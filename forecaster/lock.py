@@ -100,7 +100,7 @@ def _acquire(path: Path, target: Path, what: str) -> int:
             raise LockHeldError(
                 f"The {what} {str(target)!r} is being written by another run "
                 f"({holder}; lock file {str(path)!r}): wait for it to finish, or "
-                "choose another --out."
+                "choose another out path."
             ) from None
         if _is_current(fd, path):
             break

@@ -59,7 +59,7 @@ def test_one_failing_series_is_reported_and_the_others_are_kept(ray_runtime, tmp
     assert [r.status for r in again] == ["complete", "failed", "complete"]
     assert again[0].metrics == results[0].metrics
 
-    with pytest.raises(ForecasterError, match="already exists: add --resume"):
+    with pytest.raises(ForecasterError, match="already exists: pass resume=True"):
         train_per_series(_universe(), tiny_settings(), tmp_path)
 
 

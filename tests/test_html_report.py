@@ -1,5 +1,7 @@
 """Tests for report.html: self-contained, missing parts named, renders in Chromium."""
 
+import base64
+import html
 import json
 import os
 import re
@@ -7,9 +9,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from forecaster.report.charts import loss_axis, loss_label
 from forecaster.report.html import REPORT_FILE, build_report, read_parts
 from forecaster.workflows.runs import run_forecast
 
@@ -28,10 +32,32 @@ CHROMIUM_FLAGS = [
 
 def _plot_data(page: str, div_id: str) -> list[dict]:
     """The traces plotly is told to draw in the div `div_id`."""
+    return _plot_arguments(page, div_id)[0]
+
+
+def _plot_arguments(page: str, div_id: str) -> tuple[list[dict], dict]:
+    """The traces and the layout plotly is told to draw in the div `div_id`."""
     start = page.index(f'Plotly.newPlot(                        "{div_id}",')
     text = page[start:].split(",", 1)[1].lstrip()
-    data, _ = json.JSONDecoder().raw_decode(text)
-    return data
+    decoder = json.JSONDecoder()
+    data, end = decoder.raw_decode(text)
+    layout, _ = decoder.raw_decode(text[end:].lstrip(", \n"))
+    return data, layout
+
+
+def _values(array) -> list[float]:
+    """A plotly array as numbers: plotly.py writes NumPy arrays as base64 bytes."""
+    if isinstance(array, dict):
+        raw = base64.b64decode(array["bdata"])
+        return np.frombuffer(raw, dtype=array["dtype"]).astype(float).tolist()
+    return [float(value) for value in array]
+
+
+def _rows(page: str, table_class: str) -> list[list[str]]:
+    """The body cells of the first table of class `table_class`."""
+    body = page.split(f"<table class='{table_class}'>", 1)[1].split("</table>")[0]
+    body = body.split("<tbody>", 1)[1]
+    return [re.findall(r"<td>(.*?)</td>", row) for row in body.split("</tr>")[:-1]]
 
 
 def test_training_writes_a_self_contained_report(trained_bundle):
@@ -56,7 +82,61 @@ def test_predict_refreshes_the_report_with_the_forecast(bundle_copy):
     page = (bundle_copy / REPORT_FILE).read_text()
     names = [trace.get("name", "") for trace in _plot_data(page, "price-chart")]
     assert "forecast" in names and "80% interval" in names and "95% interval" in names
+    median = _plot_data(page, "price-chart")[names.index("median")]
+    forecast = pd.read_csv(bundle_copy / "forecast.csv")
+    assert _values(median["y"]) == pytest.approx(forecast["median"].tolist())
     assert "Missing parts" not in page
+
+
+def test_the_loss_chart_names_the_loss_and_fits_its_axis(trained_bundle):
+    """The default head's loss is a Student-t NLL, which can be negative."""
+    page = (trained_bundle / REPORT_FILE).read_text()
+    traces, layout = _plot_arguments(page, "loss-chart")
+    losses = pd.read_csv(trained_bundle / "history.csv")
+    assert layout["yaxis"]["title"]["text"] == "Student-t negative log-likelihood"
+    assert layout["yaxis"]["type"] == loss_axis(losses)
+    assert _values(traces[0]["y"]) == pytest.approx(losses["loss"].tolist())
+
+
+def test_loss_names_and_axes():
+    assert loss_label({"loss": None, "objective": "price"}).startswith("Student-t")
+    assert loss_label({"loss": "mse"}) == "MSE (scaled units)"
+    assert loss_label({"loss": None, "objective": "direction"}) == (
+        "binary cross-entropy"
+    )
+    assert loss_label({"cell": "lstm"}) == "MSE (scaled units)"  # before losses
+    below = pd.DataFrame({"loss": [-3.3, -3.5], "val_loss": [-3.6, -3.7]})
+    assert loss_axis(below) == "linear"
+    assert loss_axis(below.abs()) == "log"
+    assert loss_axis(pd.DataFrame({"loss": [0.5, 0.0]})) == "linear"
+
+
+def test_the_report_shows_the_distribution_table_as_metrics_json_holds_it(
+    bundle_copy,
+):
+    """Every method row and test verdict of metrics.json, and P(up) reliability;
+    a method or test added to metrics.json appears without the report changing."""
+    metrics = json.loads((bundle_copy / "metrics.json").read_text())
+    distribution = metrics["distribution"]
+    distribution["methods"]["anchor_x"] = {"label": "anchor X", "crps": 0.25}
+    distribution["tests"]["mcs_x"] = {"p_value": 0.5, "kept": ["model", "anchor_x"]}
+    (bundle_copy / "metrics.json").write_text(json.dumps(metrics))
+    page = build_report(bundle_copy).read_text()
+    assert "Forecast distribution beside the baselines" in page
+    rows = _rows(page, "distribution")
+    labels = [method["label"] for method in distribution["methods"].values()]
+    assert [row[0] for row in rows] == labels
+    assert rows[-1][1:].count("n/a") == len(rows[-1]) - 2  # only its CRPS is known
+    tests = _rows(page, "tests")
+    assert [row[0] for row in tests] == [
+        k.replace("_", " ") for k in distribution["tests"]
+    ]
+    for test in distribution["tests"].values():
+        if "verdict" in test:
+            assert html.escape(test["verdict"]) in page
+    assert "model, anchor_x" in tests[-1]
+    assert 'id="up-reliability"' in page
+    assert "Direction: P(up) beside the base rate" in page
 
 
 def test_report_names_the_missing_parts(bundle_copy):
@@ -125,6 +205,16 @@ def test_report_renders_in_headless_chromium(bundle_copy, tmp_path):
             ".map(points => points.length)"
         )
         drawn = page.locator("#price-chart .trace").count()
+        legend = page.evaluate(
+            "() => Array.from(document.querySelectorAll('#price-chart .legendtext'))"
+            ".map(text => text.textContent)"
+        )
+        page.wait_for_selector("#loss-chart .main-svg", timeout=20_000)
+        loss_lines = page.evaluate(LINE_PATHS, "loss-chart")
+        page.wait_for_selector("#up-reliability .main-svg", timeout=20_000)
+        methods = page.locator("table.distribution tbody tr")
+        shown = (methods.count(), methods.first.is_visible())
+        verdicts = page.locator("table.tests tbody tr").count()
         screenshot = tmp_path / "report.png"
         page.screenshot(path=str(screenshot), full_page=True)
         browser.close()
@@ -132,8 +222,20 @@ def test_report_renders_in_headless_chromium(bundle_copy, tmp_path):
     assert problems == []
     assert [u for u in requests if not u.startswith("file:")] == []
     assert len(traces) >= 6 and all(n > 0 for n in traces)
-    assert drawn >= 6
+    assert drawn >= 6 and "median" in legend
+    # both loss curves are drawn: a path through every epoch, on any loss's sign
+    epochs = len(pd.read_csv(bundle_copy / "history.csv"))
+    assert len(loss_lines) == 2 and all(d.count("L") == epochs - 1 for d in loss_lines)
+    metrics = json.loads((bundle_copy / "metrics.json").read_text())
+    assert shown == (len(metrics["distribution"]["methods"]), True)
+    assert verdicts == len(metrics["distribution"]["tests"])
     assert Path(screenshot).stat().st_size > 20_000
+
+
+# The "d" of each drawn line of a plotly chart ("M x,y L x,y ..." per trace).
+LINE_PATHS = """id => Array.from(
+    document.querySelectorAll('#' + id + ' .scatterlayer path.js-line'))
+    .map(p => p.getAttribute('d') || '')"""
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +263,18 @@ def test_a_panel_report_has_a_row_per_series_and_a_series_menu(panel_report):
     assert "forecast (no forecast.csv yet" in page
 
 
+def test_a_panel_report_shows_each_series_distribution(panel_report):
+    page = (panel_report / REPORT_FILE).read_text()
+    metrics = json.loads((panel_report / "metrics.json").read_text())
+    assert "Forecast distribution beside the baselines, per series" in page
+    for index, (name, one) in enumerate(metrics["series"].items()):
+        assert f"<h3 id='distribution-{index}'>{name}</h3>" in page
+        assert f'id="up-reliability-{index}"' in page
+        for test in one["distribution"]["tests"].values():
+            assert html.escape(test["verdict"]) in page
+    assert page.count("<table class='distribution'>") == len(metrics["series"])
+
+
 def test_a_panel_forecast_refreshes_its_report(panel_report, tmp_path):
     target = tmp_path / "panel"
     shutil.copytree(panel_report, target)
@@ -183,6 +297,10 @@ def test_a_panel_report_renders_in_headless_chromium(panel_report, tmp_path):
         page.goto((panel_report / REPORT_FILE).resolve().as_uri(), wait_until="load")
         page.wait_for_selector("#price-chart .updatemenu-container", timeout=20_000)
         drawn = page.locator("#price-chart .trace").count()
+        for index in range(2):  # each series' P(up) reliability diagram
+            page.wait_for_selector(f"#up-reliability-{index} .main-svg")
+        tables = page.locator("table.distribution").count()
         page.screenshot(path=str(tmp_path / "panel.png"), full_page=True)
         browser.close()
     assert problems == [] and drawn >= 2
+    assert tables == 2  # one distribution table per series

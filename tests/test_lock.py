@@ -58,7 +58,7 @@ def test_a_second_writer_is_refused_at_once_naming_the_holder(held):
         f"The bundle {str(target)!r} is being written by another run (process {pid} "
         f"on host {socket.gethostname()!r} since "
     )
-    assert message.endswith("wait for it to finish, or choose another --out.")
+    assert message.endswith("wait for it to finish, or choose another out path.")
     assert "\n" not in message
 
 
@@ -70,6 +70,7 @@ def test_training_on_a_locked_out_is_refused_before_any_work(held, prices_csv, c
     assert cli.run(train.main, args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: The bundle") and f"process {pid}" in err[-1]
+    assert err[-1].endswith("or choose another --out.")  # the CLI names the flag
     assert not target.exists()
 
 

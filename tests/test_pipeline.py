@@ -126,7 +126,7 @@ def test_same_seed_same_metrics(tmp_path):
 
 def test_existing_bundle_is_not_overwritten_without_force(bundle_copy, prices_csv):
     before = _tree(bundle_copy)
-    with pytest.raises(ForecasterError, match="already exists: add --force"):
+    with pytest.raises(ForecasterError, match="already exists: pass force=True"):
         pipeline.run_training(tiny_settings(prices_csv), out=bundle_copy)
     assert _tree(bundle_copy) == before
 

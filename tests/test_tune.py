@@ -99,7 +99,7 @@ def test_resume_continues_the_search_where_it_stands(search):
 
 
 def test_an_existing_search_is_not_overwritten(search):
-    with pytest.raises(ForecasterError, match="already exists: add --resume"):
+    with pytest.raises(ForecasterError, match="already exists: pass resume=True"):
         _search(make_prices(), search.out)
 
 

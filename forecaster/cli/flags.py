@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import inspect
 import io
+import logging
 import re
 import tokenize
 
@@ -38,12 +39,46 @@ CHOICES = {
 _flags: dict[str, str] = {}  # argument name -> flag, for the parsers built so far
 
 
+# How the library's whole runs advise arguments, and what the command line says
+# instead (forecaster.workflows, io, lock, distributed): pattern -> replacement.
+ADVICE_FLAGS = (
+    (re.compile(r"\bpass (force|resume)=True\b"), r"add --\1"),
+    (re.compile(r"\b(force|resume)=True\b"), r"--\1"),
+    (re.compile(r"\banother out path\b"), "another --out"),
+    (
+        re.compile(
+            re.escape(
+                "pass data=DataSettings(csv=...) or data=DataSettings(ticker=...)"
+            )
+        ),
+        "pass --csv or --ticker",
+    ),
+)
+
+
 def as_flags(message: str) -> str:
-    """A library message that starts with an argument name, starting with its flag."""
+    """A library message as the command line says it: flags, not arguments.
+
+    A message that starts with an argument name starts with its flag, and
+    the runs' advice ("pass force=True") names the flag ("add --force").
+    """
     match = re.match(r"([a-z_]+)\b", message)
     if match and match.group(1) in _flags:
-        return _flags[match.group(1)] + message[match.end() :]
+        message = _flags[match.group(1)] + message[match.end() :]
+    for pattern, flag in ADVICE_FLAGS:
+        message = pattern.sub(flag, message)
     return message
+
+
+class FlagsInLog(logging.Filter):
+    """Log records of the library's runs, their advice naming flags (`as_flags`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        shown = as_flags(text)
+        if shown != text:
+            record.msg, record.args = shown, None
+        return True
 
 
 def field_comments(cls) -> dict[str, str]:

@@ -25,6 +25,7 @@ from forecaster.cli.distributed import (
     per_series_command,
 )
 from forecaster.cli.flags import (
+    FlagsInLog,
     add_settings_flags,
     add_train_flags,
     as_flags,
@@ -53,6 +54,8 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
         logging.getLogger(noisy).setLevel(logging.ERROR)
     # yfinance under pandas 3 warns about its own internals on every download.
     warnings.filterwarnings("ignore", module="yfinance")
+    library = logging.getLogger("forecaster")
+    library.addFilter(LOG_FLAGS)  # its warnings name flags here; removed after
     try:
         return main(argv)
     except ForecasterError as err:
@@ -74,6 +77,11 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
             file=sys.stderr,
         )
         return 1
+    finally:
+        library.removeFilter(LOG_FLAGS)
+
+
+LOG_FLAGS = FlagsInLog()  # `run` names flags in the library's log lines
 
 
 # ------------------------------------------------------------- the parsers

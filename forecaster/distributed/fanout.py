@@ -149,8 +149,9 @@ def _checked_request(series, settings, out, resume, force, max_retries) -> list[
     out = Path(out)
     if out.exists() and not (resume or force) and any(out.iterdir()):
         raise ForecasterError(
-            f"{str(out)!r} already exists: add --resume to skip the series already "
-            "trained there, --force to retrain them all, or choose another --out."
+            f"{str(out)!r} already exists: pass resume=True to skip the series "
+            "already trained there, force=True to retrain them all, or choose another "
+            "out path."
         )
     return names
 
@@ -219,7 +220,7 @@ def _discard_checkpoint(out: Path) -> None:
     checkpoint = checkpoint_dir_for(out)
     if checkpoint.exists():
         log.warning(
-            "an interrupted run's checkpoint at %s is replaced: use --resume to "
+            "an interrupted run's checkpoint at %s is replaced: pass resume=True to "
             "continue it instead",
             checkpoint,
         )

@@ -419,8 +419,9 @@ def _prepare_out(out: Path, resume: bool, force: bool) -> None:
     if out.exists() and any(out.iterdir()):
         if not force:
             raise ForecasterError(
-                f"{str(out)!r} already exists: add --resume to continue its search, "
-                "--force to start a new one there, or choose another --out."
+                f"{str(out)!r} already exists: pass resume=True to continue its "
+                "search, force=True to start a new one there, or choose another out "
+                "path."
             )
         shutil.rmtree(out / TUNE_DIR, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from forecaster.errors import ForecasterError
+from forecaster.model.heads import head_kind
 from forecaster.report.html_blocks import (
     ReportParts,
     details_html,
@@ -152,6 +154,15 @@ def forecast_traces(figure, forecast: pd.DataFrame | None) -> None:
             line={"color": "rgb(31, 119, 180)", "width": 2},
         )
     )
+    if "median" in forecast:  # a sampled forecast's median path, beside its mean
+        figure.add_trace(
+            go.Scatter(
+                x=dates,
+                y=forecast["median"],
+                name="median",
+                line={"color": "rgb(31, 119, 180)", "width": 1.5, "dash": "dash"},
+            )
+        )
 
 
 def _first_view(parts: ReportParts) -> list[str] | None:
@@ -208,14 +219,43 @@ def loss_section(parts: ReportParts) -> str:
             annotation_text=f"kept: epoch {best}",
             annotation_position="top left",
         )
-    loss = "binary cross-entropy" if parts.direction else "MSE (scaled units)"
+    model = ((parts.metadata or {}).get("settings") or {}).get("model") or {}
     figure.update_layout(
         height=360,
         xaxis_title="epoch",
-        yaxis={"title": loss, "type": "log"},
+        yaxis={"title": loss_label(model), "type": loss_axis(losses)},
         margin={"l": 60, "r": 20, "t": 40, "b": 40},
     )
     return section_html("Loss per epoch", figure_html(figure, "loss-chart"))
+
+
+LOSS_LABELS = {  # each head's training loss (forecaster.model.heads), for an axis
+    "mse": "MSE (scaled units)",
+    "normal": "normal negative log-likelihood",
+    "student-t": "Student-t negative log-likelihood",
+    "quantile": "pinball loss (scaled units)",
+    "direction": "binary cross-entropy",
+}
+
+
+def loss_label(model: dict) -> str:
+    """What the training loss of a model with these saved settings is called."""
+    objective = model.get("objective") or "price"
+    if "loss" not in model:  # saved before the loss could be chosen: MSE
+        return LOSS_LABELS["direction" if objective == "direction" else "mse"]
+    try:
+        kind = head_kind(model.get("loss"), objective)
+    except ForecasterError:  # a loss this version does not know: its own name
+        return f"{model.get('loss')} loss"
+    return LOSS_LABELS.get(kind, f"{kind} loss")
+
+
+def loss_axis(losses: pd.DataFrame) -> str:
+    """ "log" when every loss is positive, else "linear" (a likelihood can be < 0)."""
+    columns = [name for name in ("loss", "val_loss") if name in losses]
+    values = losses[columns].to_numpy(dtype=float).ravel()
+    values = values[np.isfinite(values)]
+    return "log" if len(values) and (values > 0).all() else "linear"
 
 
 def steps_section(parts: ReportParts) -> str:

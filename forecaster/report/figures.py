@@ -7,12 +7,14 @@ forecaster.report.plots; the model's layer (forecaster.api) calls them.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
 from forecaster.errors import ForecasterError
 from forecaster.report import plots
+from forecaster.report.charts import loss_label
 from forecaster.report.html import build_report
 from forecaster.store.bundle import LOSS_PLOT, RELIABILITY_PLOT, TEST_PLOT
 from forecaster.store.manifest import REPORT_FILE
@@ -27,7 +29,7 @@ def draw(model, kind: str = "forecast", days: int = 30, ax=None, path=None):
             f"kind must be one of {', '.join(PLOTS)}. Received: kind={kind!r}"
         )
     if kind == "loss":
-        return plots.plot_loss(model.history_, model.best_epoch_, path, ax)
+        return loss(model, path, ax)
     if kind == "reliability" or model.is_direction:
         return reliability(model, kind, path, ax)
     test = model.test_predictions()
@@ -57,6 +59,12 @@ def draw(model, kind: str = "forecast", days: int = 30, ax=None, path=None):
     return plots.plot_forecast(history, frame, title, test, path, ax)
 
 
+def loss(model, path, ax):
+    """Training and validation loss per epoch, the loss named for what it is."""
+    label = loss_label(asdict(model.settings.model))
+    return plots.plot_loss(model.history_, model.best_epoch_, path, ax, label)
+
+
 def reliability(model, kind: str, path, ax):
     """A direction model's reliability diagram on the test days."""
     if not model.is_direction:
@@ -82,9 +90,6 @@ def bundle_outputs(model) -> dict:
     reads them).
     """
 
-    def loss(path: Path) -> None:
-        plots.plot_loss(model.history_, model.best_epoch_, path)
-
     def test(path: Path) -> None:
         metrics = model.metrics_
         predictions = model.evaluation_["predictions"]
@@ -95,7 +100,7 @@ def bundle_outputs(model) -> dict:
         prices = model.prices_ if model.single_ else None
         build_report(path.parent, prices=prices, path=path)
 
-    outputs = {LOSS_PLOT: loss}
+    outputs = {LOSS_PLOT: lambda path: loss(model, path, None)}
     if model.is_direction:
         outputs[RELIABILITY_PLOT] = lambda path: reliability(
             model, "reliability", path, None

@@ -2,8 +2,10 @@
 
 The page embeds plotly.js inline (no CDN, opens offline) and shows the price
 history (candlesticks when the source CSV has Open/High/Low/Close), the
-test-period predictions, naive, the forecast with its 80% and 95% bands, the
-loss curves, the model-vs-naive scores, the error by step, the interval
+test-period predictions, naive, the forecast with its median and its 80% and
+95% bands, the loss curves, the model-vs-naive scores, the forecast
+distribution beside each baseline with the test verdicts and the P(up)
+reliability (per series for a panel), the error by step, the interval
 coverage, and the settings and data source. A direction model's page
 (objective="direction") shows the history, its P(up) scores beside the base
 rate with the reliability diagram, and the next session's P(up) instead of
@@ -21,11 +23,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecaster.data import read_price_csv
+from forecaster.config import DataSettings
+from forecaster.data import Series, load_prices
 from forecaster.errors import ForecasterError
 from forecaster.io import write_file_atomically
 from forecaster.report.charts import loss_section, price_section, steps_section
 from forecaster.report.html_blocks import ReportParts, page_html
+from forecaster.report.html_distribution import (
+    distribution_section,
+    panel_distribution_section,
+)
 from forecaster.report.html_sections import (
     direction_section,
     header_html,
@@ -88,7 +95,11 @@ def render_report(
             direction_section(parts),
         ]
     else:
-        results = [price_section(parts), scores_section(parts)]
+        results = [
+            price_section(parts),
+            scores_section(parts),
+            distribution_section(parts.metrics or {}),
+        ]
     body = "".join(
         [
             header_html(parts, bundle_dir),
@@ -133,9 +144,10 @@ def read_parts(
     if panel:
         return parts
     source = (parts.metadata or {}).get("source", {}) if own_source else {}
-    parts.prices = prices if prices is not None else _source_prices(source, parts)
-    if parts.prices is not None and source:
-        parts.ohlc = _source_ohlc(source, parts.prices)
+    series = _source_series(source, parts, prices is None)
+    parts.prices = prices if prices is not None else getattr(series, "values", None)
+    if parts.prices is not None and series is not None:
+        parts.ohlc = source_ohlc(series, parts.prices)
     coverage = "interval_coverage_one_step" in (parts.metrics or {})
     if parts.metrics is not None and not parts.direction and not coverage:
         parts.missing.append("interval coverage (not in metrics.json)")
@@ -175,41 +187,42 @@ def _source_file(source: dict) -> str | None:
     return source.get("path") if source.get("kind") == "csv" else source.get("cache")
 
 
-def _source_prices(source: dict, parts: ReportParts) -> pd.Series | None:
-    """The history re-read from the source CSV (or the ticker's cache): no network."""
-    file = _source_file(source)
-    if not file or not Path(file).is_file():
-        parts.missing.append(f"price history (source file {file!r} not found)")
-        return None
-    try:
-        return read_price_csv(file, source.get("column")).values
-    except ForecasterError as err:
-        parts.missing.append(f"price history ({err})")
-        return None
+def _source_series(source: dict, parts: ReportParts, needed: bool) -> Series | None:
+    """The history re-read from the source CSV (or the ticker's cache): no network.
 
-
-def _source_ohlc(source: dict, prices: pd.Series) -> pd.DataFrame | None:
-    """Open/High/Low/Close from the source CSV, scaled to the price's scale each day.
-
-    The loader keeps only the price column, so the bars are read here from
-    the same file. When the price is an adjusted close, each day's bar is
-    multiplied by price / Close, the day's adjustment factor. None when the
-    file lacks any of the four columns or cannot be read.
+    The data layer reads it, as training did (forecaster.data): the report
+    never parses a source file of its own. When the prices are given
+    (`needed` false) the file only adds candlesticks, and its absence is no
+    missing part.
     """
     file = _source_file(source)
+    if not file or not Path(file).is_file():
+        if needed:
+            parts.missing.append(f"price history (source file {file!r} not found)")
+        return None
+    settings = DataSettings(
+        csv=file, column=source.get("column"), decimal=source.get("decimal", ".")
+    )
     try:
-        table = pd.read_csv(file)
-    except (OSError, ValueError, TypeError):
+        return load_prices(settings)  # the reader training used, OHLCV included
+    except ForecasterError as err:
+        parts.missing.append(f"{'price history' if needed else 'candlesticks'} ({err})")
         return None
-    names = {str(c).strip().lower(): c for c in table.columns}
-    date = names.get("date") or names.get("datetime") or names.get("timestamp")
-    if date is None or not all(name in names for name in OHLC):
+
+
+def source_ohlc(series: Series, prices: pd.Series) -> pd.DataFrame | None:
+    """Open/High/Low/Close of `series`, scaled to the scale of `prices` each day.
+
+    When the price is an adjusted close, each day's bar is multiplied by
+    price / Close, the day's adjustment factor. None when the source lacks
+    any of the four columns.
+    """
+    names = {"open": "Open", "high": "High", "low": "Low", "close": "Close"}
+    ohlcv = series.ohlcv
+    if ohlcv is None or not all(column in ohlcv for column in names.values()):
         return None
-    dates = pd.to_datetime(table[date], errors="coerce", format="mixed")
-    bars = pd.DataFrame(
-        {name: pd.to_numeric(table[names[name]], errors="coerce") for name in OHLC}
-    ).set_index(pd.DatetimeIndex(dates))
-    bars = bars[bars.index.notna() & ~bars.index.duplicated()].reindex(prices.index)
+    bars = ohlcv[list(names.values())].set_axis(list(names), axis=1)
+    bars = bars.reindex(prices.index)
     factor = (prices / bars["close"]).replace([np.inf, -np.inf], np.nan)
     bars = bars.mul(factor, axis=0).dropna()
     return bars if len(bars) else None
@@ -232,6 +245,7 @@ def panel_page(parts: ReportParts, bundle_dir: Path) -> str:
             f"<h1>{html.escape(title)}</h1>",
             missing_section(parts),
             panel_scores_section(parts.metrics or {}),
+            panel_distribution_section(parts.metrics or {}),
             panel_price_section(names, parts.test, parts.forecast),
             loss_section(parts),
             settings_section(parts),

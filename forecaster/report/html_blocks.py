@@ -70,6 +70,7 @@ h1 { font-size: 1.4rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
 table { border-collapse: collapse; margin: 0.5rem 0; font-size: 0.9rem; }
 th, td { border: 1px solid #ccc; padding: 0.2rem 0.6rem; text-align: right; }
 th:first-child, td:first-child, .settings td { text-align: left; }
+.tests td:last-child { text-align: left; }
 .missing { background: #fff6e0; border: 1px solid #e0b84c; padding: 0.5rem 1rem; }
 """
 

@@ -79,15 +79,16 @@ def direction_section(parts: ReportParts) -> str:
             f"<b>P(up) = {float(row['p_up']):.3f}</b>{html.escape(base)}.</p>"
         )
     if scores:
-        blocks.append(_direction_scores(metrics, scores))
+        blocks.append(direction_scores_html(metrics, scores))
     if metrics.get("reliability"):
-        blocks.append(_reliability_block(metrics["reliability"]))
+        blocks.append(reliability_html(metrics["reliability"]))
     if not blocks:
         return ""
     return section_html("Direction: P(up) beside the base rate", "".join(blocks))
 
 
-def _direction_scores(metrics: dict, scores: dict) -> str:
+def direction_scores_html(metrics: dict, scores: dict) -> str:
+    """P(up) scores beside the base rate, and the Brier verdict with its interval."""
     frame = score_frame(scores)
     rows = [
         [key.replace("_", " "), *(number_text(float(v)) for v in values)]
@@ -110,7 +111,7 @@ def _direction_scores(metrics: dict, scores: dict) -> str:
     return span + table + interval
 
 
-def _reliability_block(records: list[dict]) -> str:
+def reliability_html(records: list[dict], div_id: str = "reliability-chart") -> str:
     """The reliability diagram of metrics.json's table, and the table itself."""
     table = pd.DataFrame(records).astype(float)
     shown = table[table["count"] > 0]
@@ -120,7 +121,7 @@ def _reliability_block(records: list[dict]) -> str:
     ]
     return (
         "<h3>Reliability on the test days</h3>"
-        + figure_html(reliability_figure(shown), "reliability-chart")
+        + figure_html(reliability_figure(shown), div_id)
         + details_html(table_html(list(table.columns), rows))
     )
 

@@ -33,8 +33,17 @@ def finish(fig, path):
     return fig
 
 
-def plot_loss(history: pd.DataFrame, best_epoch: int, path=None, ax=None):
-    """Training and validation loss per epoch, the kept epoch marked."""
+def plot_loss(
+    history: pd.DataFrame,
+    best_epoch: int,
+    path=None,
+    ax=None,
+    label: str = "loss (scaled units)",
+):
+    """Training and validation loss per epoch, the kept epoch marked.
+
+    `label` names the loss on the y axis (forecaster.report.charts.loss_label).
+    """
     fig, ax = _axes(ax, (8, 4.5))
     ax.plot(history["epoch"], history["loss"], label="training loss")
     ax.plot(history["epoch"], history["val_loss"], label="validation loss")
@@ -44,7 +53,7 @@ def plot_loss(history: pd.DataFrame, best_epoch: int, path=None, ax=None):
     positive = (history[["loss", "val_loss"]] > 0).all().all()
     ax.set_yscale("log" if positive else "linear")  # a likelihood loss can be < 0
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (scaled units)")
+    ax.set_ylabel(label)
     ax.set_title("Loss per epoch")
     ax.legend()
     return finish(fig, path)

@@ -39,6 +39,7 @@ from forecaster.store.manifest import (
     check_manifest,
     write_manifest,
 )
+from forecaster.store.outputs import write_optional_outputs
 from forecaster.version import __version__
 
 log = logging.getLogger("forecaster")
@@ -128,8 +129,7 @@ def write_bundle(
         )
     else:
         recent.to_csv(tmp / PANEL_RECENT_FILE, index=False)
-    for name, write in outputs.items():
-        write(tmp / name)
+    write_optional_outputs(tmp, outputs)
     write_manifest(tmp)  # last: it lists every file written above
 
 

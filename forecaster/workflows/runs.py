@@ -28,7 +28,7 @@ from forecaster.lock import hold
 from forecaster.prep.covariates import read_covariates
 from forecaster.prep.panel import context_part, prepare_new_series
 from forecaster.report import plots
-from forecaster.report.html import build_report
+from forecaster.report.html import render_report
 from forecaster.report.tables import format_panel, training_summary
 from forecaster.store.bundle import read_recent_prices, source_settings
 from forecaster.store.manifest import FORECAST_FILE, FORECAST_PLOT, REPORT_FILE
@@ -37,6 +37,8 @@ from forecaster.workflows.feature_choice import AUTO, choose_features
 log = logging.getLogger("forecaster")
 
 DEFAULT_BUNDLE = ForecastSettings().model  # what the default train.py writes
+# How a library message asks for prices (forecaster.cli.flags: "pass --csv or --ticker")
+PASS_DATA = "pass data=DataSettings(csv=...) or data=DataSettings(ticker=...)"
 
 
 def default_out(settings: Settings) -> Path:
@@ -97,8 +99,8 @@ class TrainReport:
 def _refuse_existing(out: Path, force: bool) -> None:
     if out.exists() and not force:
         raise ForecasterError(
-            f"{str(out)!r} already exists: add --force to replace it (the old one is "
-            "kept until the new one is complete), or choose another --out."
+            f"{str(out)!r} already exists: pass force=True to replace it (the old "
+            "one is kept until the new one is complete), or choose another out path."
         )
 
 
@@ -126,7 +128,7 @@ def _train_holding_lock(settings, out, force, resume, download) -> TrainReport:
     checkpoint = checkpoint_dir_for(out)
     if checkpoint.exists() and not resume:
         log.warning(
-            "an interrupted run's checkpoint at %s is replaced: use --resume to "
+            "an interrupted run's checkpoint at %s is replaced: pass resume=True to "
             "continue a killed run instead",
             checkpoint,
         )
@@ -315,9 +317,20 @@ def _writers(model, frame, inputs, out_dir: Path, what: str, own_source: bool):
     if not (own_source or model.single_):
         return writers, None
     prices = inputs.history() if model.single_ else None
+    try:  # drawn before anything is written: a failed report never costs the forecast
+        page = render_report(model.bundle_.path, prices, frame, own_source)
+    except Exception as err:  # any failure of this optional output
+        log.warning(
+            "%s was not refreshed: drawing it failed with %s (%s); the forecast "
+            "is written",
+            REPORT_FILE,
+            type(err).__name__,
+            str(err).splitlines()[0] if str(err) else "",
+        )
+        return writers, None
 
     def report(tmp: Path) -> None:
-        build_report(model.bundle_.path, prices, frame, tmp, own_source)
+        tmp.write_text(page, encoding="utf-8")
 
     writers[out_dir / REPORT_FILE] = report
     return writers, out_dir / REPORT_FILE
@@ -435,8 +448,8 @@ def _forecast_prices(bundle, data, own_source: bool, download) -> Series:
     recent = read_recent_prices(bundle)
     if recent is None:
         raise ForecasterError(
-            f"Bundle {str(bundle.path)!r} keeps no prices to forecast from: pass "
-            "--csv or --ticker."
+            f"Bundle {str(bundle.path)!r} keeps no prices to forecast from: "
+            f"{PASS_DATA}."
         )
     return Series.from_source(recent, bundle.metadata.get("source", {}), [])
 
