@@ -262,7 +262,7 @@ def summarise(name: str, model: Forecaster, version: str, can_forecast: bool) ->
         "version": version,
         "created": meta.get("created"),
         "cell": settings.model.cell,
-        "loss": settings.model.loss,
+        "loss": model.get_engine("numpy").head.kind,  # the saved head's, resolved
         "objective": settings.model.objective,
         "representation": settings.prep.representation,
         "window": settings.prep.window,
