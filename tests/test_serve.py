@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
+import os
 import shutil
 import threading
 import time
@@ -234,7 +236,7 @@ def reads(monkeypatch):
     real = shelf_module.load
 
     def spy(path):
-        seen.append(Path(path))
+        seen.append(Path(os.path.realpath(path)))  # /proc/self/fd/N: its directory
         return real(path)
 
     monkeypatch.setattr(shelf_module, "load", spy)
@@ -316,10 +318,22 @@ def test_a_swapped_bundle_is_served_without_a_restart(client, models, tmp_path):
     assert after["forecast"] == pytest.approx(before["forecast"] * 1.25, rel=0.05)
 
 
+def swap_in_turn(target: Path, sources: list, swaps: int) -> None:
+    """Swap `sources` into `target` in turn, as a retrain's save would (a process)."""
+    for swap in range(swaps):
+        source = sources[swap % len(sources)]
+        write_directory_atomically(
+            target,
+            lambda tmp, s=source: shutil.copytree(s, tmp, dirs_exist_ok=True),
+            replace=True,
+        )
+        time.sleep(0.3)  # let the readers see this version too
+
+
 def test_reads_during_swaps_are_never_torn(models, tmp_path):
-    """Four readers while a writer swaps two versions in and out 8 times: every
-    answer's forecast is exactly its own version's (no old metadata with new
-    prices), and none fails."""
+    """Four readers while another process swaps two versions in and out 8 times:
+    every answer's forecast is exactly its own version's (never one version's
+    name with another's prices), and none fails."""
     target = models / "AAPL-lstm"
     versions = {"a": tmp_path / "a", "b": second_version(target, tmp_path / "b")}
     shutil.copytree(target, versions["a"])
@@ -330,34 +344,30 @@ def test_reads_during_swaps_are_never_torn(models, tmp_path):
         return loaded.version, json.loads(compute(loaded, query))["rows"]
 
     truth = dict(expected(path) for path in versions.values())
-    shelf, stop, seen, failures = shelf_module.BundleShelf(models), False, [], []
+    shelf, seen, failures = shelf_module.BundleShelf(models), [], []
+    writer = multiprocessing.get_context("fork").Process(
+        target=swap_in_turn, args=(target, [versions["b"], versions["a"]], 8)
+    )
 
     def reader():
-        while not stop:
+        while writer.is_alive():
             try:
                 bundle = shelf.get("AAPL-lstm")
                 rows = json.loads(compute(bundle, query))["rows"]
-                seen.append(rows == truth[bundle.version])
+                seen.append((bundle.version, rows == truth[bundle.version]))
             except Exception as err:  # noqa: BLE001 (any failure is the finding)
                 failures.append(repr(err))
 
+    writer.start()
     threads = [threading.Thread(target=reader) for _ in range(4)]
     for thread in threads:
         thread.start()
-    try:
-        for swap in range(8):
-            source = versions["ba"[swap % 2]]
-            write_directory_atomically(
-                target,
-                lambda tmp, s=source: shutil.copytree(s, tmp, dirs_exist_ok=True),
-                replace=True,
-            )
-            time.sleep(0.05)  # let the readers see this version too
-    finally:
-        stop = True
-        for thread in threads:
-            thread.join()
-    assert failures == [] and seen and all(seen)
+    writer.join(timeout=300)
+    for thread in threads:
+        thread.join()
+    assert writer.exitcode == 0 and failures == []
+    assert seen and all(match for _, match in seen), seen
+    assert shelf.get("AAPL-lstm").version in truth
 
 
 def test_every_request_needs_the_token_when_one_is_set(models):

@@ -39,7 +39,7 @@ from forecaster.store.bundle import (
 from forecaster.store.manifest import MANIFEST_FILE, REPORT_FILE
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-LOAD_ATTEMPTS = 5  # reads of a bundle that keeps changing before giving up
+LOAD_ATTEMPTS = 10  # reads of a bundle that keeps changing before giving up
 CACHED_ANSWERS = 64  # answers kept per bundle version (forecasts are deterministic)
 
 
@@ -89,29 +89,36 @@ class DamagedBundle:
 
 
 def snapshot(path: Path) -> tuple:
-    """(device, inode) of the directory and (name, inode, size, mtime) of each entry.
-
-    Read through one open directory, so it describes a single directory even
-    while another is swapped in under its name. A symlink inside is refused.
-    """
+    """`directory_snapshot` of the directory now at `path`."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        own = os.fstat(fd)
-        entries = []
-        with os.scandir(fd) as listing:
-            for entry in listing:
-                if entry.is_symlink():
-                    raise BundleError(
-                        f"Bundle {path.name!r} holds a symbolic link ({entry.name}): "
-                        "the server reads only files inside MODELS_DIR; copy the file "
-                        "in instead."
-                    )
-                info = entry.stat(follow_symlinks=False)
-                entries.append(
-                    (entry.name, info.st_ino, info.st_size, info.st_mtime_ns)
-                )
+        return directory_snapshot(fd, path.name)
     finally:
         os.close(fd)
+
+
+def directory_snapshot(fd: int, name: str) -> tuple:
+    """(device, inode) of the open directory `fd` and each entry's identity.
+
+    An entry's identity is its name, inode, size, modification and change
+    times: a copy keeps the modification time (shutil.copy2) and may reuse a
+    freed inode, but gets a new change time. A symlink inside is refused.
+    """
+    own = os.fstat(fd)
+    entries = []
+    with os.scandir(fd) as listing:
+        for entry in listing:
+            if entry.is_symlink():
+                raise BundleError(
+                    f"Bundle {name!r} holds a symbolic link ({entry.name}): the "
+                    "server reads only files inside MODELS_DIR; copy the file in "
+                    "instead."
+                )
+            info = entry.stat(follow_symlinks=False)
+            entries.append(
+                (entry.name, info.st_ino, info.st_size)
+                + (info.st_mtime_ns, info.st_ctime_ns)
+            )
     return (own.st_dev, own.st_ino, tuple(sorted(entries)))
 
 
@@ -188,10 +195,11 @@ class BundleShelf:
                 with self._lock_for(name):  # one reader per bundle; others wait
                     entry = self._entries.get(name)
                     if entry is None or entry.snapshot != before:
-                        entry = read_whole(name, path, before)
+                        entry, current = read_whole(name, path, before)
                         if entry is None:
-                            continue  # it changed while being read: read again
-                        self._entries[name] = entry
+                            continue  # it changed before it could be read: again
+                        if current:  # still the bundle under its name: kept
+                            self._entries[name] = entry
             if isinstance(entry, DamagedBundle):
                 raise BundleError(entry.reason)
             return entry
@@ -205,21 +213,53 @@ class BundleShelf:
             return self._loading.setdefault(name, threading.Lock())
 
 
-def read_whole(name: str, path: Path, before: tuple):
-    """A LoadedBundle or DamagedBundle read from `path`, or None if it changed."""
+def read_whole(name: str, path: Path, before: tuple) -> tuple:
+    """(LoadedBundle or DamagedBundle, whether it is still under `path`), or
+    (None, False) when the directory changed before it could be read.
+
+    Every file is read through one open directory (/proc/self/fd/N on
+    Linux), so all come from the same bundle even if a retrain swaps another
+    in meanwhile: a bundle read whole answers the request that asked for it,
+    and is kept only if it is still the one under `path` afterwards.
+    """
     try:
-        loaded, reason = load_served(name, path, before), None
-    except (ForecasterError, OSError, ValueError, KeyError, TypeError) as err:
-        loaded, reason = None, f"{type(err).__name__}: {err}".splitlines()[0]
-        if isinstance(err, ForecasterError):
-            reason = str(err).splitlines()[0]
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        return None, False
     try:
-        after = snapshot(path)
+        if directory_snapshot(fd, name) != before:
+            return None, False
+        where = Path(f"/proc/self/fd/{fd}")
+        if not where.is_dir():  # no /proc: by name, checked again below
+            where = path
+        loaded, reason = read_or_why(name, where, before)
+        if directory_snapshot(fd, name) != before:  # e.g. removed after a swap
+            return None, False
+    except BundleError:
+        return None, False
+    finally:
+        os.close(fd)
+    try:
+        current = snapshot(path) == before
     except (FileNotFoundError, BundleError):
-        return None
-    if after != before:
-        return None
-    return loaded or DamagedBundle(name, before, reason)
+        current = False
+    if loaded is None:  # damaged where it was read
+        return DamagedBundle(name, before, reason), current
+    loaded.model.bundle_.path = path  # its name, not the descriptor, from now on
+    if where == path and not current:
+        return None, False  # read by name across a swap: not whole
+    return loaded, current
+
+
+def read_or_why(name: str, where: Path, before: tuple):
+    """(LoadedBundle, None), or (None, why it cannot be served: one line)."""
+    try:
+        return load_served(name, where, before), None
+    except ForecasterError as err:
+        reason = str(err).splitlines()[0]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        reason = f"{type(err).__name__}: {err}".splitlines()[0]
+    return None, reason.replace(str(where), name)  # the bundle's name, not /proc
 
 
 def load_served(name: str, path: Path, before: tuple) -> LoadedBundle:
