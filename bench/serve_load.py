@@ -135,7 +135,17 @@ async def open_client(port: int):
 
 
 async def get(streams, path: str) -> tuple[float, int, str, bytes]:
-    """(seconds, status, etag, body) of one keep-alive GET on `streams`."""
+    """(seconds, status, etag, body) of one keep-alive GET on `streams`.
+
+    A connection closed by the server is an error: status 0.
+    """
+    try:
+        return await get_once(streams, path)
+    except (ConnectionError, asyncio.IncompleteReadError):
+        return 0.0, 0, "", b""
+
+
+async def get_once(streams, path: str) -> tuple[float, int, str, bytes]:
     reader, writer = streams
     started = time.perf_counter()
     writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
@@ -157,6 +167,8 @@ async def closed_loop(port: int, clients: int, total: int) -> tuple[list, float]
         while left[0] > 0:
             left[0] -= 1
             results.append(await get(streams, ONE_DAY))
+            if results[-1][1] == 0:  # closed by the server: counted, reconnect
+                streams = await open_client(port)
         streams[1].close()
 
     started = time.perf_counter()
@@ -175,6 +187,8 @@ async def paced(port: int, clients: int, seconds: float, interval: float):
         sent = 0
         while time.perf_counter() - start < seconds:
             results.append(await get(streams, ONE_DAY))
+            if results[-1][1] == 0:
+                streams = await open_client(port)
             sent += 1
             await asyncio.sleep(max(0.0, start + sent * interval - time.perf_counter()))
         streams[1].close()
@@ -206,7 +220,7 @@ async def sampled_cost(port: int, rounds: int = 5) -> dict:
 
 def summary(label: str, results: list, seconds: float, truth: dict) -> dict:
     """Latency percentiles, requests/s, errors and torn reads of one phase."""
-    latencies = sorted(r[0] for r in results)
+    latencies = sorted(r[0] for r in results if r[1] != 0)
     errors = sum(1 for r in results if r[1] != 200)
     torn = sum(
         1

@@ -14,6 +14,7 @@ from forecaster.serve.app import create_app
 from forecaster.serve.security import check_bind, token_file_warning
 
 log = logging.getLogger("forecaster.serve")
+KEEP_ALIVE_SECONDS = 30  # an idle connection is kept this long (uvicorn's is 5 s)
 
 
 def serve(
@@ -41,4 +42,5 @@ def serve(
         access_log=access_log,
         log_level="info",
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
