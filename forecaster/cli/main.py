@@ -1,6 +1,6 @@
 """The command line: parsers built from the settings dataclasses, subcommands, errors.
 
-`forecaster train|predict|backtest|list` (and `python -m forecaster`), and
+`forecaster train|predict|backtest|list|serve` (and `python -m forecaster`), and
 the two scripts train.py and predict.py, all come through here. Flags are
 generated from the fields of forecaster.config's dataclasses, with their
 defaults and their comments as help (forecaster.cli.flags). The library names
@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -215,6 +216,63 @@ def list_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve_command(args: argparse.Namespace) -> int:
+    """`forecaster serve [MODELS_DIR]`: forecasts over HTTP until interrupted."""
+    if not 1 <= args.port <= 65535:
+        raise ForecasterError(
+            f"--port must be between 1 and 65535. Received: --port {args.port}"
+        )
+    try:  # lazy: FastAPI and uvicorn are the optional extra forecaster[serve]
+        from forecaster.serve.server import serve
+    except ImportError as err:
+        raise ForecasterError(
+            f"serve needs FastAPI and uvicorn ({err}): pip install 'forecaster[serve]'"
+        ) from None
+    try:
+        serve(args.directory, args.host, args.port, args.token_file, not args.quiet)
+    except ForecasterError as err:  # the library names arguments; show the flags
+        message = str(err).replace("token_file", "--token-file")
+        raise ForecasterError(re.sub(r"\bhost\b", "--host", message, count=1)) from None
+    return 0
+
+
+def add_serve_command(commands) -> None:
+    """`forecaster serve [MODELS_DIR] [--host] [--port] [--token-file] [--quiet]`."""
+    served = commands.add_parser(
+        "serve",
+        help="serve forecasts over HTTP from the saved bundles",
+        description="Serve the bundles under MODELS_DIR over HTTP (NumPy engine, "
+        "no TensorFlow): /models, /models/NAME/forecast, /models/NAME/report; "
+        "the API is described at /docs.",
+    )
+    served.add_argument(
+        "directory",
+        nargs="?",
+        default="models",
+        metavar="MODELS_DIR",
+        help="where the bundles are (default: models)",
+    )
+    served.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; any but loopback needs --token-file "
+        "(default: 127.0.0.1)",
+    )
+    served.add_argument(
+        "--port", type=int, default=8000, help="port to listen on (default: 8000)"
+    )
+    served.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="a file holding a secret token; every request must then send "
+        "'Authorization: Bearer TOKEN'",
+    )
+    served.add_argument(
+        "--quiet", action="store_true", help="no line per request in the log"
+    )
+    served.set_defaults(handler=serve_command)
+
+
 def _one(name: str, values):
     """The single value of a flag given once; predict reads one series."""
     if not values:
@@ -271,6 +329,7 @@ def main_parser() -> argparse.ArgumentParser:
         listed._add_action(action)
     listed.set_defaults(handler=list_command)
     add_tune_command(commands)
+    add_serve_command(commands)
     return p
 
 

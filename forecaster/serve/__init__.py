@@ -1,0 +1,1 @@
+"""`forecaster serve`: forecasts over HTTP from saved bundles, NumPy engine only."""
