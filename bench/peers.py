@@ -157,20 +157,26 @@ def darts_side(series: np.ndarray, epochs: int) -> dict:
     return {"fit_s": time.perf_counter() - started, "step_ends": clock.ends}
 
 
+STEP_ENDS: list[float] = []  # module-level: neuralforecast fits a deep copy of
+#   its model and trainer settings, so a list held by the callback itself
+#   would fill in the copy only
+
+
 class StepClock:
-    """The time at the end of every training step, as a Keras or Lightning callback."""
+    """The time at the end of every training step, as a Keras or Lightning callback.
+
+    Every clock appends to `STEP_ENDS` (one side runs per process).
+    """
 
     @staticmethod
     def keras():
         import keras
 
         class KerasClock(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.ends: list[float] = []
+            ends = STEP_ENDS
 
             def on_train_batch_end(self, batch, logs=None):
-                self.ends.append(time.perf_counter())
+                STEP_ENDS.append(time.perf_counter())
 
         return KerasClock()
 
@@ -182,12 +188,10 @@ class StepClock:
             from pytorch_lightning.callbacks import Callback
 
         class LightningClock(Callback):
-            def __init__(self):
-                super().__init__()
-                self.ends: list[float] = []
+            ends = STEP_ENDS
 
             def on_train_batch_end(self, *args, **kwargs):
-                self.ends.append(time.perf_counter())
+                STEP_ENDS.append(time.perf_counter())
 
         return LightningClock()
 
