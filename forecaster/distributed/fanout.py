@@ -189,13 +189,16 @@ def train_task(name, prices, settings, out, before_save, cutoff=None):
 def release_worker_memory() -> None:
     """Drop what a finished training left behind in this worker process.
 
-    Without it a worker grew by about 20 MB a training (bench/ray_memory.py,
-    BENCHMARKS.md): every model built adds to Keras' global state (layer
-    name counters, the TensorFlow graph behind `keras.backend`) and to
-    TensorFlow's eager kernel cache, none of which is freed with the model.
-    `keras.backend.clear_session()` resets both; the garbage collector then
-    frees the model, its traced functions and datasets, which sit in
-    reference cycles. Keras is imported only where it already runs.
+    Every model built adds to Keras' global state (layer name counters, the
+    TensorFlow graph behind `keras.backend`) and to TensorFlow's eager
+    kernel cache, none of which is freed with the model:
+    `keras.backend.clear_session()` resets them, and the garbage collector
+    frees the model, its traced functions and datasets (reference cycles).
+    It does not reach TensorFlow's XLA compilation cache, which keeps the
+    executables of every `jit_compile` function compiled in the process
+    (tensorflow/tensorflow#64170); measured growth with and without this
+    call: BENCHMARKS.md, "Ray workers: memory per training". Keras is
+    imported only where it already runs.
     """
     keras = sys.modules.get("keras")
     if keras is not None:
