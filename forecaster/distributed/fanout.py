@@ -11,11 +11,13 @@ standard RAY_ADDRESS variable (forecaster.distributed.runtime).
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
 import resource
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,8 +41,10 @@ log = logging.getLogger("forecaster")
 
 MAX_RETRIES = 2  # times Ray reruns a task whose worker process died
 TASKS_PER_WORKER = 25  # a worker exits after this many trainings (Ray's max_calls):
-#   one that trained 200 models in a row grew to 7.3 GiB (BENCHMARKS.md); a
-#   fresh one costs a TensorFlow import, ~0.2 s a task spread over 25
+#   one that trained 200 models in a row grew to 7.3 GiB (BENCHMARKS.md). Each
+#   task now clears Keras' session after it (`release_worker_memory`); this
+#   stays as a guard against what that does not reach. A fresh worker costs a
+#   TensorFlow import, ~0.2 s a task spread over 25
 COMPLETE_FILE = METADATA_FILE  # in a bundle only once it was moved into place whole
 
 
@@ -55,6 +59,8 @@ class SeriesResult:
     metrics: dict = field(default_factory=dict)  # test scores, model beside naive
     error: str | None = None  # why it failed, one line
     peak_memory_mb: float | None = None  # the worker process' peak resident memory
+    worker: int | None = None  # the worker's process id
+    held_mb: float | None = None  # its resident memory as the task began
 
     def row(self) -> dict:
         """One line of the summary table (series.csv)."""
@@ -86,6 +92,7 @@ def train_per_series(
     on_result: Callable[[SeriesResult], None] | None = None,
     before_save: Callable[[str], None] | None = None,
     cutoff=None,
+    tasks_per_worker: int = TASKS_PER_WORKER,
 ) -> list[SeriesResult]:
     """Train one bundle per series, one Ray task each, into `out/<name>/`.
 
@@ -99,14 +106,16 @@ def train_per_series(
     task before the bundle is written (tests use it to kill a worker there).
     `cutoff` (a date) makes every series' first test day the same, the one
     a global model of the same series would use, so the two compare on the
-    same days. Returns one SeriesResult per series, in the order given.
+    same days. A worker process is replaced after `tasks_per_worker`
+    trainings (0: never; bench/ray_memory.py measures a worker that way).
+    Returns one SeriesResult per series, in the order given.
     """
     ray = import_ray()
     names = _checked_request(series, settings, out, resume, force, max_retries)
     out = Path(out)
     if not ray.is_initialized():
         start_ray()
-    task = ray.remote(max_calls=TASKS_PER_WORKER)(_train_task).options(
+    task = ray.remote(max_calls=tasks_per_worker)(train_task).options(
         num_cpus=1,
         num_gpus=gpus_per_task(),
         max_retries=max_retries,
@@ -165,8 +174,42 @@ def write_summary(results: Sequence[SeriesResult], out: str | os.PathLike) -> Pa
     return write_file_atomically(path, lambda tmp: table.to_csv(tmp, index=False))
 
 
-def _train_task(name, prices, settings, out, before_save, cutoff=None):
-    """One series, in a Ray worker: fit, then move its bundle into place whole."""
+def train_task(name, prices, settings, out, before_save, cutoff=None):
+    """One series, in a Ray worker: fit, then move its bundle into place whole.
+
+    The worker runs many of these in turn: whatever the training left in
+    Keras' and TensorFlow's global state is released after each, whether it
+    succeeded or failed (`release_worker_memory`).
+    """
+    try:
+        return _train_one(name, prices, settings, out, before_save, cutoff)
+    finally:
+        release_worker_memory()
+
+
+def release_worker_memory() -> None:
+    """Drop what a finished training left behind in this worker process.
+
+    Every model built adds to Keras' global state (layer name counters, the
+    TensorFlow graph behind `keras.backend`) and to TensorFlow's eager
+    kernel cache, none of which is freed with the model:
+    `keras.backend.clear_session()` resets them, and the garbage collector
+    frees the model, its traced functions and datasets (reference cycles).
+    It does not reach TensorFlow's XLA compilation cache, which keeps the
+    executables of every `jit_compile` function compiled in the process
+    (tensorflow/tensorflow#64170); measured growth with and without this
+    call: BENCHMARKS.md, "Ray workers: memory per training". Keras is
+    imported only where it already runs.
+    """
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        keras.backend.clear_session(free_memory=False)
+    gc.collect()
+
+
+def _train_one(name, prices, settings, out, before_save, cutoff):
+    """The training behind `train_task`."""
+    held_mb = resident_mb()  # what earlier tasks of this worker left behind
     configure_tensorflow()
     from forecaster.train.checkpoint import discard_checkpoint  # Keras: worker only
 
@@ -190,7 +233,19 @@ def _train_task(name, prices, settings, out, before_save, cutoff=None):
         "metrics": metrics,
         "seconds": time.perf_counter() - started,
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "pid": os.getpid(),
+        "held_mb": held_mb,
     }
+
+
+def resident_mb() -> float | None:
+    """This process' resident memory now, in MB (None where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except OSError:
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _collect(ray, ref, name: str, out: Path) -> SeriesResult:
@@ -207,6 +262,8 @@ def _collect(ray, ref, name: str, out: Path) -> SeriesResult:
         seconds=done["seconds"],
         metrics=done["metrics"],
         peak_memory_mb=round(done["peak_memory_mb"], 1),
+        worker=done["pid"],
+        held_mb=done["held_mb"],
     )
 
 

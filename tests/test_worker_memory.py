@@ -1,0 +1,52 @@
+"""forecaster/distributed/fanout.py: a worker releases each training's memory.
+
+Runs `train_task` in this process, as a Ray worker would (no Ray needed),
+with tiny models (tests/conftest.py `tiny_settings`).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import keras
+import pytest
+from conftest import make_prices, tiny_settings
+
+from forecaster.distributed import fanout
+
+
+def _fresh_layer_name() -> str:
+    """A new layer's automatic name: Keras' counters restart only with a new session."""
+    return keras.layers.Dense(1).name
+
+
+@pytest.mark.parametrize("days", [260, 20], ids=["trained", "failed"])
+def test_every_training_in_a_worker_ends_by_clearing_keras_state(
+    tmp_path, monkeypatch, days
+):
+    calls = []
+    real = fanout.release_worker_memory
+    monkeypatch.setattr(
+        fanout, "release_worker_memory", lambda: calls.append(1) or real()
+    )
+    keras.backend.clear_session()
+    _fresh_layer_name()
+    assert _fresh_layer_name() != "dense"  # the counter runs on within a session
+    prices = make_prices(n=days, seed=4)  # 20 days: too short for window 10
+    if days < 100:
+        with pytest.raises(Exception, match="need at least"):
+            fanout.train_task("S", prices, tiny_settings(), str(tmp_path / "S"), None)
+    else:
+        done = fanout.train_task(
+            "S", prices, tiny_settings(), str(tmp_path / "S"), None
+        )
+        assert done["metrics"]["model"]["rmse"] > 0
+        assert done["held_mb"] is None or done["held_mb"] > 0
+    assert calls == [1]
+    assert _fresh_layer_name() == "dense"  # the training's session was cleared
+
+
+def test_release_worker_memory_without_keras_loaded_only_collects(monkeypatch):
+    monkeypatch.delitem(sys.modules, "keras")
+    fanout.release_worker_memory()  # must not import Keras, nor fail
+    assert "keras" not in sys.modules
