@@ -35,8 +35,18 @@ def test_a_0_2_0_bundle_forecasts_the_numbers_it_did(copy_of, name):
     got = fc.load(copy_of(name)).forecast(5, samples=200, seed=3)
     assert list(got.columns) == list(expected.columns)
     assert list(got["date"]) == list(expected["date"])
+    # The point path and every one-step value are exact. Later steps' quantiles
+    # come from 200 sampled paths, whose draws changed since 0.2.0 (shared
+    # window starts, stratified draws): they agree within that Monte Carlo
+    # error (0.8% at most here), far inside what a misread scaler or weight gives.
+    keys = got["series"] if "series" in got else np.zeros(len(got))
+    first = got["date"] == got.groupby(keys)["date"].transform("min")
+    np.testing.assert_allclose(got["forecast"], expected["forecast"], rtol=1e-6)
     for column in COLUMNS:
-        np.testing.assert_allclose(got[column], expected[column], rtol=1e-6)
+        np.testing.assert_allclose(
+            got.loc[first, column], expected.loc[first, column], rtol=1e-6
+        )
+        np.testing.assert_allclose(got[column], expected[column], rtol=0.015)
 
 
 def test_a_0_2_0_panel_bundle_keeps_its_series(copy_of):
