@@ -65,8 +65,15 @@ class Combination:
             "weight_model": self.weight,
             "preferred": self.preferred,
             "chosen_on": "validation",
-            "validation": self.validation,
+            "validation": string_keys(self.validation),
         }
+
+
+def string_keys(value):
+    """`value` with every dict key a string, as metrics.json reads it back."""
+    if isinstance(value, dict):
+        return {str(key): string_keys(item) for key, item in value.items()}
+    return value
 
 
 def quantile_grid(distribution, levels=GRID) -> np.ndarray:
