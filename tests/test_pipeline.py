@@ -140,7 +140,8 @@ def test_failed_save_leaves_previous_bundle_byte_identical(
     def crash(*args, **kwargs):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr("forecaster.report.plots.plot_test", crash)
+    # a required part fails (an optional plot would be left out with a warning)
+    monkeypatch.setattr("forecaster.store.bundle.write_manifest", crash)
     with pytest.raises(
         ForecasterError, match=r"^Could not write the bundle .*disk full \(simulated\)"
     ):
