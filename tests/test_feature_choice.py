@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import tiny_settings
 from panel_fakes import random_walk_ohlcv
 
@@ -40,6 +41,7 @@ def test_every_candidate_starts_with_close():
     assert all(c.split(",")[0] == "close" for c in CANDIDATES)
 
 
+@pytest.mark.slow
 def test_run_training_records_the_choice_in_the_bundle(tmp_path, monkeypatch):
     from forecaster.workflows import feature_choice
 

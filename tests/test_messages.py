@@ -97,6 +97,7 @@ def test_asking_for_prices_in_both_faces():
     assert as_flags(runs.PASS_DATA) == "pass --csv or --ticker"
 
 
+@pytest.mark.slow
 def test_a_replaced_checkpoint_warns_in_both_faces(prices_csv, tmp_path, caplog):
     out = tmp_path / "bundle"
     settings = tiny_settings(prices_csv, train__epochs=1)

@@ -52,6 +52,7 @@ def test_the_history_layout_is_what_yfinance_writes(tmp_path):
     assert lines[1].startswith("2020-01-02 00:00:00-05:00,")
 
 
+@pytest.mark.slow
 def test_a_yfinance_history_csv_trains_and_its_report_has_candlesticks(tmp_path):
     csv = write_history_csv(tmp_path / "HIST.csv")
     report = run_training(tiny_settings(csv, train__epochs=1), out=tmp_path / "b")
@@ -100,6 +101,7 @@ def test_a_failing_report_does_not_cost_the_forecast(bundle_copy, monkeypatch, c
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["yahoo", "history"])
 def test_the_report_reads_prices_as_training_did(tmp_path, layout):
     """The report's history is the data layer's series, for either layout."""

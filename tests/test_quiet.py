@@ -4,6 +4,7 @@ import json
 import logging
 
 import numpy as np
+import pytest
 
 from forecaster.model.keras_engine import KerasEngine
 
@@ -17,6 +18,7 @@ def _engines(bundle, count: int):
         yield KerasEngine.from_file(bundle / "model.keras", *args, jit_compile=False)
 
 
+@pytest.mark.slow
 def test_building_many_engines_logs_no_retracing_warning(trained_bundle, caplog):
     """Each engine traces its own functions once; TensorFlow's counter says
     "retracing" after a few engines. The filter that `import forecaster`

@@ -83,6 +83,7 @@ def sample_run(tmp_path_factory):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["python train.py", "python predict.py"])
 def test_the_readme_shows_what_the_command_prints(sample_run, command):
     shown = labels(shown_output(command))
@@ -91,6 +92,7 @@ def test_the_readme_shows_what_the_command_prints(sample_run, command):
     assert in_order(shown, printed) == [], "\n".join(printed)
 
 
+@pytest.mark.slow
 def test_the_readme_shows_the_columns_forecaster_list_prints(sample_run):
     """Its rows are the README author's bundles; its header is the command's."""
     [header, *_] = shown_output("forecaster list --sort test_ratio")

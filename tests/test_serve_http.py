@@ -156,6 +156,7 @@ def test_an_absolute_path_as_the_name_gets_404(server, loopback):
     assert [row["name"] for row in json.loads(body)["models"]] == ["AAPL-lstm", "panel"]
 
 
+@pytest.mark.slow
 def test_the_served_report_renders_in_headless_chromium(server, loopback, tmp_path):
     """No console error, no request anywhere but this server, a drawn chart."""
     if CHROMIUM is None:

@@ -20,6 +20,7 @@ def _fresh_layer_name() -> str:
     return keras.layers.Dense(1).name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("days", [260, 20], ids=["trained", "failed"])
 def test_every_training_in_a_worker_ends_by_clearing_keras_state(
     tmp_path, monkeypatch, days

@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from forecaster.errors import ForecasterError
 from forecaster.evaluate import range_garch, scores
@@ -175,7 +176,10 @@ def volatility(family: str, returns, ranges, n_fit: int, start=None) -> Volatili
     if key not in _FITS:
         if len(_FITS) > 64:
             _FITS.clear()
-        _FITS[key] = _estimate(family, returns, ranges, n_fit, start)
+        # one BLAS thread: the optimisers' vectors are tiny, and OpenBLAS's
+        # threads spin for the cores on a busy machine (4x slower at load 16)
+        with threadpool_limits(limits=1, user_api="blas"):
+            _FITS[key] = _estimate(family, returns, ranges, n_fit, start)
     return _FITS[key]
 
 
