@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from forecaster.evaluate import direction
 from forecaster.evaluate.calibration import fit_cqr
@@ -217,7 +218,12 @@ def evaluate(engine, prepared, calibrate: bool = False) -> dict:
     for entry in intervals.values():
         if cqr is not None:
             entry["cqr"] = cqr
-    distribution, main = compare(engine, prepared, predictions, one_step_method, cqr)
+    # one BLAS thread for the scores and anchors: small products, and OpenBLAS's
+    # threads spin for the cores on a busy machine
+    with threadpool_limits(limits=1, user_api="blas"):
+        distribution, main = compare(
+            engine, prepared, predictions, one_step_method, cqr
+        )
     predictions = predictions.assign(**bounds_columns(main))
     if engine.head.probabilistic:  # the bands a forecast shows are the head's
         scored = distribution["methods"][distribution["main"]]
