@@ -200,6 +200,17 @@ def _find_renameat2():
 # --------------------------------------------------------------- recovery
 
 
+def final_name(directory: str | os.PathLike) -> str:
+    """The name `directory` will have once saved: NAME for a .NAME.tmp-* temporary.
+
+    What is written inside a save's temporary directory (a report's title)
+    names the bundle it becomes, never the temporary.
+    """
+    name = Path(directory).name
+    found = re.fullmatch(r"\.(.+)\.tmp-[0-9a-f]{8}", name)
+    return found.group(1) if found else name
+
+
 def leftovers(target: str | os.PathLike) -> list[Path]:
     """The .NAME.tmp-* and .NAME.old-* directories a save of `target` left behind."""
     target = Path(target)

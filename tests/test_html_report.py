@@ -75,6 +75,9 @@ def test_training_writes_a_self_contained_report(trained_bundle):
     assert "Model vs naive" in page and "Interval coverage" in page
     assert "Settings and data source" in page and "Missing parts" in page
     assert "forecast (no forecast.csv yet: forecast with this bundle first)" in page
+    # written inside the save's temporary directory, titled by the bundle's name
+    assert "<h1>forecaster report: WALK (bundle)</h1>" in page
+    assert ".tmp-" not in page
 
 
 def test_predict_refreshes_the_report_with_the_forecast(bundle_copy):

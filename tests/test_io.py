@@ -245,3 +245,9 @@ def test_write_files_atomically_keeps_every_earlier_file(tmp_path):
         io.write_files_atomically({first: lambda t: t.write_text("9"), second: full})
     assert (first.read_text(), second.read_text()) == ("1", "2")
     assert sorted(p.name for p in tmp_path.iterdir()) == [first.name, second.name]
+
+
+def test_final_name_reads_through_a_save_s_temporary_directory(tmp_path):
+    assert io.final_name(tmp_path / ".AAPL-lstm.tmp-ae7970b8") == "AAPL-lstm"
+    assert io.final_name(tmp_path / "AAPL-lstm") == "AAPL-lstm"
+    assert io.final_name(tmp_path / ".hidden.tmp-notahex") == ".hidden.tmp-notahex"

@@ -26,7 +26,7 @@ import pandas as pd
 from forecaster.config import DataSettings
 from forecaster.data import Series, load_prices
 from forecaster.errors import ForecasterError
-from forecaster.io import write_file_atomically
+from forecaster.io import final_name, write_file_atomically
 from forecaster.report.charts import loss_section, price_section, steps_section
 from forecaster.report.html_blocks import ReportParts, page_html
 from forecaster.report.html_distribution import (
@@ -239,7 +239,8 @@ def panel_page(parts: ReportParts, bundle_dir: Path) -> str:
     forecast with its bands when there is one.
     """
     names = ((parts.metadata or {}).get("panel") or {}).get("series", [])
-    title = f"forecaster report: a panel of {len(names)} series ({bundle_dir.name})"
+    name = final_name(bundle_dir)
+    title = f"forecaster report: a panel of {len(names)} series ({name})"
     body = "".join(
         [
             f"<h1>{html.escape(title)}</h1>",

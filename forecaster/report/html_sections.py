@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from forecaster.evaluate.direction import score_frame
+from forecaster.io import final_name
 from forecaster.report.charts import (
     figure_html,
     forecast_traces,
@@ -184,7 +185,7 @@ def page_title(parts: ReportParts, bundle_dir: Path) -> str:
     """The title: the series (ticker or file) and the bundle directory."""
     source = (parts.metadata or {}).get("source", {})
     series = source.get("ticker") or Path(source.get("path") or bundle_dir.name).stem
-    return f"forecaster report: {series} ({bundle_dir.name})"
+    return f"forecaster report: {series} ({final_name(bundle_dir)})"
 
 
 # -------------------------------------------------------------------- panels
