@@ -109,3 +109,18 @@ def test_a_model_identical_to_another_shares_its_mcs_result():
     assert mcs["p_values"]["copy"] == mcs["p_values"]["model"]
     assert "model" in mcs["included"] and "copy" in mcs["included"]
     assert result["dm"]["copy"]["crps"]["p_value"] == 1  # identical losses
+
+
+def test_a_model_equal_to_another_up_to_rounding_shares_its_mcs_result():
+    """A pool whose network weight is 0 is its anchor, computed another way."""
+    rng = np.random.default_rng(5)
+    base = rng.gamma(2.0, 1.0, 500)
+    rounded = base * (1 + rng.uniform(-1e-14, 1e-14, 500))
+    losses = {
+        "pool": {"crps": rounded},
+        "anchor": {"crps": base},
+        "worse": {"crps": base + rng.normal(0.3, 0.05, 500)},
+    }
+    mcs = risk_tests._mcs(losses, "pool")
+    assert mcs["p_values"]["pool"] == mcs["p_values"]["anchor"]
+    assert {"pool", "anchor"} <= set(mcs["included"]) and mcs["main_included"]

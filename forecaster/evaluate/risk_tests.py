@@ -221,9 +221,8 @@ def _mcs(losses: dict, main_key: str) -> dict | None:
             continue
         # a model whose losses equal another's on every day shares its fate
         # (the MCS divides by the variance of their difference, zero)
-        twin = next(
-            (k for k, v in chosen.items() if np.array_equal(v, values[loss])), None
-        )
+        # (up to rounding: a pool with the network's weight 0 is its anchor)
+        twin = next((k for k, v in chosen.items() if _same(v, values[loss])), None)
         if twin is None:
             chosen[key] = values[loss]
         else:
@@ -240,6 +239,12 @@ def _mcs(losses: dict, main_key: str) -> dict | None:
         if twin in result["included"]:
             result["included"].append(key)
     return {"loss": loss, **result, "main_included": main_key in result["included"]}
+
+
+def _same(a, b) -> bool:
+    """Two loss series equal on every day, up to floating-point rounding."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-9, atol=1e-12))
 
 
 def _check_hits(hits) -> np.ndarray:
