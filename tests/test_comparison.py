@@ -12,7 +12,7 @@ from forecaster.evaluate import baselines
 from forecaster.evaluate.evaluation import evaluate
 from forecaster.model.keras_engine import KerasEngine
 from forecaster.prep.windows import prepare
-from forecaster.report.tables import format_distribution
+from forecaster.report.tables import combination_line, format_distribution
 from forecaster.train.fit import fit_model
 
 
@@ -197,3 +197,13 @@ def test_calibrated_evaluation_reports_the_corrected_bands():
     frame = result["predictions"]
     ordered = frame[["lower_95", "lower_80", "median", "upper_80", "upper_95"]]
     assert (np.diff(ordered.to_numpy(), axis=1) >= 0).all()
+
+
+def test_the_pool_row_says_its_anchor_and_the_network_weight():
+    record = {"weight_model": 0.3, "anchor_label": "log-HAR-t"}
+    line = combination_line(record, "combined")
+    assert "30% the network's and 70% log-HAR-t's" in line
+    assert "default's distribution" in line
+    alone = combination_line(record | {"weight_model": 0.0}, "model")
+    assert "weight 0, so that row is log-HAR-t itself" in alone
+    assert "default" not in alone

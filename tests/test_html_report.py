@@ -15,6 +15,7 @@ import pytest
 
 from forecaster.report.charts import loss_axis, loss_label
 from forecaster.report.html import REPORT_FILE, build_report, read_parts
+from forecaster.report.tables import combination_line, format_anchors
 from forecaster.workflows.runs import run_forecast
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -138,6 +139,13 @@ def test_the_report_shows_the_distribution_table_as_metrics_json_holds_it(
         if "verdict" in test:
             assert html.escape(test["verdict"]) in page
     assert "model, anchor_x" in tests[-1]
+    # the anchors' block (DM against each, VaR, MCS) as train.py prints it
+    assert distribution["anchors"]
+    assert html.escape(format_anchors(distribution)) in page
+    assert "model confidence set" in page
+    if distribution.get("combination"):
+        line = combination_line(distribution["combination"], distribution["main"])
+        assert html.escape(line) in page
     assert 'id="up-reliability"' in page
     assert "Direction: P(up) beside the base rate" in page
 

@@ -13,7 +13,11 @@ import html
 
 from forecaster.report.html_blocks import section_html, table_html
 from forecaster.report.html_sections import direction_scores_html, reliability_html
-from forecaster.report.tables import DISTRIBUTION_COLUMNS
+from forecaster.report.tables import (
+    DISTRIBUTION_COLUMNS,
+    combination_line,
+    format_anchors,
+)
 
 COLUMN_LABELS = {key: label for label, key, _ in DISTRIBUTION_COLUMNS}
 SECTION_TITLE = "Forecast distribution beside the baselines"
@@ -49,9 +53,17 @@ def distribution_html(metrics: dict, chart_id: str) -> str:
     """The methods table, the tests table and the P(up) block of one series."""
     distribution = metrics["distribution"]
     parts = [NOTE, methods_table(distribution)]
+    if distribution.get("combination"):
+        line = combination_line(distribution["combination"], distribution["main"])
+        parts.append(f"<p>{html.escape(line)}</p>")
     tests = distribution.get("tests") or {}
     if tests:
         parts.append("<h4>Tests</h4>" + tests_table(tests))
+    if distribution.get("anchors"):  # as train.py prints it
+        parts.append(
+            "<h4>Against each anchor: DM, VaR backtests, model confidence set</h4>"
+            f"<pre class='anchors'>{html.escape(format_anchors(distribution))}</pre>"
+        )
     direction = distribution.get("direction")
     if direction:
         parts.append("<h4>Direction: P(up) beside the base rate</h4>")

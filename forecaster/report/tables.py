@@ -118,6 +118,8 @@ def format_distribution(result: dict) -> str:
             f"{_cell(row[key], fmt):>9}" for _, key, fmt in DISTRIBUTION_COLUMNS
         )
         lines.append(f"{row['label']:<16}{cells}")
+    if result.get("combination"):
+        lines.append(combination_line(result["combination"], result["main"]))
     main, garch = methods.get(result["main"]), methods.get("garch_t")
     if garch is not None:
         ratios = "".join(
@@ -134,6 +136,21 @@ def format_distribution(result: dict) -> str:
     if result.get("direction"):
         lines += ["", format_direction_table(result["direction"])]
     return "\n".join(lines)
+
+
+def combination_line(record: dict, main: str) -> str:
+    """The pool row: its anchor and the network's weight (chosen on validation)."""
+    weight, anchor = record["weight_model"], record["anchor_label"]
+    default = "; it is the default's distribution" if main == "combined" else ""
+    if weight == 0:
+        return (
+            f"(model + anchor: validation gave the network weight 0, so that row is "
+            f"{anchor} itself{default})"
+        )
+    return (
+        f"(model + anchor = {weight:.0%} the network's and {1 - weight:.0%} {anchor}'s "
+        f"quantiles, the weight chosen on validation{default})"
+    )
 
 
 ANCHOR_LOSSES = (  # (label, key) of the tests against each anchor
