@@ -205,5 +205,5 @@ def test_the_pool_row_says_its_anchor_and_the_network_weight():
     assert "30% the network's and 70% log-HAR-t's" in line
     assert "default's distribution" in line
     alone = combination_line(record | {"weight_model": 0.0}, "model")
-    assert "weight 0, so that row is log-HAR-t itself" in alone
+    assert "weight 0, so it is log-HAR-t itself" in alone
     assert "default" not in alone

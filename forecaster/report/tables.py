@@ -128,7 +128,7 @@ def format_distribution(result: dict) -> str:
             else " " * 9
             for _, key, _ in DISTRIBUTION_COLUMNS
         )
-        lines.append(f"{result['main'] + '/GARCH':<16}{ratios}")
+        lines.append(f"{short_name(result) + '/GARCH':<16}{ratios}")
     for key, test in result["tests"].items():
         lines.append(f"DM {key.replace('_', ' ')}: {test['verdict']}")
     if result.get("anchors"):
@@ -138,18 +138,24 @@ def format_distribution(result: dict) -> str:
     return "\n".join(lines)
 
 
+def short_name(result: dict) -> str:
+    """The main distribution's name in a row label: "pool" for the model + anchor."""
+    return "pool" if result["main"] == "combined" else result["main"]
+
+
 def combination_line(record: dict, main: str) -> str:
     """The pool row: its anchor and the network's weight (chosen on validation)."""
     weight, anchor = record["weight_model"], record["anchor_label"]
     default = "; it is the default's distribution" if main == "combined" else ""
     if weight == 0:
         return (
-            f"(model + anchor: validation gave the network weight 0, so that row is "
-            f"{anchor} itself{default})"
+            "(model + anchor, the pool: validation gave the network weight 0, so "
+            f"it is {anchor} itself{default})"
         )
     return (
-        f"(model + anchor = {weight:.0%} the network's and {1 - weight:.0%} {anchor}'s "
-        f"quantiles, the weight chosen on validation{default})"
+        f"(model + anchor, the pool = {weight:.0%} the network's and "
+        f"{1 - weight:.0%} {anchor}'s quantiles, the weight chosen on validation"
+        f"{default})"
     )
 
 
@@ -167,7 +173,7 @@ def format_anchors(result: dict) -> str:
     Ratios are the main's mean loss over the anchor's (below 1: ours is
     lower); for the log score, the difference of the means. p: DM (HLN).
     """
-    tests, methods, main = result["anchors"], result["methods"], result["main"]
+    tests, methods, main = result["anchors"], result["methods"], short_name(result)
     header = f"{main + ' vs':<16}" + "".join(
         f"{label + ' (p)':>17}" for label, _ in ANCHOR_LOSSES
     )
