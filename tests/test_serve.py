@@ -11,6 +11,7 @@ import io
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import threading
 import time
@@ -179,6 +180,16 @@ def test_report_page_is_served_with_a_policy_that_loads_nothing(client, models):
     (models / "panel" / REPORT_FILE).write_text("<html>saved page</html>")
     saved = client.get("/models/panel/report")
     assert saved.text == "<html>saved page</html>"
+
+
+def test_docs_load_their_files_from_this_server(client):
+    page = client.get("/docs").text
+    files = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert any(f.endswith("swagger-ui-bundle.js") for f in files)
+    assert all(f.startswith("/") and not f.startswith("//") for f in files), files
+    assert all(client.get(f).status_code == 200 for f in files)
+    assert "/models/{name}/forecast" in client.get("/openapi.json").json()["paths"]
+    assert client.get("/redoc").status_code == 404  # ReDoc fetches a logo
 
 
 # ---------------------------------------------------------------- bounds

@@ -74,8 +74,9 @@ def error(status: int, message: str, headers: dict | None = None) -> JSONRespons
 def create_app(models_dir, token: str | None = None) -> FastAPI:
     """The application serving the bundles under `models_dir`; `token` guards it.
 
-    /docs is Swagger UI and /redoc ReDoc, both from files served here
-    (fastapi-offline): opening them loads nothing from another host.
+    /docs is Swagger UI from files served here (fastapi-offline): opening it
+    loads nothing from another host. No /redoc: ReDoc fetches its logo from
+    its maker's site.
     """
     shelf = BundleShelf(models_dir, warm=warm)
     app = FastAPIOffline(
@@ -83,6 +84,7 @@ def create_app(models_dir, token: str | None = None) -> FastAPI:
         version=__version__,
         description="Forecasts from the saved bundles under MODELS_DIR (NumPy engine).",
         swagger_ui_parameters={"validatorUrl": None},  # no badge from swagger.io
+        redoc_url=None,
     )
     app.state.shelf = shelf
     add_error_handlers(app)
