@@ -80,6 +80,17 @@ def test_the_old_version_answers_while_the_new_one_is_verified(
         time.sleep(0.05)
 
 
+def test_a_removed_bundle_stays_404(models):
+    client = TestClient(app_module.create_app(models))
+    assert client.get(FORECAST).status_code == 200
+    shutil.rmtree(models / "AAPL-lstm")
+    deadline = time.monotonic() + 60
+    while client.get(FORECAST).status_code != 404:
+        assert time.monotonic() < deadline, "the removed bundle was still served"
+        time.sleep(0.02)
+    assert [client.get(FORECAST).status_code for _ in range(20)] == [404] * 20
+
+
 def test_a_new_version_comes_with_its_default_answer(models):
     shelf = shelf_module.BundleShelf(models, warm=app_module.warm)
     bundle = shelf.get("AAPL-lstm")

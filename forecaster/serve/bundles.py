@@ -196,7 +196,12 @@ class BundleShelf:
         now = time.monotonic()
         if now - entry.checked >= CHECK_SECONDS:
             entry.checked = now
-            if not self.unchanged(name, entry):
+            try:
+                same = self.unchanged(name, entry)
+            except NotFoundError:  # removed (or now a symlink out): forgotten
+                self._entries.pop(name, None)
+                raise
+            if not same:
                 if isinstance(entry, DamagedBundle):
                     return None
                 self.refresh_later(name)
