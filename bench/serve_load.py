@@ -3,20 +3,30 @@
 Starts `python -m forecaster serve` on 127.0.0.1 (an ephemeral port, nothing
 else is contacted) over a copy of one bundle, then:
 
-1. closed loop: 32 clients, each sending its next one-day forecast request
-   (the head's own bands: no sampling) as soon as the last one is answered,
-   a bounded number of requests in all, while another process swaps the
-   bundle for a second version and back every `--swap-every` seconds (a
-   copy swapped in atomically by forecaster.io, as a retrain's save does);
-2. paced: the same 32 clients, each sending one request every 100 ms (what a
+1. closed loop without swaps: 32 clients, each sending its next one-day
+   forecast request (the head's own bands: no sampling) as soon as the last
+   one is answered, a bounded number of requests in all;
+2. the same closed loop while another process swaps the bundle for a second
+   version and back every `--swap-every` seconds (a copy swapped in
+   atomically by forecaster.io, as a retrain's save does);
+3. paced: the same 32 clients, each sending one request every 100 ms (what a
    set of dashboards asks), while the swaps go on;
-3. the cost of a sampled forecast: 5-day forecasts with distinct seeds (so
-   nothing is cached), 100 and 1,000 paths, one client.
+4. the cost of a sampled forecast: 5-day forecasts with distinct seeds (so
+   nothing is cached), 64 and 2,048 paths, one client.
 
 Every answer is checked: status 200, and its rows exactly those of the
 version its ETag names (a torn read would pair one version's name with
 another's numbers, or fail). Prints p50 / p99 latency, requests/s, errors,
-torn reads and the swaps done.
+torn reads, the swaps done, and the CPU milliseconds per request of the
+server process and of the client process (they share the machine's cores;
+the client is one asyncio process writing raw HTTP/1.1, uvloop's loop when
+installed).
+
+By default the server is this checkout's `python -m forecaster serve`.
+`--root DIR` runs another checkout's server (e.g. a `git worktree` of an
+older commit) for a before/after in one sitting; `--loop` / `--http` start
+it through uvicorn.run with that event loop and HTTP parser instead
+(asyncio / h11 are uvicorn's pure-Python fallbacks).
 
     flock /tmp/bench.lock python -m bench.serve_load          # about 2 min
     python -m bench.serve_load --requests 640 --paced-seconds 5   # smoke test
@@ -28,6 +38,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import shutil
 import socket
 import statistics
@@ -53,6 +64,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--paced-seconds", type=float, default=20.0)
     p.add_argument("--interval", type=float, default=0.1, help="paced: s per client")
     p.add_argument("--swap-every", type=float, default=0.5)
+    p.add_argument("--root", type=Path, default=ROOT, help="checkout whose server")
+    p.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
+    p.add_argument("--http", choices=["auto", "h11", "httptools"], default="auto")
+    p.add_argument("--client-loop", choices=["uvloop", "asyncio"], default="uvloop")
     return p.parse_args(argv)
 
 
@@ -104,15 +119,30 @@ def swapper(target: str, versions: dict, every: float, stop, count) -> None:
         count.value += 1
 
 
-def start_server(models: Path) -> tuple[subprocess.Popen, int]:
-    """`python -m forecaster serve` on 127.0.0.1 and a free port, once listening."""
+# The server of `--root` through uvicorn.run with a chosen loop and parser,
+# otherwise as `forecaster serve` runs it (forecaster/serve/server.py).
+LAUNCH = """import sys, uvicorn
+from forecaster.serve.app import create_app
+models, port, loop, http = sys.argv[1:]
+uvicorn.run(create_app(models), host="127.0.0.1", port=int(port), loop=loop,
+            http=http, access_log=False, log_level="warning", timeout_keep_alive=30)
+"""
+
+
+def start_server(models: Path, args) -> tuple[subprocess.Popen, int]:
+    """The server on 127.0.0.1 and a free port, once listening."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "forecaster", "serve", str(models)]
+    if args.loop == args.http == "auto":
+        command = [sys.executable, "-m", "forecaster", "serve", str(models)]
+        command += ["--port", str(port), "--quiet"]
+    else:
+        command = [sys.executable, "-c", LAUNCH, str(models), str(port)]
+        command += [args.loop, args.http]
     process = subprocess.Popen(
-        [*command, "--port", str(port), "--quiet"],
-        cwd=ROOT,
+        command,
+        cwd=args.root,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -199,23 +229,43 @@ async def paced(port: int, clients: int, seconds: float, interval: float):
     return results, time.perf_counter() - started
 
 
+FEW_PATHS, MANY_PATHS = 64, 2048  # the sampled forecasts compared
+
+
 async def sampled_cost(port: int, rounds: int = 5) -> dict:
-    """Median seconds of an uncached 5-day forecast with 100 and 1,000 paths."""
+    """Median seconds of an uncached 5-day forecast with FEW_ and MANY_PATHS
+    paths, in alternating rounds (distinct seeds: nothing is cached)."""
     streams = await open_client(port)
-    timings = {}
-    for samples in (100, 1000):
-        seconds = []
-        for seed in range(rounds):
-            path = f"/models/{NAME}/forecast?days=5&samples={samples}&seed={seed + 1}"
+    timings = {FEW_PATHS: [], MANY_PATHS: []}
+    for seed in range(1, rounds + 1):
+        for samples in timings:
+            path = f"/models/{NAME}/forecast?days=5&samples={samples}&seed={seed}"
             took, status, _, _ = await get(streams, path)
             assert status == 200, status
-            seconds.append(took)
-        timings[samples] = statistics.median(seconds)
+            timings[samples].append(took)
     streams[1].close()
-    return timings
+    return {samples: statistics.median(seconds) for samples, seconds in timings.items()}
 
 
 # ---------------------------------------------------------------- figures
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measured(phase, pid: int) -> tuple[list, float, dict]:
+    """(results, seconds, CPU ms per request of server and client) of `phase`."""
+    server, client = cpu_seconds(pid), time.process_time()
+    results, seconds = await phase
+    count = max(1, len(results))
+    cpu = {
+        "server_cpu_ms": 1000 * (cpu_seconds(pid) - server) / count,
+        "client_cpu_ms": 1000 * (time.process_time() - client) / count,
+    }
+    return results, seconds, cpu
 
 
 def summary(label: str, results: list, seconds: float, truth: dict) -> dict:
@@ -243,18 +293,26 @@ def summary(label: str, results: list, seconds: float, truth: dict) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.client_loop == "uvloop":
+        try:
+            import uvloop  # the lightest client loop, when installed
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        except ImportError:
+            args.client_loop = "asyncio"
     with tempfile.TemporaryDirectory(prefix="serve-load-") as scratch:
         root = Path(scratch)
         versions = make_versions(args.bundle, root)
         truth = expected_rows(versions)
         models = root / "models"
         shutil.copytree(versions["a"], models / NAME)
-        process, port = start_server(models)
+        process, port = start_server(models, args)
         stop, count = multiprocessing.Event(), multiprocessing.Value("i", 0)
         try:
             rows = asyncio.run(
-                run_phases(args, port, truth, stop, count, models, versions)
-            )
+                run_phases(args, (port, process.pid), truth, (stop, count), models,
+                           versions)
+            )  # fmt: skip
         finally:
             stop.set()
             process.terminate()
@@ -265,60 +323,69 @@ def main(argv=None) -> int:
     )
 
 
-async def run_phases(args, port, truth, stop, count, models, versions) -> list[dict]:
-    """Warm up, then the closed and paced phases under swaps, then sampling cost."""
+async def run_phases(args, server, truth, swapping, models, versions) -> list[dict]:
+    """Warm up; the closed loop without, then with swaps; paced; sampling cost."""
+    port, pid = server
+    stop, count = swapping
     warm = await open_client(port)
     for _ in range(20):
         await get(warm, ONE_DAY)
     warm[1].close()
+    rows = []
+    phase = closed_loop(port, args.clients, args.requests)
+    results, seconds, cpu = await measured(phase, pid)
+    rows.append({**summary("closed, no swap", results, seconds, truth), **cpu,
+                 "swaps": 0})  # fmt: skip
     swaps = multiprocessing.Process(
         target=swapper,
         args=(str(models / NAME), {k: str(v) for k, v in versions.items()},
               args.swap_every, stop, count),
     )  # fmt: skip
     swaps.start()
-    rows = []
     before = count.value
-    results, seconds = await closed_loop(port, args.clients, args.requests)
-    rows.append({**summary("closed loop", results, seconds, truth),
+    phase = closed_loop(port, args.clients, args.requests)
+    results, seconds, cpu = await measured(phase, pid)
+    rows.append({**summary("closed, swaps", results, seconds, truth), **cpu,
                  "swaps": count.value - before})  # fmt: skip
     before = count.value
-    results, seconds = await paced(
-        port, args.clients, args.paced_seconds, args.interval
-    )
-    rows.append({**summary("paced 10/s each", results, seconds, truth),
+    phase = paced(port, args.clients, args.paced_seconds, args.interval)
+    results, seconds, cpu = await measured(phase, pid)
+    rows.append({**summary("paced, swaps", results, seconds, truth), **cpu,
                  "swaps": count.value - before})  # fmt: skip
     stop.set()
     swaps.join()
     costs = await sampled_cost(port)
-    rows.append({"phase": "sampled", "seconds_100": costs[100],
-                 "seconds_1000": costs[1000]})  # fmt: skip
+    rows.append({"phase": "sampled", **costs})
     return rows
 
 
 def print_figures(args, rows: list[dict]) -> None:
     print(
-        f"forecaster serve, {args.clients} clients on 127.0.0.1, one-day forecasts "
-        f"of {args.bundle.name}, a swap every {args.swap_every} s"
+        f"forecaster serve ({args.root}; loop {args.loop}, http {args.http}), "
+        f"{args.clients} clients ({args.client_loop}) on 127.0.0.1, one-day "
+        f"forecasts of {args.bundle.name}, a swap every {args.swap_every} s"
     )
     columns = ["requests", "p50 ms", "p99 ms", "max ms", "req/s", "errors", "torn"]
-    widths = [8, 7, 7, 7, 7, 6, 5]
+    columns += ["swaps", "versions", "srv cpu", "cli cpu"]
+    widths = [8, 7, 7, 7, 7, 6, 5, 5, 8, 7, 7]
     header = " ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
-    print(f"{'phase':<16} {header} {'swaps':>5} {'versions':>8}")
+    print(f"{'phase':<16} {header}")
     for row in rows[:-1]:
         print(
             f"{row['phase']:<16} {row['requests']:>8} {row['p50_ms']:>7.1f} "
             f"{row['p99_ms']:>7.1f} {row['max_ms']:>7.1f} {row['req_per_s']:>7.0f} "
             f"{row['errors']:>6} {row['torn']:>5} {row['swaps']:>5} "
-            f"{row['versions_seen']:>8}"
+            f"{row['versions_seen']:>8} {row['server_cpu_ms']:>7.2f} "
+            f"{row['client_cpu_ms']:>7.2f}"
         )
+    print("(srv cpu / cli cpu: CPU ms per request of the server / client process)")
     cost = rows[-1]
-    per_path = (cost["seconds_1000"] - cost["seconds_100"]) / 900
+    few, many = cost[FEW_PATHS], cost[MANY_PATHS]
+    per_path = (many - few) / (MANY_PATHS - FEW_PATHS)
     print(
-        f"sampled 5-day forecast (uncached, median of 5): 100 paths "
-        f"{cost['seconds_100'] * 1000:.0f} ms, 1000 paths "
-        f"{cost['seconds_1000'] * 1000:.0f} ms: {per_path * 1e3:.2f} ms per path "
-        f"({per_path / 4 * 1e6:.0f} us per sampled path-day)"
+        f"sampled 5-day forecast (uncached, median of 5): {FEW_PATHS} paths "
+        f"{few * 1000:.0f} ms, {MANY_PATHS} paths {many * 1000:.0f} ms: "
+        f"{per_path * 1e6:.0f} us per 5-day path"
     )
 
 

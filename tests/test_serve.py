@@ -11,6 +11,7 @@ import io
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import threading
 import time
@@ -181,6 +182,16 @@ def test_report_page_is_served_with_a_policy_that_loads_nothing(client, models):
     assert saved.text == "<html>saved page</html>"
 
 
+def test_docs_load_their_files_from_this_server(client):
+    page = client.get("/docs").text
+    files = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert any(f.endswith("swagger-ui-bundle.js") for f in files)
+    assert all(f.startswith("/") and not f.startswith("//") for f in files), files
+    assert all(client.get(f).status_code == 200 for f in files)
+    assert "/models/{name}/forecast" in client.get("/openapi.json").json()["paths"]
+    assert client.get("/redoc").status_code == 404  # ReDoc fetches a logo
+
+
 # ---------------------------------------------------------------- bounds
 
 
@@ -299,11 +310,26 @@ def test_a_damaged_bundle_answers_409_with_the_reason_and_the_others_serve(
     assert "sha256" in listed["AAPL-lstm"]["problem"]
 
 
+def answered_within(client, path: str, wanted, seconds: float = 60.0):
+    """The first answer to GET `path` for which `wanted(response)` holds.
+
+    A changed bundle is read again in the background, and the version in
+    memory answers meanwhile: the change shows within moments, not at once.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        response = client.get(path)
+        if wanted(response) or time.monotonic() > deadline:
+            return response
+        time.sleep(0.05)
+
+
 def test_a_bundle_damaged_after_it_was_served_is_noticed(client, models):
     assert client.get("/models/AAPL-lstm/forecast").status_code == 200
     with open(models / "AAPL-lstm" / "scaler.json", "a") as scaler:
         scaler.write(" ")
-    one_line_error(client.get("/models/AAPL-lstm/forecast"), 409)
+    path = "/models/AAPL-lstm/forecast"
+    one_line_error(answered_within(client, path, lambda r: r.status_code != 200), 409)
 
 
 def test_a_swapped_bundle_is_served_without_a_restart(client, models, tmp_path):
@@ -314,7 +340,11 @@ def test_a_swapped_bundle_is_served_without_a_restart(client, models, tmp_path):
         lambda tmp: shutil.copytree(newer, tmp, dirs_exist_ok=True),
         replace=True,
     )
-    second = client.get("/models/AAPL-lstm/forecast")
+    second = answered_within(
+        client,
+        "/models/AAPL-lstm/forecast",
+        lambda r: r.headers["etag"] != first.headers["etag"],
+    )
     assert second.headers["etag"] != first.headers["etag"]
     before, after = first.json()["rows"][0], second.json()["rows"][0]
     assert after["forecast"] == pytest.approx(before["forecast"] * 1.25, rel=0.05)

@@ -156,18 +156,17 @@ def test_an_absolute_path_as_the_name_gets_404(server, loopback):
     assert [row["name"] for row in json.loads(body)["models"]] == ["AAPL-lstm", "panel"]
 
 
-@pytest.mark.slow
-def test_the_served_report_renders_in_headless_chromium(server, loopback, tmp_path):
-    """No console error, no request anywhere but this server, a drawn chart."""
+def browse(port: int, pages: dict, screenshot_dir: Path) -> dict:
+    """{path: (status, items drawn, problems, requests)} of each page in `pages`
+    ({path: (CSS selector to wait for, what counts as drawn)}), opened in one
+    headless Chromium that sends the token."""
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install chromium)")
     playwright = pytest.importorskip("playwright.sync_api")
-    sync_playwright = playwright.sync_playwright
-    port, _ = server
-    origin = f"http://127.0.0.1:{port}/"
-    problems, requests = [], []
-    with tempfile.TemporaryDirectory() as profile, sync_playwright() as driver:
-        browser = driver.chromium.launch_persistent_context(
+    origin = f"http://127.0.0.1:{port}"
+    seen = {}
+    with tempfile.TemporaryDirectory() as profile, playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
             profile,
             executable_path=CHROMIUM,
             args=CHROMIUM_FLAGS[1:],
@@ -175,19 +174,49 @@ def test_the_served_report_renders_in_headless_chromium(server, loopback, tmp_pa
             viewport={"width": 1200, "height": 900},
             extra_http_headers={"Authorization": f"Bearer {TOKEN}"},
         )
-        page = browser.new_page()
-        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-        page.on("pageerror", lambda err: problems.append(str(err)))
-        page.on("request", lambda r: requests.append(r.url))
-        response = page.goto(origin + "models/AAPL-lstm/report", wait_until="load")
-        page.wait_for_selector("#price-chart .main-svg", timeout=60_000)
-        drawn = page.locator("#price-chart .trace").count()
-        screenshot = tmp_path / "served-report.png"
-        page.screenshot(path=str(screenshot), full_page=True)
+        for path, (ready, drawn) in pages.items():
+            problems, requests = [], []
+            page = browser.new_page()
+            page.on(
+                "console", lambda m, p=problems: m.type == "error" and p.append(m.text)
+            )
+            page.on("pageerror", lambda err, p=problems: p.append(str(err)))
+            page.on("request", lambda r, q=requests: q.append(r.url))
+            response = page.goto(origin + path, wait_until="load")
+            page.wait_for_selector(ready, timeout=60_000)
+            page.wait_for_load_state("networkidle")
+            count = page.locator(drawn).count()
+            name = path.strip("/").replace("/", "-")
+            page.screenshot(path=str(screenshot_dir / f"{name}.png"), full_page=True)
+            page.close()
+            outside = [url for url in requests if not url.startswith(origin + "/")]
+            seen[path] = (response.status, count, problems, outside)
         browser.close()
-    print(f"served report screenshot: {screenshot}")
-    assert response.status == 200
-    assert problems == []
-    assert [url for url in requests if not url.startswith(origin)] == []
-    assert drawn >= 2
-    assert os.path.getsize(screenshot) > 20_000
+    return seen
+
+
+@pytest.mark.slow
+def test_the_report_and_the_docs_render_in_headless_chromium(
+    server, loopback, tmp_path
+):
+    """No console error and no request anywhere but this server: the report
+    draws its chart, /docs (Swagger UI) and /redoc list the endpoints."""
+    port, _ = server
+    seen = browse(
+        port,
+        {
+            "/models/AAPL-lstm/report": (
+                "#price-chart .main-svg",
+                "#price-chart .trace",
+            ),
+            "/docs": (".opblock", ".opblock"),
+        },
+        tmp_path,
+    )
+    print(f"screenshots: {tmp_path}")
+    for path, (status, drawn, problems, outside) in seen.items():
+        assert (status, problems, outside) == (200, [], []), path
+        assert drawn >= 2, path
+    assert seen["/docs"][1] >= 6  # every endpoint: health, models, forecast ...
+    report = tmp_path / "models-AAPL-lstm-report.png"
+    assert os.path.getsize(report) > 20_000

@@ -8,18 +8,21 @@ ForecasterError whose one line names the parameter and the value received.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from dataclasses import dataclass
 
 import pandas as pd
 
+from forecaster.config import ForecastSettings
 from forecaster.data.csv import decode_text, parse_price_text
 from forecaster.errors import BundleError, ForecasterError
 from forecaster.serve.bundles import LoadedBundle
 
 DEFAULT_DAYS = 1  # tomorrow's forecast and bands
 MAX_DAYS = 100
-DEFAULT_SAMPLES = 1000  # paths a probabilistic model draws past one model call
+DEFAULT_SAMPLES = ForecastSettings.samples  # paths drawn past one model call: the
+#   library's default (predict.py --samples)
 MAX_SAMPLES = 5000
 MAX_PATH_DAYS = 50_000  # days x samples of one sampled forecast (about 15 s on 2 cores)
 MAX_BODY_BYTES = 1 << 20  # a posted price history (a CSV of 1 MiB is ~20,000 days)
@@ -91,17 +94,36 @@ def render(bundle: LoadedBundle, frame: pd.DataFrame, query: ForecastQuery) -> b
     """The answer's bytes: CSV rows, or JSON with the model, its version and rows."""
     if query.csv:
         return frame.to_csv(index=False).encode()
-    rows = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
     body = {
         "model": bundle.name,
         "version": bundle.version,
         "engine": "numpy",
         "days": query.days,
-        "rows": rows,
+        "rows": json_rows(frame),
     }
     if bundle.model.get_engine("numpy").head.probabilistic and query.days > 1:
         body.update(samples=query.samples, seed=query.seed)
     return json.dumps(body, allow_nan=False).encode()
+
+
+def json_rows(frame: pd.DataFrame) -> list[dict]:
+    """The frame's rows as dicts of plain Python values, NaN and infinities as None.
+
+    Built column by column from NumPy (a tenth of pandas' to_dict's time).
+    """
+    names = [str(name) for name in frame.columns]
+    columns = [json_values(frame[name].to_numpy().tolist()) for name in frame.columns]
+    return [
+        dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)
+    ]
+
+
+def json_values(values: list) -> list:
+    """`values` with every float that is not finite (NaN, inf) as None."""
+    return [
+        None if isinstance(value, float) and not math.isfinite(value) else value
+        for value in values
+    ]
 
 
 def compute(bundle: LoadedBundle, query: ForecastQuery, prices=None) -> bytes:

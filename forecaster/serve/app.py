@@ -17,13 +17,16 @@ that changed during every read.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+from collections.abc import Callable
 
 import pandas as pd
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -44,6 +47,7 @@ from forecaster.serve.answers import (
     prices_from_body,
 )
 from forecaster.serve.bundles import BundleShelf, BusyError, LoadedBundle, NotFoundError
+from forecaster.serve.fast import CachedAnswers, answer
 from forecaster.serve.security import BearerToken
 from forecaster.version import __version__
 
@@ -68,17 +72,25 @@ def error(status: int, message: str, headers: dict | None = None) -> JSONRespons
 
 
 def create_app(models_dir, token: str | None = None) -> FastAPI:
-    """The application serving the bundles under `models_dir`; `token` guards it."""
-    shelf = BundleShelf(models_dir)
-    app = FastAPI(
+    """The application serving the bundles under `models_dir`; `token` guards it.
+
+    /docs is Swagger UI from files served here (fastapi-offline): opening it
+    loads nothing from another host. No /redoc: ReDoc fetches its logo from
+    its maker's site.
+    """
+    shelf = BundleShelf(models_dir, warm=warm)
+    app = FastAPIOffline(
         title="forecaster",
         version=__version__,
         description="Forecasts from the saved bundles under MODELS_DIR (NumPy engine).",
+        swagger_ui_parameters={"validatorUrl": None},  # no badge from swagger.io
+        redoc_url=None,
     )
     app.state.shelf = shelf
     add_error_handlers(app)
     add_model_routes(app, shelf)
     add_forecast_routes(app, shelf)
+    app.add_middleware(CachedAnswers, shelf=shelf)  # inside the token check
     if token is not None:
         app.add_middleware(BearerToken, token=token)
     return app
@@ -111,6 +123,29 @@ def add_error_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, err: Exception):
         log.error("unexpected error on %s", request.url.path, exc_info=err)
         return error(500, f"internal error ({type(err).__name__}); see the server log")
+
+
+def warm(bundle: LoadedBundle) -> None:
+    """Compute the default answer (tomorrow's bands, JSON) of a newly read bundle."""
+    query = ForecastQuery()
+    bundle.answer(query.key(), lambda: compute(bundle, query))
+
+
+async def cached(bundle: LoadedBundle, key: tuple, make: Callable[[], bytes]) -> bytes:
+    """The answer `key` of `bundle`: kept, being computed, or computed now.
+
+    Requests for the same answer while it is computed wait for that one
+    computation (in a worker thread) instead of each starting their own.
+    """
+    body = bundle.answers.get(key)
+    if body is not None:
+        return body
+    pending = bundle.pending.get(key)
+    if pending is None:
+        pending = asyncio.ensure_future(run_in_threadpool(bundle.answer, key, make))
+        bundle.pending[key] = pending
+        pending.add_done_callback(lambda _: bundle.pending.pop(key, None))
+    return await asyncio.shield(pending)
 
 
 async def bundle_for(shelf: BundleShelf, name: str) -> LoadedBundle:
@@ -155,9 +190,7 @@ def add_model_routes(app: FastAPI, shelf: BundleShelf) -> None:
         bundle = await bundle_for(shelf, name)
         page = bundle.report
         if page is None:  # not saved with one: drawn from the bundle, kept
-            page = await run_in_threadpool(
-                bundle.answer, ("report",), lambda: draw_report(bundle)
-            )
+            page = await cached(bundle, ("report",), lambda: draw_report(bundle))
         headers = {"Content-Security-Policy": REPORT_POLICY, "ETag": bundle.version}
         return Response(page, media_type="text/html", headers=headers)
 
@@ -194,11 +227,7 @@ def add_forecast_routes(app: FastAPI, shelf: BundleShelf) -> None:
             days, samples, seed, parse_series(series), wants_csv(request)
         )
         bundle = await bundle_for(shelf, name)
-        body = bundle.answers.get(query.key())  # cached: the same bundle and query
-        if body is None:
-            body = await run_in_threadpool(
-                bundle.answer, query.key(), lambda: compute(bundle, query)
-            )
+        body = await cached(bundle, query.key(), lambda: compute(bundle, query))
         return answer(bundle, body, query)
 
     @app.post("/models/{name}/forecast", summary="Forecast from newer prices")
@@ -221,12 +250,6 @@ def add_forecast_routes(app: FastAPI, shelf: BundleShelf) -> None:
 def wants_csv(request: Request) -> bool:
     """Whether the client asked for CSV (Accept: text/csv)."""
     return CSV_TYPE in request.headers.get("accept", "")
-
-
-def answer(bundle: LoadedBundle, body: bytes, query: ForecastQuery) -> Response:
-    """The forecast's bytes with their type and the bundle's version as ETag."""
-    media = CSV_TYPE if query.csv else "application/json"
-    return Response(body, media_type=media, headers={"ETag": bundle.version})
 
 
 async def read_body(request: Request) -> bytes:

@@ -10,14 +10,21 @@ a bundle's files one by one by path, and a swap between two reads would mix
 two models. So `BundleShelf` takes a snapshot of the directory (its inode, and
 the inode, size and modification time of each file, read through one open
 directory) before and after it reads everything a bundle serves into memory,
-and keeps the result only when the two agree; otherwise it reads again. A
-request then costs one snapshot (tens of microseconds) to learn whether the
-bundle changed: a swapped bundle is served from the next request on.
+and keeps the result only when the two agree; otherwise it reads again.
+
+A request looks at the disk at most every CHECK_SECONDS per bundle (one
+snapshot, tens of microseconds). When the bundle changed, one background
+thread reads and verifies the new version (the sha256 of every file, once per
+swap) and computes its default answer (`warm`), while requests keep getting
+the version in memory; the new one is served once it is whole and verified.
+Only a bundle never read yet, or one found damaged, is read while its request
+waits.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import re
@@ -38,9 +45,11 @@ from forecaster.store.bundle import (
 )
 from forecaster.store.manifest import MANIFEST_FILE, REPORT_FILE
 
+log = logging.getLogger("forecaster.serve")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 LOAD_ATTEMPTS = 10  # reads of a bundle that keeps changing before giving up
 CACHED_ANSWERS = 64  # answers kept per bundle version (forecasts are deterministic)
+CHECK_SECONDS = 0.1  # a bundle's directory is looked at no more often than this
 
 
 class NotFoundError(ForecasterError):
@@ -64,6 +73,8 @@ class LoadedBundle:
     can_forecast: bool  # whether it keeps the recent prices a GET forecast needs
     answers: OrderedDict = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    pending: dict = field(default_factory=dict)  # answers being computed (the loop's)
+    checked: float = field(default_factory=time.monotonic)  # last look at the disk
 
     def answer(self, key: tuple, compute: Callable[[], bytes]) -> bytes:
         """The cached answer for `key`, else `compute()`, kept (CACHED_ANSWERS)."""
@@ -86,6 +97,7 @@ class DamagedBundle:
     name: str
     snapshot: tuple
     reason: str
+    checked: float = field(default_factory=time.monotonic)
 
 
 def snapshot(path: Path) -> tuple:
@@ -125,7 +137,11 @@ def directory_snapshot(fd: int, name: str) -> tuple:
 class BundleShelf:
     """Every bundle directly under `root`, read on first use and again once changed."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        warm: Callable[[LoadedBundle], None] | None = None,
+    ):
         if not Path(root).is_dir():
             raise ForecasterError(
                 f"MODELS_DIR {str(root)!r} is not a directory: give the directory "
@@ -134,6 +150,8 @@ class BundleShelf:
         self.root = Path(os.path.realpath(root))
         self._entries: dict[str, LoadedBundle | DamagedBundle] = {}
         self._loading: dict[str, threading.Lock] = {}
+        self._refreshing: set[str] = set()
+        self._warm = warm  # run on a new version before it is served
         self._guard = threading.Lock()
 
     def path_of(self, name: str) -> Path:
@@ -164,22 +182,62 @@ class BundleShelf:
         return found
 
     def current(self, name: str) -> LoadedBundle | None:
-        """Bundle `name` if the one in memory is still the one on disk, else None.
+        """Bundle `name` from memory, or None when it must be read first.
 
-        Costs one snapshot; a damaged bundle still damaged raises BundleError.
+        Looks at the disk at most every CHECK_SECONDS: a changed bundle is
+        read again in the background (`refresh_later`) and the one in memory
+        answers meanwhile. A damaged bundle still damaged raises BundleError;
+        one that changed is read again at once (None).
         """
         entry = self._entries.get(name)
         if entry is None:
             self.path_of(name)  # NotFoundError before anything else
             return None
-        try:
-            if snapshot(self.path_of(name)) != entry.snapshot:
-                return None
-        except (FileNotFoundError, BundleError):
-            return None
+        now = time.monotonic()
+        if now - entry.checked >= CHECK_SECONDS:
+            entry.checked = now
+            try:
+                same = self.unchanged(name, entry)
+            except NotFoundError:  # removed (or now a symlink out): forgotten
+                self._entries.pop(name, None)
+                raise
+            if not same:
+                if isinstance(entry, DamagedBundle):
+                    return None
+                self.refresh_later(name)
         if isinstance(entry, DamagedBundle):
             raise BundleError(entry.reason)
         return entry
+
+    def unchanged(self, name: str, entry) -> bool:
+        """Whether bundle `name` on disk is still the one `entry` was read from."""
+        try:
+            return snapshot(self.path_of(name)) == entry.snapshot
+        except (FileNotFoundError, BundleError):
+            return False
+
+    def refresh_later(self, name: str) -> None:
+        """Read bundle `name` again in one background thread (none if one runs)."""
+        with self._guard:
+            if name in self._refreshing:
+                return
+            self._refreshing.add(name)
+        thread = threading.Thread(
+            target=self.refresh, args=(name,), name=f"read {name}", daemon=True
+        )
+        thread.start()
+
+    def refresh(self, name: str) -> None:
+        """Read bundle `name` as on disk now and serve it from then on (a thread)."""
+        try:
+            self.get(name)
+        except NotFoundError:  # removed: the next request answers 404
+            self._entries.pop(name, None)
+        except ForecasterError:  # damaged (kept as such) or busy (tried again later)
+            pass
+        finally:
+            with self._guard:
+                self._refreshing.discard(name)
 
     def get(self, name: str) -> LoadedBundle:
         """Bundle `name` as on disk now; NotFoundError, BundleError, BusyError."""
@@ -199,6 +257,7 @@ class BundleShelf:
                         if entry is None:
                             continue  # it changed before it could be read: again
                         if current:  # still the bundle under its name: kept
+                            self.prepare(entry)
                             self._entries[name] = entry
             if isinstance(entry, DamagedBundle):
                 raise BundleError(entry.reason)
@@ -207,6 +266,14 @@ class BundleShelf:
             f"Model {name!r} changed during each of {LOAD_ATTEMPTS} reads (a retrain "
             "is writing it?): try again in a moment."
         )
+
+    def prepare(self, entry) -> None:
+        """Run `warm` on a bundle read whole, before it is served (best effort)."""
+        if self._warm is not None and isinstance(entry, LoadedBundle):
+            try:
+                self._warm(entry)
+            except ForecasterError as err:  # e.g. no saved prices: said on request
+                log.info("no default answer for %s: %s", entry.name, err)
 
     def _lock_for(self, name: str) -> threading.Lock:
         with self._guard:
