@@ -26,6 +26,7 @@ from forecaster.evaluate.intervals import (
     interval_steps,
     scale_of,
 )
+from forecaster.evaluate.multistep import multi_step
 from forecaster.model.paths import block_for, damp_drift, paths
 from forecaster.prep.windows import feature_view, window_view
 
@@ -236,6 +237,7 @@ def evaluate(engine, prepared, calibrate: bool = False) -> dict:
         "rmse_by_step": by_step.to_dict(orient="list"),
         "drift": drift,  # the recursive path's damping, chosen on validation
         "distribution": distribution,
+        "multi_step": multi_step(engine, prepared, distribution),  # 5, 10 days
     }
     return {
         "predictions": predictions,
