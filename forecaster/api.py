@@ -289,9 +289,27 @@ class Forecaster:
         }
         frame = forecast_future(
             self.get_engine(engine), parts, days, block, chosen, calendar,
-            samples, seed,
+            samples, seed, self.drift_weights(parts),
         )  # fmt: skip
         return frame.drop(columns="series") if self.single_ else frame
+
+    def drift_weights(self, parts: dict) -> dict:
+        """{name: the recursive point path's drift weight the evaluation used}.
+
+        From metrics_["drift"] (per series for a panel); a series the model
+        was not scored on takes the weight its series agree on, and a bundle
+        that recorded none (an older one) keeps the raw path.
+        """
+        by_series = self.metrics_.get("series") if self.is_panel else None
+        recorded = {
+            name: (one.get("drift") or {}).get("weight")
+            for name, one in (by_series or {self.name: self.metrics_}).items()
+        }
+        recorded = {k: v for k, v in recorded.items() if v is not None}
+        shared = set(recorded.values())
+        default = shared.pop() if len(shared) == 1 else None
+        weights = {name: recorded.get(name, default) for name in parts}
+        return {k: v for k, v in weights.items() if v is not None}
 
     def _contexts(self, prices) -> dict:
         """{name: prep.windows.Prepared} to forecast from: the model's, or `prices`."""

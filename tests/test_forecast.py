@@ -159,3 +159,18 @@ def test_failed_forecast_keeps_the_earlier_one(trained_bundle, tmp_path, monkeyp
     ):
         run_forecast(str(trained_bundle), days=5, out=tmp_path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_future_point_path_takes_the_evaluated_drift_weight(trained_bundle):
+    """The "forecast" column is the zero-drift path the evaluation scored."""
+    import forecaster as fc
+
+    model = fc.load(trained_bundle)
+    assert model.metrics_["drift"]["weight"] == 0.0  # what the evaluation used
+    frame = model.forecast(6, method="recursive")
+    last = model.panel_.parts[model.name].prices[-1]
+    np.testing.assert_allclose(frame["forecast"], last)
+    model.metrics_ = {k: v for k, v in model.metrics_.items() if k != "drift"}
+    raw = model.forecast(6, method="recursive")  # a bundle with no record: raw
+    assert not np.allclose(raw["forecast"], last)
+    np.testing.assert_allclose(raw["lower_80"], frame["lower_80"])

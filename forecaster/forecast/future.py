@@ -22,6 +22,7 @@ from forecaster.evaluate.intervals import (
     scale_of,
 )
 from forecaster.model.engines import check_direct_steps
+from forecaster.model.paths import damp_drift
 
 
 def _band_levels() -> dict[str, float]:
@@ -46,6 +47,7 @@ def forecast_future(
     calendar: str = DEFAULT_CALENDAR,
     samples: int = 512,
     seed: int = 0,
+    drift: dict | None = None,
 ) -> pd.DataFrame:
     """Every series forecast `days` sessions of `calendar` past its last date.
 
@@ -59,7 +61,11 @@ def forecast_future(
     probabilistic head gives its own distribution instead of `intervals`:
     a median column too, and the bands read from the head when `days` fit
     in one model call, else quantiles of `samples` paths drawn with `seed`
-    (see `distribution_quantiles`).
+    (see `distribution_quantiles`). `drift`: name -> the weight on the
+    recursive point path's move that the evaluation chose and scored
+    (metrics.json "drift", forecaster.evaluate.drift; 0 = the last price):
+    the "forecast" column of a recursive forecast is that damped path, as
+    the scored one was. A series missing from it keeps the raw path.
     """
     check_at_least("days", days)
     window = engine.window
@@ -83,6 +89,10 @@ def forecast_future(
         part = parts[name]
         values = pd.Series(part.prices, index=part.dates)
         path = part.scaler.inverse_transform(scaled[row])
+        weight = (drift or {}).get(name)
+        if weight is not None and block == 1 and extra is None:
+            last = np.array([[part.prices[-1]]], np.float64)
+            path = damp_drift(path[None], last, weight, part.scaler.log)[0]
         if quantiles is None:
             frame = banded_frame(values, path, intervals.get(name), window, calendar)
         else:
