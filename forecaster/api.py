@@ -32,7 +32,12 @@ from forecaster.evaluate.backtest import walk_forward
 from forecaster.evaluate.direction import score_frame
 from forecaster.evaluate.evaluation import score_table
 from forecaster.evaluate.panel import evaluate_series, panel_summary, series_table
-from forecaster.forecast.future import forecast_direction, forecast_future
+from forecaster.forecast.future import (
+    forecast_direction,
+    forecast_future,
+    pool_series,
+    recorded_choices,
+)
 from forecaster.io import write_directory_atomically
 from forecaster.model.choose import ENGINES, make_engine
 from forecaster.model.keras_engine import KerasEngine
@@ -287,29 +292,15 @@ class Forecaster:
             name: one and (one.get(method) or one.get("recursive"))
             for name, one in by_name.items()
         }
+        drift, pools = recorded_choices(self.metrics_, parts, self.name, self.is_panel)
         frame = forecast_future(
             self.get_engine(engine), parts, days, block, chosen, calendar,
-            samples, seed, self.drift_weights(parts),
+            samples, seed, drift,
         )  # fmt: skip
-        return frame.drop(columns="series") if self.single_ else frame
-
-    def drift_weights(self, parts: dict) -> dict:
-        """{name: the recursive point path's drift weight the evaluation used}.
-
-        From metrics_["drift"] (per series for a panel); a series the model
-        was not scored on takes the weight its series agree on, and a bundle
-        that recorded none (an older one) keeps the raw path.
-        """
-        by_series = self.metrics_.get("series") if self.is_panel else None
-        recorded = {
-            name: (one.get("drift") or {}).get("weight")
-            for name, one in (by_series or {self.name: self.metrics_}).items()
-        }
-        recorded = {k: v for k, v in recorded.items() if v is not None}
-        shared = set(recorded.values())
-        default = shared.pop() if len(shared) == 1 else None
-        weights = {name: recorded.get(name, default) for name in parts}
-        return {k: v for k, v in weights.items() if v is not None}
+        frame, bands = pool_series(frame, parts, pools, seed)
+        frame = frame.drop(columns="series") if self.single_ else frame
+        frame.attrs["bands"] = bands  # one line saying whose bands these are
+        return frame
 
     def _contexts(self, prices) -> dict:
         """{name: prep.windows.Prepared} to forecast from: the model's, or `prices`."""

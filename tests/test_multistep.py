@@ -157,3 +157,36 @@ def test_a_run_records_and_prints_the_multi_step_block(trained_bundle):
         )
     text = format_multi_step(block)
     assert "further out" in text and "Range-GARCH-t" in text
+
+
+@pytest.mark.parametrize("family", ["egarch_t", "range_gjr_t", "log_har_t"])
+def test_the_state_after_the_last_day_is_the_next_one_step_forecast(family):
+    """Filtered through the last day: the sigma a one-day-longer series gives."""
+    close, ohlc = ohlc_series()
+    n_train, n = 500, 650
+    state = multistep.anchor_state(family, close[:n], n_train, ohlc[:n], [n])
+    longer = anchors.anchor(family, close[: n + 1], n_train, ohlc[: n + 1])
+    sigma = longer.scale[-1] / close[n - 1]
+    if hasattr(longer, "df"):
+        sigma /= np.sqrt((longer.df - 2) / longer.df)
+    assert np.sqrt(state.variance[0]) == pytest.approx(sigma * 100, rel=1e-9)
+
+
+def test_future_record_keeps_a_small_json_state():
+    from types import SimpleNamespace
+
+    close, ohlc = ohlc_series()
+    prepared = SimpleNamespace(
+        prices=close,
+        dates=pd.bdate_range("2020-01-01", periods=len(close)),
+        split=SimpleNamespace(n_train=600),
+        ohlc=ohlc,
+    )
+    pool = {"anchor": "range_garch_t", "anchor_label": "Range-GARCH-t"}
+    record = multistep.future_record(prepared, pool | {"weight_model": 0.7})
+    assert record["last_date"] == f"{prepared.dates[-1]:%Y-%m-%d}"
+    assert record["last_price"] == close[-1] and record["weight_model"] == 0.7
+    state = AnchorState.from_record(json.loads(json.dumps(record))["state"])
+    assert len(state.pairs) == multistep.PAIRS_KEPT
+    full = multistep.anchor_state("range_garch_t", close, 600, ohlc, [len(close)])
+    np.testing.assert_allclose(state.variance, full.variance)

@@ -89,7 +89,7 @@ def simulate_returns(state: AnchorState, steps: int, sims: int = SIMULATIONS, se
         if family in ARCH_FAMILIES:
             shock = _innovations(family, params, variance.shape, rng)
             out[..., step] = np.sqrt(variance) * shock
-            variance = _arch_next(family, params, variance, shock)
+            variance = arch_next_variance(family, params, variance, shock)
         elif family in ("range_garch_t", "range_gjr_t"):
             z, u = _draw_pairs(state.pairs, variance.shape, rng)
             out[..., step] = np.sqrt(variance) * z
@@ -110,7 +110,7 @@ def cumulative_quantiles(returns, horizons, levels) -> dict:
     }
 
 
-def _arch_next(family: str, params: dict, variance, shock) -> np.ndarray:
+def arch_next_variance(family: str, params: dict, variance, shock) -> np.ndarray:
     """Next variance of arch's GARCH, GJR or EGARCH given the standardised shock."""
     omega, alpha, beta = params["omega"], params["alpha[1]"], params["beta[1]"]
     gamma = params.get("gamma[1]", 0.0)

@@ -26,7 +26,7 @@ from forecaster.evaluate.intervals import (
     interval_steps,
     scale_of,
 )
-from forecaster.evaluate.multistep import multi_step
+from forecaster.evaluate.multistep import future_record, multi_step
 from forecaster.model.paths import block_for, damp_drift, paths
 from forecaster.prep.windows import feature_view, window_view
 
@@ -220,6 +220,9 @@ def evaluate(engine, prepared, calibrate: bool = False) -> dict:
             entry["cqr"] = cqr
     distribution, main = compare(engine, prepared, predictions, one_step_method, cqr)
     predictions = predictions.assign(**bounds_columns(main))
+    pool = distribution.get("combination")
+    if pool and distribution["main"] == "combined":  # forecasts pool their bands
+        pool["future"] = future_record(prepared, pool)
     if engine.head.probabilistic:  # the bands a forecast shows are the head's
         scored = distribution["methods"][distribution["main"]]
         achieved = {str(k): scored[f"coverage_{k:g}"] for k in INTERVAL_LEVELS}

@@ -27,6 +27,7 @@ from forecaster.evaluate.anchor_paths import (
     ARCH_FAMILIES,
     SIMULATIONS,
     AnchorState,
+    arch_next_variance,
     cumulative_quantiles,
     simulate_returns,
 )
@@ -41,6 +42,7 @@ LEVELS = (0.8, 0.95)  # central intervals scored
 QUANTILES = scores.quantile_levels(LEVELS)  # 0.025, 0.1, 0.5, 0.9, 0.975
 LOSSES = ("qcrps", "interval_score_0.8", "interval_score_0.95")
 FAMILIES = (*ARCH_FAMILIES, "range_garch_t", "range_gjr_t", "log_har_t")
+PAIRS_KEPT = 500  # training pairs a bundle keeps for the future bands (evenly spaced)
 
 
 def origins(n_train: int, n: int, steps: int, stride: int = ORIGIN_STRIDE):
@@ -70,30 +72,78 @@ def model_quantiles(engine, prepared, at, horizons=HORIZONS, samples=MODEL_SAMPL
     }
 
 
-def anchor_state(family: str, prices, n_train: int, ohlc, at) -> AnchorState:
+def anchor_state(family: str, prices, n_train: int, ohlc, at, keep=None):
     """`family` fitted on the training returns, its next variance at each origin.
 
-    The fit is the one-step comparison's (cached by forecaster.evaluate.anchors);
-    the range families keep their training days' pairs to draw from.
+    Origins t in `at` go up to len(prices) (the day after the last: a
+    forecast's). The fit is the one-step comparison's (cached by
+    forecaster.evaluate.anchors); the range families keep their training
+    days' pairs to draw from (`keep`: at most that many, evenly spaced).
     """
     returns = anchors.percent_returns(prices)
     ranges = None if ohlc is None else anchors.percent_ranges(ohlc)
-    n_fit = n_train - 1
+    n_fit, at = n_train - 1, np.asarray(at)
     fitted = anchors.volatility(family, returns, ranges, n_fit)
-    params = {k: v for k, v in fitted.params.items()}
-    variance = fitted.sigma[np.asarray(at) - 1] ** 2  # return t - 1 ends on day t
+    params = dict(fitted.params)
+    sigma = np.append(fitted.sigma, _next_sigma(fitted, returns, ranges))
+    variance = sigma[at - 1] ** 2  # return t - 1 ends on day t
     if family in ARCH_FAMILIES:
         return AnchorState(family, params, variance)
-    z = returns[:n_fit] / fitted.sigma[:n_fit]
+    z = returns[:n_fit] / sigma[:n_fit]
+    history = None
     if family == "log_har_t":
         floor, _, resid = anchors.har_regression(ranges, n_fit)
-        floored = np.maximum(ranges, floor)
         lag = max(anchors.HAR_LAGS)
+        floored = np.maximum(ranges, floor)
         history = np.stack([floored[t - 1 - lag : t - 1] for t in at])
         pairs = np.stack([z[lag:], resid], axis=1)
-        return AnchorState(family, params, variance, history, pairs)
-    u = ranges[:n_fit] / fitted.sigma[:n_fit] ** 2
-    return AnchorState(family, params, variance, None, np.stack([z, u], axis=1))
+    else:
+        pairs = np.stack([z, ranges[:n_fit] / sigma[:n_fit] ** 2], axis=1)
+    if keep is not None and len(pairs) > keep:
+        pairs = pairs[np.linspace(0, len(pairs) - 1, keep).round().astype(int)]
+    return AnchorState(family, params, variance, history, pairs)
+
+
+def _next_sigma(fitted, returns, ranges) -> float:
+    """The volatility of the return after the last one (percent)."""
+    family, params = fitted.family, fitted.params
+    variance = fitted.sigma[-1] ** 2
+    if family in ARCH_FAMILIES:
+        shock = returns[-1] / fitted.sigma[-1]
+        return float(np.sqrt(arch_next_variance(family, params, variance, shock)))
+    if family == "log_har_t":
+        floored = np.maximum(np.append(ranges, ranges[-1]), params["floor"])
+        design = anchors.har_design(floored)[-1]
+        coef = np.array([params[f"b{k}"] for k in range(len(design))])
+        expected = np.exp(design @ coef + params["resid_var"] / 2)
+        return float(np.sqrt(params["factor"] * expected))
+    leverage = params.get("gamma", 0.0) * (returns[-1] < 0)
+    drive = (params["alpha"] + leverage) * ranges[-1]
+    return float(np.sqrt(params["omega"] + drive + params["beta"] * variance))
+
+
+def future_record(prepared, pool: dict) -> dict | None:
+    """What a forecast needs to pool its bands with the anchor validation chose.
+
+    The anchor's state at the day after the last (parameters from the
+    training days, variance filtered through the last day, PAIRS_KEPT
+    pairs), the pool's weight, and the last date and price it belongs to.
+    """
+    try:
+        state = anchor_state(
+            pool["anchor"], prepared.prices, prepared.split.n_train,
+            prepared.ohlc, [len(prepared.prices)], keep=PAIRS_KEPT,
+        )  # fmt: skip
+    except Exception as error:  # the forecast then shows the network's bands
+        log.warning("the pool's anchor has no future state (%s)", error)
+        return None
+    return {
+        "weight_model": pool["weight_model"],
+        "anchor_label": pool.get("anchor_label", pool["anchor"]),
+        "last_date": f"{prepared.dates[-1]:%Y-%m-%d}",
+        "last_price": float(prepared.prices[-1]),
+        "state": state.record(),
+    }
 
 
 def anchor_quantiles(state: AnchorState, horizons=HORIZONS, sims=SIMULATIONS) -> dict:
