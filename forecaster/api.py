@@ -32,7 +32,12 @@ from forecaster.evaluate.backtest import walk_forward
 from forecaster.evaluate.direction import score_frame
 from forecaster.evaluate.evaluation import score_table
 from forecaster.evaluate.panel import evaluate_series, panel_summary, series_table
-from forecaster.forecast.future import forecast_direction, forecast_future
+from forecaster.forecast.future import (
+    forecast_direction,
+    forecast_future,
+    pool_series,
+    recorded_choices,
+)
 from forecaster.io import write_directory_atomically
 from forecaster.model.choose import ENGINES, make_engine
 from forecaster.model.keras_engine import KerasEngine
@@ -287,11 +292,15 @@ class Forecaster:
             name: one and (one.get(method) or one.get("recursive"))
             for name, one in by_name.items()
         }
+        drift, pools = recorded_choices(self.metrics_, parts, self.name, self.is_panel)
         frame = forecast_future(
             self.get_engine(engine), parts, days, block, chosen, calendar,
-            samples, seed,
+            samples, seed, drift,
         )  # fmt: skip
-        return frame.drop(columns="series") if self.single_ else frame
+        frame, bands = pool_series(frame, parts, pools, seed)
+        frame = frame.drop(columns="series") if self.single_ else frame
+        frame.attrs["bands"] = bands  # one line saying whose bands these are
+        return frame
 
     def _contexts(self, prices) -> dict:
         """{name: prep.windows.Prepared} to forecast from: the model's, or `prices`."""

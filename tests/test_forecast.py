@@ -159,3 +159,59 @@ def test_failed_forecast_keeps_the_earlier_one(trained_bundle, tmp_path, monkeyp
     ):
         run_forecast(str(trained_bundle), days=5, out=tmp_path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_future_point_path_takes_the_evaluated_drift_weight(trained_bundle):
+    """The "forecast" column is the zero-drift path the evaluation scored."""
+    import forecaster as fc
+
+    model = fc.load(trained_bundle)
+    assert model.metrics_["drift"]["weight"] == 0.0  # what the evaluation used
+    frame = model.forecast(6, method="recursive")
+    last = model.panel_.parts[model.name].prices[-1]
+    np.testing.assert_allclose(frame["forecast"], last)
+    model.metrics_ = {k: v for k, v in model.metrics_.items() if k != "drift"}
+    raw = model.forecast(6, method="recursive")  # a bundle with no record: raw
+    assert not np.allclose(raw["forecast"], last)
+    np.testing.assert_allclose(raw["lower_80"], frame["lower_80"])
+
+
+def test_forecast_bands_are_the_pool_validation_chose(bundle_copy):
+    """With the pool recorded, the bands average the network's and the anchor's."""
+    import forecaster as fc
+    from forecaster.evaluate.anchor_paths import AnchorState, simulate_returns
+    from forecaster.forecast.future import POOL_SIMULATIONS
+
+    model = fc.load(bundle_copy)
+    part = model.panel_.parts[model.name]
+    params = {"omega": 0.05, "alpha[1]": 0.1, "beta[1]": 0.85, "nu": 8.0}
+    future = {
+        "weight_model": 0.25,
+        "anchor_label": "GARCH(1,1)-t",
+        "last_date": f"{part.dates[-1]:%Y-%m-%d}",
+        "last_price": float(part.prices[-1]),
+        "state": AnchorState("garch_t", params, np.array([4.0])).record(),
+    }
+    own = model.forecast(5)
+    assert own.attrs["bands"] is None
+    pool = {"preferred": True, "anchor_label": "GARCH(1,1)-t", "future": future}
+    model.metrics_["distribution"]["combination"] = pool
+    pooled = model.forecast(5)
+    assert pooled.attrs["bands"] == (
+        "bands: the pool chosen on validation, 25% network + 75% GARCH(1,1)-t"
+    )
+    drawn = simulate_returns(
+        AnchorState.from_record(future["state"]), 5, POOL_SIMULATIONS
+    )
+    upper = part.prices[-1] * np.exp(np.quantile(drawn[0].sum(axis=1), 0.975) / 100)
+    assert pooled["upper_95"].iloc[-1] == pytest.approx(
+        0.25 * own["upper_95"].iloc[-1] + 0.75 * upper
+    )
+    np.testing.assert_allclose(pooled["forecast"], own["forecast"])
+    older = make_prices()[:-1]  # the series the bundle was trained on, a day short
+    elsewhere = model.forecast(5, prices=older)  # not the day the state is for
+    assert elsewhere.attrs["bands"].startswith("bands: the network's own")
+    model.metrics_["distribution"].pop("combination")
+    np.testing.assert_allclose(
+        elsewhere["upper_95"], model.forecast(5, prices=older)["upper_95"]
+    )

@@ -70,3 +70,10 @@ def test_sample_data_estimators_are_finite_and_non_negative_where_they_must_be()
     assert len(est) == len(s)
     assert (est[["parkinson", "rogers_satchell"]] >= 0).all().all()
     assert np.isfinite(est.iloc[1:].to_numpy()).all()
+
+
+def test_high_below_low_shows_the_files_own_cells():
+    """The message quotes the file's High and Low, not the split-adjusted ones."""
+    s = _series([[100, 110, 95, 100], [100, 99, 101, 100]], adjusted=[50, 50])
+    with pytest.raises(ForecasterError, match=r"\(High 99, Low 101\)"):
+        ranges.adjusted_ohlc(s)

@@ -203,6 +203,8 @@ def _print_forecast(report) -> None:
         f"{report.days}-day {report.method} forecast after {report.last_date} "
         f"({report.engine} engine):\n{shown}\n..."
     )
+    if report.bands:
+        print(report.bands)
     print(f"wrote {report.csv}\nwrote {report.png}")
 
 

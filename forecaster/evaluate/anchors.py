@@ -239,14 +239,10 @@ def _log_har(returns, ranges, n_fit: int) -> Volatility:
             f"log-HAR needs at least {first + 30} training returns. "
             f"Received: n_fit={n_fit}"
         )
+    floor, coef, resid = har_regression(ranges, n_fit)
     ranges = np.asarray(ranges, dtype=np.float64)
-    positive = ranges[:n_fit][ranges[:n_fit] > 0]
-    floor = 0.1 * float(np.median(positive)) if len(positive) else 1e-8
-    logs = np.log(np.maximum(ranges, floor))
-    design = _har_design(np.maximum(ranges, floor))  # (m, 4) for j >= first
+    design = har_design(np.maximum(ranges, floor))  # (m, 4) for j >= first
     fitted = slice(first, n_fit)
-    coef, *_ = np.linalg.lstsq(design[fitted], logs[fitted], rcond=None)
-    resid = logs[fitted] - design[fitted] @ coef
     expected = np.exp(design @ coef + resid.var() / 2)  # E[P_j] under log-normal
     expected[:first] = float(np.mean(ranges[:n_fit]))
     r = np.asarray(returns)[fitted]
@@ -263,12 +259,31 @@ def _log_har(returns, ranges, n_fit: int) -> Volatility:
     params = {f"b{k}": float(c) for k, c in enumerate(coef)} | {
         "factor": factor,
         "nu": nu,
+        "floor": floor,  # not estimated: the floor on the ranges, and the
+        "resid_var": float(resid.var()),  # log regression's residual variance
     }
     sigma = np.sqrt(factor * expected)
     return Volatility("log_har_t", sigma, nu, 0.0, params, -found.fun, n_fit - first)
 
 
-def _har_design(ranges: np.ndarray) -> np.ndarray:
+def har_regression(ranges, n_fit: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """(floor, coef (4,), residuals) of the log-HAR OLS on ranges[:n_fit].
+
+    The floor (a tenth of the median positive training range) keeps the
+    logarithm of a flat day finite; the regression fits days HAR_LAGS[-1]
+    to n_fit - 1.
+    """
+    first = max(HAR_LAGS)
+    ranges = np.asarray(ranges, dtype=np.float64)
+    positive = ranges[:n_fit][ranges[:n_fit] > 0]
+    floor = 0.1 * float(np.median(positive)) if len(positive) else 1e-8
+    floored = np.maximum(ranges[:n_fit], floor)
+    design = har_design(floored)[first:]
+    coef, *_ = np.linalg.lstsq(design, np.log(floored[first:]), rcond=None)
+    return floor, coef, np.log(floored[first:]) - design @ coef
+
+
+def har_design(ranges: np.ndarray) -> np.ndarray:
     """Rows j: 1 and the log means of ranges over the HAR_LAGS days before j."""
     design = np.ones((len(ranges), 1 + len(HAR_LAGS)))
     total = np.concatenate([[0.0], np.cumsum(ranges)])

@@ -27,6 +27,7 @@ from forecaster.evaluate.intervals import (
     interval_steps,
     scale_of,
 )
+from forecaster.evaluate.multistep import future_record, multi_step
 from forecaster.model.paths import block_for, damp_drift, paths
 from forecaster.prep.windows import feature_view, window_view
 
@@ -225,6 +226,9 @@ def evaluate(engine, prepared, calibrate: bool = False) -> dict:
             engine, prepared, predictions, one_step_method, cqr
         )
     predictions = predictions.assign(**bounds_columns(main))
+    pool = distribution.get("combination")
+    if pool and distribution["main"] == "combined":  # forecasts pool their bands
+        pool["future"] = future_record(prepared, pool)
     if engine.head.probabilistic:  # the bands a forecast shows are the head's
         scored = distribution["methods"][distribution["main"]]
         achieved = {str(k): scored[f"coverage_{k:g}"] for k in INTERVAL_LEVELS}
@@ -242,6 +246,7 @@ def evaluate(engine, prepared, calibrate: bool = False) -> dict:
         "rmse_by_step": by_step.to_dict(orient="list"),
         "drift": drift,  # the recursive path's damping, chosen on validation
         "distribution": distribution,
+        "multi_step": multi_step(engine, prepared, distribution),  # 5, 10 days
     }
     return {
         "predictions": predictions,

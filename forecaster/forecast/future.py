@@ -7,6 +7,7 @@ quantiles of the model's own distribution for a probabilistic head.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,11 @@ import pandas as pd
 from forecaster.config import check_at_least
 from forecaster.data.calendars import DEFAULT_CALENDAR, sessions_after
 from forecaster.errors import ForecasterError
+from forecaster.evaluate.anchor_paths import (
+    AnchorState,
+    cumulative_quantiles,
+    simulate_returns,
+)
 from forecaster.evaluate.calibration import widen_quantiles
 from forecaster.evaluate.intervals import (
     INTERVAL_LEVELS,
@@ -22,6 +28,7 @@ from forecaster.evaluate.intervals import (
     scale_of,
 )
 from forecaster.model.engines import check_direct_steps
+from forecaster.model.paths import damp_drift
 
 
 def _band_levels() -> dict[str, float]:
@@ -46,6 +53,7 @@ def forecast_future(
     calendar: str = DEFAULT_CALENDAR,
     samples: int = 512,
     seed: int = 0,
+    drift: dict | None = None,
 ) -> pd.DataFrame:
     """Every series forecast `days` sessions of `calendar` past its last date.
 
@@ -59,7 +67,11 @@ def forecast_future(
     probabilistic head gives its own distribution instead of `intervals`:
     a median column too, and the bands read from the head when `days` fit
     in one model call, else quantiles of `samples` paths drawn with `seed`
-    (see `distribution_quantiles`).
+    (see `distribution_quantiles`). `drift`: name -> the weight on the
+    recursive point path's move that the evaluation chose and scored
+    (metrics.json "drift", forecaster.evaluate.drift; 0 = the last price):
+    the "forecast" column of a recursive forecast is that damped path, as
+    the scored one was. A series missing from it keeps the raw path.
     """
     check_at_least("days", days)
     window = engine.window
@@ -83,6 +95,10 @@ def forecast_future(
         part = parts[name]
         values = pd.Series(part.prices, index=part.dates)
         path = part.scaler.inverse_transform(scaled[row])
+        weight = (drift or {}).get(name)
+        if weight is not None and block == 1 and extra is None:
+            last = np.array([[part.prices[-1]]], np.float64)
+            path = damp_drift(path[None], last, weight, part.scaler.log)[0]
         if quantiles is None:
             frame = banded_frame(values, path, intervals.get(name), window, calendar)
         else:
@@ -113,6 +129,101 @@ def distribution_quantiles(
     # the first call's days are known exactly from the head: no sampling noise
     quantiles[:, :block] = engine.step_quantiles(context, block, levels)
     return quantiles
+
+
+POOL_SIMULATIONS = 2000  # the anchor's paths behind a pooled forecast's bands
+
+
+def pool_bands(frame: pd.DataFrame, future: dict, seed: int = 0) -> pd.DataFrame:
+    """`frame`'s median and bands pooled with the anchor's, as validation chose.
+
+    `future`: the pool's record (forecaster.evaluate.multistep.future_record):
+    the anchor's state after the last known day and the model's weight w.
+    Each band column becomes w x the network's quantile + (1 - w) x the
+    anchor's quantile of the price that day (from POOL_SIMULATIONS paths of
+    its returns, drawn with `seed`). The "forecast" column is left alone.
+    """
+    state = AnchorState.from_record(future["state"])
+    days, weight = len(frame), float(future["weight_model"])
+    drawn = simulate_returns(state, days, POOL_SIMULATIONS, seed)
+    levels = list(BAND_LEVELS.values())
+    by_day = cumulative_quantiles(drawn, range(1, days + 1), levels)
+    moves = np.stack([by_day[day][0] for day in range(1, days + 1)])
+    anchor = future["last_price"] * np.exp(moves / 100)  # (days, levels)
+    pooled = frame.copy()
+    for column, values in zip(BAND_LEVELS, anchor.T, strict=True):
+        pooled[column] = weight * frame[column].to_numpy() + (1 - weight) * values
+    return pooled
+
+
+def recorded_choices(metrics: dict, names, name: str, panel: bool):
+    """(drift weights, pool records) by series in `names`, as the evaluation
+    recorded them in `metrics` (metrics.json; per series for a `panel`,
+    else the one series `name`'s).
+
+    Drift: the recursive point path's weight (metrics "drift"); a series the
+    model was not scored on takes the weight its series agree on, and one
+    with no record (an older bundle) keeps the raw path (no entry). Pools:
+    distribution.combination ({} if none).
+    """
+    by_series = (metrics.get("series") or {}) if panel else {name: metrics}
+    weights = {
+        key: (one.get("drift") or {}).get("weight") for key, one in by_series.items()
+    }
+    shared = {w for w in weights.values() if w is not None}
+    default = shared.pop() if len(shared) == 1 else None
+    drift = {key: weights.get(key, default) for key in names}
+    pools = {
+        key: ((by_series.get(key) or {}).get("distribution") or {}).get("combination")
+        or {}
+        for key in names
+    }
+    return {k: w for k, w in drift.items() if w is not None}, pools
+
+
+def pool_series(frame: pd.DataFrame, parts: dict, pools: dict, seed: int = 0):
+    """(frame, line): each series' bands pooled with its anchor where validation
+    chose the pool (`pool_bands`), and one line saying whose bands they are.
+
+    `frame`: forecast_future's long frame; `pools`: name -> the pool's record
+    in metrics.json (distribution.combination, {} if none). The anchor's
+    state is the one after the bundle's last day: a series whose prices end
+    elsewhere keeps the network's bands, and the line says why.
+    """
+    if "median" not in frame:
+        return frame, None
+    pieces, lines = [], set()
+    for name, rows in frame.groupby("series", sort=False):
+        pool, part = pools.get(name) or {}, parts[name]
+        future = pool.get("future")
+        if future and same_day(part, future):
+            rows = pool_bands(rows, future, seed)
+            weight = future["weight_model"]
+            lines.add(
+                f"bands: the pool chosen on validation, {weight:.0%} network + "
+                f"{1 - weight:.0%} {future['anchor_label']}"
+            )
+        elif pool.get("preferred"):
+            why = (
+                f"its anchor state is for {future['last_date']}, these prices "
+                f"end on {part.dates[-1]:%Y-%m-%d}"
+                if future
+                else "the bundle keeps no anchor state"
+            )
+            lines.add(
+                "bands: the network's own (validation chose the pool with "
+                f"{pool.get('anchor_label')}, but {why})"
+            )
+        pieces.append(rows)
+    return pd.concat(pieces, ignore_index=True), "; ".join(sorted(lines)) or None
+
+
+def same_day(part, future: dict) -> bool:
+    """Whether `part` (a windows.Prepared) ends on the day `future` was filtered to."""
+    last = f"{part.dates[-1]:%Y-%m-%d}"
+    return last == future["last_date"] and math.isclose(
+        float(part.prices[-1]), future["last_price"], rel_tol=1e-9
+    )
 
 
 def quantile_frame(values, path, quantiles, calendar: str) -> pd.DataFrame:

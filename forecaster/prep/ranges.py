@@ -78,11 +78,12 @@ def _check_range(series: Series, frame: pd.DataFrame) -> None:
         )
     inverted = frame["High"].to_numpy() < frame["Low"].to_numpy()
     if inverted.any():
-        day = np.flatnonzero(inverted)[0]
+        day = frame.index[np.flatnonzero(inverted)[0]]
+        cells = series.ohlcv.loc[day]  # the file's own values, not split-adjusted
         raise ForecasterError(
             f"High is below Low in {series.where} on "
             f"{name_dates(frame.index[inverted])} "
-            f"(High {frame['High'].iloc[day]:g}, Low {frame['Low'].iloc[day]:g}). "
+            f"(High {cells['High']:g}, Low {cells['Low']:g}). "
             "Fix those rows, or swap the two columns if they are reversed."
         )
 

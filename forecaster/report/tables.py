@@ -36,6 +36,11 @@ def training_summary(metrics: dict, table: str) -> str:
                 if "distribution" in metrics
                 else []
             ),
+            *(
+                ["", format_multi_step(metrics["multi_step"])]
+                if metrics.get("multi_step")
+                else []
+            ),
         ]
     )
 
@@ -242,6 +247,48 @@ def format_var(tests: dict, methods: dict) -> str:
         mark = "" if p_value is None else ("in " if key in mcs["included"] else "out")
         shown = "" if p_value is None else f"{p_value:.2f} {mark}"
         lines.append(f"{methods[key]['label']:<16}{cells}{shown:>10}")
+    return "\n".join(lines)
+
+
+MULTI_STEP_LOSSES = (
+    ("qCRPS", "qcrps"),
+    ("IS80", "interval_score_0.8"),
+    ("IS95", "interval_score_0.95"),
+)
+
+
+def format_multi_step(result: dict) -> str:
+    """The main fan against each anchor 5 and 10 days out: mean loss ratios.
+
+    One row per anchor, a column per horizon and loss (below 1: ours is
+    lower), then the main fan's coverage.
+    """
+    main, horizons = result["main"], result["horizons"]
+    methods = result["methods"]
+    lines = [
+        f"further out: {methods[main]['label']} / each anchor on the h-day log return "
+        f"({result['origins']} origins, every {result['origin_stride']}th test day; "
+        "lower is better)",
+        f"{'':<24}"
+        + "".join(
+            f"{f'h={h} ' + label:>12}"
+            for h in horizons
+            for label, _ in MULTI_STEP_LOSSES
+        ),
+    ]
+    for key, by_h in result["ratio_to_anchor"].items():
+        cells = "".join(
+            f"{_cell(by_h[str(h)][loss], '{:.3f}'):>12}"
+            for h in horizons
+            for _, loss in MULTI_STEP_LOSSES
+        )
+        lines.append(f"{methods[key]['label']:<24}{cells}")
+    coverage = ", ".join(
+        f"h={h}: {methods[main][str(h)]['coverage_0.8']:.1%} / "
+        f"{methods[main][str(h)]['coverage_0.95']:.1%}"
+        for h in horizons
+    )
+    lines.append(f"{methods[main]['label']} coverage 80% / 95%: {coverage}")
     return "\n".join(lines)
 
 

@@ -229,6 +229,7 @@ class ForecastReport:
     last_date: str
     notes: list[str]
     base_rate: float | None = None  # a direction model's training base rate
+    bands: str | None = None  # whose bands these are, when the pool is involved
 
     @property
     def days(self) -> int:
@@ -303,6 +304,7 @@ def run_forecast(
         f"{last:%Y-%m-%d}",
         inputs.notes,
         base_rate=(model.metrics_.get("direction") or {}).get("base_rate"),
+        bands=frame.attrs.get("bands"),
     )
 
 
