@@ -134,3 +134,53 @@ def test_direction_models_refuse_price_forecasts():
     )
     with pytest.raises(ForecasterError, match="direction of the next move"):
         engine.predict(windows)
+
+
+def _df_after_training(gain: float, steps: int = 150) -> float:
+    """The t head's df after `steps` Adam steps on moves drawn from a t(3)."""
+    import keras
+
+    from forecaster.model.keras_heads import DistributionHead, HeadLoss
+
+    keras.utils.set_random_seed(5)
+    rng = np.random.default_rng(5)
+    inputs = rng.normal(0, 1, (64 * steps, 2)).astype("float32")
+    moves = (0.02 * rng.standard_t(3, (64 * steps, 1))).astype("float32")
+    head = DistributionHead("student-t", 1, 0.02, df_gain=gain)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3), head])
+    model.compile(keras.optimizers.Adam(1e-3), HeadLoss("student-t"))
+    model.fit(inputs, moves, batch_size=64, epochs=1, verbose=0, shuffle=False)
+    return float(heads.MIN_DF + heads.softplus(gain * head.df_weight.numpy()))
+
+
+def test_degrees_of_freedom_train_with_the_gain_and_stay_put_without():
+    # Adam moves the one df weight by ~ the learning rate a step: with a gain of
+    # 1 it stays at 6 over 150 steps of t(3) moves; with DF_GAIN it heads to 3.
+    assert abs(_df_after_training(1.0) - heads.INITIAL_DF) < 0.2
+    assert _df_after_training(heads.DF_GAIN) < 4.5
+
+
+def test_a_model_saved_before_the_df_gain_reads_with_a_gain_of_one(tmp_path):
+    import json
+    import zipfile
+
+    model = _tiny_model("student-t", "price")
+    path, old = tmp_path / "model.keras", tmp_path / "old.keras"
+    model.save(path)
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(old, "w") as target:
+        for item in source.namelist():
+            data = source.read(item)
+            if item == "config.json":
+                config = json.loads(data)
+                for layer in config["config"]["layers"]:
+                    layer["config"].pop("df_gain", None)
+                data = json.dumps(config).encode()
+            target.writestr(item, data)
+    weight = float(model.get_layer("head").df_weight.numpy())
+    keras_out = KerasEngine(load_keras_model(old), "delta", 12, 2).predict_head(
+        np.linspace(0.2, 0.4, 24).reshape(2, 12)
+    )
+    numpy_model = NumpyEngine(old, "delta", 12, 2).model
+    assert numpy_model.df_weight == pytest.approx(weight)
+    df = heads.MIN_DF + heads.softplus(weight)
+    np.testing.assert_allclose(keras_out[..., 2], df, rtol=1e-5)

@@ -15,6 +15,7 @@ import keras
 from keras import ops
 
 from forecaster.model.heads import (
+    DF_GAIN,
     INITIAL_DF,
     MIN_DF,
     MIN_SCALE,
@@ -57,8 +58,9 @@ class DistributionHead(keras.layers.Layer):
     """Dense outputs (b, horizon * n_params) to the head of forecaster.model.heads.
 
     normal (b, h, 2): location, scale; student-t (b, h, 3): location, scale,
-    df (one learned weight, repeated); quantile (b, h, Q) increasing;
-    direction (b, h): P(up).
+    df (one learned weight, repeated, MIN_DF + softplus(df_gain x weight));
+    quantile (b, h, Q) increasing; direction (b, h): P(up). `df_gain` is 1 in
+    configs saved before it existed.
     """
 
     def __init__(
@@ -67,17 +69,19 @@ class DistributionHead(keras.layers.Layer):
         horizon: int = 1,
         move_scale: float = 1.0,
         quantiles=None,
+        df_gain: float = 1.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.kind, self.horizon = kind, int(horizon)
+        self.df_gain = float(df_gain)
         self.move_scale = float(move_scale)
         self.quantiles = list(quantiles) if quantiles else []
         self.spec = HeadSpec(kind, self.horizon, self.move_scale, tuple(self.quantiles))
 
     def build(self, input_shape):
         if self.kind == "student-t":
-            initial = math.log(math.expm1(INITIAL_DF - MIN_DF))
+            initial = math.log(math.expm1(INITIAL_DF - MIN_DF)) / self.df_gain
             self.df_weight = self.add_weight(
                 shape=(),
                 initializer=keras.initializers.Constant(initial),
@@ -95,7 +99,7 @@ class DistributionHead(keras.layers.Layer):
         scale = m * (ops.softplus(raw[..., 1] + SCALE_OFFSET) + MIN_SCALE)
         parts = [location, scale]
         if self.kind == "student-t":
-            df = MIN_DF + ops.softplus(self.df_weight)
+            df = MIN_DF + ops.softplus(self.df_gain * self.df_weight)
             parts.append(ops.ones_like(location) * df)
         return ops.stack(parts, axis=-1)
 
@@ -119,6 +123,7 @@ class DistributionHead(keras.layers.Layer):
             "horizon": self.horizon,
             "move_scale": self.move_scale,
             "quantiles": self.quantiles,
+            "df_gain": self.df_gain,
         }
 
 
@@ -175,7 +180,12 @@ def head_layers(spec: HeadSpec) -> list:
     if spec.kind != "mse":
         layers.append(
             DistributionHead(
-                spec.kind, spec.horizon, spec.move_scale, spec.quantiles, name="head"
+                spec.kind,
+                spec.horizon,
+                spec.move_scale,
+                spec.quantiles,
+                df_gain=DF_GAIN,
+                name="head",
             )
         )
     return layers
