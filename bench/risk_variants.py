@@ -38,6 +38,7 @@ import numpy as np  # noqa: E402
 from forecaster.config import DataSettings, Settings  # noqa: E402
 
 OUT = Path("bench/out")
+TICKERS = ("AAPL", "GOOG", "MSFT")
 LOSSES = (
     ("qCRPS", "crps_quantiles"),
     ("IS80", "interval_score_0.8"),
@@ -47,7 +48,7 @@ LOSSES = (
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ticker", default="AAPL", choices=("AAPL", "GOOG", "MSFT"))
+    p.add_argument("--ticker", default="AAPL", choices=(*TICKERS, "panel"))
     p.add_argument("--gains", nargs="+", type=float, default=[1.0, 20.0])
     p.add_argument("--seeds", type=int, default=1, help="ensemble size (1: none)")
     p.add_argument("--epochs", type=int, help="override the default epochs (screen)")
@@ -60,6 +61,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "models can be trained one per invocation (one lock hold each)",
     )
     p.add_argument(
+        "--summary",
+        nargs="+",
+        type=Path,
+        help="print the targets of --variant from these saved records, and stop",
+    )
+    p.add_argument("--variant", default="g20", help="the variant --summary reads")
+    p.add_argument(
         "--train-only",
         type=int,
         metavar="SEED",
@@ -69,38 +77,45 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def member(ticker: str, gain: float, seed: int, args) -> tuple:
-    """(prepared, validation and test distributions, seconds) of one model."""
+    """({series: (prepared, validation and test distributions)}, seconds)."""
     name = f"{ticker}{'-close' if args.close_only else ''}-g{gain:g}-s{seed}"
     path = args.cache / f"{name}-e{args.epochs}.pkl" if args.cache else None
     if path is not None and path.exists():
-        return pickle.loads(path.read_bytes())
-    prepared, engine, seconds = train(ticker, gain, seed, args)
-    found = (prepared, *distributions(prepared, engine), seconds)
+        found = pickle.loads(path.read_bytes())
+        if len(found) == 4:  # a cache written before panels: (prepared, val, test, s)
+            return {ticker: found[:3]}, found[3]
+        return found
+    model, seconds = train(ticker, gain, seed, args)
+    engine = model.get_engine("keras")
+    parts = {
+        name: (prepared, *distributions(prepared, engine))
+        for name, prepared in model.panel_.parts.items()
+    }
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(pickle.dumps(found))
-    return found
+        path.write_bytes(pickle.dumps((parts, seconds)))
+    return parts, seconds
 
 
 def train(ticker: str, gain: float, seed: int, args) -> tuple:
-    """A default model on data/<ticker>.csv: (prepared part, engine, seconds)."""
+    """The default trained on data/<ticker>.csv, or on the three ("panel")."""
     from forecaster.api import Forecaster
     from forecaster.data import load_prices
     from forecaster.data.series import Panel
     from forecaster.model import keras_heads
 
-    series = load_prices(DataSettings(csv=f"data/{ticker}.csv"))
+    tickers = TICKERS if ticker == "panel" else (ticker,)
+    series = [load_prices(DataSettings(csv=f"data/{t}.csv")) for t in tickers]
     if args.close_only:
-        series = replace(series, ohlcv=None)
+        series = [replace(one, ohlcv=None) for one in series]
     settings = Settings()
     settings.train.verbose, settings.train.seed = 0, seed
     if args.epochs is not None:
         settings.train.epochs = args.epochs
     keras_heads.DF_GAIN = gain  # read when the head layer is built
     started = time.perf_counter()
-    model = Forecaster.from_settings(settings).fit(Panel([series], []))
-    prepared = next(iter(model.panel_.parts.values()))
-    return prepared, model.get_engine("keras"), time.perf_counter() - started
+    model = Forecaster.from_settings(settings).fit(Panel(series, []))
+    return model, time.perf_counter() - started
 
 
 def distributions(prepared, engine) -> tuple:
@@ -203,7 +218,51 @@ def judge(name: str, val, test, anchors: dict, seconds: float) -> dict:
         else {"anchor": pool.anchor, "weight": pool.weight},
         "var": tests["var"]["main"],
         "mcs_in": (tests.get("mcs") or {}).get("main_included"),
+        "pool_validation": None if pool is None else pool.record()["validation"],
+        "anchor_tests": {
+            "best": tests["best"],
+            "ratio_to_best": tests["ratio_to_best"],
+            "dm_p_vs_best": {
+                loss: tests["dm"][best][loss].get("p_value")
+                for loss, best in tests["best"].items()
+            },
+            "mcs": tests.get("mcs"),
+        },
     }
+
+
+TARGETS = (("CRPS", "crps"), ("IS80", "interval_score_0.8"))
+TARGETS += (("IS95", "interval_score_0.95"),)
+
+
+def summary(paths: list[Path], variant: str) -> str:
+    """The issue's targets for one variant across saved records, with DM p."""
+    lines = [
+        f"{variant}: the default's distribution / the best anchor on each loss "
+        "(DM p against it); target <= 0.99 (close-only <= 1.00)",
+        f"{'run':<16}"
+        + "".join(f"{label:>15}" for label, _ in TARGETS)
+        + f"{'cov80':>7}{'cov95':>7}{'VaR min p':>10}{'MCS':>5}",
+    ]
+    for path in paths:
+        for record in json.loads(Path(path).read_text()):
+            if not record["variant"].startswith(variant):
+                continue
+            tests, main = record["anchor_tests"], record["test_main"]
+            cells = [f"{path.stem.replace('risk_variants_', '')[:8]:<8}"]
+            cells.append(f"{record['variant'][len(variant) :]:<8}")
+            for _, loss in TARGETS:
+                ratio, p = tests["ratio_to_best"][loss], tests["dm_p_vs_best"][loss]
+                cells.append(f"{ratio:>8.3f} ({p:.2f})")
+            cells.append(f"{main['coverage_0.8']:>7.3f}{main['coverage_0.95']:>7.3f}")
+            var = record["var"] or {}
+            worst = min(
+                min(one["kupiec"]["p_value"], one["christoffersen"]["p_value"])
+                for one in var.values()
+            )
+            cells.append(f"{worst:>10.2f}{'in' if record['mcs_in'] else 'out':>5}")
+            lines.append("".join(cells))
+    return "\n".join(lines)
 
 
 def line(record: dict) -> str:
@@ -242,24 +301,31 @@ def header() -> str:
 def main(argv=None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.summary:
+        print(summary(args.summary, args.variant))
+        return
     if args.train_only is not None:
         seconds = member(args.ticker, args.gains[0], args.train_only, args)[-1]
         print(f"trained in {seconds:.0f} s", flush=True)
         return
-    records, anchors = [], None
+    records, anchors, members = [], {}, []
     for gain in args.gains:
-        prepared, val, test, seconds = member(args.ticker, gain, 42, args)
-        anchors = anchors or anchors_of(prepared)
-        records.append(judge(f"gain{gain:g}", val, test, anchors, seconds))
-        print(line(records[-1]), flush=True)
-    members = [(val, test, seconds)]
+        parts, seconds = member(args.ticker, gain, 42, args)
+        for name, (prepared, val, test) in parts.items():
+            anchors[name] = anchors.get(name) or anchors_of(prepared)
+            label = f"g{gain:g}" + (f" {name}" if len(parts) > 1 else "")
+            records.append(judge(label, val, test, anchors[name], seconds))
+            print(line(records[-1]), flush=True)
+    members = [(parts, seconds)]
     for seed in range(43, 42 + args.seeds):
-        members.append(member(args.ticker, args.gains[-1], seed, args)[1:])
+        members.append(member(args.ticker, args.gains[-1], seed, args))
     if len(members) > 1:
-        val = mixture([m[0] for m in members])
-        test = mixture([m[1] for m in members])
-        total = sum(m[2] for m in members)
-        records.append(judge(f"ens{len(members)}", val, test, anchors, total))
+        total = sum(seconds for _, seconds in members)
+        for name in members[0][0]:
+            val = mixture([parts[name][1] for parts, _ in members])
+            test = mixture([parts[name][2] for parts, _ in members])
+            label = f"ens{len(members)}" + (f" {name}" if len(parts) > 1 else "")
+            records.append(judge(label, val, test, anchors[name], total))
     title = f"{args.ticker}{' close-only' if args.close_only else ''}"
     print(f"{title}: ratio to the best anchor (below 1: ours is better)")
     print(header())
