@@ -10,9 +10,9 @@ ratio to the BEST anchor on qCRPS, IS80 and IS95:
   validation, as every run does), coverage, VaR backtests and the 90% MCS.
 
 Variants:
-- "gain1": the t head's df weight with a gain of 1 (main before this change:
-  the df stays at 6.0);
-- "gain20": the df that trains (model.heads.DF_GAIN = 20, the default now);
+- "g1": the t head's df weight with a gain of 1 (the default: the df stays
+  at 6.0);
+- "g20": the df that trains (ModelSettings.df_gain = model.heads.DF_GAIN);
 - "ens": an equal mixture of `--seeds` models of the last gain listed (seeds
   42, 43, ...; the first is that gain's own model), pooled on a quantile grid.
 
@@ -102,7 +102,6 @@ def train(ticker: str, gain: float, seed: int, args) -> tuple:
     from forecaster.api import Forecaster
     from forecaster.data import load_prices
     from forecaster.data.series import Panel
-    from forecaster.model import keras_heads
 
     tickers = TICKERS if ticker == "panel" else (ticker,)
     series = [load_prices(DataSettings(csv=f"data/{t}.csv")) for t in tickers]
@@ -112,7 +111,7 @@ def train(ticker: str, gain: float, seed: int, args) -> tuple:
     settings.train.verbose, settings.train.seed = 0, seed
     if args.epochs is not None:
         settings.train.epochs = args.epochs
-    keras_heads.DF_GAIN = gain  # read when the head layer is built
+    settings.model.df_gain = gain
     started = time.perf_counter()
     model = Forecaster.from_settings(settings).fit(Panel(series, []))
     return model, time.perf_counter() - started

@@ -15,7 +15,6 @@ import keras
 from keras import ops
 
 from forecaster.model.heads import (
-    DF_GAIN,
     INITIAL_DF,
     MIN_DF,
     MIN_SCALE,
@@ -173,8 +172,11 @@ def _t_kernel(z, df):
     )
 
 
-def head_layers(spec: HeadSpec) -> list:
-    """The layers that go after the recurrent stack: Dense, then the head if any."""
+def head_layers(spec: HeadSpec, df_gain: float = 1.0) -> list:
+    """The layers that go after the recurrent stack: Dense, then the head if any.
+
+    `df_gain`: the t head's gain on its df weight (heads.DF_GAIN trains it).
+    """
     units = spec.horizon * spec.n_params
     layers = [keras.layers.Dense(units, name="forecast")]
     if spec.kind != "mse":
@@ -184,7 +186,7 @@ def head_layers(spec: HeadSpec) -> list:
                 spec.horizon,
                 spec.move_scale,
                 spec.quantiles,
-                df_gain=DF_GAIN,
+                df_gain=df_gain,
                 name="head",
             )
         )
