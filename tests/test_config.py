@@ -180,6 +180,7 @@ def changed_settings() -> Settings:
             learning_rate=0.005,
             clipnorm=1.0,
             loss="mse",
+            df_gain=20.0,
             objective="direction",
         ),
         train=TrainSettings(

@@ -20,13 +20,17 @@ KINDS = [("normal", "price"), ("student-t", "price"), ("quantile", "price")]
 KINDS += [(None, "direction"), ("mse", "price")]
 
 
-def _tiny_model(loss, objective, horizon=2, n_features=1, scales=(0.02, 0.01)):
+def _tiny_model(
+    loss, objective, horizon=2, n_features=1, scales=(0.02, 0.01), df_gain=1.0
+):
     import keras
 
     from forecaster.model.factory import build_model
 
     keras.utils.set_random_seed(3)
-    settings = ModelSettings(units=5, layers=2, loss=loss, objective=objective)
+    settings = ModelSettings(
+        units=5, layers=2, loss=loss, objective=objective, df_gain=df_gain
+    )
     model = build_model(settings, 12, horizon, n_features, scales=scales)
     for weight in model.weights:  # move every weight off its initial value
         noise = np.random.default_rng(len(weight.path)).normal(0, 0.3, weight.shape)
@@ -49,6 +53,21 @@ def test_saved_heads_load_in_safe_mode_and_numpy_matches_keras(
     expected = {"normal": (7, 2, 2), "student-t": (7, 2, 3), "quantile": (7, 2, 13)}
     assert keras_out.shape == expected.get(loss, (7, 2))
     np.testing.assert_allclose(numpy_out, keras_out, atol=1e-5, rtol=1e-5)
+
+
+def test_numpy_matches_keras_with_a_df_gain(tmp_path):
+    model = _tiny_model("student-t", "price", df_gain=heads.DF_GAIN)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    windows = np.linspace(0.2, 0.4, 24).reshape(2, 12)
+    keras_out = KerasEngine(load_keras_model(path), "delta", 12, 2).predict_head(
+        windows
+    )
+    numpy_out = NumpyEngine(path, "delta", 12, 2).predict_head(windows)
+    np.testing.assert_allclose(numpy_out, keras_out, atol=1e-5, rtol=1e-5)
+    weight = float(model.get_layer("head").df_weight.numpy())
+    df = heads.MIN_DF + heads.softplus(heads.DF_GAIN * weight)
+    np.testing.assert_allclose(keras_out[..., 2], df, rtol=1e-5)
 
 
 def test_head_spec_is_read_from_the_saved_config(tmp_path):
@@ -134,3 +153,58 @@ def test_direction_models_refuse_price_forecasts():
     )
     with pytest.raises(ForecasterError, match="direction of the next move"):
         engine.predict(windows)
+
+
+def _df_after_training(gain: float, steps: int = 150) -> float:
+    """The t head's df after `steps` Adam steps on moves drawn from a t(3)."""
+    import keras
+
+    from forecaster.model.keras_heads import DistributionHead, HeadLoss
+
+    keras.utils.set_random_seed(5)
+    rng = np.random.default_rng(5)
+    inputs = rng.normal(0, 1, (64 * steps, 2)).astype("float32")
+    moves = (0.02 * rng.standard_t(3, (64 * steps, 1))).astype("float32")
+    head = DistributionHead("student-t", 1, 0.02, df_gain=gain)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3), head])
+    model.compile(keras.optimizers.Adam(1e-3), HeadLoss("student-t"))
+    model.fit(inputs, moves, batch_size=64, epochs=1, verbose=0, shuffle=False)
+    return float(heads.MIN_DF + heads.softplus(gain * head.df_weight.numpy()))
+
+
+def test_degrees_of_freedom_train_with_the_gain():
+    # ModelSettings.df_gain = DF_GAIN: 150 steps of t(3) moves take df from 6 to < 4.5
+    assert _df_after_training(heads.DF_GAIN) < 4.5
+
+
+@pytest.mark.slow
+def test_degrees_of_freedom_stay_put_without_the_gain():
+    # the default's gain of 1: Adam moves the one df weight by ~ the learning
+    # rate a step, so after the same 150 steps df is still within 0.2 of 6
+    assert abs(_df_after_training(1.0) - heads.INITIAL_DF) < 0.2
+
+
+def test_a_model_saved_before_the_df_gain_reads_with_a_gain_of_one(tmp_path):
+    import json
+    import zipfile
+
+    model = _tiny_model("student-t", "price")
+    path, old = tmp_path / "model.keras", tmp_path / "old.keras"
+    model.save(path)
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(old, "w") as target:
+        for item in source.namelist():
+            data = source.read(item)
+            if item == "config.json":
+                config = json.loads(data)
+                for layer in config["config"]["layers"]:
+                    layer["config"].pop("df_gain", None)
+                data = json.dumps(config).encode()
+            target.writestr(item, data)
+    weight = float(model.get_layer("head").df_weight.numpy())
+    keras_out = KerasEngine(load_keras_model(old), "delta", 12, 2).predict_head(
+        np.linspace(0.2, 0.4, 24).reshape(2, 12)
+    )
+    numpy_model = NumpyEngine(old, "delta", 12, 2).model
+    assert numpy_model.df_weight == pytest.approx(weight)
+    df = heads.MIN_DF + heads.softplus(weight)
+    np.testing.assert_allclose(keras_out[..., 2], df, rtol=1e-5)

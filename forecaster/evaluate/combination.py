@@ -3,8 +3,11 @@
 The combined forecast's quantile at each level is w x the model's plus
 (1 - w) x the anchor's (a "Vincentized" average, which keeps the shape of a
 location-scale forecast and stays as sharp as its parts, unlike a linear pool).
-It is a `QuantileSet` on an even grid of `GRID_SIZE` levels, so its CRPS is the
-grid's Riemann sum.
+It is a `QuantileSet` on the midpoints of `GRID_SIZE` equal cells of (0, 1),
+so its CRPS (2 x the mean pinball loss over the grid) is the midpoint rule of
+CRPS = 2 x the integral of the pinball loss over the levels: within 5e-5 of a
+Student-t's closed form with 4 df (tests/test_combination.py), so it is printed and
+compared beside the closed forms.
 
 The anchor (a key of forecaster.evaluate.baselines' REGISTRY, one of `ANCHORS`)
 and the weight w (one of `WEIGHTS`) are chosen on the validation slice, the
@@ -36,9 +39,12 @@ ANCHORS = (  # candidate anchors, by baseline key (those fitted in this run)
     "log_har_t",
 )
 WEIGHTS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))  # the model's weight
-GRID_SIZE = 199  # quantile levels k / (GRID_SIZE + 1): 0.005 .. 0.995, with the
-#   0.025, 0.1, 0.5, 0.9 and 0.975 every report scores
-GRID = np.arange(1, GRID_SIZE + 1) / (GRID_SIZE + 1)
+GRID_SIZE = 400  # quantile levels (k + 0.5) / GRID_SIZE: 0.00125 .. 0.99875.
+#   The earlier grid k / 200 (k = 1 .. 199), averaged, left out the outer
+#   half-cells and overstated a t's CRPS by 0.5%: as much as the pool gains.
+#   The levels reports score (0.025, 0.1 ...) interpolate between neighbours
+#   0.0025 apart (relative error < 1e-4).
+GRID = (np.arange(GRID_SIZE) + 0.5) / GRID_SIZE
 KEY, LABEL = "combined", "model + anchor"
 
 

@@ -57,7 +57,7 @@ def build_model(
         layers.append(_recurrent_layer(settings, return_sequences=not last))
         if settings.dropout > 0:
             layers.append(keras.layers.Dropout(settings.dropout))
-    layers.extend(head_layers(spec))
+    layers.extend(head_layers(spec, settings.df_gain))
     model = keras.Sequential(layers, name=f"stacked_{settings.cell}")
     model.compile(
         optimizer=keras.optimizers.Adam(

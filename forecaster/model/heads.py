@@ -36,6 +36,12 @@ SCALE_OFFSET = 0.5413248546129181  # softplus(SCALE_OFFSET) = 1: an untrained
 MIN_SCALE = 1e-3  # floor of the scale, in units of that standard deviation
 MIN_DF = 2.0  # the t's degrees of freedom are MIN_DF + softplus(weight) > 2
 INITIAL_DF = 6.0  # degrees of freedom before training
+DF_GAIN = 20.0  # a gain on the df weight with which the df trains:
+#   df = MIN_DF + softplus(gain x the stored weight). Adam moves a weight by
+#   about the learning rate a step whatever its gradient, so with a gain of 1
+#   the one df weight moved < 0.01 over a whole run (df stayed 6.0); 20 lets
+#   it travel a few units in a few hundred steps. ModelSettings.df_gain
+#   chooses (1 by default); a model saved without "df_gain" has a gain of 1.
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,8 @@ def move_channel(x: np.ndarray, move_scale: float) -> np.ndarray:
 
 def head_outputs(raw: np.ndarray, spec: HeadSpec, df_weight: float = 0.0):
     """Dense outputs (b, horizon * n_params) to the head's (b, horizon[, n_params]).
+
+    `df_weight`: the t's softplus argument (the stored weight x its gain).
 
     mse: (b, horizon) as they are. direction: sigmoid, (b, horizon).
     normal: [location, scale]; student-t: [location, scale, df]; quantile:

@@ -57,8 +57,9 @@ class DistributionHead(keras.layers.Layer):
     """Dense outputs (b, horizon * n_params) to the head of forecaster.model.heads.
 
     normal (b, h, 2): location, scale; student-t (b, h, 3): location, scale,
-    df (one learned weight, repeated); quantile (b, h, Q) increasing;
-    direction (b, h): P(up).
+    df (one learned weight, repeated, MIN_DF + softplus(df_gain x weight));
+    quantile (b, h, Q) increasing; direction (b, h): P(up). `df_gain` is 1 in
+    configs saved before it existed.
     """
 
     def __init__(
@@ -67,17 +68,19 @@ class DistributionHead(keras.layers.Layer):
         horizon: int = 1,
         move_scale: float = 1.0,
         quantiles=None,
+        df_gain: float = 1.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.kind, self.horizon = kind, int(horizon)
+        self.df_gain = float(df_gain)
         self.move_scale = float(move_scale)
         self.quantiles = list(quantiles) if quantiles else []
         self.spec = HeadSpec(kind, self.horizon, self.move_scale, tuple(self.quantiles))
 
     def build(self, input_shape):
         if self.kind == "student-t":
-            initial = math.log(math.expm1(INITIAL_DF - MIN_DF))
+            initial = math.log(math.expm1(INITIAL_DF - MIN_DF)) / self.df_gain
             self.df_weight = self.add_weight(
                 shape=(),
                 initializer=keras.initializers.Constant(initial),
@@ -95,7 +98,7 @@ class DistributionHead(keras.layers.Layer):
         scale = m * (ops.softplus(raw[..., 1] + SCALE_OFFSET) + MIN_SCALE)
         parts = [location, scale]
         if self.kind == "student-t":
-            df = MIN_DF + ops.softplus(self.df_weight)
+            df = MIN_DF + ops.softplus(self.df_gain * self.df_weight)
             parts.append(ops.ones_like(location) * df)
         return ops.stack(parts, axis=-1)
 
@@ -119,6 +122,7 @@ class DistributionHead(keras.layers.Layer):
             "horizon": self.horizon,
             "move_scale": self.move_scale,
             "quantiles": self.quantiles,
+            "df_gain": self.df_gain,
         }
 
 
@@ -168,14 +172,22 @@ def _t_kernel(z, df):
     )
 
 
-def head_layers(spec: HeadSpec) -> list:
-    """The layers that go after the recurrent stack: Dense, then the head if any."""
+def head_layers(spec: HeadSpec, df_gain: float = 1.0) -> list:
+    """The layers that go after the recurrent stack: Dense, then the head if any.
+
+    `df_gain`: the t head's gain on its df weight (heads.DF_GAIN trains it).
+    """
     units = spec.horizon * spec.n_params
     layers = [keras.layers.Dense(units, name="forecast")]
     if spec.kind != "mse":
         layers.append(
             DistributionHead(
-                spec.kind, spec.horizon, spec.move_scale, spec.quantiles, name="head"
+                spec.kind,
+                spec.horizon,
+                spec.move_scale,
+                spec.quantiles,
+                df_gain=df_gain,
+                name="head",
             )
         )
     return layers

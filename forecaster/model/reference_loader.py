@@ -110,7 +110,8 @@ def _head_layer(class_name, options, weights_file, group, extras) -> int:
         extras["move_scale"] = float(options["move_scale"])
         return 1
     if options.get("kind") == "student-t":
-        extras["df_weight"] = float(np.asarray(weights_file[group]["vars/0"]))
+        gain = float(options.get("df_gain", 1.0))  # 1 before the gain existed
+        extras["df_weight"] = gain * float(np.asarray(weights_file[group]["vars/0"]))
     return 0
 
 
