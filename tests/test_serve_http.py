@@ -195,12 +195,12 @@ def browse(port: int, pages: dict, screenshot_dir: Path) -> dict:
     return seen
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # two pages in Chromium: ~20-40 s on a loaded 2-core machine
 def test_the_report_and_the_docs_render_in_headless_chromium(
     server, loopback, tmp_path
 ):
     """No console error and no request anywhere but this server: the report
-    draws its chart, /docs (Swagger UI) and /redoc list the endpoints."""
+    draws its chart, /docs (Swagger UI from local files) lists the endpoints."""
     port, _ = server
     seen = browse(
         port,

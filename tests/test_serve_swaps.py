@@ -91,6 +91,25 @@ def test_a_removed_bundle_stays_404(models):
     assert [client.get(FORECAST).status_code for _ in range(20)] == [404] * 20
 
 
+def test_a_damaged_bundle_copied_again_is_served_at_the_next_look(
+    models, tmp_path, monkeypatch
+):
+    """The disk is looked at once (the middleware's look, then the
+    application's): a bundle found changed is read again by that request."""
+    monkeypatch.setattr(shelf_module, "CHECK_SECONDS", 3600.0)  # looks on demand
+    app = app_module.create_app(models)
+    client = TestClient(app)
+    good = tmp_path / "good"
+    shutil.copytree(models / "AAPL-lstm", good)
+    with open(models / "AAPL-lstm" / "scaler.json", "a") as scaler:
+        scaler.write(" ")
+    assert client.get(FORECAST).status_code == 409
+    swap_in(models / "AAPL-lstm", good)
+    assert client.get(FORECAST).status_code == 409  # not looked at again yet
+    app.state.shelf._entries["AAPL-lstm"].checked = 0.0  # the next request looks
+    assert client.get(FORECAST).status_code == 200
+
+
 def test_a_new_version_comes_with_its_default_answer(models):
     shelf = shelf_module.BundleShelf(models, warm=app_module.warm)
     bundle = shelf.get("AAPL-lstm")

@@ -202,7 +202,8 @@ class BundleShelf:
                 self._entries.pop(name, None)
                 raise
             if not same:
-                if isinstance(entry, DamagedBundle):
+                if isinstance(entry, DamagedBundle):  # read again now, by whoever asks
+                    self._entries.pop(name, None)
                     return None
                 self.refresh_later(name)
         if isinstance(entry, DamagedBundle):
