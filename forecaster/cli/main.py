@@ -228,7 +228,8 @@ def serve_command(args: argparse.Namespace) -> int:
         from forecaster.serve.server import serve
     except ImportError as err:
         raise ForecasterError(
-            f"serve needs FastAPI and uvicorn ({err}): pip install 'forecaster[serve]'"
+            f"serve needs the packages of the serve extra ({err}): pip install "
+            "'forecaster[serve]' (or, from a checkout, pip install '.[serve]')"
         ) from None
     try:
         serve(args.directory, args.host, args.port, args.token_file, not args.quiet)
