@@ -7,6 +7,7 @@ reader of it (read_long_csv; read_price_csv and read_series_csv). Prints the
 median of each, the ratio to pandas and rows per second.
 
     python -m bench.read_speed --rounds 3
+    python -m bench.read_speed --rounds 5 --single   # the one-series file only
 """
 
 from __future__ import annotations
@@ -99,13 +100,15 @@ def compare(path: Path, readers: dict, rounds: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    p.add_argument("--single", action="store_true", help="the one-series file only")
     args = p.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    compare(
-        long_file(),
-        {"pandas.read_csv": pd.read_csv, "read_long_csv": read_long_csv},
-        args.rounds,
-    )
+    if not args.single:
+        compare(
+            long_file(),
+            {"pandas.read_csv": pd.read_csv, "read_long_csv": read_long_csv},
+            args.rounds,
+        )
     compare(
         single_file(),
         {
