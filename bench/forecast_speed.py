@@ -18,7 +18,7 @@ Three parts, each printed side by side from one run:
   beside `--load` busy-loop processes started and stopped here.
 
     python -m bench.forecast_speed --only predict --rounds 3 --reference main
-    python -m bench.forecast_speed --only predict --rounds 1 --panels
+    python -m bench.forecast_speed --only panels --rounds 3   # 1 vs 200 series only
     python -m bench.forecast_speed --only bands --repeats 8
     python -m bench.forecast_speed --only blas --load 3
 """
@@ -98,12 +98,19 @@ def reference_checkout(rev: str) -> Path:
     return path
 
 
-def bench_predict(rounds: int, reference: str | None, panels: bool) -> None:
-    """predict.py --days 30 end to end, alternating; medians and ratios."""
-    bundles = {
-        "point": bundle("aapl-mse", ["--loss", "mse"]),
-        "distribution": bundle("aapl-student-t", []),
-    }
+def bench_predict(
+    rounds: int, reference: str | None, panels: bool, points: bool = True
+) -> None:
+    """predict.py --days 30 end to end, alternating; medians and ratios.
+
+    `points`: the point and distribution bundles of AAPL; `panels`: the
+    one-series and 200-series panel bundles (both the default Student-t
+    distribution, the same small network).
+    """
+    bundles = {}
+    if points:
+        bundles["point"] = bundle("aapl-mse", ["--loss", "mse"])
+        bundles["distribution"] = bundle("aapl-student-t", [])
     if panels:
         for series in (1, 200):
             flags = ["--csv", str(panel_csv(series)), *SMALL]
@@ -128,8 +135,9 @@ def bench_predict(rounds: int, reference: str | None, panels: bool) -> None:
         print(f"  {name:26s} median {statistics.median(values):7.2f} s  ({runs_text})")
     median = {name: statistics.median(values) for name, values in times.items()}
     for tag in ("", f"@{reference}") if reference else ("",):
-        ratio = median[f"distribution{tag}"] / median[f"point{tag}"]
-        print(f"  distribution{tag} / point{tag}: {ratio:.2f}")
+        if points:
+            ratio = median[f"distribution{tag}"] / median[f"point{tag}"]
+            print(f"  distribution{tag} / point{tag}: {ratio:.2f}")
         if panels:
             ratio = median[f"panel-200{tag}"] / median[f"panel-1{tag}"]
             print(f"  panel-200{tag} / panel-1{tag}: {ratio:.2f}")
@@ -241,7 +249,9 @@ def fc_load_default():
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("predict", "bands", "blas"), action="append")
+    parser.add_argument(
+        "--only", choices=("predict", "panels", "bands", "blas"), action="append"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     parser.add_argument("--reference", help="git revision for the 'before' rows")
     parser.add_argument("--repeats", type=int, default=8, help="seeds per estimator")
@@ -250,8 +260,9 @@ def main() -> None:
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     parts = args.only or ["predict", "bands", "blas"]
-    if "predict" in parts:
-        bench_predict(args.rounds, args.reference, args.panels)
+    if "predict" in parts or "panels" in parts:
+        panels = args.panels or "panels" in parts
+        bench_predict(args.rounds, args.reference, panels, "predict" in parts)
     if "bands" in parts:
         bench_bands(args.repeats)
     if "blas" in parts:

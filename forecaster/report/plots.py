@@ -196,7 +196,7 @@ def _slant_dates(ax) -> None:
 
 
 GRID_PAGE = 25  # small panels per page of a panel forecast's grid
-GRID_MAX_PAGES = 2  # a bigger panel's grid shows its first GRID_PAGE * GRID_MAX_PAGES
+GRID_MAX_PAGES = 1  # a bigger panel's grid shows its first GRID_PAGE * GRID_MAX_PAGES
 GRID_HISTORY_DAYS = 60  # days of real prices shown in each small panel
 
 
