@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import resource
 import statistics
 import subprocess
 import sys
@@ -78,11 +79,23 @@ def panel_csv(series: int) -> Path:
     return path
 
 
+CPU_SECONDS: list[float] = []  # each `seconds` run's CPU time (user + system)
+
+
 def seconds(command: list[str], cwd: Path) -> float:
-    """Wall time of one run of `command` in `cwd` (it must exit 0)."""
+    """Wall time of one run of `command` in `cwd` (it must exit 0).
+
+    Its CPU time (user + system, the children's) goes to CPU_SECONDS: on a
+    machine shared beyond its cores, it moves less than the wall time.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(command, cwd=cwd, check=True, capture_output=True)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    CPU_SECONDS.append(used)
+    return wall
 
 
 def reference_checkout(rev: str) -> Path:
@@ -122,18 +135,25 @@ def bench_predict(
             if name in bundles:
                 runs[f"{name}@{reference}"] = (bundles[name], checkout)
     times = {name: [] for name in runs}
+    cpu = {name: [] for name in runs}
     for _ in range(rounds):
         for name, (path, cwd) in runs.items():
             out = OUT / "predict-out" / name
             command = [sys.executable, "predict.py", "--model", str(path)]
             command += ["--days", "30", "--out", str(out)]
             times[name].append(seconds(command, cwd))
-            print(f"  {name}: {times[name][-1]:.2f} s", flush=True)
+            cpu[name].append(CPU_SECONDS[-1])
+            print(f"  {name}: {times[name][-1]:.2f} s ({cpu[name][-1]:.2f} s CPU)")
     print(f"predict.py --days 30, whole process, {rounds} alternating rounds")
     for name, values in times.items():
         runs_text = " ".join(f"{v:.2f}" for v in values)
         print(f"  {name:26s} median {statistics.median(values):7.2f} s  ({runs_text})")
+        runs_text = " ".join(f"{v:.2f}" for v in cpu[name])
+        print(f"  {'':26s}    CPU {statistics.median(cpu[name]):7.2f} s  ({runs_text})")
     median = {name: statistics.median(values) for name, values in times.items()}
+    if panels:
+        ratio = statistics.median(cpu["panel-200"]) / statistics.median(cpu["panel-1"])
+        print(f"  panel-200 / panel-1, CPU time: {ratio:.2f}")
     for tag in ("", f"@{reference}") if reference else ("",):
         if points:
             ratio = median[f"distribution{tag}"] / median[f"point{tag}"]
