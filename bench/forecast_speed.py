@@ -18,7 +18,7 @@ Three parts, each printed side by side from one run:
   beside `--load` busy-loop processes started and stopped here.
 
     python -m bench.forecast_speed --only predict --rounds 3 --reference main
-    python -m bench.forecast_speed --only predict --rounds 1 --panels
+    python -m bench.forecast_speed --only panels --rounds 3   # 1 vs 200 series only
     python -m bench.forecast_speed --only bands --repeats 8
     python -m bench.forecast_speed --only blas --load 3
 """
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import resource
 import statistics
 import subprocess
 import sys
@@ -78,11 +79,23 @@ def panel_csv(series: int) -> Path:
     return path
 
 
+CPU_SECONDS: list[float] = []  # each `seconds` run's CPU time (user + system)
+
+
 def seconds(command: list[str], cwd: Path) -> float:
-    """Wall time of one run of `command` in `cwd` (it must exit 0)."""
+    """Wall time of one run of `command` in `cwd` (it must exit 0).
+
+    Its CPU time (user + system, the children's) goes to CPU_SECONDS: on a
+    machine shared beyond its cores, it moves less than the wall time.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(command, cwd=cwd, check=True, capture_output=True)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    CPU_SECONDS.append(used)
+    return wall
 
 
 def reference_checkout(rev: str) -> Path:
@@ -98,12 +111,19 @@ def reference_checkout(rev: str) -> Path:
     return path
 
 
-def bench_predict(rounds: int, reference: str | None, panels: bool) -> None:
-    """predict.py --days 30 end to end, alternating; medians and ratios."""
-    bundles = {
-        "point": bundle("aapl-mse", ["--loss", "mse"]),
-        "distribution": bundle("aapl-student-t", []),
-    }
+def bench_predict(
+    rounds: int, reference: str | None, panels: bool, points: bool = True
+) -> None:
+    """predict.py --days 30 end to end, alternating; medians and ratios.
+
+    `points`: the point and distribution bundles of AAPL; `panels`: the
+    one-series and 200-series panel bundles (both the default Student-t
+    distribution, the same small network).
+    """
+    bundles = {}
+    if points:
+        bundles["point"] = bundle("aapl-mse", ["--loss", "mse"])
+        bundles["distribution"] = bundle("aapl-student-t", [])
     if panels:
         for series in (1, 200):
             flags = ["--csv", str(panel_csv(series)), *SMALL]
@@ -115,21 +135,29 @@ def bench_predict(rounds: int, reference: str | None, panels: bool) -> None:
             if name in bundles:
                 runs[f"{name}@{reference}"] = (bundles[name], checkout)
     times = {name: [] for name in runs}
+    cpu = {name: [] for name in runs}
     for _ in range(rounds):
         for name, (path, cwd) in runs.items():
             out = OUT / "predict-out" / name
             command = [sys.executable, "predict.py", "--model", str(path)]
             command += ["--days", "30", "--out", str(out)]
             times[name].append(seconds(command, cwd))
-            print(f"  {name}: {times[name][-1]:.2f} s", flush=True)
+            cpu[name].append(CPU_SECONDS[-1])
+            print(f"  {name}: {times[name][-1]:.2f} s ({cpu[name][-1]:.2f} s CPU)")
     print(f"predict.py --days 30, whole process, {rounds} alternating rounds")
     for name, values in times.items():
         runs_text = " ".join(f"{v:.2f}" for v in values)
         print(f"  {name:26s} median {statistics.median(values):7.2f} s  ({runs_text})")
+        runs_text = " ".join(f"{v:.2f}" for v in cpu[name])
+        print(f"  {'':26s}    CPU {statistics.median(cpu[name]):7.2f} s  ({runs_text})")
     median = {name: statistics.median(values) for name, values in times.items()}
+    if panels:
+        ratio = statistics.median(cpu["panel-200"]) / statistics.median(cpu["panel-1"])
+        print(f"  panel-200 / panel-1, CPU time: {ratio:.2f}")
     for tag in ("", f"@{reference}") if reference else ("",):
-        ratio = median[f"distribution{tag}"] / median[f"point{tag}"]
-        print(f"  distribution{tag} / point{tag}: {ratio:.2f}")
+        if points:
+            ratio = median[f"distribution{tag}"] / median[f"point{tag}"]
+            print(f"  distribution{tag} / point{tag}: {ratio:.2f}")
         if panels:
             ratio = median[f"panel-200{tag}"] / median[f"panel-1{tag}"]
             print(f"  panel-200{tag} / panel-1{tag}: {ratio:.2f}")
@@ -241,7 +269,9 @@ def fc_load_default():
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("predict", "bands", "blas"), action="append")
+    parser.add_argument(
+        "--only", choices=("predict", "panels", "bands", "blas"), action="append"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     parser.add_argument("--reference", help="git revision for the 'before' rows")
     parser.add_argument("--repeats", type=int, default=8, help="seeds per estimator")
@@ -250,8 +280,9 @@ def main() -> None:
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     parts = args.only or ["predict", "bands", "blas"]
-    if "predict" in parts:
-        bench_predict(args.rounds, args.reference, args.panels)
+    if "predict" in parts or "panels" in parts:
+        panels = args.panels or "panels" in parts
+        bench_predict(args.rounds, args.reference, panels, "predict" in parts)
     if "bands" in parts:
         bench_bands(args.repeats)
     if "blas" in parts:

@@ -7,6 +7,7 @@ reader of it (read_long_csv; read_price_csv and read_series_csv). Prints the
 median of each, the ratio to pandas and rows per second.
 
     python -m bench.read_speed --rounds 3
+    python -m bench.read_speed --rounds 5 --single   # the one-series file only
 """
 
 from __future__ import annotations
@@ -72,40 +73,51 @@ def single_file(days: int = 50_000) -> Path:
     return path
 
 
-def seconds(read, path: Path) -> float:
-    started = time.perf_counter()
+def seconds(read, path: Path) -> tuple[float, float]:
+    """Wall and CPU time of one read (CPU moves less on a shared machine)."""
+    started, cpu = time.perf_counter(), time.process_time()
     read(path)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 def compare(path: Path, readers: dict, rounds: int) -> None:
     """Time each reader on `path`, alternating; print medians, ratios, rows/s."""
     rows = sum(1 for _ in path.open()) - 1
     times: dict[str, list[float]] = {name: [] for name in readers}
+    cpu: dict[str, list[float]] = {name: [] for name in readers}
     for _ in range(rounds):
         for name, read in readers.items():
-            times[name].append(seconds(read, path))
+            wall, used = seconds(read, path)
+            times[name].append(wall)
+            cpu[name].append(used)
     reference = statistics.median(times["pandas.read_csv"])
+    cpu_reference = statistics.median(cpu["pandas.read_csv"])
     print(f"\n{path.name}: {rows:,} rows, median of {rounds} alternating rounds")
-    print("| reader | median s | vs pandas.read_csv | rows/s |\n|---|---|---|---|")
+    print(
+        "| reader | median s | vs pandas.read_csv | rows/s | CPU s | CPU vs pandas "
+        "| rows per CPU s |\n|---|---|---|---|---|---|---|"
+    )
     for name, measured in times.items():
-        median = statistics.median(measured)
+        median, used = statistics.median(measured), statistics.median(cpu[name])
         print(
             f"| {name} | {median:.3f} | {median / reference:.2f}x | "
-            f"{rows / median:,.0f} |"
+            f"{rows / median:,.0f} | {used:.3f} | {used / cpu_reference:.2f}x | "
+            f"{rows / used:,.0f} |"
         )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    p.add_argument("--single", action="store_true", help="the one-series file only")
     args = p.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    compare(
-        long_file(),
-        {"pandas.read_csv": pd.read_csv, "read_long_csv": read_long_csv},
-        args.rounds,
-    )
+    if not args.single:
+        compare(
+            long_file(),
+            {"pandas.read_csv": pd.read_csv, "read_long_csv": read_long_csv},
+            args.rounds,
+        )
     compare(
         single_file(),
         {

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import forecaster as fc
-from forecaster.data import bulk
+from forecaster.data import bulk, csv
 from forecaster.data.csv import read_price_csv
 from forecaster.data.panel import read_long_csv, read_panel_dir
 from forecaster.data.series import Panel
@@ -38,8 +38,12 @@ def long_text(tickers=("AAA", "BBB", "CCC"), days=30, shuffle=False) -> str:
 
 
 def careful_only(monkeypatch):
-    """Make every file go through the careful, cell-by-cell reader."""
-    monkeypatch.setattr("forecaster.data.csv.fast_table", lambda raw, path: None)
+    """Make every file go through the careful, cell-by-cell reader (and dates
+    through pandas' parser)."""
+    monkeypatch.setattr(
+        "forecaster.data.csv.fast_table", lambda raw, path, usecols=None: None
+    )
+    monkeypatch.setattr("forecaster.data.csv.iso_days", lambda cells: None)
 
 
 def assert_same_panels(fast: Panel, careful: Panel) -> None:
@@ -120,6 +124,22 @@ def test_what_the_careful_reader_treats_specially_goes_to_it(tmp_path, text):
     path = tmp_path / "x.csv"
     path.write_text(text)
     assert bulk.fast_table(path.read_bytes(), path) is None
+    assert bulk.fast_table(path.read_bytes(), path, ["Date", "Close"]) is None
+
+
+def test_two_columns_read_of_a_wide_row_keeps_the_careful_message(tmp_path):
+    """pandas ignores extra cells outside the columns it reads: not us."""
+    path = tmp_path / "x.csv"
+    path.write_text("Date,Open,Close\n2024-01-02,1,2\n2024-01-03,1,2,7\n")
+    with pytest.raises(ForecasterError, match=r"^Line 3 of .* has 4 cells"):
+        read_price_csv(path)
+
+
+def test_iso_days_reads_only_plain_dates_in_range():
+    days = csv.iso_days(pd.Series(["2024-02-29", " 2024-03-01"]).str.strip())
+    assert list(days.dt.strftime("%Y-%m-%d")) == ["2024-02-29", "2024-03-01"]
+    for odd in ("2023-02-29", "2024-03", "1899-12-31", "2024-03-01Z", "NaT"):
+        assert csv.iso_days(pd.Series(["2024-02-28", odd])) is None
 
 
 def test_numbers_reads_odd_cells_once_and_marks_the_bad():

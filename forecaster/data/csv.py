@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from forecaster.config import DECIMALS
-from forecaster.data.bulk import fast_table, numbers
+from forecaster.data.bulk import fast_table, header_columns, iso_days, numbers
 from forecaster.data.series import (
     DATE_FORMATS,
     DATE_NAMES,
@@ -50,7 +50,12 @@ def read_price_csv(
         )
     path = Path(path)
     where = repr(str(path))
-    table = load_table(read_bytes(path), path, where, decimal)
+    raw = read_bytes(path)
+    table = None
+    if decimal == "." and b"\x00" not in raw:  # only the two columns used
+        table = fast_table(raw, path, header_columns(raw, column))
+    if table is None:
+        table = load_table(raw, path, where, decimal)
     series, notes = parse_price_table(table, where, column, decimal)
     source = {"kind": "csv", "path": str(path), "column": series.name}
     if decimal != ".":
@@ -350,6 +355,9 @@ def to_timestamps(text: pd.Series, repeated: bool = False) -> tuple[pd.Series, i
 
 def _parse_distinct(text: pd.Series) -> tuple[pd.Series, int]:
     local = text.str.strip()
+    days = iso_days(local)
+    if days is not None:
+        return days, 0  # what the first format, ISO 8601, reads
     if local.str.contains(":", regex=False).any():
         # The date written is the exchange's trading day; offsets change with
         # daylight saving, so they are dropped rather than converted (which

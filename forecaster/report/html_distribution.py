@@ -12,7 +12,11 @@ from __future__ import annotations
 import html
 
 from forecaster.report.html_blocks import section_html, table_html
-from forecaster.report.html_sections import direction_scores_html, reliability_html
+from forecaster.report.html_sections import (
+    CHART_MAX_SERIES,
+    direction_scores_html,
+    reliability_html,
+)
 from forecaster.report.tables import (
     DISTRIBUTION_COLUMNS,
     combination_line,
@@ -37,20 +41,34 @@ def distribution_section(metrics: dict) -> str:
 
 
 def panel_distribution_section(metrics: dict) -> str:
-    """A panel's distribution section: one block per series that has one."""
+    """A panel's distribution section: one block per series that has one.
+
+    Every series gets its tables; the first CHART_MAX_SERIES their
+    reliability diagram (a chart each took about a second to draw).
+    """
+    series = metrics.get("series") or {}
     blocks = [
         f"<h3 id='distribution-{index}'>{html.escape(str(name))}</h3>"
-        + distribution_html(one, f"up-reliability-{index}")
-        for index, (name, one) in enumerate((metrics.get("series") or {}).items())
+        + distribution_html(one, f"up-reliability-{index}", index < CHART_MAX_SERIES)
+        for index, (name, one) in enumerate(series.items())
         if one.get("distribution")
     ]
     if not blocks:
         return ""
-    return section_html(f"{SECTION_TITLE}, per series", "".join(blocks))
+    note = ""
+    if len(series) > CHART_MAX_SERIES:
+        note = (
+            f"<p>Reliability diagrams are drawn for the first {CHART_MAX_SERIES} "
+            f"of {len(series)} series; every series has its tables.</p>"
+        )
+    return section_html(f"{SECTION_TITLE}, per series", note + "".join(blocks))
 
 
-def distribution_html(metrics: dict, chart_id: str) -> str:
-    """The methods table, the tests table and the P(up) block of one series."""
+def distribution_html(metrics: dict, chart_id: str, chart: bool = True) -> str:
+    """The methods table, the tests table and the P(up) block of one series.
+
+    `chart`: with the P(up) reliability diagram, when there is one.
+    """
     distribution = metrics["distribution"]
     parts = [NOTE, methods_table(distribution)]
     if distribution.get("combination"):
@@ -68,7 +86,7 @@ def distribution_html(metrics: dict, chart_id: str) -> str:
     if direction:
         parts.append("<h4>Direction: P(up) beside the base rate</h4>")
         parts.append(direction_scores_html(metrics, direction))
-        if direction.get("reliability"):
+        if chart and direction.get("reliability"):
             parts.append(reliability_html(direction["reliability"], chart_id))
     return "".join(parts)
 

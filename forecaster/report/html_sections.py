@@ -223,11 +223,22 @@ def panel_scores_section(metrics: dict) -> str:
     return section_html("Model vs naive, per series", note + table)
 
 
+CHART_MAX_SERIES = 25  # a bigger panel's chart offers its first ones in the menu
+
+
 def panel_price_section(names, test, forecast) -> str:
+    """The panel's chart, one series at a time: the first CHART_MAX_SERIES of them.
+
+    Its traces and menu grow with the square of the series drawn (each
+    button lists every trace): hundreds took tens of seconds, so a bigger
+    panel's chart says it shows the first ones; the scores table and
+    forecast.csv keep every series.
+    """
     if not names or (test is None and forecast is None):
         return ""
     import plotly.graph_objects as go
 
+    total, names = len(names), list(names)[:CHART_MAX_SERIES]
     figure, owners = go.Figure(), []
     for name in names:
         before = len(figure.data)
@@ -263,6 +274,11 @@ def panel_price_section(names, test, forecast) -> str:
         margin={"l": 60, "r": 20, "t": 60, "b": 40},
     )
     note = "<p>Pick a series in the menu; drag to pan, scroll to zoom.</p>"
+    if total > len(names):
+        note += (
+            f"<p>The menu offers the first {len(names)} of {total} series; the "
+            "forecast.csv file holds every series' forecast.</p>"
+        )
     return section_html(
         "Prices, one series at a time", note + figure_html(figure, "price-chart")
     )

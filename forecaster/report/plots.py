@@ -196,6 +196,7 @@ def _slant_dates(ax) -> None:
 
 
 GRID_PAGE = 25  # small panels per page of a panel forecast's grid
+GRID_MAX_PAGES = 1  # a bigger panel's grid shows its first GRID_PAGE * GRID_MAX_PAGES
 GRID_HISTORY_DAYS = 60  # days of real prices shown in each small panel
 
 
@@ -204,11 +205,18 @@ def plot_panel_grid(history: dict, forecast: pd.DataFrame, title: str, page=0):
 
     `history`: {name: price Series}; `forecast`: the long frame (series, date,
     forecast, lower/upper 80 and 95). Draws page `page` (GRID_PAGE series a
-    page) on a new Figure and returns it.
+    page) on a new Figure and returns it. A panel of more series than
+    `grid_pages` shows says so in the title: its plots show the first ones
+    (drawing hundreds took tens of seconds), forecast.csv holds them all.
     """
     from matplotlib.figure import Figure
 
-    names = list(dict.fromkeys(forecast["series"]))[page * GRID_PAGE :][:GRID_PAGE]
+    every = list(dict.fromkeys(forecast["series"]))
+    names = every[page * GRID_PAGE :][:GRID_PAGE]
+    shown = GRID_PAGE * GRID_MAX_PAGES
+    if len(every) > shown:
+        title += f"\n(plots show the first {shown} of {len(every)} series; "
+        title += "forecast.csv holds them all)"
     cols = min(5, len(names))
     rows = -(-len(names) // cols)
     fig = Figure(figsize=(3.2 * cols, 2.4 * rows + 0.6))
@@ -229,8 +237,8 @@ def plot_panel_grid(history: dict, forecast: pd.DataFrame, title: str, page=0):
 
 
 def grid_pages(forecast: pd.DataFrame) -> int:
-    """How many pages the grid of a panel forecast takes."""
-    return -(-forecast["series"].nunique() // GRID_PAGE)
+    """How many pages the grid of a panel forecast takes: at most GRID_MAX_PAGES."""
+    return min(GRID_MAX_PAGES, -(-forecast["series"].nunique() // GRID_PAGE))
 
 
 def _bands(ax, dates, forecast: pd.DataFrame) -> None:

@@ -260,9 +260,10 @@ def run_forecast(
 
     Every series of the bundle (or those named in `series`) is forecast in
     one batched pass: a panel's from the recent days saved with it, into one
-    long forecast.csv and a grid of small plots (forecast.png,
-    forecast-2.png ...); one series' from its own source read again (or, for
-    a model fitted on prices in memory, the recent prices saved with it).
+    long forecast.csv and a grid of small plots of the first ones
+    (forecast.png; report.plots.GRID_MAX_PAGES pages); one series' from its
+    own source read again (or, for a model fitted on prices in memory, the
+    recent prices saved with it).
     `data` naming a CSV or a ticker forecasts that series instead. Files go
     into the bundle directory unless `out` is given, with report.html
     refreshed; all are replaced only once all are complete, so a failed run
