@@ -165,12 +165,15 @@ def test_skewed_t_scores_agree_with_its_quantiles(simulated):
 def test_range_anchors_are_skipped_without_high_low(simulated, caplog):
     prices, _ = simulated
     days = baselines.TestDays(prices, 700)
+    baselines.say_no_ranges.cache_clear()  # once a process: start afresh
     with caplog.at_level(logging.INFO, logger="forecaster"):
         made = {
             key: baselines.distribution(key, days)
             for key in baselines.REGISTRY
             if key != "conformal"  # the model's own bands: no model here
         }
+        # a second series (of a panel, say) does not repeat the line
+        assert baselines.distribution("range_garch_t", days) is None
     found = {key: dist for key, dist in made.items() if dist is not None}
     assert {"garch_t", "gjr_skewt", "egarch_t", "best_refit"} <= set(found)
     assert not set(anchors.RANGE_FAMILIES) & set(found)

@@ -31,6 +31,7 @@ r^2 / 2, 0.02% of the price at 2% volatility.)
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -307,12 +308,18 @@ def _egarch(days: TestDays):
 @baseline("range_garch_t", "Range-GARCH-t")
 def _range_garch(days: TestDays):
     if days.ohlc is None:
-        log.info(
-            "the input has no High/Low: the range anchors (Range-GARCH-t, "
-            "Range-GJR-t, log-HAR-t) are left out"
-        )
+        say_no_ranges()
         return None
     return _anchor("range_garch_t", days)
+
+
+@functools.cache
+def say_no_ranges() -> None:
+    """One line, once a process (not once a series of a panel): no range anchors."""
+    log.info(
+        "the input has no High/Low: the range anchors (Range-GARCH-t, "
+        "Range-GJR-t, log-HAR-t) are left out"
+    )
 
 
 @baseline("range_gjr_t", "Range-GJR-t")
