@@ -1,4 +1,4 @@
-"""forecaster/distributed/fanout.py: a worker releases each training's memory.
+"""forecaster/distributed/fanout.py: a worker releases each training's memory, no XLA.
 
 Runs `train_task` in this process, as a Ray worker would (no Ray needed),
 with tiny models (tests/conftest.py `tiny_settings`).
@@ -12,6 +12,7 @@ import keras
 import pytest
 from conftest import make_prices, tiny_settings
 
+from forecaster.api import Forecaster
 from forecaster.distributed import fanout
 
 
@@ -30,6 +31,15 @@ def test_every_training_in_a_worker_ends_by_clearing_keras_state(
     monkeypatch.setattr(
         fanout, "release_worker_memory", lambda: calls.append(1) or real()
     )
+    compiled = []  # jit_compile of every Keras engine the task builds
+    engine = Forecaster._keras_engine
+    monkeypatch.setattr(
+        Forecaster,
+        "_keras_engine",
+        lambda self, model, jit_compile: (
+            compiled.append(jit_compile) or engine(self, model, jit_compile)
+        ),
+    )
     keras.backend.clear_session()
     _fresh_layer_name()
     assert _fresh_layer_name() != "dense"  # the counter runs on within a session
@@ -43,6 +53,7 @@ def test_every_training_in_a_worker_ends_by_clearing_keras_state(
         )
         assert done["metrics"]["model"]["rmse"] > 0
         assert done["held_mb"] is None or done["held_mb"] > 0
+        assert compiled == [False]  # the test-day evaluation ran without XLA
     assert calls == [1]
     assert _fresh_layer_name() == "dense"  # the training's session was cleared
 
