@@ -6,6 +6,7 @@ with tiny models (tests/conftest.py `tiny_settings`).
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import keras
@@ -62,3 +63,23 @@ def test_release_worker_memory_without_keras_loaded_only_collects(monkeypatch):
     monkeypatch.delitem(sys.modules, "keras")
     fanout.release_worker_memory()  # must not import Keras, nor fail
     assert "keras" not in sys.modules
+
+
+def _live_cond_graphs() -> int:
+    """Traced tf.cond branch graphs still alive in this process."""
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    gc.collect()
+    return sum(
+        isinstance(o, FuncGraph) and "_cond_" in o.name for o in gc.get_objects()
+    )
+
+
+@pytest.mark.slow
+def test_a_finished_training_leaves_none_of_its_optimizers_graphs(tmp_path):
+    # Adam's variables, built inside the first traced step, left a pair of
+    # tf.cond graphs each alive after the task (the worker's growth).
+    before = _live_cond_graphs()
+    prices = make_prices(n=260, seed=4)
+    fanout.train_task("S", prices, tiny_settings(), str(tmp_path / "S"), None)
+    assert _live_cond_graphs() == before
