@@ -12,6 +12,7 @@ import sys
 import keras
 import pytest
 from conftest import make_prices, tiny_settings
+from tensorflow.python.framework.func_graph import FuncGraph
 
 from forecaster.api import Forecaster
 from forecaster.distributed import fanout
@@ -65,13 +66,12 @@ def test_release_worker_memory_without_keras_loaded_only_collects(monkeypatch):
     assert "keras" not in sys.modules
 
 
-def _live_cond_graphs() -> int:
-    """Traced tf.cond branch graphs still alive in this process."""
-    from tensorflow.python.framework.func_graph import FuncGraph
-
+def _live_optimizer_graphs() -> int:
+    """Traced graphs of Adam's variables (tf.cond branches) alive in this process."""
     gc.collect()
     return sum(
-        isinstance(o, FuncGraph) and "_cond_" in o.name for o in gc.get_objects()
+        isinstance(o, FuncGraph) and o.name.startswith("adam") and "_cond_" in o.name
+        for o in gc.get_objects()
     )
 
 
@@ -79,7 +79,7 @@ def _live_cond_graphs() -> int:
 def test_a_finished_training_leaves_none_of_its_optimizers_graphs(tmp_path):
     # Adam's variables, built inside the first traced step, left a pair of
     # tf.cond graphs each alive after the task (the worker's growth).
-    before = _live_cond_graphs()
+    before = _live_optimizer_graphs()
     prices = make_prices(n=260, seed=4)
     fanout.train_task("S", prices, tiny_settings(), str(tmp_path / "S"), None)
-    assert _live_cond_graphs() == before
+    assert _live_optimizer_graphs() == before
