@@ -94,7 +94,12 @@ def run(count: int, cpus: int, tasks_per_worker: int) -> dict:
 
 
 def in_process(count: int, release: bool) -> list[float]:
-    """Memory held as each task begins, the tasks run here one after another."""
+    """Memory held as each task begins, the tasks run here one after another.
+
+    Also prints the functions registered in TensorFlow's eager context after
+    each task (they grew by 78 a training, 36 of them still owned by live
+    traced graphs: BENCHMARKS.md).
+    """
     if not release:
         fanout.release_worker_memory = lambda: None  # the "before"
     held = []
@@ -104,8 +109,16 @@ def in_process(count: int, release: bool) -> list[float]:
                 name, prices, tiny_settings(), f"{out}/{name}", None
             )
             held.append(done["held_mb"])
-            print(len(held), round(held[-1], 1), flush=True)
+            functions = len(eager_functions())
+            print(len(held), round(held[-1], 1), f"{functions} functions", flush=True)
     return held
+
+
+def eager_functions() -> list[str]:
+    """The functions registered in TensorFlow's eager context (loaded by a task)."""
+    from tensorflow.python.eager import context  # lazy: the Ray driver needs no TF
+
+    return context.context().list_function_names()
 
 
 def main(argv=None) -> None:

@@ -116,6 +116,7 @@ class Forecaster:
         covariates: dict | None = None,
         checkpoint_dir=None,
         resume: bool = False,
+        jit_compile: bool = True,
     ) -> Forecaster:
         """Train on `prices`; score on its test part beside naive. Returns self.
 
@@ -131,6 +132,7 @@ class Forecaster:
         `covariates` ({name: Series}, e.g. an index or VIX) are past
         covariates fed beside every series (forecaster.prep.covariates).
         `checkpoint_dir` and `resume` make a killed fit resumable.
+        `jit_compile` compiles the test-day forecasts with XLA (`adopt`).
         With objective="direction" the model learns P(the next close is up)
         from one series of closing prices (no panel, cutoff or covariates).
         """
@@ -146,16 +148,22 @@ class Forecaster:
         )
         parts = list(prepared.parts.values())
         result = fit_model(parts, self.settings, checkpoint_dir, resume)
-        return self.adopt(panel, prepared, result, single)
+        return self.adopt(panel, prepared, result, single, jit_compile)
 
-    def adopt(self, panel: Panel, prepared, result, single: bool = True) -> Forecaster:
+    def adopt(
+        self, panel: Panel, prepared, result, single: bool = True, jit_compile=True
+    ) -> Forecaster:
         """Take a trained model as this Forecaster's, scored on the test days.
 
         `result` is a `train.fit.TrainResult` on `prepared` (a PreparedPanel
         cut from `panel`); `single` as `is_single` decides. Returns self.
         `fit` trains with Keras; the NumPy trainer passes its own weights.
+        `jit_compile`: the test-day forecasts run through XLA, faster over a
+        long test part; a process that trains many models in turn (a Ray
+        worker of a fan-out) turns it off, since XLA's compilation cache keeps
+        every model's executables for the life of the process.
         """
-        engine = self._keras_engine(result.model, jit_compile=True)
+        engine = self._keras_engine(result.model, jit_compile=jit_compile)
         results = evaluate_series(engine, prepared.parts, self.settings.train.calibrate)
         self.single_, self.data_, self._panel = single, panel, prepared
         self.model_, self.bundle_, self._engines = result.model, None, {}

@@ -1,4 +1,4 @@
-"""forecaster/distributed/fanout.py: a worker releases each training's memory.
+"""forecaster/distributed/fanout.py: a worker releases each training's memory, no XLA.
 
 Runs `train_task` in this process, as a Ray worker would (no Ray needed),
 with tiny models (tests/conftest.py `tiny_settings`).
@@ -6,12 +6,15 @@ with tiny models (tests/conftest.py `tiny_settings`).
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import keras
 import pytest
 from conftest import make_prices, tiny_settings
+from tensorflow.python.framework.func_graph import FuncGraph
 
+from forecaster.api import Forecaster
 from forecaster.distributed import fanout
 
 
@@ -30,6 +33,15 @@ def test_every_training_in_a_worker_ends_by_clearing_keras_state(
     monkeypatch.setattr(
         fanout, "release_worker_memory", lambda: calls.append(1) or real()
     )
+    compiled = []  # jit_compile of every Keras engine the task builds
+    engine = Forecaster._keras_engine
+    monkeypatch.setattr(
+        Forecaster,
+        "_keras_engine",
+        lambda self, model, jit_compile: (
+            compiled.append(jit_compile) or engine(self, model, jit_compile)
+        ),
+    )
     keras.backend.clear_session()
     _fresh_layer_name()
     assert _fresh_layer_name() != "dense"  # the counter runs on within a session
@@ -43,6 +55,7 @@ def test_every_training_in_a_worker_ends_by_clearing_keras_state(
         )
         assert done["metrics"]["model"]["rmse"] > 0
         assert done["held_mb"] is None or done["held_mb"] > 0
+        assert compiled == [False]  # the test-day evaluation ran without XLA
     assert calls == [1]
     assert _fresh_layer_name() == "dense"  # the training's session was cleared
 
@@ -51,3 +64,22 @@ def test_release_worker_memory_without_keras_loaded_only_collects(monkeypatch):
     monkeypatch.delitem(sys.modules, "keras")
     fanout.release_worker_memory()  # must not import Keras, nor fail
     assert "keras" not in sys.modules
+
+
+def _live_optimizer_graphs() -> int:
+    """Traced graphs of Adam's variables (tf.cond branches) alive in this process."""
+    gc.collect()
+    return sum(
+        isinstance(o, FuncGraph) and o.name.startswith("adam") and "_cond_" in o.name
+        for o in gc.get_objects()
+    )
+
+
+@pytest.mark.slow
+def test_a_finished_training_leaves_none_of_its_optimizers_graphs(tmp_path):
+    # Adam's variables, built inside the first traced step, left a pair of
+    # tf.cond graphs each alive after the task (the worker's growth).
+    before = _live_optimizer_graphs()
+    prices = make_prices(n=260, seed=4)
+    fanout.train_task("S", prices, tiny_settings(), str(tmp_path / "S"), None)
+    assert _live_optimizer_graphs() == before

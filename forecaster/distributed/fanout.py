@@ -45,6 +45,10 @@ TASKS_PER_WORKER = 25  # a worker exits after this many trainings (Ray's max_cal
 #   task now clears Keras' session after it (`release_worker_memory`); this
 #   stays as a guard against what that does not reach. A fresh worker costs a
 #   TensorFlow import, ~0.2 s a task spread over 25
+WORKER_JIT_COMPILE = False  # the test-day evaluation in a worker runs without XLA:
+#   XLA's compilation cache keeps every model's executables for the life of the
+#   process (tensorflow/tensorflow#64170), ~4 of the ~19 MB a worker grew per
+#   training (BENCHMARKS.md, "Ray workers: memory per training")
 COMPLETE_FILE = METADATA_FILE  # in a bundle only once it was moved into place whole
 
 
@@ -198,8 +202,9 @@ def release_worker_memory() -> None:
     It does not reach TensorFlow's XLA compilation cache, which keeps the
     executables of every `jit_compile` function compiled in the process
     (tensorflow/tensorflow#64170); measured growth with and without this
-    call: BENCHMARKS.md, "Ray workers: memory per training". Keras is
-    imported only where it already runs.
+    call: BENCHMARKS.md, "Ray workers: memory per training"; so a worker
+    evaluates without XLA (`WORKER_JIT_COMPILE`). Keras is imported only
+    where it already runs.
     """
     keras = sys.modules.get("keras")
     if keras is not None:
@@ -221,7 +226,13 @@ def _train_one(name, prices, settings, out, before_save, cutoff):
     resume = (checkpoint / "state.json").exists()
     model = Forecaster.from_settings(settings)
     model.settings.train.verbose = 0
-    model.fit(prices, cutoff=cutoff, checkpoint_dir=checkpoint, resume=resume)
+    model.fit(
+        prices,
+        cutoff=cutoff,
+        checkpoint_dir=checkpoint,
+        resume=resume,
+        jit_compile=WORKER_JIT_COMPILE,
+    )
     if before_save is not None:
         before_save(name)
     model.save(out, force=True)

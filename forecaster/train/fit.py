@@ -261,6 +261,11 @@ def fit_model(
     state = resume_state(settings, checkpoint_dir, resume)
     with devices.scope(strategy):
         model = _start_model(settings, parts, state)
+        if not model.optimizer.built:
+            # Eagerly: built inside the first traced step, Adam's slot variables
+            # are TensorFlow's lifted-initializer variables, whose tf.cond graphs
+            # outlive the model (36 a training in a Ray worker, BENCHMARKS.md).
+            model.optimizer.build(model.trainable_variables)
     stopper = EarlyStoppingCheckpoint(
         train.patience, checkpoint_dir, state, run_key=run_key_of(settings)
     )
