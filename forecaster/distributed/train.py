@@ -268,6 +268,7 @@ def _train(ray, parts: list, settings: Settings, storage: Path, hook) -> TrainRe
         ) from None
     seconds = time.perf_counter() - started
     placed = ray.get(registry.placements.remote())
+    config["epoch_seconds"] = ray.get(registry.epoch_seconds.remote())
     return _result(result, settings, config, placed, seconds)
 
 
@@ -323,7 +324,11 @@ def ray_train_record(settings: Settings, config: dict, placed: dict) -> dict:
         "batch_per_worker": settings.train.batch_size,
         "learning_rate": settings.model.learning_rate,
         "steps_per_epoch": config["steps"],
+        "epoch_seconds": config.get("epoch_seconds", []),  # on rank 0, each epoch
         "windows_per_worker": [w["fit_windows"] for w in workers],
         "attempts": max((w["attempt"] for w in workers), default=1),
+        # epochs done when the last worker group started: > 0 after Ray Train
+        # restarted it from a checkpoint
+        "started_at_epoch": min((w["started_at_epoch"] for w in workers), default=0),
         "strategy": "MultiWorkerMirroredStrategy (Ray Train TensorflowTrainer)",
     }

@@ -177,6 +177,8 @@ def run_epochs(model, strategy, data: WorkerData, stopper, config, rank, staging
         stopper.on_epoch_end(epoch, logs)
         metrics = {**logs, "epoch": epoch + 1, "windows": int(sums[1])}
         metrics["seconds"] = time.perf_counter() - started
+        if rank == 0:
+            ray.get(config["registry"].epoch_done.remote(epoch, metrics["seconds"]))
         checkpoint = ray.train.Checkpoint.from_directory(staging) if staging else None
         ray.train.report(metrics, checkpoint=checkpoint)
         if model.stop_training:
