@@ -13,7 +13,8 @@ epoch over the median epoch time, the first epoch (tracing) left out; an
 epoch includes its validation pass and checkpoint, in every run. Writes
 bench/out/ray_train.json.
 
-    flock /tmp/bench.lock python -m bench.ray_train
+    flock /tmp/bench.lock python -m bench.ray_train --part training
+    flock /tmp/bench.lock python -m bench.ray_train --part all-reduce
 """
 
 from __future__ import annotations
@@ -140,43 +141,66 @@ def windows_per_s(run: dict, windows: int) -> float:
 
 
 def main(argv=None) -> int:
-    """Run the four measurements; print them side by side; write the JSON."""
+    """Run the measurements; print them side by side; write the JSON."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=4, help="per training (default 4)")
     p.add_argument("--reduces", type=int, default=200, help="timed all-reduces")
+    p.add_argument(
+        "--part",
+        choices=("all", "training", "all-reduce"),
+        default="all",
+        help="the trainings, the all-reduce, or both (default); one lock hold each",
+    )
     args = p.parse_args(argv)
     panel = load_panel(csv=[str(ROOT / "data" / f"{t}.csv") for t in TICKERS])
     settings = settings_for(None, args.epochs)
     parts = list(prepare_panel(panel, settings.prep).parts.values())
     windows = sum(part.split.n_fit for part in parts)
-    runs = {"local (this process, 2 cores)": local_run(parts, args.epochs)}
+    found = json.loads(OUT.read_text()) if OUT.exists() else {}
+    found["windows"] = windows
+    runs, reduce = {}, None
+    if args.part != "all-reduce":
+        runs["local (this process, 2 cores)"] = local_run(parts, args.epochs)
     start_ray(num_cpus=2)
     try:
-        runs["Ray Train, 1 worker"] = ray_run(parts, 1, args.epochs)
-        runs["Ray Train, 2 workers"] = ray_run(parts, 2, args.epochs)
-        reduce = all_reduce_run(parts[0].n_features, args.reduces)
+        if args.part != "all-reduce":
+            runs["Ray Train, 1 worker"] = ray_run(parts, 1, args.epochs)
+            runs["Ray Train, 2 workers"] = ray_run(parts, 2, args.epochs)
+        if args.part != "training":
+            reduce = all_reduce_run(parts[0].n_features, args.reduces)
     finally:
         stop_ray()
-    ref = windows_per_s(runs["Ray Train, 1 worker"], windows)
     print(f"{windows} fit windows an epoch, global batch {settings.train.batch_size}")
+    if runs:
+        print_runs(runs, windows)
+        found["runs"] = runs
+    if reduce:
+        print_all_reduce(reduce)
+        found["all_reduce"] = reduce
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(found, indent=2))
+    print(f"wrote {OUT}")
+    return 0
+
+
+def print_runs(runs: dict, windows: int) -> None:
+    """Windows/s of each run beside the 1-worker run's."""
+    ref = windows_per_s(runs["Ray Train, 1 worker"], windows)
     print(f"{'run':<32}{'windows/s':>10}{'vs 1 worker':>13}  epoch seconds")
     for name, run in runs.items():
         rate = windows_per_s(run, windows)
         run["windows_per_s"] = rate
         times = " ".join(f"{s:.2f}" for s in run["epoch_seconds"])
         print(f"{name:<32}{rate:>10.0f}{rate / ref:>12.2f}x  {times}")
+
+
+def print_all_reduce(reduce: dict) -> None:
     megabytes = reduce["parameters"] * 4 / 1e6
     print(
         f"all-reduce of the weights ({reduce['parameters']} float32 = "
-        f"{megabytes:.2f} MB in {reduce['tensors']} tensors), 2 workers: median "
+        f"{megabytes:.3f} MB in {reduce['tensors']} tensors), 2 workers: median "
         f"{reduce['median_s'] * 1e3:.2f} ms, p90 {reduce['p90_s'] * 1e3:.2f} ms"
     )
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(
-        json.dumps({"windows": windows, "runs": runs, "all_reduce": reduce}, indent=2)
-    )
-    print(f"wrote {OUT}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TICKERS = ("AAPL", "GOOG", "MSFT")
 TINY = dict(window=20, units=8, layers=1, epochs=2, seed=1, verbose=0)
 GLOBAL_BATCH = 64
+NODE_START_S = 180  # how long a node may take to register (Ray's own: 30 s)
 # Largest gap allowed between the 1- and 2-worker loss curves, train and
 # validation, each epoch, in the loss's units (the Student-t NLL of the
 # scaled moves, about -3 here). Measured on this cluster with these settings
@@ -60,6 +62,22 @@ class Run:
         return self.model.metadata_["training"]["runtime"]["ray_train"]
 
 
+def patient(get_node, seconds: float):
+    """Ray's `services.get_node`, retried for `seconds` while the GCS is too busy."""
+
+    def get(*args, **kwargs):
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                return get_node(*args, **kwargs)
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
+    return get
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """Two nodes of 1 CPU on 127.0.0.1, the driver joined; everything stopped after."""
@@ -69,6 +87,11 @@ def cluster():
     # the nodes' workers import this checkout's forecaster
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), saved]))
     started = None
+    patience = pytest.MonkeyPatch()
+    # Ray gives a starting node 30 s to register with the GCS; on this
+    # loaded 2-core machine the GCS has taken longer, so let it retry longer
+    services = ray._private.services
+    patience.setattr(services, "get_node", patient(services.get_node, NODE_START_S))
     try:
         with loopback_node_address():
             # no dashboard: one heavy process less (Ray gives a node 30 s to start)
@@ -84,6 +107,7 @@ def cluster():
             )
         yield started
     finally:
+        patience.undo()
         ray.shutdown()
         if started is not None:
             started.shutdown()
@@ -98,16 +122,24 @@ def panel():
     return load_panel(csv=[str(ROOT / "data" / f"{t}.csv") for t in TICKERS])
 
 
-def kill_once(marker: Path, rank: int, epoch: int, step: int):
+def kill_once(marker: Path, storage: Path, rank: int, epoch: int, step: int):
     """A worker hook: rank `rank` exits at (`epoch`, `step`) unless `marker` exists.
 
+    It first waits until Ray Train has registered a checkpoint in `storage`
+    (its controller collects reports every 2 s: a worker that dies before
+    that loses the last one, and Ray Train restarts from the one before).
     A closure, so Ray ships it by value (the workers cannot import tests/).
     """
+    registered = storage / ray_train.RUN_NAME / "checkpoint_manager_snapshot.json"
 
     def hook(at_rank: int, at_epoch: int, at_step: int) -> None:
-        if (at_rank, at_epoch, at_step) == (rank, epoch, step) and not marker.exists():
-            marker.touch()
-            os._exit(1)  # the process dies as in a crash: no cleanup, no exception
+        if (at_rank, at_epoch, at_step) != (rank, epoch, step) or marker.exists():
+            return
+        deadline = time.monotonic() + 300
+        while not registered.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        marker.touch()
+        os._exit(1)  # the process dies as in a crash: no cleanup, no exception
 
     return hook
 
@@ -116,15 +148,14 @@ def kill_once(marker: Path, rank: int, epoch: int, step: int):
 def two_workers(cluster, panel, tmp_path_factory):
     """Two workers, rank 1 killed once at step 5 of the second epoch; saved."""
     folder = tmp_path_factory.mktemp("two-workers")
-    marker = folder / "killed"
-    hook = kill_once(marker, rank=1, epoch=1, step=5)
+    marker, storage = folder / "killed", folder / "checkpoints"
+    hook = kill_once(marker, storage, rank=1, epoch=1, step=5)
     with pytest.MonkeyPatch.context() as patch:  # Forecaster.fit -> fit_on_ray
         patch.setattr(
             ray_train, "fit_on_ray", functools.partial(ray_train.fit_on_ray, hook=hook)
         )
-        model = fc.Forecaster(ray_workers=2, batch_size=GLOBAL_BATCH // 2, **TINY).fit(
-            panel
-        )
+        model = fc.Forecaster(ray_workers=2, batch_size=GLOBAL_BATCH // 2, **TINY)
+        model.fit(panel, checkpoint_dir=storage)
     bundle = model.save(folder / "bundle")
     return Run(model, Path(bundle), marker)
 
