@@ -104,14 +104,14 @@ def all_reduce_loop(config: dict) -> None:
         float(summed[0].numpy().ravel()[0])  # wait for it
         if index >= config["warmup"]:
             seconds.append(time.perf_counter() - started)
-    ray.train.report(
-        {
-            "median_s": statistics.median(seconds),
-            "p90_s": float(np.percentile(seconds, 90)),
-            "tensors": len(tensors),
-            "parameters": int(sum(np.size(w) for w in model.get_weights())),
-        }
-    )
+    measured = {
+        "median_s": statistics.median(seconds),
+        "p90_s": float(np.percentile(seconds, 90)),
+        "tensors": len(tensors),
+        "parameters": int(sum(np.size(w) for w in model.get_weights())),
+    }
+    if ray.train.get_context().get_world_rank() == 0:  # Ray Train keeps metrics
+        Path(config["out"]).write_text(json.dumps(measured))  # only with checkpoints
 
 
 def all_reduce_run(features: int, reduces: int, workers: int = 2) -> dict:
@@ -120,6 +120,9 @@ def all_reduce_run(features: int, reduces: int, workers: int = 2) -> dict:
     from ray.train.tensorflow import TensorflowTrainer
 
     storage = Path("/tmp") / "forecaster-bench-ray-train"
+    out = storage / "all_reduce.json"
+    storage.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)
     trainer = TensorflowTrainer(
         all_reduce_loop,
         train_loop_config={
@@ -127,13 +130,15 @@ def all_reduce_run(features: int, reduces: int, workers: int = 2) -> dict:
             "features": features,
             "warmup": 20,
             "reduces": reduces,
+            "out": str(out),
         },
         scaling_config=ScalingConfig(
             num_workers=workers, resources_per_worker={"CPU": 1}
         ),
         run_config=RunConfig(name="all-reduce", storage_path=str(storage)),
     )
-    return dict(trainer.fit().metrics)
+    trainer.fit()
+    return json.loads(out.read_text())
 
 
 def windows_per_s(run: dict, windows: int) -> float:
@@ -159,12 +164,14 @@ def main(argv=None) -> int:
     found = json.loads(OUT.read_text()) if OUT.exists() else {}
     found["windows"] = windows
     runs, reduce = {}, None
-    if args.part != "all-reduce":
+    if args.part != "all-reduce":  # each result is saved as it comes
         runs["local (this process, 2 cores)"] = local_run(parts, args.epochs)
+        save({**found, "runs": runs})
     start_ray(num_cpus=2)
     try:
         if args.part != "all-reduce":
             runs["Ray Train, 1 worker"] = ray_run(parts, 1, args.epochs)
+            save({**found, "runs": runs})
             runs["Ray Train, 2 workers"] = ray_run(parts, 2, args.epochs)
         if args.part != "training":
             reduce = all_reduce_run(parts[0].n_features, args.reduces)
@@ -177,10 +184,14 @@ def main(argv=None) -> int:
     if reduce:
         print_all_reduce(reduce)
         found["all_reduce"] = reduce
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(found, indent=2))
+    save(found)
     print(f"wrote {OUT}")
     return 0
+
+
+def save(found: dict) -> None:
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(found, indent=2))
 
 
 def print_runs(runs: dict, windows: int) -> None:
