@@ -133,6 +133,8 @@ class Forecaster:
         covariates fed beside every series (forecaster.prep.covariates).
         `checkpoint_dir` and `resume` make a killed fit resumable.
         `jit_compile` compiles the test-day forecasts with XLA (`adopt`).
+        With `ray_workers=N` (a panel only) the model trains data-parallel on
+        N Ray Train workers (forecaster.distributed.train).
         With objective="direction" the model learns P(the next close is up)
         from one series of closing prices (no panel, cutoff or covariates).
         """
@@ -141,13 +143,26 @@ class Forecaster:
         single = is_single(prices, self.settings, cutoff, covariates)
         if self.is_direction and not single:
             raise direction_panel_error(_panel_reason(cutoff, covariates))
+        workers = self.settings.train.ray_workers
+        if workers and single:
+            raise ForecasterError(
+                "ray_workers trains one global model over a panel, and prices hold "
+                "one series: give several series (a dict, a long frame or a Panel), "
+                f"or leave ray_workers unset. Received: ray_workers={workers}"
+            )
         panel = panel_from_pandas(prices, column)
         prep = self.settings.prep
         prepared = prepare_panel(
             panel, prep, prep.features, cutoff, _covariate_names(covariates)
         )
         parts = list(prepared.parts.values())
-        result = fit_model(parts, self.settings, checkpoint_dir, resume)
+        if self.settings.train.ray_workers:
+            # lazy: Ray; an upward import, the one pyproject's contract allows
+            from forecaster.distributed.train import fit_on_ray
+
+            result = fit_on_ray(parts, self.settings, checkpoint_dir, resume)
+        else:
+            result = fit_model(parts, self.settings, checkpoint_dir, resume)
         return self.adopt(panel, prepared, result, single, jit_compile)
 
     def adopt(

@@ -151,6 +151,9 @@ class TrainSettings:
     devices: int | None = None  # devices training one model under MirroredStrategy,
     #   each taking --batch-size windows a step; None = every visible GPU (one
     #   device without GPUs); see docs/distributed.md
+    ray_workers: int | None = None  # Ray Train workers training one global model
+    #   over a panel data-parallel, each taking --batch-size windows a step (pip
+    #   install "forecaster[ray]"); None = train in this process; docs/distributed.md
     verbose: int = 1  # Keras progress bar (1), one line per epoch (2) or silent (0)
 
     def validate(self) -> None:
@@ -158,6 +161,8 @@ class TrainSettings:
         check_at_least("batch_size", self.batch_size)
         if self.devices is not None:
             check_at_least("devices", self.devices)
+        if self.ray_workers is not None:
+            check_at_least("ray_workers", self.ray_workers)
         if self.patience < 0:
             raise ForecasterError(
                 f"patience must be 0 or more. Received: patience={self.patience}"

@@ -189,6 +189,7 @@ def changed_settings() -> Settings:
             patience=2,
             seed=7,
             devices=2,
+            ray_workers=2,
             verbose=0,
             calibrate=True,
         ),

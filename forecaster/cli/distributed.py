@@ -1,4 +1,4 @@
-"""The command line of the Ray commands: `forecaster train --per-series` and `tune`.
+"""The command line of the Ray commands: train --per-series or --ray-workers, tune.
 
 Kept apart from forecaster.cli.main so the distributed flags and their printing
 live beside each other; forecaster.cli.main only adds them to its parsers.
@@ -166,6 +166,46 @@ def _load(load_prices, data: DataSettings):
         return err
 
 
+def check_ray_flags(args: argparse.Namespace, settings: Settings) -> None:
+    """One line for --ray-workers beside a command that trains many models.
+
+    Also for --ray-address with nothing to run on Ray.
+    """
+    workers = settings.train.ray_workers
+    per_series = getattr(args, "per_series", False)
+    if workers and per_series:
+        raise ForecasterError(
+            "--ray-workers trains one global model over the panel and --per-series "
+            f"one model per series: choose one. Received: --ray-workers {workers} "
+            "--per-series"
+        )
+    folds = getattr(args, "backtest", None)
+    if workers and folds is not None:
+        raise ForecasterError(
+            "--ray-workers trains one bundle and a backtest retrains a model per "
+            "fold in this process: leave out --ray-workers. Received: --ray-workers "
+            f"{workers} with a backtest of {folds} folds"
+        )
+    address = getattr(args, "ray_address", None)
+    if address and not (workers or per_series):
+        raise ForecasterError(
+            "--ray-address says where --ray-workers or --per-series run: add one "
+            f"of them, or leave out --ray-address. Received: --ray-address {address}"
+        )
+
+
+def start_ray_train(args: argparse.Namespace, settings: Settings) -> None:
+    """Start or join Ray for `--ray-workers` (--ray-address, RAY_ADDRESS, embedded)."""
+    where = start_ray(
+        getattr(args, "ray_address", None), dashboard=getattr(args, "dashboard", False)
+    )
+    log.info(
+        "training one model on %d Ray Train workers on %s",
+        settings.train.ray_workers,
+        where,
+    )
+
+
 def per_series_command(args: argparse.Namespace, settings: Settings) -> int:
     """Train one bundle per series on Ray; print each as it finishes."""
     if getattr(args, "backtest", None) is not None:
@@ -214,6 +254,12 @@ def per_series_command(args: argparse.Namespace, settings: Settings) -> int:
 def tune_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run the search, print the trials and the best one's test scores."""
     require_price_objective(settings.model.objective, "tune")
+    if settings.train.ray_workers:
+        raise ForecasterError(
+            "--ray-workers trains one global model and tune trains many small "
+            "ones, one Ray task each: leave out --ray-workers. Received: "
+            f"--ray-workers {settings.train.ray_workers}"
+        )
     where = start_ray(args.ray_address, dashboard=args.dashboard)
     prices = load_prices(settings.data)
     quiet_tensorflow()  # the best configuration is retrained here

@@ -23,7 +23,9 @@ from forecaster import __version__
 from forecaster.cli.distributed import (
     add_per_series_flags,
     add_tune_command,
+    check_ray_flags,
     per_series_command,
+    start_ray_train,
 )
 from forecaster.cli.flags import (
     FlagsInLog,
@@ -131,6 +133,7 @@ def train_command(args: argparse.Namespace) -> int:
     settings = train_settings(args)
     if args.quiet:  # only the results: no progress, no notes (warnings still show)
         logging.getLogger("forecaster").setLevel(logging.WARNING)
+    check_ray_flags(args, settings)
     if getattr(args, "per_series", False):
         return per_series_command(args, settings)
     quiet_tensorflow()
@@ -139,6 +142,8 @@ def train_command(args: argparse.Namespace) -> int:
         print(format_backtest(table))
         print(f"\nwrote {out}/backtest.csv and {out}/backtest.png")
         return 0
+    if settings.train.ray_workers:
+        start_ray_train(args, settings)
     report = runs.run_training(settings, args.out, args.force, args.resume)
     print(f"\n{report.summary()}\n")
     files = sorted(p.name for p in report.out.iterdir() if not p.name.startswith("."))

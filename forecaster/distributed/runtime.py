@@ -80,7 +80,7 @@ def start_ray(
 def _start_embedded(ray, num_cpus: int, dashboard: bool) -> None:
     """A new runtime on this machine, its every port on the loopback interface."""
     _export_package_path()
-    with _loopback_node_address():
+    with loopback_node_address():
         ray.init(
             address="local",  # a new runtime: never join one someone else started
             num_cpus=num_cpus,
@@ -100,7 +100,7 @@ def _start_embedded(ray, num_cpus: int, dashboard: bool) -> None:
 
 
 @contextmanager
-def _loopback_node_address():
+def loopback_node_address():
     """Have Ray give the node it starts the address 127.0.0.1.
 
     Ray binds the servers of a node whose address is 127.0.0.1 to 127.0.0.1:

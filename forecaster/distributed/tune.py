@@ -184,6 +184,12 @@ def _checked_request(settings: Settings, trials, max_concurrent, space) -> dict:
             "max_concurrent must be at least 1. Received: "
             f"max_concurrent={max_concurrent}"
         )
+    if settings.train.ray_workers:
+        raise ForecasterError(
+            "ray_workers trains one global model and the search trains many small "
+            "ones, one Ray task each: leave ray_workers unset. Received: "
+            f"ray_workers={settings.train.ray_workers}"
+        )
     if settings.data.covariate:
         raise ForecasterError(
             "The search trains models on the price alone. Received: "

@@ -17,6 +17,7 @@ import pandas as pd
 
 from forecaster.config import Settings, check_at_least
 from forecaster.data.series import Panel
+from forecaster.errors import ForecasterError
 from forecaster.evaluate.evaluation import evaluate
 from forecaster.model.heads import require_price_objective
 from forecaster.model.keras_engine import KerasEngine
@@ -41,6 +42,12 @@ def walk_forward(
     """
     settings.validate()
     require_price_objective(settings.model.objective, "backtest")
+    if settings.train.ray_workers:
+        raise ForecasterError(
+            "ray_workers trains one bundle on Ray Train and walk_forward retrains a "
+            "model per fold in this process: leave ray_workers unset. Received: "
+            f"ray_workers={settings.train.ray_workers}"
+        )
     check_at_least("folds", folds)
     dates = panel.dates
     first = int(dates.searchsorted(cutoff_date(panel, settings.prep.train_fraction)))
