@@ -36,7 +36,7 @@ from forecaster.prep.windows import window_view
 log = logging.getLogger("forecaster")
 
 HORIZONS = (5, 10)  # days ahead scored
-ORIGIN_STRIDE = 5  # every this many test days is an origin
+ORIGIN_STRIDE = 10  # every this many test days is an origin (about 65 on AAPL)
 MODEL_SAMPLES = 256  # paths the model draws per origin
 LEVELS = (0.8, 0.95)  # central intervals scored
 QUANTILES = scores.quantile_levels(LEVELS)  # 0.025, 0.1, 0.5, 0.9, 0.975
