@@ -166,7 +166,11 @@ def recorded_choices(metrics: dict, names, name: str, panel: bool):
     with no record (an older bundle) keeps the raw path (no entry). Pools:
     distribution.combination ({} if none).
     """
-    by_series = (metrics.get("series") or {}) if panel else {name: metrics}
+    # one series: its record whatever its part is called (a fitted
+    # Forecaster's part and its saved bundle's name its series differently)
+    by_series = (
+        (metrics.get("series") or {}) if panel else dict.fromkeys(names, metrics)
+    )
     weights = {
         key: (one.get("drift") or {}).get("weight") for key, one in by_series.items()
     }
