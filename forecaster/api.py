@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from forecaster.config import Settings, direction_panel_error, settings_from_keywords
+from forecaster.config import Settings, check_panel_input, settings_from_keywords
 from forecaster.data import read_prices
 from forecaster.data.frames import holds_many, panel_from_pandas
 from forecaster.data.series import Panel
@@ -42,6 +42,7 @@ from forecaster.io import write_directory_atomically
 from forecaster.model.choose import ENGINES, make_engine
 from forecaster.model.keras_engine import KerasEngine
 from forecaster.model.paths import METHODS, check_block
+from forecaster.prep.covariates import covariate_names
 from forecaster.prep.panel import context_part, prepare_panel
 from forecaster.report import figures
 from forecaster.store import bundle as store
@@ -141,19 +142,11 @@ class Forecaster:
         from forecaster.train.fit import fit_model  # lazy: it imports TensorFlow
 
         single = is_single(prices, self.settings, cutoff, covariates)
-        if self.is_direction and not single:
-            raise direction_panel_error(_panel_reason(cutoff, covariates))
-        workers = self.settings.train.ray_workers
-        if workers and single:
-            raise ForecasterError(
-                "ray_workers trains one global model over a panel, and prices hold "
-                "one series: give several series (a dict, a long frame or a Panel), "
-                f"or leave ray_workers unset. Received: ray_workers={workers}"
-            )
+        check_panel_input(self.settings, single, cutoff, covariates)
         panel = panel_from_pandas(prices, column)
         prep = self.settings.prep
         prepared = prepare_panel(
-            panel, prep, prep.features, cutoff, _covariate_names(covariates)
+            panel, prep, prep.features, cutoff, covariate_names(covariates)
         )
         parts = list(prepared.parts.values())
         if self.settings.train.ray_workers:
@@ -496,22 +489,3 @@ def load(path) -> Forecaster:
     model.notes_ = []
     model.prices_ = store.read_recent_prices(bundle) if bundle.single else None
     return model
-
-
-def _covariate_names(covariates: dict | None) -> dict | None:
-    """Covariates keyed cov_<name>, the input name they take beside the prices."""
-    if not covariates:
-        return covariates
-    return {
-        name if str(name).startswith("cov_") else f"cov_{name}": values
-        for name, values in covariates.items()
-    }
-
-
-def _panel_reason(cutoff, covariates) -> str:
-    """What made `fit` a panel's, for the direction model's error."""
-    if cutoff is not None:
-        return f"cutoff={str(cutoff)!r}"
-    if covariates:
-        return f"covariates={sorted(str(name) for name in covariates)}"
-    return "prices holding several series"

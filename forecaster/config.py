@@ -291,6 +291,29 @@ class ForecastSettings:
         return self
 
 
+def check_panel_input(settings: Settings, single: bool, cutoff, covariates) -> None:
+    """What `fit` refuses before it reads anything: a direction model asked for
+    a panel, cutoff or covariates; Ray Train workers for one series."""
+    if settings.model.objective == "direction" and not single:
+        raise direction_panel_error(_panel_reason(cutoff, covariates))
+    workers = settings.train.ray_workers
+    if workers and single:
+        raise ForecasterError(
+            "ray_workers trains one global model over a panel, and prices hold "
+            "one series: give several series (a dict, a long frame or a Panel), "
+            f"or leave ray_workers unset. Received: ray_workers={workers}"
+        )
+
+
+def _panel_reason(cutoff, covariates) -> str:
+    """What made `fit` a panel's, for the direction model's error."""
+    if cutoff is not None:
+        return f"cutoff={str(cutoff)!r}"
+    if covariates:
+        return f"covariates={sorted(str(name) for name in covariates)}"
+    return "prices holding several series"
+
+
 def direction_panel_error(received: str) -> ForecasterError:
     """The error for a direction model asked to train on more than one closing price."""
     return ForecasterError(

@@ -84,8 +84,10 @@ def test_test_predictions_are_price_units_with_naive(trained_bundle):
     assert metrics["naive"]["rmse"] == pytest.approx(naive)
     assert set(metrics["interval_coverage_one_step"]) == {"0.8", "0.95"}
     assert metrics["rmse_by_step"]["step"] == list(range(1, 11))
-    # the bounds are the model's own one-step distribution, scored in metrics
-    model = metrics["distribution"]["methods"]["model"]
+    # the bounds are the main one-step distribution (the model's own, or the
+    # pool with an anchor where validation chose it), scored in metrics
+    distribution = metrics["distribution"]
+    model = distribution["methods"][distribution["main"]]
     inside = (frame["lower_80"] <= frame["actual"]) & (
         frame["actual"] <= frame["upper_80"]
     )

@@ -61,3 +61,13 @@ def align_covariates(index: pd.DatetimeIndex, covariates: dict, where: str):
         change = np.diff(np.log(level), prepend=np.log(level[0]))
         columns[name] = change
     return pd.DataFrame(columns, index=index)
+
+
+def covariate_names(covariates: dict | None) -> dict | None:
+    """Covariates keyed cov_<name>, the input name they take beside the prices."""
+    if not covariates:
+        return covariates
+    return {
+        name if str(name).startswith("cov_") else f"cov_{name}": values
+        for name, values in covariates.items()
+    }
