@@ -182,6 +182,7 @@ def test_range_anchors_are_skipped_without_high_low(simulated, caplog):
     assert found["best_refit"].params["family"] not in anchors.RANGE_FAMILIES
 
 
+@pytest.mark.slow  # train.py in a process; test_ranges checks the message fast
 def test_high_below_low_is_one_line_naming_the_date(tmp_path):
     frame = pd.read_csv(ROOT / "data" / "AAPL.csv").iloc[:400]
     day = frame["Date"].iloc[300]

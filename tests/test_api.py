@@ -152,6 +152,7 @@ def test_fit_refuses_what_it_cannot_read(data, message):
         fc.Forecaster(**TINY).fit(data)
 
 
+@pytest.mark.slow  # a whole run; a cheaper test covers it in the fast set
 def test_nan_and_non_positive_prices_get_the_csv_messages(caplog):
     prices = make_prices()
     prices.iloc[5] = -1.0

@@ -184,6 +184,7 @@ def test_cqr_bands_cover_their_level_on_the_validation_days():
         assert tighter.mean() < inside.mean() or q == 0
 
 
+@pytest.mark.slow  # a whole run; a cheaper test covers it in the fast set
 def test_calibrated_evaluation_reports_the_corrected_bands():
     settings = tiny_settings(model__loss="student-t", train__calibrate=True)
     prepared = prepare(make_prices(400, seed=2), settings.prep)

@@ -15,6 +15,7 @@ from forecaster.workflows.feature_choice import AUTO, CANDIDATES, choose_feature
 from forecaster.workflows.runs import run_training
 
 
+@pytest.mark.slow  # trains every candidate
 def test_auto_chooses_among_candidates_on_validation_loss(tmp_path):
     frame = random_walk_ohlcv(400, seed=5)
     settings = tiny_settings(prep__features=AUTO)

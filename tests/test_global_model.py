@@ -235,6 +235,7 @@ def test_covariate_gaps_fill_three_days_then_are_refused():
         align_covariates(index, {"cov_X": late}, "AAA")
 
 
+@pytest.mark.slow  # a whole run; a cheaper test covers it in the fast set
 def test_a_global_model_with_a_covariate_saves_and_forecasts(tmp_path):
     model = fc.Forecaster(horizon=2, **TINY)
     model.fit(generated_panel(), covariates={"IDX": covariate()})

@@ -90,6 +90,7 @@ def test_numpy_trainer_tracks_keras_for_100_steps(cell, optimizer, learning_rate
     assert np.abs(ours[-10:] - ours[:10]).max() > 1e-2
 
 
+@pytest.mark.slow  # 100 steps in both trainers
 def test_clipped_training_tracks_keras_clipnorm():
     keras_losses, ours = _both_losses("rnn", "sgd", 0.5, clipnorm=0.05)
     assert np.max(np.abs(ours - keras_losses) / keras_losses) < TRACKING
@@ -140,6 +141,7 @@ def test_sgd_step_is_learning_rate_times_gradient():
     np.testing.assert_allclose(weights[0], [0.0, 2.0])
 
 
+@pytest.mark.slow  # a whole run; a cheaper test covers it in the fast set
 def test_numpy_trained_bundle_loads_in_predict_and_keras(prices_csv, tmp_path):
     settings = tiny_settings(prices_csv, model__clipnorm=1.0, model__loss="mse")
     report = run_numpy_training(settings, tmp_path / "bundle", optimizer="adam")

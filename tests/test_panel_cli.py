@@ -116,6 +116,7 @@ def test_predict_past_the_horizon_is_a_one_line_error(panel_bundle, tmp_path):
     assert not (tmp_path / "forecast.csv").exists()
 
 
+@pytest.mark.slow  # a whole run; a cheaper test covers it in the fast set
 def test_one_bad_file_is_named_or_skipped(tmp_path):
     paths = write_panel(tmp_path / "prices")
     Path(paths[1]).write_text("Date,Close\n2020-01-01,abc\n")

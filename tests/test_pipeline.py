@@ -247,6 +247,7 @@ def test_resumed_run_repeats_the_uninterrupted_run(tmp_path):
     assert losses[0][2] != losses[0][3]  # the epochs did train
 
 
+@pytest.mark.slow  # a whole run; a cheaper test covers it in the fast set
 def test_resume_refuses_other_settings(tmp_path):
     csv = write_csv(tmp_path / "W.csv", make_prices(seed=5))
     out = tmp_path / "bundle"

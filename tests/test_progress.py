@@ -106,6 +106,7 @@ def test_train_into_a_file_writes_one_plain_line_per_epoch(tmp_path):
     assert "━" not in done.stdout
 
 
+@pytest.mark.slow  # a whole run; a cheaper test covers it in the fast set
 def test_resume_logs_what_it_found(tmp_path, caplog):
     from forecaster.prep.windows import prepare
     from forecaster.train.fit import fit_model

@@ -207,6 +207,7 @@ def student_t_bundle(tmp_path_factory):
     return pipeline.run_training(settings, out=root / "bundle").out
 
 
+@pytest.mark.slow  # its bundle trains a model
 def test_numpy_and_keras_engines_draw_the_same_paths(student_t_bundle):
     bundle = load_bundle(student_t_bundle)
     args = (bundle.representation, bundle.window, bundle.horizon)
@@ -220,6 +221,7 @@ def test_numpy_and_keras_engines_draw_the_same_paths(student_t_bundle):
     )
 
 
+@pytest.mark.slow  # its bundle trains a model
 def test_student_t_forecast_has_a_median_inside_nested_bands(student_t_bundle):
     bundle = load_bundle(student_t_bundle)
     args = (bundle.representation, bundle.window, bundle.horizon)
@@ -231,6 +233,7 @@ def test_student_t_forecast_has_a_median_inside_nested_bands(student_t_bundle):
     assert widths.iloc[-1] > widths.iloc[0]  # uncertainty grows with the steps
 
 
+@pytest.mark.slow  # its bundle trains a model; test_scripts checks predict's fast
 def test_run_forecast_writes_the_median_and_the_fan(student_t_bundle, tmp_path):
     report = pipeline.run_forecast(
         str(student_t_bundle), days=5, out=tmp_path, samples=200, seed=1
