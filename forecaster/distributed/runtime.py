@@ -239,8 +239,11 @@ def _assigned_cpus() -> int:
     try:
         import ray
 
-        if ray.is_initialized():
-            assigned = ray.get_runtime_context().get_assigned_resources()
+        context = ray.get_runtime_context() if ray.is_initialized() else None
+        # only a Ray worker has assigned resources (a driver that joined Ray,
+        # such as a test process running a task in-process, has none)
+        if context is not None and context.worker.mode == ray.WORKER_MODE:
+            assigned = context.get_assigned_resources()
             return max(1, int(assigned.get("CPU", 1)))
     except ImportError:
         pass
