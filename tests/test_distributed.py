@@ -337,3 +337,11 @@ def test_per_series_models_share_the_panel_cut_off(tmp_path):
     panel = read_panel_csvs([str(p) for p in paths])
     assert shared_cutoff(series, 0.75) == cutoff_date(panel, 0.75)
     assert shared_cutoff(series, 0.75) > pd.Timestamp("2020-06-01")
+
+
+@pytest.mark.slow
+def test_a_driver_that_joined_ray_runs_a_task_in_process(ray_runtime):
+    """Only a Ray worker has assigned resources: the driver takes one CPU."""
+    from forecaster.distributed import runtime
+
+    assert runtime._assigned_cpus() == 1
