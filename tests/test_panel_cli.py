@@ -154,3 +154,21 @@ def test_predict_a_series_the_panel_never_saw(panel_bundle, tmp_path):
     assert (
         frame["forecast"].between(0.5 * frame["lower_95"], 2 * frame["upper_95"]).all()
     )
+
+
+def test_a_panel_of_one_prints_its_series_whole_table(tmp_path):
+    """One file with input features is a panel of one: train.py shows that
+    series' whole table (its distribution beside the anchors), as the same
+    file without features does, not the panel's one-row summary."""
+    from types import SimpleNamespace
+
+    from forecaster.workflows.runs import train_report
+
+    results = {"AAA": {"table": "AAA's table, anchors and all"}}
+    model = SimpleNamespace(
+        is_panel=True,
+        evaluation_={"series": results, "table": None},
+        metrics_={"panel": {}},
+        notes_=[],
+    )
+    assert train_report(tmp_path, model).table == "AAA's table, anchors and all"

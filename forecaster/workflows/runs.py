@@ -149,10 +149,18 @@ def _train_holding_lock(settings, out, force, resume, download) -> TrainReport:
 
 
 def train_report(out: Path, model: Forecaster) -> TrainReport:
-    """What a run that saved `model` at `out` shows: its scores beside naive."""
+    """What a run that saved `model` at `out` shows: its scores beside naive.
+
+    A panel shows one row per series; a panel of one (one file with input
+    features) shows its series' whole table, as the same series alone would.
+    """
     table = model.evaluation_["table"]
     if model.is_panel:
-        table = format_panel(table, model.metrics_["panel"])
+        series = model.evaluation_["series"]
+        if len(series) == 1:
+            table = next(iter(series.values()))["table"]
+        else:
+            table = format_panel(table, model.metrics_["panel"])
     return TrainReport(out, table, model.metrics_, model.notes_)
 
 
