@@ -35,6 +35,7 @@ RATIOS = (
     ("IS80", "interval_score_0.8"),
     ("IS95", "interval_score_0.95"),
 )
+MULTI_LOSSES = ("qcrps", "interval_score_0.8", "interval_score_0.95")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -71,6 +72,7 @@ def run(ticker: str, close_only: bool, epochs) -> dict:
         "seconds": time.perf_counter() - started,
         "test_days": metrics["test_days"],
         "distribution": metrics["distribution"],
+        "multi_step": metrics.get("multi_step"),
     }
 
 
@@ -115,6 +117,29 @@ def table(records: list[dict]) -> str:
     return "\n".join(lines + [row(r) for r in records])
 
 
+def multi_step_table(records: list[dict]) -> str:
+    """The main method's 5- and 10-day qCRPS / IS80 / IS95 over each GARCH-family
+    anchor's (below 1: ours is better), with the main method's coverage."""
+    lines = [
+        "5- and 10-day cumulative log return: the default / each anchor "
+        "(qCRPS / IS80 / IS95; cov80 / cov95 of the default)"
+    ]
+    for record in records:
+        result = record.get("multi_step")
+        if not result:
+            lines.append(f"{record['run']}: no multi-step fan")
+            continue
+        main = result["methods"][result["main"]]
+        for h in map(str, result["horizons"]):
+            cells = [f"{record['run']:<16} {h:>2}d"]
+            for key, by_h in result["ratio_to_anchor"].items():
+                ratio = " / ".join(f"{by_h[h][loss]:.3f}" for loss in MULTI_LOSSES)
+                cells.append(f"{result['methods'][key]['label']} {ratio}")
+            cover = f"{main[h]['coverage_0.8']:.3f} / {main[h]['coverage_0.95']:.3f}"
+            lines.append("  ".join(cells) + f"  cov {cover}")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -128,6 +153,7 @@ def main(argv=None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(records, indent=1, allow_nan=False))
     print(table(records))
+    print(multi_step_table(records))
     print(f"(records: {args.out})")
 
 

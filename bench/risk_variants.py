@@ -14,7 +14,9 @@ Variants:
   at 6.0);
 - "g20": the df that trains (ModelSettings.df_gain = model.heads.DF_GAIN);
 - "ens": an equal mixture of `--seeds` models of the last gain listed (seeds
-  42, 43, ...; the first is that gain's own model), pooled on a quantile grid.
+  42, 43, ...; the first is that gain's own model), pooled on a quantile grid;
+- `--features close,vol_return`: every model above with those inputs (an
+  input normalised by recent volatility; the label gains " +vol_return").
 
 python -m bench.risk_variants --ticker AAPL --gains 1 20 --seeds 3
 python -m bench.risk_variants --ticker GOOG --gains 20 --epochs 3   # screen
@@ -53,6 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=1, help="ensemble size (1: none)")
     p.add_argument("--epochs", type=int, help="override the default epochs (screen)")
     p.add_argument("--close-only", action="store_true", help="drop Open/High/Low")
+    p.add_argument("--features", default="close", help="the models' inputs")
     p.add_argument("--out", type=Path)
     p.add_argument(
         "--cache",
@@ -79,6 +82,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def member(ticker: str, gain: float, seed: int, args) -> tuple:
     """({series: (prepared, validation and test distributions)}, seconds)."""
     name = f"{ticker}{'-close' if args.close_only else ''}-g{gain:g}-s{seed}"
+    if args.features != "close":
+        name += "-" + args.features.replace(",", "+")
     path = args.cache / f"{name}-e{args.epochs}.pkl" if args.cache else None
     if path is not None and path.exists():
         found = pickle.loads(path.read_bytes())
@@ -112,6 +117,7 @@ def train(ticker: str, gain: float, seed: int, args) -> tuple:
     if args.epochs is not None:
         settings.train.epochs = args.epochs
     settings.model.df_gain = gain
+    settings.prep.features = args.features
     started = time.perf_counter()
     model = Forecaster.from_settings(settings).fit(Panel(series, []))
     return model, time.perf_counter() - started
@@ -313,6 +319,7 @@ def main(argv=None) -> None:
         for name, (prepared, val, test) in parts.items():
             anchors[name] = anchors.get(name) or anchors_of(prepared)
             label = f"g{gain:g}" + (f" {name}" if len(parts) > 1 else "")
+            label += "".join(f" +{f}" for f in args.features.split(",")[1:])
             records.append(judge(label, val, test, anchors[name], seconds))
             print(line(records[-1]), flush=True)
     members = [(parts, seconds)]

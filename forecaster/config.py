@@ -16,7 +16,15 @@ CELLS = ("lstm", "gru", "rnn")
 REPRESENTATIONS = ("level", "delta", "log-delta")
 RANGE_FEATURES = ("parkinson", "garman_klass", "rogers_satchell", "yang_zhang")
 #   per-day range variance estimators (forecaster.prep.ranges), as log volatility
-FEATURES = ("close", "range", "gap", "volume", "return", *RANGE_FEATURES)
+FEATURES = (
+    "close",
+    "range",
+    "gap",
+    "volume",
+    "return",
+    "vol_return",
+    *RANGE_FEATURES,
+)
 #   inputs per day (forecaster.prep.features computes them)
 LOSSES = ("mse", "normal", "student-t", "quantile")  # heads (forecaster.model.heads)
 OBJECTIVES = ("price", "direction")

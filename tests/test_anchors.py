@@ -138,6 +138,37 @@ def test_refit_uses_only_the_days_before_each_block(simulated):
     assert len(np.unique(refit.nu)) == 4  # re-estimated per block
 
 
+def test_refit_blocks_start_from_the_last_and_leave_the_store_of_fits(
+    simulated, monkeypatch
+):
+    """An arch refit starts each block at the block before's estimates (fewer
+    optimiser steps); only the first block, the fixed anchor's fit, is kept."""
+    from arch.univariate.base import ARCHModel
+
+    prices, _ = simulated
+    n_train, every = 700, 50
+    starts, real_fit = [], ARCHModel.fit
+
+    def recording_fit(self, *args, **kwargs):
+        starts.append(kwargs.get("starting_values"))
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(ARCHModel, "fit", recording_fit)
+    anchors.forget_fits()
+    refit = anchors.refit_predictive("egarch_t", prices, n_train, None, every)
+    assert len(starts) == refit.params["refits"] == 4
+    assert starts[0] is None and all(s is not None for s in starts[1:])
+    returns = anchors.percent_returns(prices)
+    assert list(anchors._FITS) == [
+        ("egarch_t", n_train - 1, anchors._digest(returns, None))
+    ]
+    last = n_train + 3 * every - 1  # the last block's fit, warm and cold
+    before = anchors.volatility("egarch_t", returns, None, last - every, cache=False)
+    warm = anchors.volatility("egarch_t", returns, None, last, before.params, False)
+    cold = anchors.volatility("egarch_t", returns, None, last, cache=False)
+    assert warm.loglik == pytest.approx(cold.loglik, abs=1e-3)  # the same maximum
+
+
 def test_skewed_t_scores_agree_with_its_quantiles(simulated):
     prices, ohlc = simulated
     dist = anchors.anchor("gjr_skewt", prices, 700, ohlc)

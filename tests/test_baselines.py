@@ -201,3 +201,29 @@ def test_grid_crps_scores_any_distribution_on_its_quantiles(garch_prices):
     values = np.stack([dist.quantile(t) for t in grid], axis=1)
     expected = np.mean(crps_quantiles(actual, values, np.asarray(grid)))
     assert grid_crps(dist, actual, grid) == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_search_yardstick_is_the_best_anchor_fitted_before_the_slice():
+    from test_anchors import ohlc_prices
+
+    from forecaster.evaluate.anchors import RANGE_FAMILIES
+
+    prices, ohlc = ohlc_prices()
+    start, stop, levels = 700, 800, (0.1, 0.5, 0.9)
+    key, crps = baselines.best_anchor_crps(prices, ohlc, (start, stop), levels)
+    days = baselines.TestDays(prices[:stop], start, ohlc=ohlc[:stop])
+    each = {
+        name: grid_crps(made, prices[start:stop], levels)
+        for name, made in baselines.anchor_distributions(days).items()
+    }
+    assert "conformal" not in each
+    assert {"rw20", "garch_t", "range_garch_t", "log_har_t", "best_refit"} <= set(each)
+    assert crps == min(each.values()) == each[key]
+    assert crps < each["rw20"]  # the search's old yardstick loses to the anchors
+    changed, moved = prices.copy(), ohlc.copy()  # the days from `stop` on ...
+    changed[stop:] *= 3.0
+    moved[stop:] *= 3.0
+    again = baselines.best_anchor_crps(changed, moved, (start, stop), levels)
+    assert again == (key, crps)  # ... are never read
+    close_only, _ = baselines.best_anchor_crps(prices, None, (start, stop), levels)
+    assert close_only not in RANGE_FAMILIES

@@ -18,6 +18,7 @@ from forecaster.data.tables import read_series_csv
 from forecaster.errors import ForecasterError
 from forecaster.prep.features import (
     RANGE_FLOOR,
+    VOLATILITY_DAYS,
     VOLUME_DAYS,
     compute_features,
     model_inputs,
@@ -68,6 +69,18 @@ def test_exact_values(tmp_path):
     volume = frame["Volume"].to_numpy() + 1
     past = np.array([volume[i - VOLUME_DAYS : i].mean() for i in t])
     np.testing.assert_allclose(features["volume"], np.log(volume[t] / past))
+
+
+def test_vol_return_is_the_return_over_the_std_of_the_returns_before(tmp_path):
+    frame = random_walk_ohlcv(60, seed=5)
+    features = compute_features(series_of(tmp_path, frame), "close,vol_return")
+    assert warmup_rows("vol_return") == VOLATILITY_DAYS + 1
+    assert features.index.equals(frame.index[VOLATILITY_DAYS + 1 :])
+    close = frame["Close"].to_numpy()
+    returns = np.log(close[1:] / close[:-1])  # returns[j] ends on day j + 1
+    t = np.arange(VOLATILITY_DAYS + 1, len(frame))
+    past = np.array([returns[i - 1 - VOLATILITY_DAYS : i - 1].std() for i in t])
+    np.testing.assert_allclose(features["vol_return"], returns[t - 1] / past)
 
 
 def test_warmup_rows_are_dropped_alike(tmp_path):
@@ -126,7 +139,7 @@ def test_missing_columns_name_file_feature_and_columns(tmp_path):
         match=re.escape(
             f"Feature 'range' needs column(s) High, Low, which {str(path)!r} does "
             "not have: found columns ['Date', 'Close', 'Volume']. Choose features "
-            "from close, volume, return, or give a file with High, Low."
+            "from close, volume, return, vol_return, or give a file with High, Low."
         ),
     ):
         compute_features(item, "close,range")
@@ -194,7 +207,7 @@ def test_parse_features():
         ForecasterError,
         match=re.escape(
             "Unknown feature 'rsi': valid features are close, "
-            "range, gap, volume, return, parkinson, garman_klass, "
+            "range, gap, volume, return, vol_return, parkinson, garman_klass, "
             "rogers_satchell, yang_zhang. Received: features='close,rsi'"
         ),
     ):

@@ -13,6 +13,7 @@ import pytest
 from conftest import make_prices, tiny_settings
 
 from forecaster.errors import ForecasterError
+from forecaster.evaluate import baselines
 
 pytestmark = pytest.mark.slow  # run by `pytest -m slow` (and CI), not by default
 
@@ -53,8 +54,10 @@ def test_the_trials_table_has_one_row_per_trial(search):
         assert column in table
     for column in ("learning_rate", "representation", "loss", "val_score"):
         assert column in table
-    # a distribution head's score: validation CRPS / the 20-day random walk's
+    # a distribution head's score: validation CRPS / the best anchor's there
     assert (table["val_score"] > 0.5).all() and (table["val_score"] < 2).all()
+    anchors = set(baselines.REGISTRY) - set(baselines.MODEL_BANDS)
+    assert table["reference"].isin(anchors).all()
     assert table["val_score"].is_monotonic_increasing  # best first
     assert (table["status"] == "done").all()
     assert table["default"].sum() == 1  # the base settings were tried
@@ -71,6 +74,8 @@ def test_the_best_configuration_is_retrained_into_a_bundle_naming_its_search(sea
     assert record["trials"] == TRIALS
     assert record["best_validation_score"] == pytest.approx(search.best_score)
     assert record["seed"] == 42
+    assert record["metric"].startswith("val_score: validation CRPS / the best anchor")
+    assert record["reference"] == search.reference == search.trials["reference"][0]
     settings = metadata["settings"]
     assert settings["prep"]["window"] == search.best["window"]
     assert settings["model"]["cell"] == search.best["cell"]

@@ -279,8 +279,9 @@ def tune_command(args: argparse.Namespace, settings: Settings) -> int:
         f"{report.default_score:.4f}" if report.default_score is not None else "n/a"
     )
     print(
-        f"\nbest {METRIC} (validation RMSE / naive, lower is better): "
+        f"\nbest {METRIC} ({report.metric}, lower is better): "
         f"{report.best_score:.4f}; the base configuration's: {default}"
+        + (f"; yardstick: {report.reference}" if report.reference else "")
     )
     print(f"best configuration: {report.best}")
     print(f"\n{training_summary(report.metrics, report.table)}\n")

@@ -3,12 +3,16 @@
     forecaster tune --csv data/AAPL.csv --trials 20 --out models/AAPL-search
 
 Every trial trains on the fit windows and is scored, after every epoch, on
-the validation windows (the newest of the training part) in price units:
-its RMSE divided by the naive forecast's RMSE on the same days. That ratio
-is comparable across windows and representations, and ASHA stops the
-trials whose score lags. The test part is never seen by the search: only
-the best configuration, retrained into a normal bundle, is scored there,
-beside naive.
+the validation windows (the newest of the training part) in price units: a
+distribution head's CRPS divided by the best anchor's on the same days (the
+anchors of train.py's table, forecaster.evaluate.baselines, each fitted on
+the days before the validation slice; the one with the lowest validation
+CRPS is the yardstick, so below 1 beats every anchor there); a point head's
+RMSE divided by the naive forecast's. Those ratios are comparable across
+windows and representations, and ASHA stops the trials whose score lags.
+The test part is never seen by the search: only the best configuration,
+retrained into a normal bundle, is scored there, beside naive and every
+anchor (train.py's table).
 
 The search directory holds `trials.csv` (one row per trial), `best/` (the
 bundle, whose metadata.json records the search) and `tune/` (Ray Tune's
@@ -28,7 +32,7 @@ import logging
 import math
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +56,7 @@ from forecaster.evaluate.scores import grid_crps
 from forecaster.io import write_file_atomically
 from forecaster.model.heads import head_kind, require_price_objective
 from forecaster.model.keras_engine import KerasEngine
+from forecaster.prep.panel import series_ohlc
 from forecaster.prep.windows import prepare, window_view
 from forecaster.train.progress import Progress
 from forecaster.workflows.runs import source_name
@@ -59,11 +64,13 @@ from forecaster.workflows.runs import source_name
 log = logging.getLogger("forecaster")
 
 METRIC = "val_score"  # lower is better: a distribution head's validation CRPS /
-#   the 20-day random walk's (on the quantile grid CRPS_LEVELS); a point
-#   head's validation RMSE / naive's
+#   the best anchor's (on the quantile grid CRPS_LEVELS); a point head's
+#   validation RMSE / naive's
+METRIC_TEXT = {
+    True: "validation CRPS / the best anchor's validation CRPS",
+    False: "validation RMSE / naive validation RMSE (price units)",
+}  # what METRIC is, for a distribution head (True) and a point head
 CRPS_LEVELS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05 .. 0.95
-REFERENCE = "rw20"  # the registered baseline (forecaster.evaluate.baselines) whose
-#   validation CRPS a distribution head's is divided by
 DISTRIBUTION_LOSSES = ("student-t", "normal", "quantile")  # searched unless mse
 SEARCHED = (
     "cell",
@@ -121,6 +128,8 @@ class SearchReport:
     bundle: Path  # the best configuration, retrained
     table: str  # its test scores beside naive (the only test scores shown)
     metrics: dict
+    metric: str = ""  # what the validation score is (METRIC_TEXT)
+    reference: str | None = None  # the best trial's yardstick anchor, by key
 
 
 def run_search(
@@ -171,6 +180,8 @@ def run_search(
         bundle=bundle,
         table=model.evaluation_["table"],
         metrics=model.metrics_,
+        metric=model.metadata_["search"]["metric"],
+        reference=_reference(best_row),
     )
 
 
@@ -238,6 +249,7 @@ def trials_table(grid, settings: Settings) -> pd.DataFrame:
         row[METRIC] = metrics.get("best_val_score", math.nan)
         row["val_rmse"] = metrics.get("best_val_rmse", math.nan)
         row["naive_val_rmse"] = metrics.get("naive_val_rmse", math.nan)
+        row["reference"] = metrics.get("reference")
         row["best_epoch"] = metrics.get("best_epoch")
         row["epochs"] = metrics.get("epoch")
         row["seconds"] = round(float(metrics.get("time_total_s", math.nan)), 2)
@@ -266,6 +278,7 @@ def _trial(config: dict, prices, base: Settings) -> None:
     settings = _with_config(base, config)
     settings.train.verbose = 0
     prepared = prepare(prices.values, settings.prep)
+    prepared = replace(prepared, ohlc=series_ohlc(prices, prices.values.index))
     fit_model(prepared, settings, callbacks=[_validation_reporter(prepared, settings)])
 
 
@@ -279,7 +292,11 @@ def _validation_reporter(prepared, settings: Settings):
     contexts = window_view(prepared.scaled, split.window, (start, stop))
     actual = prepared.prices[start:stop]
     naive = _rmse(prepared.prices[start - 1 : stop - 1], actual)
-    reference = _reference_crps(prepared.prices, start, stop)
+    anchor, reference = None, math.nan
+    if _probabilistic(settings):
+        anchor, reference = baselines.best_anchor_crps(
+            prepared.prices, prepared.ohlc, (start, stop), CRPS_LEVELS
+        )
 
     class Report(keras.callbacks.Callback):
         def __init__(self):
@@ -313,6 +330,7 @@ def _validation_reporter(prepared, settings: Settings):
                     "best_val_rmse": self.best[1],
                     "best_epoch": self.best[2],
                     "epoch": epoch + 1,
+                    "reference": anchor,
                 }
             )
 
@@ -322,13 +340,6 @@ def _validation_reporter(prepared, settings: Settings):
 def _model_crps(engine, prepared, targets, actual) -> float:
     """The head's mean CRPS on the days `targets`, on the quantile grid CRPS_LEVELS."""
     return grid_crps(head_distribution(engine, prepared, targets), actual, CRPS_LEVELS)
-
-
-def _reference_crps(prices, start: int, stop: int) -> float:
-    """The REFERENCE baseline's mean CRPS on days start..stop-1, same grid."""
-    days = baselines.TestDays(prices[:stop], start)
-    reference = baselines.distribution(REFERENCE, days)
-    return grid_crps(reference, prices[start:stop], CRPS_LEVELS)
 
 
 def _rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
@@ -408,7 +419,8 @@ def _retrain(series, settings, best, best_row, out, n_trials):
         "trials": n_trials,
         "trials_table": TRIALS_FILE,
         "best_trial": str(best_row["trial"]),
-        "metric": f"{METRIC}: validation RMSE / naive validation RMSE (price units)",
+        "metric": f"{METRIC}: {METRIC_TEXT[_probabilistic(final)]}",
+        "reference": _reference(best_row),
         "best_validation_score": float(best_row[METRIC]),
         "searched": list(SEARCHED),
         "seed": settings.train.seed,
@@ -439,6 +451,17 @@ def _with_config(base: Settings, config: dict) -> Settings:
         part = "prep" if name in ("window", "representation") else "model"
         setattr(getattr(settings, part), name, _plain(value))
     return settings.validate()
+
+
+def _reference(row) -> str | None:
+    """A trials-table row's yardstick anchor (None for a point head's trial)."""
+    value = row.get("reference")
+    return value if isinstance(value, str) else None
+
+
+def _probabilistic(settings: Settings) -> bool:
+    """Whether the settings train a distribution head (scored by CRPS)."""
+    return head_kind(settings.model.loss, settings.model.objective) != "mse"
 
 
 def _searched_values(settings: Settings) -> dict:

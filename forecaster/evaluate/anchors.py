@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -166,13 +167,20 @@ def percent_ranges(ohlc) -> np.ndarray:
 # ---------------------------------------------------------------- families
 
 
-def volatility(family: str, returns, ranges, n_fit: int, start=None) -> Volatility:
+def volatility(
+    family: str, returns, ranges, n_fit: int, start=None, cache: bool = True
+) -> Volatility:
     """`family` estimated on returns[:n_fit] (ranges[:n_fit]), sigma for all.
 
-    `start`: parameters to start a range family's optimiser from (a refit's
-    previous block). A run estimates each (family, n_fit) once.
+    `start`: parameters to start the optimiser from (a refit's previous
+    block). A run estimates each (family, n_fit) once; `cache=False` (a
+    refit's later blocks, each used once) keeps the fit out of that store,
+    so the fits a run reuses are not pushed out by them.
     """
     key = (family, n_fit, _digest(returns, ranges))
+    if not cache and key not in _FITS:
+        with threadpool_limits(limits=1, user_api="blas"):
+            return _estimate(family, returns, ranges, n_fit, start)
     if key not in _FITS:
         if len(_FITS) > 64:
             _FITS.clear()
@@ -186,6 +194,11 @@ def volatility(family: str, returns, ranges, n_fit: int, start=None) -> Volatili
 _FITS: dict = {}  # (family, n_fit, data digest) -> Volatility: a run fits each once
 
 
+def forget_fits() -> None:
+    """Empty the store of fits (a benchmark's fresh series)."""
+    _FITS.clear()
+
+
 def _digest(returns, ranges) -> str:
     hashed = hashlib.sha1(np.ascontiguousarray(returns).tobytes())
     if ranges is not None:
@@ -195,7 +208,7 @@ def _digest(returns, ranges) -> str:
 
 def _estimate(family: str, returns, ranges, n_fit: int, start=None) -> Volatility:
     if family in ARCH_SPECS:
-        return _arch(family, returns, n_fit)
+        return _arch(family, returns, n_fit, start)
     if ranges is None:
         raise ForecasterError(f"{LABELS[family]} needs the days' High and Low.")
     if family == "log_har_t":
@@ -209,13 +222,19 @@ def _estimate(family: str, returns, ranges, n_fit: int, start=None) -> Volatilit
     return Volatility(family, np.sqrt(h), nu, 0.0, fitted.params, fitted.loglik, n_fit)
 
 
-def _arch(family: str, returns, n_fit: int) -> Volatility:
+def _arch(family: str, returns, n_fit: int, start=None) -> Volatility:
     from arch import arch_model  # lazy: arch is for evaluation only
+    from arch.utility.exceptions import StartingValueWarning
 
     model = arch_model(
         returns, mean="Zero", p=1, q=1, rescale=False, **ARCH_SPECS[family]
     )
-    fitted = model.fit(last_obs=n_fit, disp="off", show_warning=False)  # logged:
+    first = None if start is None else np.array(list(start.values()), np.float64)
+    with warnings.catch_warnings():  # a start out of bounds: arch's own instead
+        warnings.simplefilter("ignore", category=StartingValueWarning)
+        fitted = model.fit(
+            last_obs=n_fit, disp="off", show_warning=False, starting_values=first
+        )  # logged:
     if fitted.convergence_flag != 0:
         log.warning(
             "%s estimation did not converge (optimizer flag %s)",
@@ -367,10 +386,12 @@ def refit_predictive(family: str, prices, n_train: int, ohlc=None, every=REFIT_D
     ranges = None if ohlc is None else percent_ranges(ohlc)
     n = len(prices)
     sigma, nu, skew = (np.empty(n - n_train) for _ in range(3))
-    previous = None
+    previous = None  # the block before's parameters: where the next fit starts
     for start in range(n_train, n, every):
         stop = min(start + every, n)
-        fitted = volatility(family, returns, ranges, start - 1, previous)
+        fitted = volatility(
+            family, returns, ranges, start - 1, previous, cache=start == n_train
+        )
         previous = fitted.params
         days = slice(start - n_train, stop - n_train)
         sigma[days] = fitted.sigma[start - 1 : stop - 1] / PERCENT

@@ -42,6 +42,7 @@ from forecaster.errors import ForecasterError
 from forecaster.evaluate import anchors
 from forecaster.evaluate.intervals import MIN_VOLATILITY, VOLATILITY_DAYS, scale_of
 from forecaster.evaluate.predictive import LocationScale, QuantileBands
+from forecaster.evaluate.scores import grid_crps
 from forecaster.prep.windows import window_view
 
 log = logging.getLogger("forecaster")
@@ -112,6 +113,46 @@ def distributions(days: TestDays) -> dict:
         if made is not None:
             found[key] = made
     return found
+
+
+MODEL_BANDS = ("conformal",)  # baselines made of the model's own bands: not anchors
+
+
+def anchor_distributions(days: TestDays) -> dict:
+    """Every registered anchor's distribution of the test days, by key: the
+    baselines that need no model (all but MODEL_BANDS); those that cannot be
+    fitted here are left out."""
+    found = {}
+    for key, entry in REGISTRY.items():
+        made = None if key in MODEL_BANDS else entry.make(days)
+        if made is not None:
+            found[key] = made
+    return found
+
+
+def best_anchor_crps(prices, ohlc, targets, levels) -> tuple[str, float]:
+    """(key, mean CRPS) of the best anchor on the days `targets` (start, stop).
+
+    Every anchor (`anchor_distributions`; the range ones when `ohlc` (n, 4)
+    is given) is fitted on the days before start and run through start ..
+    stop - 1 with its parameters fixed; its CRPS is `grid_crps` on `levels`,
+    and the lowest on those days wins. Nothing from stop on is read.
+    """
+    start, stop = targets
+    prices = np.asarray(prices, np.float64)
+    cut = None if ohlc is None else np.asarray(ohlc)[:stop]
+    found = {
+        key: grid_crps(made, prices[start:stop], levels)
+        for key, made in anchor_distributions(
+            TestDays(prices[:stop], start, ohlc=cut)
+        ).items()
+    }
+    if not found:
+        raise ForecasterError(
+            f"No anchor could be fitted on the {start} days before day {start}."
+        )
+    key = min(found, key=found.get)
+    return key, found[key]
 
 
 def distribution(key: str, days: TestDays):

@@ -39,7 +39,7 @@ LABELS = {
     "model_cqr": "model + CQR",
     combination.KEY: combination.LABEL,
 }  # the baselines' labels are theirs
-NOT_ANCHORS = ("conformal",)  # baselines that are the model's own bands
+NOT_ANCHORS = baselines.MODEL_BANDS  # baselines that are the model's own bands
 
 
 def model_distribution(engine, prepared, cqr: dict | None = None):

@@ -15,6 +15,10 @@ Each feature on day t uses values from day t and earlier only:
   trades finite). Undefined on the first 20 days.
 - `return`: log(target / previous target), the daily log return.
   Undefined on the first day.
+- `vol_return`: the daily log return over the standard deviation of the
+  VOLATILITY_DAYS returns before it (an input normalised by recent
+  volatility: a 3-sigma day reads 3 in a calm year and a wild one).
+  Undefined on the first VOLATILITY_DAYS + 1 days.
 - `parkinson`, `garman_klass`, `rogers_satchell`, `yang_zhang`: the day's
   range-based variance (forecaster.prep.ranges, from split-adjusted OHLC), as
   a log volatility, 0.5 log(max(variance, RANGE_FLOOR)), so that a calm and a
@@ -41,6 +45,8 @@ from forecaster.errors import ForecasterError
 from forecaster.prep import ranges
 
 VOLUME_DAYS = 20  # past days in the volume feature's mean
+VOLATILITY_DAYS = 20  # past returns whose std normalises `vol_return`
+MIN_VOLATILITY = 1e-4  # floor on that std (a flat stretch): 0.01% a day
 RANGE_FLOOR = 1e-8  # smallest variance a range feature takes (a day with High =
 #   Low, or a Garman-Klass value below 0): a daily volatility of 0.01%
 
@@ -50,6 +56,7 @@ COLUMNS_NEEDED = {  # OHLCV columns each feature reads, besides the target
     "gap": ("Open", "Close"),
     "volume": ("Volume",),
     "return": (),
+    "vol_return": (),
     "parkinson": ("High", "Low"),
     "garman_klass": ("Open", "High", "Low"),
     "rogers_satchell": ("Open", "High", "Low"),
@@ -61,6 +68,7 @@ WARMUP = {
     "gap": 1,
     "volume": VOLUME_DAYS,
     "return": 1,
+    "vol_return": VOLATILITY_DAYS + 1,
     "parkinson": 0,
     "garman_klass": 0,
     "rogers_satchell": 0,
@@ -188,6 +196,14 @@ def _return(series: Series) -> np.ndarray:
     return out
 
 
+def _vol_return(series: Series) -> np.ndarray:
+    returns = pd.Series(_return(series))
+    # the std (ddof 0) of the VOLATILITY_DAYS returns before day t: rolling,
+    # then shifted one day so that day t's own return is not in it
+    past = returns.rolling(VOLATILITY_DAYS).std(ddof=0).shift(1)
+    return (returns / np.maximum(past, MIN_VOLATILITY)).to_numpy()
+
+
 def _estimator(name: str):
     """The feature computing estimator `name` of forecaster.prep.ranges."""
 
@@ -205,5 +221,6 @@ _COMPUTE = {
     "gap": _gap,
     "volume": _volume,
     "return": _return,
+    "vol_return": _vol_return,
     **{name: _estimator(name) for name in RANGE_FEATURES},
 }
