@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import forecaster as fc
-from forecaster.data import bulk, csv
+from forecaster.data import bulk, dates
 from forecaster.data.csv import read_price_csv
 from forecaster.data.panel import read_long_csv, read_panel_dir
 from forecaster.data.series import Panel
@@ -43,7 +43,7 @@ def careful_only(monkeypatch):
     monkeypatch.setattr(
         "forecaster.data.csv.fast_table", lambda raw, path, usecols=None: None
     )
-    monkeypatch.setattr("forecaster.data.csv.iso_days", lambda cells: None)
+    monkeypatch.setattr("forecaster.data.dates.iso_days", lambda cells: None)
 
 
 def assert_same_panels(fast: Panel, careful: Panel) -> None:
@@ -136,10 +136,10 @@ def test_two_columns_read_of_a_wide_row_keeps_the_careful_message(tmp_path):
 
 
 def test_iso_days_reads_only_plain_dates_in_range():
-    days = csv.iso_days(pd.Series(["2024-02-29", " 2024-03-01"]).str.strip())
+    days = dates.iso_days(pd.Series(["2024-02-29", " 2024-03-01"]).str.strip())
     assert list(days.dt.strftime("%Y-%m-%d")) == ["2024-02-29", "2024-03-01"]
     for odd in ("2023-02-29", "2024-03", "1899-12-31", "2024-03-01Z", "NaT"):
-        assert csv.iso_days(pd.Series(["2024-02-28", odd])) is None
+        assert dates.iso_days(pd.Series(["2024-02-28", odd])) is None
 
 
 def test_numbers_reads_odd_cells_once_and_marks_the_bad():
