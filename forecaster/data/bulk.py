@@ -72,12 +72,15 @@ def fast_table(
     converted = set(usecols or ()) - ({usecols[0]} if days is not None else set())
     try:
         table = pd.read_csv(
-            io.BytesIO(raw),
+            # pandas reads a file of 5 MB or more in parallel, given its path
+            # (the bytes read are checked against what it reads: one row a line)
+            io.BytesIO(raw) if usecols is not None else os.fspath(path),
             engine="c",
             encoding="utf-8",  # (it skips a BOM; "utf-8-sig" decodes twice)
-            # Needed only where quotes may follow spaces; numbers may start
-            # with spaces, and text cells are stripped where they are read.
-            skipinitialspace=usecols is None,
+            # Needed only where quotes may follow spaces (it skips no tab);
+            # numbers may start with spaces, and text cells are stripped
+            # where they are read.
+            skipinitialspace=usecols is None and b" " in raw,
             keep_default_na=False,
             na_values=[""],
             usecols=None if usecols is None else lambda name: name.strip() in converted,
