@@ -6,6 +6,8 @@ every layout the command line reads.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -310,3 +312,19 @@ def test_bad_volume_of_a_plain_file_names_value_date_and_line(tmp_path):
         "'6k0' on 2024-01-06 (line 6)."
     )
     assert read_price_csv(path).values.iloc[4] == 16.2  # the target alone reads
+
+
+def test_long_file_with_a_bad_cell_warns_nothing_but_its_error(tmp_path):
+    """pandas reads more than 2**18 rows in chunks: a column with a bad cell is
+    text in one chunk and numbers in the others. That is expected here, so
+    pandas' DtypeWarning is not the user's business."""
+    days = pd.bdate_range("2000-01-03", periods=5000).strftime("%Y-%m-%d")
+    rows = [f"{day},T{t:02d},{50 + t}.25" for t in range(55) for day in days]
+    rows[-5] = rows[-5].rsplit(",", 1)[0] + ",12.3x"
+    assert len(rows) > 2**18
+    path = tmp_path / "long.csv"
+    path.write_text("date,ticker,close\n" + "\n".join(rows) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ForecasterError, match=r"^Price column 'close' .*'12\.3x'"):
+            read_long_csv(path)

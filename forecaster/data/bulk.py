@@ -19,6 +19,7 @@ import csv
 import io
 import os
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -63,29 +64,15 @@ def fast_table(
     if _has_blank_line(data, ends):
         return None  # pandas skips blank lines, the careful reader counts them
     longest = _longest_line(ends, len(raw))
-    days = None
+    days, converted = None, None
     if usecols is not None:
         commas = _plain_commas(raw, ends)
         if commas is None or longest > csv.field_size_limit():
             return None
         days = plain_days(raw, ends, commas, _header_position(raw, usecols[0]))
-    converted = set(usecols or ()) - ({usecols[0]} if days is not None else set())
-    try:
-        table = pd.read_csv(
-            # pandas reads a file of 5 MB or more in parallel, given its path
-            # (the bytes read are checked against what it reads: one row a line)
-            io.BytesIO(raw) if usecols is not None else os.fspath(path),
-            engine="c",
-            encoding="utf-8",  # (it skips a BOM; "utf-8-sig" decodes twice)
-            # Needed only where quotes may follow spaces (it skips no tab);
-            # numbers may start with spaces, and text cells are stripped
-            # where they are read.
-            skipinitialspace=usecols is None and b" " in raw,
-            keep_default_na=False,
-            na_values=[""],
-            usecols=None if usecols is None else lambda name: name.strip() in converted,
-        )
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError):
+        converted = set(usecols) - ({usecols[0]} if days is not None else set())
+    table = _pandas_table(raw, path, converted)
+    if table is None:
         return None
     # One row per line: no blank lines, no cell spanning lines, no lone "\r"s.
     lines = len(ends) + (not raw.endswith(b"\n"))
@@ -95,6 +82,34 @@ def fast_table(
         # First, as in the header: the date column is its first with a date name.
         table.insert(0, usecols[0], days)
     return _checked_columns(table, longest)
+
+
+def _pandas_table(
+    raw: bytes, path: str | os.PathLike, converted: set[str] | None
+) -> pd.DataFrame | None:
+    """pandas' C engine's table of every column, or of the `converted` ones (by
+    stripped header name), or None where it cannot read the file."""
+    with warnings.catch_warnings():
+        # A column with an odd cell reads as text in some of pandas' chunks and
+        # as numbers in others: the text is read cell by cell later (`numbers`).
+        warnings.simplefilter("ignore", pd.errors.DtypeWarning)
+        try:
+            return pd.read_csv(
+                # pandas reads a file of 5 MB or more in parallel, given its
+                # path (`fast_table` checks it against the bytes: a row a line)
+                io.BytesIO(raw) if converted is not None else os.fspath(path),
+                engine="c",
+                encoding="utf-8",  # (it skips a BOM; "utf-8-sig" decodes twice)
+                # Needed only where quotes may follow spaces (it skips no tab);
+                # numbers may start with spaces, and text cells are stripped
+                # where they are read.
+                skipinitialspace=converted is None and b" " in raw,
+                keep_default_na=False,
+                na_values=[""],
+                usecols=None if converted is None else lambda n: n.strip() in converted,
+            )
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError):
+            return None
 
 
 def _longest_line(ends: np.ndarray, size: int) -> int:
