@@ -59,9 +59,8 @@ def fast_table(
     head = raw[:4096].splitlines()
     if len(head) < 2 or not head[0].strip() or head[1].lower().startswith(b"ticker"):
         return None  # yfinance's three-line header, a blank first line, or no rows
-    data = np.frombuffer(raw, dtype=np.uint8)
-    ends = np.flatnonzero(data == ord("\n"))
-    if _has_blank_line(data, ends):
+    ends = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == ord("\n"))
+    if _has_blank_line(raw, ends):
         return None  # pandas skips blank lines, the careful reader counts them
     longest = _longest_line(ends, len(raw))
     days, converted = None, None
@@ -118,11 +117,15 @@ def _longest_line(ends: np.ndarray, size: int) -> int:
     return int(np.diff(bounds).max())
 
 
-def _has_blank_line(data: np.ndarray, ends: np.ndarray) -> bool:
+def _has_blank_line(raw: bytes, ends: np.ndarray) -> bool:
     """Whether a line after the first is empty ("\n\n", or "\n\r\n")."""
     gaps = np.diff(ends)
-    crlf = (gaps == 2) & (data[ends[:-1] + 1] == ord("\r"))
-    return bool((gaps == 1).any() or crlf.any())
+    if (gaps == 1).any():
+        return True
+    if b"\r" not in raw:  # (a search for one byte is fast; most files have none)
+        return False
+    after = np.frombuffer(raw, dtype=np.uint8)[ends[:-1] + 1]
+    return bool(((gaps == 2) & (after == ord("\r"))).any())
 
 
 def _plain_commas(raw: bytes, ends: np.ndarray) -> np.ndarray | None:
