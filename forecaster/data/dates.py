@@ -22,25 +22,34 @@ _OFFSET = re.compile(
 )
 
 
-def to_timestamps(text: pd.Series, repeated: bool = False) -> tuple[pd.Series, int]:
+def to_timestamps(text: pd.Series) -> tuple[pd.Series, int]:
     """Parse with the first format that reads every cell (else the one reading most).
 
     Cells that no format reads, or outside EARLIEST_DATE..LATEST_DATE, are NaT.
     Returns the dates and the position in DATE_FORMATS of the format used.
-    With `repeated` (a long file repeats its dates), each distinct cell is
-    parsed once. A column read as dates already (plain days, which
-    forecaster.data.bulk reads from the bytes) is returned as it is.
+    A column read as dates already (plain days, which forecaster.data.bulk
+    reads from the bytes) is returned as it is.
     """
     if text.dtype.kind == "M":
         return text, 0
-    cells = text.astype(str)
-    if cells.hasnans:
-        cells = cells.fillna("")
-    if not repeated:
-        return _parse_distinct(cells)
-    codes, distinct = pd.factorize(cells)
+    return _parse_distinct(_as_text(text))
+
+
+def repeated_days(text: pd.Series) -> tuple[np.ndarray, int]:
+    """`day_values(to_timestamps(text))` for a column that repeats its dates (a
+    long file): each distinct cell is parsed and checked once.
+
+    Returns datetime64 days (NaT for a cell that is not a date) and the
+    position in DATE_FORMATS of the format used.
+    """
+    codes, distinct = pd.factorize(_as_text(text))
     parsed, used = _parse_distinct(pd.Series(distinct, dtype=str))
-    return pd.Series(parsed.to_numpy()[codes], index=text.index), used
+    return day_values(parsed)[codes], used
+
+
+def _as_text(text: pd.Series) -> pd.Series:
+    cells = text.astype(str)
+    return cells.fillna("") if cells.hasnans else cells
 
 
 def _parse_distinct(text: pd.Series) -> tuple[pd.Series, int]:

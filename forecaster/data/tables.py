@@ -24,7 +24,7 @@ from forecaster.data.csv import (
     read_bytes,
     read_price_file_once,
 )
-from forecaster.data.dates import day_values, parse_dates, to_timestamps
+from forecaster.data.dates import parse_dates, repeated_days
 from forecaster.data.series import (
     DATE_NAMES,
     OHLCV_COLUMNS,
@@ -130,10 +130,9 @@ def clean_long_series(
     if date_col.lower() not in DATE_NAMES:
         return {}
     target_col = find_price_column(table, column, date_col, where)
-    parsed, used = to_timestamps(table[date_col], repeated=True)
+    days, used = repeated_days(table[date_col])
     if used != 0:
         return {}
-    days = day_values(parsed)
     target, dirty = numbers(table[target_col])
     with np.errstate(invalid="ignore"):
         dirty |= np.isnat(days) | ~(np.isfinite(target) & (target > 0))
