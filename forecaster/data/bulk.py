@@ -45,6 +45,8 @@ def fast_table(
 ) -> pd.DataFrame | None:
     """The table of a plain CSV file as pandas' C engine reads it, or None.
 
+    `raw`: the bytes of the file at `path` (pandas reads every column of a
+    file from its path: it reads a large one in parallel).
     Columns are float64/int64 where every cell is a plain number or blank,
     else text (blanks as ""; unlike the careful reader's, a cell may end in
     spaces: its readers strip what they read); the index is each row's line
