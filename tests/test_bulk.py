@@ -6,16 +6,18 @@ every layout the command line reads.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import forecaster as fc
-from forecaster.data import bulk, csv
+from forecaster.data import bulk, csv, dates
 from forecaster.data.csv import read_price_csv
 from forecaster.data.panel import read_long_csv, read_panel_dir
 from forecaster.data.series import Panel
-from forecaster.data.tables import read_series_csv
+from forecaster.data.tables import read_price_file, read_series_csv
 from forecaster.errors import ForecasterError
 from forecaster.prep.features import compute_features
 
@@ -43,7 +45,7 @@ def careful_only(monkeypatch):
     monkeypatch.setattr(
         "forecaster.data.csv.fast_table", lambda raw, path, usecols=None: None
     )
-    monkeypatch.setattr("forecaster.data.csv.iso_days", lambda cells: None)
+    monkeypatch.setattr("forecaster.data.dates.iso_days", lambda cells: None)
 
 
 def assert_same_panels(fast: Panel, careful: Panel) -> None:
@@ -136,10 +138,10 @@ def test_two_columns_read_of_a_wide_row_keeps_the_careful_message(tmp_path):
 
 
 def test_iso_days_reads_only_plain_dates_in_range():
-    days = csv.iso_days(pd.Series(["2024-02-29", " 2024-03-01"]).str.strip())
+    days = dates.iso_days(pd.Series(["2024-02-29", " 2024-03-01"]).str.strip())
     assert list(days.dt.strftime("%Y-%m-%d")) == ["2024-02-29", "2024-03-01"]
     for odd in ("2023-02-29", "2024-03", "1899-12-31", "2024-03-01Z", "NaT"):
-        assert csv.iso_days(pd.Series(["2024-02-28", odd])) is None
+        assert dates.iso_days(pd.Series(["2024-02-28", odd])) is None
 
 
 def test_numbers_reads_odd_cells_once_and_marks_the_bad():
@@ -197,3 +199,132 @@ def test_read_prices_reads_every_layout(tmp_path):
         assert isinstance(panel, Panel) and panel.names == ["AAA", "BBB", "CCC"]
         assert list(panel["BBB"].ohlcv.columns)[-1] == "Volume"
     assert read_panel_dir(folder).names == ["AAA", "BBB", "CCC"]
+
+
+YAHOO = "Date,Open,High,Low,Close,Adj Close,Volume\n" + "".join(
+    f"2024-01-{day:02d},{10 + day}.5,{11 + day},{9 + day},{10 + day}.25,"
+    f"{10 + day}.2,{1000 * day}\n"
+    for day in range(2, 30)
+)
+
+
+def parse_counter(monkeypatch) -> dict:
+    """Count the parses of a file: pandas' reads and the careful reader's."""
+    counts = {}
+    read_csv, read_table = pd.read_csv, csv.read_table
+
+    def counted_read_csv(*args, **kwargs):
+        counts["pandas"] = counts.get("pandas", 0) + 1
+        return read_csv(*args, **kwargs)
+
+    def counted_read_table(*args, **kwargs):
+        counts["careful"] = counts.get("careful", 0) + 1
+        return read_table(*args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_csv", counted_read_csv)
+    monkeypatch.setattr(csv, "read_table", counted_read_table)
+    return counts
+
+
+@pytest.mark.parametrize(
+    "text, parses",
+    [
+        (YAHOO, {"pandas": 1}),
+        (YAHOO.replace(",15.2,", ",$15.2,"), {"pandas": 1}),
+        (YAHOO.replace("\n2024-01-05,", "\n\n2024-01-05,"), {"careful": 1}),
+    ],
+)
+def test_read_price_file_parses_the_file_once(tmp_path, monkeypatch, text, parses):
+    """Once for the target and the OHLCV columns, whichever reader reads it."""
+    path = tmp_path / "AAA.csv"
+    path.write_text(text)
+    counts = parse_counter(monkeypatch)
+    series = read_price_file(path)
+    assert counts == parses
+    assert list(series.ohlcv.columns) == list(OHLCV_NAMES)
+    assert series.columns == ("Date", *OHLCV_NAMES)
+    assert series.values.name == "Adj Close" and len(series) == 28
+
+
+OHLCV_NAMES = ("Open", "High", "Low", "Close", "Adj Close", "Volume")
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        lambda text: text,
+        lambda text: text.replace("\n", "\r\n"),  # Windows line ends
+        lambda text: "\ufeff" + text,  # a byte-order mark
+        lambda text: text.rstrip("\n"),  # no newline at the end
+        lambda text: text.replace(",", ", "),  # spaces after commas
+        # the date column last, and with Windows line ends
+        lambda text: "\r\n".join(
+            ",".join(line.split(",")[1:] + line.split(",")[:1])
+            for line in text.splitlines()
+        ),
+    ],
+)
+def test_plain_file_reads_as_the_careful_reader(tmp_path, monkeypatch, variant):
+    path = tmp_path / "AAA.csv"
+    path.write_bytes(variant(YAHOO).encode("utf-8"))
+    fast_file, fast_price = read_price_file(path), read_price_csv(path)
+    careful_only(monkeypatch)
+    careful_file, careful_price = read_price_file(path), read_price_csv(path)
+    assert_same_panels(Panel([fast_file]), Panel([careful_file]))
+    pd.testing.assert_series_equal(fast_price.values, careful_price.values)
+    assert (fast_price.source, fast_price.columns) == (
+        careful_price.source,
+        careful_price.columns,
+    )
+
+
+def test_plain_days_are_read_from_the_bytes(tmp_path):
+    raw = YAHOO.encode()
+    table = bulk.fast_table(raw, tmp_path, ["Date", "Adj Close"])
+    assert table["Date"].dtype == "datetime64[us]"  # NumPy read them
+    assert list(table.columns) == ["Date", "Adj Close"] and table.index[0] == 2
+    assert table["Date"].iloc[-1] == pd.Timestamp("2024-01-29")
+
+
+@pytest.mark.parametrize(
+    "day", ["2023-02-29", "1899-12-31", "2024-1-05 ", " 2024-1-05", "2024/01/05"]
+)
+def test_days_that_are_not_plain_take_the_formats(tmp_path, day):
+    """Not a day, out of range or another layout: pandas reads the cells as
+    text, for the formats (and their messages)."""
+    raw = YAHOO.replace("2024-01-05", day).encode()
+    table = bulk.fast_table(raw, tmp_path, ["Date", "Adj Close"])
+    assert table["Date"].dtype.kind != "M" and table["Date"].iloc[3] == day
+    path = tmp_path / "x.csv"
+    path.write_bytes(raw)
+    if day in ("2023-02-29", "1899-12-31"):
+        with pytest.raises(ForecasterError, match=rf"e\.g\. '{day}' \(line 5\)"):
+            read_price_file(path)
+
+
+def test_bad_volume_of_a_plain_file_names_value_date_and_line(tmp_path):
+    path = tmp_path / "AAA.csv"
+    path.write_text(YAHOO.replace(",6000\n", ",6k0\n"))
+    with pytest.raises(ForecasterError) as caught:
+        read_price_file(path)
+    assert str(caught.value).startswith(
+        f"Column 'Volume' in {str(path)!r} has a value that is not a number: "
+        "'6k0' on 2024-01-06 (line 6)."
+    )
+    assert read_price_csv(path).values.iloc[4] == 16.2  # the target alone reads
+
+
+def test_long_file_with_a_bad_cell_warns_nothing_but_its_error(tmp_path):
+    """pandas reads more than 2**18 rows in chunks: a column with a bad cell is
+    text in one chunk and numbers in the others. That is expected here, so
+    pandas' DtypeWarning is not the user's business."""
+    days = pd.bdate_range("2000-01-03", periods=5000).strftime("%Y-%m-%d")
+    rows = [f"{day},T{t:02d},{50 + t}.25" for t in range(55) for day in days]
+    rows[-5] = rows[-5].rsplit(",", 1)[0] + ",12.3x"
+    assert len(rows) > 2**18
+    path = tmp_path / "long.csv"
+    path.write_text("date,ticker,close\n" + "\n".join(rows) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ForecasterError, match=r"^Price column 'close' .*'12\.3x'"):
+            read_long_csv(path)

@@ -19,6 +19,7 @@ import csv
 import io
 import os
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from forecaster.data.series import (
     EARLIEST_DATE,
     LATEST_DATE,
     MISSING_TOKENS,
+    OHLCV_COLUMNS,
     PRICE_FALLBACKS,
 )
 
@@ -43,37 +45,72 @@ def fast_table(
 ) -> pd.DataFrame | None:
     """The table of a plain CSV file as pandas' C engine reads it, or None.
 
+    `raw`: the bytes of the file at `path` (pandas reads every column of a
+    file from its path: it reads a large one in parallel).
     Columns are float64/int64 where every cell is a plain number or blank,
     else text (blanks as ""; unlike the careful reader's, a cell may end in
     spaces: its readers strip what they read); the index is each row's line
     number in the file. None means: read it with the careful reader.
     `usecols`: header names (as written, stripped) of the only columns to
-    convert; then the file must hold no quote and no row wider than its
-    header, which pandas would not notice in columns it leaves out.
+    convert, the date column first; then the file must hold no quote, no
+    row wider than its header and no cell longer than the careful reader
+    takes, which pandas would not notice in columns it leaves out. A date
+    column of plain days (2024-01-31) is then read by NumPy from the bytes,
+    as datetime64 (`plain_days`).
     """
     head = raw[:4096].splitlines()
     if len(head) < 2 or not head[0].strip() or head[1].lower().startswith(b"ticker"):
         return None  # yfinance's three-line header, a blank first line, or no rows
     ends = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == ord("\n"))
-    if usecols is not None and not _plain_rows(raw, ends):
-        return None
-    try:
-        table = pd.read_csv(
-            io.BytesIO(raw),
-            engine="c",
-            encoding="utf-8-sig",
-            skipinitialspace=True,
-            keep_default_na=False,
-            na_values=[""],
-            usecols=None if usecols is None else lambda name: name.strip() in usecols,
-        )
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError):
+    if _has_blank_line(raw, ends):
+        return None  # pandas skips blank lines, the careful reader counts them
+    longest = _longest_line(ends, len(raw))
+    days, converted = None, None
+    if usecols is not None:
+        commas = _plain_commas(raw, ends)
+        if commas is None or longest > csv.field_size_limit():
+            return None
+        days = plain_days(raw, ends, commas, _header_position(raw, usecols[0]))
+        converted = set(usecols) - ({usecols[0]} if days is not None else set())
+    table = _pandas_table(raw, path, converted)
+    if table is None:
         return None
     # One row per line: no blank lines, no cell spanning lines, no lone "\r"s.
     lines = len(ends) + (not raw.endswith(b"\n"))
     if lines != len(table) + 1 or not isinstance(table.index, pd.RangeIndex):
         return None  # (rows wider than the header give an index)
-    return _checked_columns(table, _longest_line(ends, len(raw)))
+    if days is not None:
+        # First, as in the header: the date column is its first with a date name.
+        table.insert(0, usecols[0], days)
+    return _checked_columns(table, longest)
+
+
+def _pandas_table(
+    raw: bytes, path: str | os.PathLike, converted: set[str] | None
+) -> pd.DataFrame | None:
+    """pandas' C engine's table of every column, or of the `converted` ones (by
+    stripped header name), or None where it cannot read the file."""
+    with warnings.catch_warnings():
+        # A column with an odd cell reads as text in some of pandas' chunks and
+        # as numbers in others: the text is read cell by cell later (`numbers`).
+        warnings.simplefilter("ignore", pd.errors.DtypeWarning)
+        try:
+            return pd.read_csv(
+                # pandas reads a file of 5 MB or more in parallel, given its
+                # path (`fast_table` checks it against the bytes: a row a line)
+                io.BytesIO(raw) if converted is not None else os.fspath(path),
+                engine="c",
+                encoding="utf-8",  # (it skips a BOM; "utf-8-sig" decodes twice)
+                # Needed only where quotes may follow spaces (it skips no tab);
+                # numbers may start with spaces, and text cells are stripped
+                # where they are read.
+                skipinitialspace=converted is None and b" " in raw,
+                keep_default_na=False,
+                na_values=[""],
+                usecols=None if converted is None else lambda n: n.strip() in converted,
+            )
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError):
+            return None
 
 
 def _longest_line(ends: np.ndarray, size: int) -> int:
@@ -82,16 +119,82 @@ def _longest_line(ends: np.ndarray, size: int) -> int:
     return int(np.diff(bounds).max())
 
 
-def _plain_rows(raw: bytes, ends: np.ndarray) -> bool:
-    """No quote, and no line with more commas than the header's."""
-    if b'"' in raw:
+def _has_blank_line(raw: bytes, ends: np.ndarray) -> bool:
+    """Whether a line after the first is empty ("\n\n", or "\n\r\n")."""
+    gaps = np.diff(ends)
+    if (gaps == 1).any():
+        return True
+    if b"\r" not in raw:  # (a search for one byte is fast; most files have none)
         return False
+    after = np.frombuffer(raw, dtype=np.uint8)[ends[:-1] + 1]
+    return bool(((gaps == 2) & (after == ord("\r"))).any())
+
+
+def _plain_commas(raw: bytes, ends: np.ndarray) -> np.ndarray | None:
+    """Each line's comma positions, (lines, commas), when the file holds no quote
+    and no line has more commas than the header; an empty array when some line
+    has fewer (pandas and the careful reader both pad it); None otherwise."""
+    if b'"' in raw:
+        return None
+    commas = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == ord(","))
+    lines = len(ends) + (not raw.endswith(b"\n"))
+    width = int(np.searchsorted(commas, ends[0] if len(ends) else len(raw)))
+    if width and len(commas) == lines * width:
+        # As many commas as `lines` times the header's: each line has exactly
+        # as many if each holds its share (the commas are in order).
+        matrix = commas.reshape(lines, width)
+        starts = np.concatenate([[0], ends[: lines - 1] + 1])
+        stops = np.append(ends, len(raw))[:lines]
+        if (matrix[:, 0] >= starts).all() and (matrix[:, -1] < stops).all():
+            return matrix
+    bounds = np.concatenate([[-1], ends, [len(raw)]])[: lines + 1]
+    per_line = np.diff(np.searchsorted(commas, bounds))
+    if per_line.max() > per_line[0]:
+        return None
+    if per_line.min() < per_line[0]:
+        return np.empty((0, per_line[0]), dtype=np.int64)
+    return commas[: lines * per_line[0]].reshape(lines, per_line[0])
+
+
+def _header_position(raw: bytes, name: str) -> int:
+    """Where the header (as `header_names` reads it) puts `name`; -1 if nowhere."""
+    names = header_names(raw) or []
+    return names.index(name) if name in names else -1
+
+
+def plain_days(
+    raw: bytes, ends: np.ndarray, commas: np.ndarray, column: int
+) -> np.ndarray | None:
+    """Column `column` of every line but the header as datetime64[us] days, when
+    each cell is exactly a day YYYY-MM-DD between EARLIEST_DATE and LATEST_DATE;
+    else None.
+
+    `commas`: each line's comma positions (`_plain_commas`), one row per line.
+    Read from the bytes, without a string per cell: ten bytes per row.
+    """
+    if column < 0 or len(commas) < 2:
+        return None
     data = np.frombuffer(raw, dtype=np.uint8)
-    commas = np.flatnonzero(data == ord(","))
-    per_line = np.diff(
-        np.searchsorted(commas, np.concatenate([[-1], ends, [len(raw)]]))
+    starts = np.concatenate([[0], ends + 1])[1 : len(commas)]
+    low = starts if column == 0 else commas[1:, column - 1] + 1
+    stops = np.append(ends, len(raw))[1 : len(commas)]
+    high = stops if column == commas.shape[1] else commas[1:, column]
+    if not (high - low == 10).all():
+        return None  # (a "\r" before a newline makes a last column longer: fine)
+    cells = np.lib.stride_tricks.sliding_window_view(data, 10)[low]
+    digits = cells[:, [0, 1, 2, 3, 5, 6, 8, 9]] - ord("0")
+    if (digits > 9).any() or (cells[:, [4, 7]] != ord("-")).any():
+        return None  # (uint8: bytes below "0" wrap round, above 9)
+    try:
+        days = np.ascontiguousarray(cells).view("S10").ravel().astype("datetime64[D]")
+    except (ValueError, TypeError, OverflowError):
+        return None  # no such day, e.g. 2023-02-29
+    earliest, latest = (
+        np.datetime64(d.date(), "D") for d in (EARLIEST_DATE, LATEST_DATE)
     )
-    return per_line.max() <= per_line[0]
+    if ((days < earliest) | (days > latest)).any():
+        return None
+    return days.astype("datetime64[us]")
 
 
 def _holds_huge_cell(table: pd.DataFrame, longest: int) -> bool:
@@ -100,7 +203,7 @@ def _holds_huge_cell(table: pd.DataFrame, longest: int) -> bool:
     return longest > limit and any(
         table[name].str.len().max() > limit
         for name in table.columns
-        if table[name].dtype.kind not in "iufb"
+        if table[name].dtype.kind not in "iufbM"
     )
 
 
@@ -120,7 +223,7 @@ def _checked_columns(table: pd.DataFrame, longest: int) -> pd.DataFrame | None:
         kind = table[name].dtype.kind
         if kind == "b":
             return None  # pandas reads True/False as booleans, the careful reader not
-        if kind not in "iuf":
+        if kind not in "iufM":  # (M: days read by `plain_days`)
             cells = table[name].astype(str)
             table[name] = cells.fillna("") if cells.hasnans else cells
     table.index = pd.RangeIndex(2, len(table) + 2)  # line 1 is the header
@@ -199,18 +302,32 @@ def price_value(cell: str, decimal: str = ".") -> float | None:
     return None
 
 
-def header_columns(raw: bytes, column: str | None) -> list[str] | None:
-    """The date and price columns `parse_price_table` picks, named in the header.
+def header_names(raw: bytes) -> list[str] | None:
+    """The header's names as pandas and the careful reader name them: stripped,
+    a blank one "Unnamed: i". None when a quote, bytes that are not UTF-8 or a
+    repeated name leave the naming to them."""
+    first = raw[:4096].split(b"\n", 1)[0]
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    names = [cell.strip() or f"Unnamed: {i}" for i, cell in enumerate(text.split(","))]
+    if '"' in text or len(set(names)) != len(names):
+        return None
+    return names
+
+
+def header_columns(
+    raw: bytes, column: str | None, ohlcv: bool = False
+) -> list[str] | None:
+    """The date and price columns `parse_price_table` picks, named in the header,
+    and with `ohlcv` every column named as one of OHLCV_COLUMNS.
 
     None when the header alone does not tell (no named price column, a
     quote, a repeated name): then every column is read.
     """
-    first = raw[:4096].split(b"\n", 1)[0]
-    try:
-        names = [cell.strip() for cell in first.decode("utf-8-sig").split(",")]
-    except UnicodeDecodeError:
-        return None
-    if '"' in first.decode("utf-8-sig") or len(set(names)) != len(names):
+    names = header_names(raw)
+    if names is None:
         return None
     dates = [name for name in names if name.lower() in DATE_NAMES]
     by_lower: dict[str, str] = {}
@@ -220,27 +337,5 @@ def header_columns(raw: bytes, column: str | None) -> list[str] | None:
     prices = [by_lower[name] for name in wanted if name in by_lower]
     if not dates or not prices or prices[0] == dates[0]:
         return None
-    return [dates[0], prices[0]]
-
-
-def iso_days(cells: pd.Series) -> pd.Series | None:
-    """Cells that are all plain dates (2024-01-31) in range, parsed by NumPy; else None.
-
-    Three times faster than pandas' parser on such a column; anything else
-    (another format, a time of day, a bad cell) gets None and the formats.
-    """
-    if not len(cells) or not (cells.str.len() == 10).all():
-        return None
-    text = cells.to_numpy(dtype=object)
-    try:
-        days = text.astype("datetime64[D]")
-    except (ValueError, TypeError, OverflowError):
-        return None
-    earliest, latest = (
-        np.datetime64(d.date(), "D") for d in (EARLIEST_DATE, LATEST_DATE)
-    )
-    # Ten characters that NumPy reads as a day in range can only be YYYY-MM-DD
-    # (a year alone, "1234567890", is out of range; a time makes it longer).
-    if np.isnat(days).any() or ((days < earliest) | (days > latest)).any():
-        return None
-    return pd.Series(days.astype("datetime64[us]"), index=cells.index)
+    others = [name for name in names if ohlcv and name.lower() in OHLCV_COLUMNS]
+    return list(dict.fromkeys([dates[0], prices[0], *others]))

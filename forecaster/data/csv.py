@@ -6,19 +6,22 @@ import csv
 import io
 import logging
 import os
-import re
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from forecaster.config import DECIMALS
-from forecaster.data.bulk import fast_table, header_columns, iso_days, numbers
+from forecaster.data.bulk import (
+    fast_table,
+    header_columns,
+    header_names,
+    numbers,
+)
+from forecaster.data.dates import parse_dates, to_timestamps
 from forecaster.data.series import (
-    DATE_FORMATS,
     DATE_NAMES,
-    EARLIEST_DATE,
-    LATEST_DATE,
     PRICE_FALLBACKS,
     SAMPLE_CSV,
     Series,
@@ -29,6 +32,19 @@ from forecaster.data.series import (
 from forecaster.errors import ForecasterError
 
 log = logging.getLogger("forecaster")
+
+
+class PriceFile(NamedTuple):
+    """A price file read once: its clean target, and the table the rest comes from."""
+
+    series: pd.Series  # the target: sorted, gaps dropped, named after its column
+    notes: list[str]  # what was chosen or dropped, for the user
+    table: pd.DataFrame  # the columns read (see `read_table`), one row per line
+    date_column: str  # the table's date column
+    dates: pd.DatetimeIndex  # each row's date, in the table's order
+    columns: tuple[str, ...]  # every column of the file, read or not
+    where: str  # how messages name the file
+    source: dict  # what a bundle records to read the file again
 
 
 def read_price_csv(
@@ -44,6 +60,22 @@ def read_price_csv(
     decimal commas ("1.234,50"). Rows with no price are dropped with a
     warning; anything else unusable raises ForecasterError.
     """
+    read = read_price_file_once(path, column, decimal)
+    return Series.from_source(read.series, read.source, read.notes)
+
+
+def read_price_file_once(
+    path: str | os.PathLike,
+    column: str | None = None,
+    decimal: str = ".",
+    ohlcv: bool = False,
+) -> PriceFile:
+    """`read_price_csv`'s reading, keeping the table; with `ohlcv` the table
+    holds the file's OHLCV columns too (forecaster.data.tables reads them).
+
+    A plain file's chosen columns go through pandas' C engine and NumPy
+    (forecaster.data.bulk); any other file through the careful reader.
+    """
     if decimal not in DECIMALS:
         raise ForecasterError(
             f"decimal must be '.' or ','. Received: decimal={decimal!r}"
@@ -51,16 +83,19 @@ def read_price_csv(
     path = Path(path)
     where = repr(str(path))
     raw = read_bytes(path)
-    table = None
-    if decimal == "." and b"\x00" not in raw:  # only the two columns used
-        table = fast_table(raw, path, header_columns(raw, column))
-    if table is None:
+    usecols = None
+    if decimal == "." and b"\x00" not in raw:
+        usecols = header_columns(raw, column, ohlcv)
+    table = None if usecols is None else fast_table(raw, path, usecols)
+    columns = None if table is None else header_names(raw)
+    if table is None:  # every column, by pandas or the careful reader
         table = load_table(raw, path, where, decimal)
-    series, notes = parse_price_table(table, where, column, decimal)
+    date_col, dates, series, notes = _parse_target(table, where, column, decimal)
+    columns = tuple(table.columns if columns is None else columns)
     source = {"kind": "csv", "path": str(path), "column": series.name}
     if decimal != ".":
         source["decimal"] = decimal
-    return Series.from_source(series, source, notes)
+    return PriceFile(series, notes, table, date_col, dates, columns, where, source)
 
 
 def read_bytes(path: Path) -> bytes:
@@ -121,6 +156,14 @@ def parse_price_table(
     table: pd.DataFrame, where: str, column: str | None, decimal: str = "."
 ) -> tuple[pd.Series, list[str]]:
     """A read table to a clean price series (named after its column) and notes."""
+    _, _, series, notes = _parse_target(table, where, column, decimal)
+    return series, notes
+
+
+def _parse_target(
+    table: pd.DataFrame, where: str, column: str | None, decimal: str
+) -> tuple[str, pd.DatetimeIndex, pd.Series, list[str]]:
+    """The date column, each row's date, the clean price series and notes."""
     date_col = find_date_column(table, where)
     price_col, chosen = _pick_price_column(table, column, date_col, where, decimal)
     dates = parse_dates(table[date_col], where, date_col)
@@ -128,7 +171,7 @@ def parse_price_table(
         table[price_col], dates, where, price_col, "Price column", decimal
     )
     series, notes = clean_series(pd.Series(prices, index=dates, name=price_col), where)
-    return series, chosen + notes
+    return date_col, dates, series, chosen + notes
 
 
 def read_table(text: str, where: str, decimal: str = ".") -> pd.DataFrame:
@@ -326,88 +369,6 @@ def _named_price_column(
         if candidate in by_lower:
             return by_lower[candidate]
     return None
-
-
-# A UTC offset after a time of day, e.g. "2024-03-11 00:00:00-04:00".
-_OFFSET = re.compile(
-    r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|UTC|[+-]\d{2}(?::?\d{2})?)$",
-    re.IGNORECASE,
-)
-
-
-def to_timestamps(text: pd.Series, repeated: bool = False) -> tuple[pd.Series, int]:
-    """Parse with the first format that reads every cell (else the one reading most).
-
-    Cells that no format reads, or outside EARLIEST_DATE..LATEST_DATE, are NaT.
-    Returns the dates and the position in DATE_FORMATS of the format used.
-    With `repeated` (a long file repeats its dates), each distinct cell is
-    parsed once.
-    """
-    cells = text.astype(str)
-    if cells.hasnans:
-        cells = cells.fillna("")
-    if not repeated:
-        return _parse_distinct(cells)
-    codes, distinct = pd.factorize(cells)
-    parsed, used = _parse_distinct(pd.Series(distinct, dtype=str))
-    return pd.Series(parsed.to_numpy()[codes], index=text.index), used
-
-
-def _parse_distinct(text: pd.Series) -> tuple[pd.Series, int]:
-    local = text.str.strip()
-    days = iso_days(local)
-    if days is not None:
-        return days, 0  # what the first format, ISO 8601, reads
-    if local.str.contains(":", regex=False).any():
-        # The date written is the exchange's trading day; offsets change with
-        # daylight saving, so they are dropped rather than converted (which
-        # could shift the day).
-        local = local.str.replace(_OFFSET, r"\1", regex=True)
-    best = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]")
-    used = 0
-    for position, fmt in enumerate(DATE_FORMATS):
-        try:
-            attempt = pd.to_datetime(local, errors="coerce", format=fmt)
-        except (ValueError, TypeError, OverflowError):
-            continue
-        if not pd.api.types.is_datetime64_dtype(attempt):
-            continue  # time-zone names or other leftovers; no format fits
-        attempt = attempt.where((attempt >= EARLIEST_DATE) & (attempt <= LATEST_DATE))
-        if attempt.notna().sum() > best.notna().sum():
-            best, used = attempt, position
-        if best.notna().all():
-            break
-    return best, used
-
-
-def parse_dates(raw: pd.Series, where: str, name: str) -> pd.DatetimeIndex:
-    parsed, _ = to_timestamps(raw)
-    return checked_dates(parsed, raw, where, name)
-
-
-def checked_dates(
-    parsed: pd.Series, raw: pd.Series, where: str, name: str
-) -> pd.DatetimeIndex:
-    """`parsed` (from `to_timestamps(raw)`) as a date index; a cell that is not a
-    date is an error naming it."""
-    if parsed.isna().any():
-        bad = raw[parsed.isna()]
-        raise ForecasterError(
-            f"Column {name!r} in {where} has {len(bad)} value(s) that are not dates "
-            f"between {EARLIEST_DATE.year} and {LATEST_DATE.year}, e.g. "
-            f"{short_repr(str(bad.iloc[0]).strip())} (line {bad.index[0]}). Use "
-            "dates like "
-            "2024-01-31 or 01/31/2024."
-        )
-    return pd.DatetimeIndex(day_values(parsed), name="Date")
-
-
-def day_values(parsed: pd.Series) -> np.ndarray:
-    """Parsed dates as datetime64 at midnight (a time of day is dropped)."""
-    days = parsed.to_numpy()
-    if (days != days.astype("datetime64[D]")).any():
-        days = parsed.dt.normalize().to_numpy()
-    return days
 
 
 def parse_numbers(

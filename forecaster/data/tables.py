@@ -17,16 +17,14 @@ import pandas as pd
 from forecaster.data.bulk import numbers
 from forecaster.data.csv import (
     clean_series,
-    day_values,
     find_date_column,
     find_price_column,
     load_table,
-    parse_dates,
     parse_numbers,
     read_bytes,
-    read_price_csv,
-    to_timestamps,
+    read_price_file_once,
 )
+from forecaster.data.dates import parse_dates, repeated_days
 from forecaster.data.series import (
     DATE_NAMES,
     OHLCV_COLUMNS,
@@ -132,10 +130,9 @@ def clean_long_series(
     if date_col.lower() not in DATE_NAMES:
         return {}
     target_col = find_price_column(table, column, date_col, where)
-    parsed, used = to_timestamps(table[date_col], repeated=True)
+    days, used = repeated_days(table[date_col])
     if used != 0:
         return {}
-    days = day_values(parsed)
     target, dirty = numbers(table[target_col])
     with np.errstate(invalid="ignore"):
         dirty |= np.isnat(days) | ~(np.isfinite(target) & (target > 0))
@@ -202,20 +199,19 @@ def read_price_file(
     """`read_price_csv`'s series with the file's OHLCV columns on its dates.
 
     The range anchors and features read High and Low even when the target is
-    the only input. A file with decimal commas keeps its target only.
+    the only input. A file with decimal commas keeps its target only. The
+    file is read and parsed once, for the target and the OHLCV columns.
     """
-    series = read_price_csv(path, column=column, decimal=decimal)
+    read = read_price_file_once(path, column, decimal, ohlcv=decimal == ".")
+    series = Series.from_source(read.series, read.source, read.notes)
     if decimal != ".":
         return series
-    table, where = read_csv_table(Path(path))
-    date_col = find_date_column(table, where)
-    dates = parse_dates(table[date_col], where, date_col)
-    ohlcv = ohlcv_numbers(table, date_col, dates, where)
+    ohlcv = ohlcv_numbers(read.table, read.date_column, read.dates, read.where)
     if ohlcv is not None:
         ohlcv = ohlcv.sort_index(kind="stable")
         ohlcv = ohlcv[~ohlcv.index.duplicated(keep="first")]
         series.ohlcv = ohlcv.reindex(series.values.index)
-        series.columns = tuple(table.columns)
+        series.columns = read.columns
     return series
 
 
