@@ -90,25 +90,46 @@ def forecast_future(
         quantiles = distribution_quantiles(
             engine, contexts, days, block, samples, seed, extra
         )
-    frames = []
+    columns = []  # per series: (name, last date, {column: (days,) values})
     for row, name in enumerate(names):
         part = parts[name]
-        values = pd.Series(part.prices, index=part.dates)
         path = part.scaler.inverse_transform(scaled[row])
         weight = (drift or {}).get(name)
         if weight is not None and block == 1 and extra is None:
             last = np.array([[part.prices[-1]]], np.float64)
             path = damp_drift(path[None], last, weight, part.scaler.log)[0]
         if quantiles is None:
-            frame = banded_frame(values, path, intervals.get(name), window, calendar)
+            bands = band_columns(part.prices, path, intervals.get(name), window)
         else:
             cqr = (intervals.get(name) or {}).get("cqr")
             own = widen_quantiles(quantiles[row : row + 1], list(BAND_LEVELS), cqr)
             in_prices = part.scaler.inverse_transform(own[0])
-            frame = quantile_frame(values, path, in_prices, calendar)
-        frames.append(frame.assign(series=name))
-    long = pd.concat(frames, ignore_index=True)
-    return long[["series", *[c for c in long.columns if c != "series"]]]
+            bands = dict(zip(BAND_LEVELS, in_prices.T, strict=True))
+        columns.append((name, part.dates[-1], {"forecast": path, **bands}))
+    return long_frame(columns, days, calendar)
+
+
+def long_frame(columns: list, days: int, calendar: str) -> pd.DataFrame:
+    """The long frame series, date, then the columns of `columns`, built at once.
+
+    `columns`: per series (name, its last date, {column: (days,) values});
+    the dates are the `days` sessions of `calendar` after each last date
+    (looked up once per distinct date). A column some series lack is NaN
+    there.
+    """
+    names = list(dict.fromkeys(key for _, _, own in columns for key in own))
+    dates = {
+        last: future_dates(last, days, calendar).strftime("%Y-%m-%d").to_numpy()
+        for last in {last for _, last, _ in columns}
+    }
+    gap = np.full(days, np.nan)
+    frame = {
+        "series": np.repeat([name for name, _, _ in columns], days),
+        "date": np.concatenate([dates[last] for _, last, _ in columns]),
+    }
+    for key in names:
+        frame[key] = np.concatenate([own.get(key, gap) for _, _, own in columns])
+    return pd.DataFrame(frame)
 
 
 def distribution_quantiles(
@@ -230,17 +251,6 @@ def same_day(part, future: dict) -> bool:
     )
 
 
-def quantile_frame(values, path, quantiles, calendar: str) -> pd.DataFrame:
-    """A forecast `path` (days,) and its quantiles (days, len(BAND_LEVELS)) as a frame.
-
-    Columns date, forecast, median, lower_80, upper_80, lower_95, upper_95.
-    """
-    frame = _dated_frame(values, path, calendar)
-    for column, values_at in zip(BAND_LEVELS, np.asarray(quantiles).T, strict=True):
-        frame[column] = values_at
-    return frame
-
-
 def forecast_direction(engine, part, calendar: str = DEFAULT_CALENDAR) -> pd.DataFrame:
     """A direction model's P(up) for the next session of `calendar` after `part`.
 
@@ -255,34 +265,28 @@ def forecast_direction(engine, part, calendar: str = DEFAULT_CALENDAR) -> pd.Dat
     return pd.DataFrame({"date": date, "p_up": [p_up]})
 
 
-def banded_frame(values, path, intervals, window: int, calendar: str) -> pd.DataFrame:
-    """A forecast `path` (days,) after `values` as date, forecast and its bands.
+def band_columns(prices, path, intervals, window: int) -> dict:
+    """The conformal bands {lower_80: (days,), upper_80: ...} around `path`.
 
-    The bands are the conformal half-widths of `intervals` (none if None)
-    times the price scale of the last `window` prices.
+    The half-widths of `intervals` (no bands if None) times the price scale
+    of the last `window` of `prices`.
     """
-    days = len(path)
-    frame = _dated_frame(values, path, calendar)
     if intervals and intervals.get("scale") != RESIDUAL_SCALE:
         raise ForecasterError(
             f"The bundle's intervals use scale {intervals.get('scale')!r}, this "
             f"version expects {RESIDUAL_SCALE!r}: the bundle is incompatible, retrain "
             "it."
         )
-    if intervals:
-        scale = float(scale_of(values.to_numpy()[-window:])[0])
-        for level in INTERVAL_LEVELS:
-            width = half_widths(intervals, level, days) * scale
-            tag = round(level * 100)
-            frame[f"lower_{tag}"] = path - width
-            frame[f"upper_{tag}"] = path + width
-    return frame
-
-
-def _dated_frame(values, path, calendar: str) -> pd.DataFrame:
-    """Columns date (the sessions after the last of `values`) and forecast `path`."""
-    dates = future_dates(values.index[-1], len(path), calendar)
-    return pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "forecast": path})
+    if not intervals:
+        return {}
+    scale = float(scale_of(np.asarray(prices)[-window:])[0])
+    bands = {}
+    for level in INTERVAL_LEVELS:
+        width = half_widths(intervals, level, len(path)) * scale
+        tag = round(level * 100)
+        bands[f"lower_{tag}"] = path - width
+        bands[f"upper_{tag}"] = path + width
+    return bands
 
 
 def check_length(prices, window: int) -> None:

@@ -193,8 +193,26 @@ def quantile_function(outputs: np.ndarray, spec: HeadSpec, levels) -> np.ndarray
     if spec.kind == "normal":
         standard = special.ndtri(levels)
     else:
-        standard = special.stdtrit(outputs[..., 2:3], levels)
+        standard = _standard_t_quantiles(outputs[..., 2:3], levels)
     return outputs[..., 0:1] + outputs[..., 1:2] * standard
+
+
+def _standard_t_quantiles(df: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """The standard t's quantiles at `levels` for degrees of freedom `df`.
+
+    The head's df is one number per model, and sampled paths repeat their
+    levels (every series draws the same set): the quantile function, the
+    costly part, then runs once per distinct level.
+    """
+    from scipy import special
+
+    if df.size and np.all(df == df.flat[0]):
+        distinct, where = np.unique(levels, return_inverse=True)
+        standard = special.stdtrit(df.flat[0], distinct)[where]
+        return np.broadcast_to(
+            standard.reshape(levels.shape), np.broadcast_shapes(df.shape, levels.shape)
+        )
+    return special.stdtrit(df, levels)
 
 
 def interpolate_quantiles(values: np.ndarray, known, levels: np.ndarray):

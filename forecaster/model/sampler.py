@@ -25,7 +25,7 @@ from forecaster.model.heads import quantile_function
 from forecaster.prep.windows import decode_outputs
 
 NODES = 6  # Chebyshev nodes in the last value, per series and call
-PATH_CHUNK = 4096  # paths through the network at once: small BLAS products
+PATH_CHUNK = 1024  # paths through the network at once: its buffers stay in cache
 
 
 def shared_start_paths(
@@ -96,15 +96,18 @@ def _start_states(model, start: np.ndarray, shift: np.ndarray, samples: int):
 
 
 def _lagrange_weights(points: np.ndarray, nodes: np.ndarray) -> np.ndarray:
-    """Lagrange basis at `points` (b, s) for `nodes` (b, g): weights (b, s, g)."""
-    count = nodes.shape[1]
-    weights = np.ones((*points.shape, count))
-    for j in range(count):
-        for m in range(count):
-            if m != j:
-                gap = (nodes[:, j] - nodes[:, m])[:, None]
-                weights[..., j] *= (points - nodes[:, m][:, None]) / gap
-    return weights
+    """Lagrange basis at `points` (b, s) for `nodes` (b, g): weights (b, s, g).
+
+    Weight j is the product over m != j of (point - node m), from running
+    products from the left and from the right, over (node j - node m).
+    """
+    gaps = points[..., None] - nodes[:, None, :]  # (b, s, g)
+    ones = np.ones_like(gaps[..., :1])
+    left = np.cumprod(np.concatenate([ones, gaps[..., :-1]], axis=-1), axis=-1)
+    right = np.cumprod(np.concatenate([ones, gaps[..., :0:-1]], axis=-1), axis=-1)
+    spans = nodes[:, :, None] - nodes[:, None, :]  # (b, g, g): node j - node m
+    np.einsum("bjj->bj", spans)[...] = 1.0
+    return left * right[..., ::-1] / spans.prod(axis=-1)[:, None, :]
 
 
 def _tail_outputs(model, context, tail, shift, start, samples: int, rows: slice):

@@ -11,9 +11,11 @@ T + L - 1 waves instead of T x L steps.
 The equations are those of `forecaster.model.cells.lstm_step`. How the wave
 is packed into few calls:
 
-- One row vector `v = [h of every layer, x_t, 1]` times one matrix gives
+- One vector `v = [h of every layer, x_t, 1]` times one matrix gives
   every gate's pre-activation, input and bias included.
-- The gate columns are gate-major across layers, in the order
+- The buffers are unit-major, (units, batch): a block of gates is one
+  contiguous slice, so each call is one long loop over many paths.
+- The gates are gate-major across layers, in the order
   [o, i, f, c~], and the cell state c sits right after c~ in the same
   buffer: then [i, f] and [c~, c] are two adjacent slices, and one product
   gives [i c~, f c] for every layer at once.
@@ -63,6 +65,8 @@ class StackedLSTM:
                 mixing[-1, columns] = cell.bias[gate] * scale
         # float32, as Keras computes: about 3x faster for these small products.
         self.mixing = mixing.astype(np.float32)
+        # the same, transposed for the unit-major buffers of `run`
+        self.mixing_by_unit = np.ascontiguousarray(self.mixing.T)
         self.last = slice(self.offsets[-2], self.offsets[-1])
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -82,54 +86,59 @@ class StackedLSTM:
         x's last step: feeding the rest of a sequence from it continues the
         same computation (model.sampler runs the shared start of many windows
         once this way).
+
+        Inside, every buffer is unit-major, (rows, batch): each gate block is
+        one contiguous slice, so each elementwise call is one long SIMD loop
+        rather than a short loop per row (about 2.5x less time per wave at a
+        few thousand rows than the batch-major layout).
         """
         batch, time = x.shape[:2]
         total, n_layers = self.total, self.n_layers
-        x = np.asarray(x, dtype=np.float32)
-        v = np.zeros((batch, total + self.n_in + 1), dtype=np.float32)
-        v[:, -1] = 1.0
-        h, x_t = v[:, :total], v[:, total : total + self.n_in]
+        inputs = np.ascontiguousarray(np.asarray(x, np.float32).transpose(1, 2, 0))
+        v = np.zeros((total + self.n_in + 1, batch), dtype=np.float32)
+        v[-1] = 1.0
+        h, x_t = v[:total], v[total : total + self.n_in]
         # One buffer [o, i, f, c~, c]: the gates of a wave, then the cell state.
-        state_buffer = np.zeros((batch, 5 * total), dtype=np.float32)
-        c = state_buffer[:, 4 * total :]
+        state_buffer = np.zeros((5 * total, batch), dtype=np.float32)
+        c = state_buffer[4 * total :]
         if state is None:
-            start_h = start_c = np.zeros((batch, total), dtype=np.float32)
+            start_h = start_c = np.zeros((total, batch), dtype=np.float32)
         else:
-            start_h, start_c = (np.asarray(a, dtype=np.float32) for a in state)
+            start_h, start_c = (np.asarray(a, dtype=np.float32).T for a in state)
             h[...], c[...] = start_h, start_c
-        end_h = np.empty((batch, total), dtype=np.float32)
-        end_c = np.empty((batch, total), dtype=np.float32)
-        scratch = np.empty((batch, 3 * total), dtype=np.float32)
+        end_h = np.empty((total, batch), dtype=np.float32)
+        end_c = np.empty((total, batch), dtype=np.float32)
+        scratch = np.empty((3 * total, batch), dtype=np.float32)
         for wave in range(time + n_layers - 1 if time else 0):
             if wave < time:  # after the last input, layer 0's output is unused
-                x_t[...] = x[:, wave]
+                x_t[...] = inputs[wave]
             self._wave(v, state_buffer, scratch)
             if wave < n_layers - 1:  # layers above `wave` have not started yet
                 above = slice(self.offsets[wave + 1], None)
-                h[:, above], c[:, above] = start_h[:, above], start_c[:, above]
+                h[above], c[above] = start_h[above], start_c[above]
             done = wave - time + 1  # layer `done` has just taken x's last step
             if 0 <= done < n_layers:
                 own = slice(self.offsets[done], self.offsets[done + 1])
-                end_h[:, own], end_c[:, own] = h[:, own], c[:, own]
+                end_h[own], end_c[own] = h[own], c[own]
         if time == 0:
             end_h[...], end_c[...] = start_h, start_c
-        return end_h[:, self.last].copy(), (end_h, end_c)
+        return end_h[self.last].T.copy(), (end_h.T.copy(), end_c.T.copy())
 
     def _wave(self, v: np.ndarray, state: np.ndarray, scratch: np.ndarray) -> None:
-        """One wave in place: every layer's gates, cell state c and output h."""
+        """One wave in place, unit-major: every layer's gates, cell state c and h."""
         total = self.total
-        gates, sigmoids = state[:, : 4 * total], state[:, : 3 * total]
-        o, i_f = state[:, :total], state[:, total : 3 * total]
-        c_tilde_c, c = state[:, 3 * total :], state[:, 4 * total :]
-        products, tanh_c = scratch[:, : 2 * total], scratch[:, 2 * total :]
-        np.matmul(v, self.mixing, out=gates)
+        gates, sigmoids = state[: 4 * total], state[: 3 * total]
+        o, i_f = state[:total], state[total : 3 * total]
+        c_tilde_c, c = state[3 * total :], state[4 * total :]
+        products, tanh_c = scratch[: 2 * total], scratch[2 * total :]
+        np.matmul(self.mixing_by_unit, v, out=gates)
         np.tanh(gates, out=gates)
         np.multiply(sigmoids, 0.5, out=sigmoids)
         np.add(sigmoids, 0.5, out=sigmoids)  # σ for the pre-halved o, i, f
         np.multiply(i_f, c_tilde_c, out=products)  # [i c~, f c]
-        np.add(products[:, :total], products[:, total:], out=c)  # c = f c + i c~
+        np.add(products[:total], products[total:], out=c)  # c = f c + i c~
         np.tanh(c, out=tanh_c)
-        np.multiply(o, tanh_c, out=v[:, :total])  # h = o tanh(c)
+        np.multiply(o, tanh_c, out=v[:total])  # h = o tanh(c)
 
 
 def stacked_lstm_for(layers: list) -> StackedLSTM | None:
