@@ -234,3 +234,30 @@ def test_high_below_low_is_one_line_naming_the_date(tmp_path):
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert "High is below Low" in lines[0] and day in lines[0]
     assert not (tmp_path / "m").exists()
+
+
+def test_a_degenerate_fit_is_an_error_kept_once_and_left_out(monkeypatch):
+    """EGARCH on a series without volatility clustering can wander off (a
+    daily volatility of 0.001% one day, 2,800% another): such a fit is an
+    error, estimated once per run, and the anchor is left out of the table
+    and the pool instead of giving NaN or zero-width bands."""
+    rng = np.random.default_rng(5)
+    prices = 50 * np.exp(np.cumsum(rng.standard_t(5, 400) * 0.015))
+    returns = anchors.percent_returns(prices)
+    calls = []
+
+    def wandered(family, returns, ranges, n_fit, start=None):
+        calls.append(family)
+        sigma = np.full(len(returns), 1.5)
+        sigma[n_fit + 10] = 1e-3  # a test day's volatility 1,500x below its sd
+        return anchors.Volatility(family, sigma, 2.1, 0.0, {"nu": 2.1}, -1.0, n_fit)
+
+    anchors.forget_fits()
+    monkeypatch.setattr(anchors, "_estimate", wandered)
+    for _ in range(2):
+        with pytest.raises(ForecasterError, match="EGARCH.*degenerate fit"):
+            anchors.volatility("egarch_t", returns, None, 299)
+    assert calls == ["egarch_t"]  # the failure is kept: no second estimate
+    days = baselines.TestDays(prices, 300)
+    assert baselines.distribution("egarch_t", days) is None
+    anchors.forget_fits()

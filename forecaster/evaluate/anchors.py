@@ -39,6 +39,7 @@ log = logging.getLogger("forecaster")
 
 PERCENT = 100.0
 REFIT_DAYS = 20  # the refitted anchor is re-estimated every this many test days
+SIGMA_RANGE = 50.0  # a fit's daily volatility beyond sd / 50 .. sd x 50: degenerate
 HAR_LAGS = (1, 5, 22)  # the log-HAR's daily, weekly and monthly means
 SKEW_T_ETA = (2.05, 300.0)  # arch's SkewStudent bounds on its degrees of freedom
 CRPS_GRID = (np.arange(1000) + 0.5) / 1000  # levels for the CRPS of a skewed t
@@ -180,15 +181,40 @@ def volatility(
     key = (family, n_fit, _digest(returns, ranges))
     if not cache and key not in _FITS:
         with threadpool_limits(limits=1, user_api="blas"):
-            return _estimate(family, returns, ranges, n_fit, start)
+            return _sane(_estimate(family, returns, ranges, n_fit, start), returns)
     if key not in _FITS:
         if len(_FITS) > 64:
             _FITS.clear()
         # one BLAS thread: the optimisers' vectors are tiny, and OpenBLAS's
         # threads spin for the cores on a busy machine (4x slower at load 16)
         with threadpool_limits(limits=1, user_api="blas"):
-            _FITS[key] = _estimate(family, returns, ranges, n_fit, start)
+            try:
+                _FITS[key] = _sane(
+                    _estimate(family, returns, ranges, n_fit, start), returns
+                )
+            except ForecasterError as error:  # kept: a run asks again, and
+                _FITS[key] = error  # refitting a degenerate one costs the most
+    if isinstance(_FITS[key], ForecasterError):
+        raise _FITS[key]
     return _FITS[key]
+
+
+def _sane(fitted: Volatility, returns) -> Volatility:
+    """`fitted`, or an error when its volatility leaves [sd / SIGMA_RANGE,
+    sd x SIGMA_RANGE] of its training returns' sd on some day (or is not a
+    number): an optimiser that wandered off (EGARCH on a series without
+    volatility clustering can give 0.001% one day and 2,800% another)."""
+    sd = float(np.std(returns[: fitted.n_fit]))
+    sigma = np.asarray(fitted.sigma, np.float64)
+    with np.errstate(invalid="ignore"):
+        inside = (sigma >= sd / SIGMA_RANGE) & (sigma <= sd * SIGMA_RANGE)
+    if inside.all() and np.isfinite(fitted.nu):
+        return fitted
+    raise ForecasterError(
+        f"{LABELS[fitted.family]} gave a degenerate fit (daily volatility "
+        f"{np.nanmin(fitted.sigma):.3g}% to {np.nanmax(fitted.sigma):.3g}% against "
+        f"the training returns' sd of {sd:.3g}%)"
+    )
 
 
 _FITS: dict = {}  # (family, n_fit, data digest) -> Volatility: a run fits each once
