@@ -236,7 +236,7 @@ def test_high_below_low_is_one_line_naming_the_date(tmp_path):
     assert not (tmp_path / "m").exists()
 
 
-def test_a_degenerate_fit_is_an_error_kept_once_and_left_out(monkeypatch):
+def test_a_degenerate_fit_is_an_error_kept_once_and_left_out(monkeypatch, caplog):
     """EGARCH on a series without volatility clustering can wander off (a
     daily volatility of 0.001% one day, 2,800% another): such a fit is an
     error, estimated once per run, and the anchor is left out of the table
@@ -253,6 +253,7 @@ def test_a_degenerate_fit_is_an_error_kept_once_and_left_out(monkeypatch):
         return anchors.Volatility(family, sigma, 2.1, 0.0, {"nu": 2.1}, -1.0, n_fit)
 
     anchors.forget_fits()
+    caplog.set_level(logging.WARNING, logger="forecaster")
     monkeypatch.setattr(anchors, "_estimate", wandered)
     for _ in range(2):
         with pytest.raises(ForecasterError, match="EGARCH.*degenerate fit"):
@@ -260,4 +261,6 @@ def test_a_degenerate_fit_is_an_error_kept_once_and_left_out(monkeypatch):
     assert calls == ["egarch_t"]  # the failure is kept: no second estimate
     days = baselines.TestDays(prices, 300)
     assert baselines.distribution("egarch_t", days) is None
+    said = [r.message for r in caplog.records if "degenerate" in r.message]
+    assert len(said) == 1 and said[0].endswith("; left out")  # one line, once
     anchors.forget_fits()

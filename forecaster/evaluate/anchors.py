@@ -61,6 +61,10 @@ CANDIDATES = ("garch_t", "gjr_skewt", "egarch_t", "range_garch_t", "range_gjr_t"
 #   the families `best_family` chooses from: likelihoods of the same returns
 
 
+class DegenerateFit(ForecasterError):
+    """A family's fit whose volatility is not believable (`_sane`): left out."""
+
+
 @dataclass(frozen=True)
 class Volatility:
     """One family fitted on returns[:n_fit]: sigma[j] for every return j, (m,)."""
@@ -192,9 +196,10 @@ def volatility(
                 _FITS[key] = _sane(
                     _estimate(family, returns, ranges, n_fit, start), returns
                 )
-            except ForecasterError as error:  # kept: a run asks again, and
+            except DegenerateFit as error:  # kept: a run asks again, and
                 _FITS[key] = error  # refitting a degenerate one costs the most
-    if isinstance(_FITS[key], ForecasterError):
+                log.warning("%s; left out", error)  # said once, not by each caller
+    if isinstance(_FITS[key], DegenerateFit):
         raise _FITS[key]
     return _FITS[key]
 
@@ -210,7 +215,7 @@ def _sane(fitted: Volatility, returns) -> Volatility:
         inside = (sigma >= sd / SIGMA_RANGE) & (sigma <= sd * SIGMA_RANGE)
     if inside.all() and np.isfinite(fitted.nu):
         return fitted
-    raise ForecasterError(
+    raise DegenerateFit(
         f"{LABELS[fitted.family]} gave a degenerate fit (daily volatility "
         f"{np.nanmin(fitted.sigma):.3g}% to {np.nanmax(fitted.sigma):.3g}% against "
         f"the training returns' sd of {sd:.3g}%)"
@@ -391,6 +396,8 @@ def best_family(prices, n_train: int, ohlc=None) -> str:
             continue
         try:
             found[family] = volatility(family, returns, ranges, n_train - 1).bic
+        except DegenerateFit:  # volatility said so once
+            continue
         except Exception as error:  # an optimiser failure leaves that one out
             log.warning("%s could not be estimated (%s)", LABELS[family], error)
     if not found:

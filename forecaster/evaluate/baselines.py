@@ -390,6 +390,8 @@ def _anchor(family: str, days: TestDays):
     try:
         prices = _check_prices(days.prices, days.n_train, MIN_TRAIN_RETURNS + 1)
         return anchors.anchor(family, prices, days.n_train, days.ohlc)
+    except anchors.DegenerateFit:  # anchors.volatility said so, once
+        return None
     except Exception as error:  # arch's or scipy's optimiser: keep the rest
         log.warning("%s could not be estimated (%s); left out", family, error)
         return None
