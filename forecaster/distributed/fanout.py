@@ -42,9 +42,9 @@ log = logging.getLogger("forecaster")
 MAX_RETRIES = 2  # times Ray reruns a task whose worker process died
 TASKS_PER_WORKER = 25  # a worker exits after this many trainings (Ray's max_calls):
 #   one that trained 200 models in a row grew to 7.3 GiB (BENCHMARKS.md). Each
-#   task now clears Keras' session after it (`release_worker_memory`); this
-#   stays as a guard against what that does not reach. A fresh worker costs a
-#   TensorFlow import, ~0.2 s a task spread over 25
+#   task now releases what it left (`release_worker_memory`), and a worker
+#   measured flat over 200; this stays as a guard against what that does not
+#   reach. A fresh worker costs a TensorFlow import, ~0.2 s a task spread over 25
 WORKER_JIT_COMPILE = False  # the test-day evaluation in a worker runs without XLA:
 #   XLA's compilation cache keeps every model's executables for the life of the
 #   process (tensorflow/tensorflow#64170), ~4 of the ~19 MB a worker grew per
