@@ -20,12 +20,14 @@ head), so that 200 trainings take minutes. Writes bench/out/ray_memory.json.
     nice -n 5 python -m bench.ray_memory --trainings 200            # after
     nice -n 5 python -m bench.ray_memory --in-process --no-release --trainings 40
     flock /tmp/bench.lock python -m bench.ray_memory --scaling --trainings 200
+    flock /tmp/bench.lock python -m bench.ray_memory --scaling --workers 1  # a slot
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -65,6 +67,7 @@ def tiny_settings() -> Settings:
 
 def run(count: int, cpus: int, tasks_per_worker: int) -> dict:
     """Train `count` series on an embedded runtime of `cpus` CPUs; per-task memory."""
+    load_before = os.getloadavg()[0]
     start_ray(num_cpus=cpus)
     try:
         with tempfile.TemporaryDirectory() as out:
@@ -89,6 +92,8 @@ def run(count: int, cpus: int, tasks_per_worker: int) -> dict:
         "cpus": cpus,
         "seconds": round(seconds, 2),
         "tasks_per_s": round(count / seconds, 3),
+        # the 1-minute load average as the run began and as it ended
+        "load": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "workers": {str(pid): rows for pid, rows in workers.items()},
     }
 
@@ -97,11 +102,12 @@ def in_process(count: int, release: bool) -> list[float]:
     """Memory held as each task begins, the tasks run here one after another.
 
     Also prints the functions registered in TensorFlow's eager context after
-    each task (they grew by 78 a training, 36 of them still owned by live
-    traced graphs: BENCHMARKS.md).
+    each task: they grew by 78 a training before the fixes, then by 6 (the
+    train step's LSTM loops, kept by a custom gradient's registry entry),
+    and now stay flat (BENCHMARKS.md).
     """
     if not release:
-        fanout.release_worker_memory = lambda: None  # the "before"
+        fanout.release_worker_memory = lambda *_: None  # the "before"
     held = []
     with tempfile.TemporaryDirectory() as out:
         for name, prices in universe(count):
@@ -121,6 +127,24 @@ def eager_functions() -> list[str]:
     return context.context().list_function_names()
 
 
+def scaling(count: int, only: int | None, saved: dict | None) -> dict:
+    """Part 2: the runs on 1 and 2 workers (or `only` one, the other kept)."""
+    runs = {k: v for k, v in (saved or {}).items() if k in ("1", "2")}
+    for workers in (only,) if only else (1, 2):
+        runs[str(workers)] = run(count, workers, fanout.TASKS_PER_WORKER)
+    for workers, r in sorted(runs.items()):
+        peaks = [max(p for _, p in rows) for rows in r["workers"].values()]
+        print(
+            f"{r['series']} series on {workers} worker(s): {r['tasks_per_s']} "
+            f"tasks/s, load {r['load']}, {len(peaks)} worker processes, peak MB "
+            f"{min(peaks):.0f}-{max(peaks):.0f}"
+        )
+    if len(runs) == 2 and runs["1"]["series"] == runs["2"]["series"]:
+        ratio = runs["2"]["tasks_per_s"] / runs["1"]["tasks_per_s"]
+        print(f"2 workers / 1 worker: {ratio:.2f}x (2 cores)")
+    return runs
+
+
 def main(argv=None) -> None:
     """Part 1, or part 2 with --scaling; prints and saves the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -128,22 +152,17 @@ def main(argv=None) -> None:
     parser.add_argument("--no-release", action="store_true")
     parser.add_argument("--scaling", action="store_true")
     parser.add_argument("--in-process", action="store_true")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        choices=(1, 2),
+        help="with --scaling: only the run on this many workers (the other is "
+        "kept from the last run), so each fits one benchmark slot",
+    )
     args = parser.parse_args(argv)
     saved = json.loads(OUT.read_text()) if OUT.exists() else {}
     if args.scaling:
-        one = run(args.trainings, 1, fanout.TASKS_PER_WORKER)
-        two = run(args.trainings, 2, fanout.TASKS_PER_WORKER)
-        peaks = {
-            n: [max(p for _, p in rows) for rows in r["workers"].values()]
-            for n, r in (("one", one), ("two", two))
-        }
-        saved["scaling"] = {"one": one, "two": two}
-        print(
-            f"{args.trainings} series: 1 worker {one['tasks_per_s']} tasks/s, "
-            f"2 workers {two['tasks_per_s']} tasks/s, ratio "
-            f"{two['tasks_per_s'] / one['tasks_per_s']:.2f}x (2 cores); "
-            f"peak MB per worker process: {peaks}"
-        )
+        saved["scaling"] = scaling(args.trainings, args.workers, saved.get("scaling"))
     else:
         if args.in_process:
             held = in_process(args.trainings, not args.no_release)

@@ -31,7 +31,9 @@ def test_every_training_in_a_worker_ends_by_clearing_keras_state(
     calls = []
     real = fanout.release_worker_memory
     monkeypatch.setattr(
-        fanout, "release_worker_memory", lambda: calls.append(1) or real()
+        fanout,
+        "release_worker_memory",
+        lambda *before: calls.append(1) or real(*before),
     )
     compiled = []  # jit_compile of every Keras engine the task builds
     engine = Forecaster._keras_engine
@@ -83,3 +85,34 @@ def test_a_finished_training_leaves_none_of_its_optimizers_graphs(tmp_path):
     prices = make_prices(n=260, seed=4)
     fanout.train_task("S", prices, tiny_settings(), str(tmp_path / "S"), None)
     assert _live_optimizer_graphs() == before
+
+
+def _live_graphs() -> int:
+    """Traced graphs (FuncGraph) alive in this process."""
+    gc.collect()
+    return sum(isinstance(o, FuncGraph) for o in gc.get_objects())
+
+
+@pytest.mark.slow
+def test_a_finished_training_leaves_no_traced_graph_nor_custom_gradient(tmp_path):
+    # Each traced train step registered a custom gradient (Keras' all_reduce of
+    # the gradients) in TensorFlow's process-wide registry, whose closure kept
+    # the step's graph and its LSTM loops alive: 5 graphs more per training.
+    prices = make_prices(n=260, seed=4)
+    fanout.train_task("A", prices, tiny_settings(), str(tmp_path / "A"), None)
+    graphs, gradients = _live_graphs(), fanout.registered_gradients()
+    fanout.train_task("B", prices, tiny_settings(), str(tmp_path / "B"), None)
+    assert _live_graphs() == graphs
+    assert fanout.registered_gradients() == gradients
+
+
+def test_release_worker_memory_drops_only_the_gradients_registered_since(
+    monkeypatch,
+):
+    registry = {"CustomGradient-1": 1, "CustomGradient-2": 2, "MatMul": 3}
+    monkeypatch.setattr(fanout, "_gradient_registry", lambda: registry)
+    assert fanout.registered_gradients() == {"CustomGradient-1", "CustomGradient-2"}
+    fanout.release_worker_memory({"CustomGradient-1"})
+    assert registry == {"CustomGradient-1": 1, "MatMul": 3}
+    fanout.release_worker_memory()  # no snapshot: nothing dropped
+    assert registry == {"CustomGradient-1": 1, "MatMul": 3}

@@ -19,7 +19,7 @@ import resource
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,9 +42,9 @@ log = logging.getLogger("forecaster")
 MAX_RETRIES = 2  # times Ray reruns a task whose worker process died
 TASKS_PER_WORKER = 25  # a worker exits after this many trainings (Ray's max_calls):
 #   one that trained 200 models in a row grew to 7.3 GiB (BENCHMARKS.md). Each
-#   task now clears Keras' session after it (`release_worker_memory`); this
-#   stays as a guard against what that does not reach. A fresh worker costs a
-#   TensorFlow import, ~0.2 s a task spread over 25
+#   task now releases what it left (`release_worker_memory`), and a worker
+#   measured flat over 200; this stays as a guard against what that does not
+#   reach. A fresh worker costs a TensorFlow import, ~0.2 s a task spread over 25
 WORKER_JIT_COMPILE = False  # the test-day evaluation in a worker runs without XLA:
 #   XLA's compilation cache keeps every model's executables for the life of the
 #   process (tensorflow/tensorflow#64170), ~4 of the ~19 MB a worker grew per
@@ -185,13 +185,14 @@ def train_task(name, prices, settings, out, before_save, cutoff=None):
     Keras' and TensorFlow's global state is released after each, whether it
     succeeded or failed (`release_worker_memory`).
     """
+    gradients_before = registered_gradients()
     try:
         return _train_one(name, prices, settings, out, before_save, cutoff)
     finally:
-        release_worker_memory()
+        release_worker_memory(gradients_before)
 
 
-def release_worker_memory() -> None:
+def release_worker_memory(gradients_before: Collection[str] | None = None) -> None:
     """Drop what a finished training left behind in this worker process.
 
     Every model built adds to Keras' global state (layer name counters, the
@@ -203,13 +204,46 @@ def release_worker_memory() -> None:
     executables of every `jit_compile` function compiled in the process
     (tensorflow/tensorflow#64170); measured growth with and without this
     call: BENCHMARKS.md, "Ray workers: memory per training"; so a worker
-    evaluates without XLA (`WORKER_JIT_COMPILE`). Keras is imported only
-    where it already runs.
+    evaluates without XLA (`WORKER_JIT_COMPILE`).
+
+    Nor did it free the training's traced train step: every traced step
+    registers a custom gradient in TensorFlow's process-wide gradient
+    registry (Keras sums the gradients through the distribution strategy's
+    `all_reduce`, a `tf.custom_gradient`), and that entry's closure holds
+    the step's graph, with its LSTM loops, for the life of the process
+    (~5 traced graphs, several MB, a training). So the custom gradients
+    registered since `gradients_before` (`registered_gradients()` as the
+    task began) are dropped too; None drops none. Keras and TensorFlow are
+    imported only where they already run.
     """
     keras = sys.modules.get("keras")
     if keras is not None:
         keras.backend.clear_session(free_memory=False)
+    if gradients_before is not None:
+        registry = _gradient_registry()
+        for name in registered_gradients().difference(gradients_before):
+            del registry[name]
     gc.collect()
+
+
+def registered_gradients() -> set[str]:
+    """The custom gradients in TensorFlow's gradient registry (none before it loads)."""
+    return {name for name in _gradient_registry() if name.startswith(_CUSTOM_GRADIENT)}
+
+
+_CUSTOM_GRADIENT = "CustomGradient-"  # how tf.custom_gradient names its entries
+
+
+def _gradient_registry() -> dict:
+    """TensorFlow's registry of gradient functions by op name, {} before it loads.
+
+    A private attribute of TensorFlow (tensorflow/python/framework/ops.py,
+    `_gradient_registry`): a version without it gets {}, so nothing is
+    dropped there rather than a failed task.
+    """
+    ops = sys.modules.get("tensorflow.python.framework.ops")
+    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
+    return registry if isinstance(registry, dict) else {}
 
 
 def _train_one(name, prices, settings, out, before_save, cutoff):
