@@ -190,3 +190,30 @@ def test_future_record_keeps_a_small_json_state():
     assert len(state.pairs) == multistep.PAIRS_KEPT
     full = multistep.anchor_state("range_garch_t", close, 600, ohlc, [len(close)])
     np.testing.assert_allclose(state.variance, full.variance)
+
+
+def test_a_pool_whose_anchor_collapses_after_the_last_day_keeps_no_state(
+    monkeypatch, caplog
+):
+    """An EGARCH fit on a generated walk gave a next day 19 times calmer than
+    the series' sd (its test days looked fine): such a future state is
+    refused with one warning, and the forecast shows the network's bands
+    instead of a band a twentieth of its width."""
+    from types import SimpleNamespace
+
+    close, ohlc = ohlc_series()
+    prepared = SimpleNamespace(
+        prices=close,
+        dates=pd.bdate_range("2020-01-01", periods=len(close)),
+        split=SimpleNamespace(n_train=600),
+        ohlc=ohlc,
+    )
+    sd = np.std(anchors.percent_returns(close)[:599])
+    collapsed = AnchorState("garch_t", {"nu": 5.0}, np.array([(sd / 19) ** 2]))
+    monkeypatch.setattr(multistep, "anchor_state", lambda *a, **k: collapsed)
+    pool = {"anchor": "garch_t", "weight_model": 0.0}
+    assert multistep.future_record(prepared, pool) is None
+    assert "degenerate fit" in caplog.text
+    believable = AnchorState("garch_t", {"nu": 5.0}, np.array([(sd / 2) ** 2]))
+    monkeypatch.setattr(multistep, "anchor_state", lambda *a, **k: believable)
+    assert multistep.future_record(prepared, pool)["weight_model"] == 0.0

@@ -134,6 +134,11 @@ def future_record(prepared, pool: dict) -> dict | None:
             pool["anchor"], prepared.prices, prepared.split.n_train,
             prepared.ohlc, [len(prepared.prices)], keep=PAIRS_KEPT,
         )  # fmt: skip
+        returns = anchors.percent_returns(prepared.prices)
+        n_fit = prepared.split.n_train - 1
+        anchors.check_volatility(
+            pool["anchor"], np.sqrt(state.variance), returns, n_fit
+        )
     except Exception as error:  # the forecast then shows the network's bands
         log.warning("the pool's anchor has no future state (%s)", error)
         return None
