@@ -16,6 +16,7 @@ from forecaster.io import write_directory_atomically
 from forecaster.model.engines import NumpyEngine
 from forecaster.model.keras_engine import KerasEngine, load_keras_model
 from forecaster.prep.windows import prepare
+from forecaster.report.tables import format_backtest
 from forecaster.store.bundle import load_bundle
 from forecaster.workflows import runs as pipeline
 
@@ -278,10 +279,47 @@ def test_backtest_scores_each_fold_beside_naive(tmp_path, prices_csv):
     assert (table["naive_rmse"].iloc[:2] > 0).all()
     assert table["train_days"].iloc[1] > table["train_days"].iloc[0]
     # every baseline of the registry is scored in each fold, as in a run
-    keys = {f"crps_{key}" for key in REGISTRY}
+    # (EGARCH's fit on this generated walk is degenerate: left out, test_anchors)
+    keys = {f"crps_{key}" for key in REGISTRY if key != "egarch_t"}
     assert keys <= set(table.columns) and "crps_model" in table
     assert table[["crps_rw20", "crps_garch_t"]].iloc[:2].notna().all().all()
     assert table.loc[2, "crps_rw20"] == pytest.approx(table["crps_rw20"][:2].mean())
+    assert table["crps_main"].iloc[:2].notna().all()  # the default distribution's
+    assert "best_anchor" in format_backtest(table).splitlines()[0]
+
+
+def test_the_backtest_table_prints_the_default_beside_the_best_anchor():
+    """Each fold's CRPS of the default distribution beside the lowest anchor's
+    CRPS on the same days, their ratio and which anchor it was."""
+    table = pd.DataFrame(
+        {
+            "fold": [1, 2, "mean"],
+            "test_start": ["2020-01-01", "2020-02-01", None],
+            "test_end": ["2020-01-31", "2020-02-28", None],
+            "test_days": [21, 20, 20.5],
+            "model_rmse": [1.0, 1.0, 1.0],
+            "naive_rmse": [1.0, 1.0, 1.0],
+            "rmse_ratio": [1.0, 1.0, 1.0],
+            "model_mae": [1.0, 1.0, 1.0],
+            "naive_mae": [1.0, 1.0, 1.0],
+            "crps_main": [0.50, 0.60, 0.55],
+            "crps_model": [0.52, 0.61, 0.565],
+            "crps_conformal": [None, None, None],
+            "crps_garch_t": [0.40, 0.70, 0.55],
+            "crps_log_har_t": [0.45, 0.50, 0.475],
+        }
+    )
+    printed = format_backtest(table).splitlines()
+    assert printed[0].split()[-4:] == [
+        "crps",
+        "anchor_crps",
+        "crps_ratio",
+        "best_anchor",
+    ]
+    first, second, mean = (line.split() for line in printed[1:])
+    assert first[-2:] == ["1.2500", "garch_t"]  # 0.50 / 0.40
+    assert second[-2:] == ["1.2000", "log_har_t"]  # 0.60 / 0.50
+    assert mean[-2:] == ["1.1579", "log_har_t"]  # 0.55 / 0.475
 
 
 # ------------------------------------------------------------- damaged bundles

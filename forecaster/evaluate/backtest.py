@@ -105,6 +105,7 @@ def fold_scores(evaluation: dict, part, result) -> dict:
         "model_mape": model["mape"],
         "naive_mape": naive["mape"],
         "best_epoch": result.best_epoch,
+        "crps_main": methods[metrics["distribution"]["main"]].get("crps"),
         **{f"crps_{key}": method.get("crps") for key, method in methods.items()},
     }
 

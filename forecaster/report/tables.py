@@ -75,11 +75,37 @@ def format_steps(by_step: dict, shown=(1, 2, 5, 10, 20, 30)) -> str:
     return "\n".join(rows)
 
 
+NOT_ANCHOR_CRPS = ("crps_main", "crps_model", "crps_combined", "crps_model_cqr")
+
+
+def with_best_anchor(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """`table` with the default distribution's CRPS beside the best anchor's
+    on each row (the lowest CRPS of every anchor scored there), and the
+    columns that adds; none when the folds have no distribution."""
+    anchors = [
+        c
+        for c in table
+        if c.startswith("crps_") and c not in NOT_ANCHOR_CRPS and table[c].notna().any()
+    ]
+    if "crps_main" not in table or not anchors or table["crps_main"].isna().all():
+        return table, []
+    scores = table[anchors].apply(pd.to_numeric)
+    table = table.assign(
+        crps=table["crps_main"],
+        anchor_crps=scores.min(axis=1),
+        crps_ratio=table["crps_main"] / scores.min(axis=1),
+        best_anchor=scores.idxmin(axis=1).str.removeprefix("crps_"),
+    )
+    return table, ["crps", "anchor_crps", "crps_ratio", "best_anchor"]
+
+
 def format_backtest(table: pd.DataFrame) -> str:
-    """The per-fold and mean backtest table, model beside naive."""
+    """The per-fold and mean backtest table, model beside naive, and the
+    default distribution's CRPS beside the best anchor's."""
+    table, crps = with_best_anchor(table)
     if "series" in table:  # a panel: one row per fold and series
         columns = ["fold", "series", "test_days", "model_rmse", "naive_rmse"]
-        columns.append("rmse_ratio")
+        columns += ["rmse_ratio", *crps]
         return table[columns].to_string(
             index=False, na_rep="", float_format=lambda v: f"{v:.4f}"
         )
@@ -93,6 +119,7 @@ def format_backtest(table: pd.DataFrame) -> str:
         "rmse_ratio",
         "model_mae",
         "naive_mae",
+        *crps,
     ]
     return table[columns].to_string(
         index=False, na_rep="", float_format=lambda v: f"{v:.4f}"
