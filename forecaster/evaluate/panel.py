@@ -14,10 +14,11 @@ from forecaster.evaluate.evaluation import evaluate
 # The test-day evaluation compiles its forecast loop with XLA (KerasEngine's
 # jit_compile) only for a series of at least this many test days. XLA compiles
 # once per input shape (1-3 s of CPU for these models) and its evaluation
-# never repaid that below: bench/jit_crossover.py measured XLA's adopt at 2.9-3.6x
-# the CPU time of the plain one for the tests' tiny model (53-803 days, 1.26x
-# at 1,603) and 1.16x, 1.06x and 1.01x for Settings()' model at 125, 325 and
-# 1,025 days (BENCHMARKS.md, "The test-day evaluation with and without XLA").
+# never repaid that in bench/jit_crossover.py: XLA's adopt took 2.9-3.6x the
+# CPU time of the plain one for the tests' tiny model (53-803 days; 1.26x at
+# 1,603) and 1.16x, 1.06x, 1.01x and 1.00x for Settings()' model at 125, 325,
+# 1,025 and 2,025 days (BENCHMARKS.md, "The test-day evaluation with and
+# without XLA"). From here on XLA is kept, as before: it costs nothing there.
 XLA_MIN_TEST_DAYS = 2000
 
 
