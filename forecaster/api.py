@@ -31,7 +31,12 @@ from forecaster.errors import ForecasterError
 from forecaster.evaluate.backtest import walk_forward
 from forecaster.evaluate.direction import score_frame
 from forecaster.evaluate.evaluation import score_table
-from forecaster.evaluate.panel import evaluate_series, panel_summary, series_table
+from forecaster.evaluate.panel import (
+    evaluate_series,
+    evaluation_jit,
+    panel_summary,
+    series_table,
+)
 from forecaster.forecast.future import (
     forecast_direction,
     forecast_future,
@@ -117,7 +122,7 @@ class Forecaster:
         covariates: dict | None = None,
         checkpoint_dir=None,
         resume: bool = False,
-        jit_compile: bool = True,
+        jit_compile: bool | None = None,
     ) -> Forecaster:
         """Train on `prices`; score on its test part beside naive. Returns self.
 
@@ -133,7 +138,8 @@ class Forecaster:
         `covariates` ({name: Series}, e.g. an index or VIX) are past
         covariates fed beside every series (forecaster.prep.covariates).
         `checkpoint_dir` and `resume` make a killed fit resumable.
-        `jit_compile` compiles the test-day forecasts with XLA (`adopt`).
+        `jit_compile` compiles the test-day forecasts with XLA (`adopt`;
+        None: only over a long test part).
         With `ray_workers=N` (a panel only) the model trains data-parallel on
         N Ray Train workers (forecaster.distributed.train).
         With objective="direction" the model learns P(the next close is up)
@@ -159,7 +165,7 @@ class Forecaster:
         return self.adopt(panel, prepared, result, single, jit_compile)
 
     def adopt(
-        self, panel: Panel, prepared, result, single: bool = True, jit_compile=True
+        self, panel: Panel, prepared, result, single: bool = True, jit_compile=None
     ) -> Forecaster:
         """Take a trained model as this Forecaster's, scored on the test days.
 
@@ -167,11 +173,13 @@ class Forecaster:
         cut from `panel`); `single` as `is_single` decides. Returns self.
         `fit` trains with Keras; the NumPy trainer passes its own weights.
         `jit_compile`: the test-day forecasts run through XLA, faster over a
-        long test part; a process that trains many models in turn (a Ray
-        worker of a fan-out) turns it off, since XLA's compilation cache keeps
-        every model's executables for the life of the process.
+        long test part only; None chooses by its length
+        (`evaluate.panel.evaluation_jit`). A process that trains many models
+        in turn (a Ray worker of a fan-out) turns it off, since XLA's
+        compilation cache keeps every model's executables for its life.
         """
-        engine = self._keras_engine(result.model, jit_compile=jit_compile)
+        jit = evaluation_jit(prepared.parts.values(), jit_compile)
+        engine = self._keras_engine(result.model, jit_compile=jit)
         results = evaluate_series(engine, prepared.parts, self.settings.train.calibrate)
         self.single_, self.data_, self._panel = single, panel, prepared
         self.model_, self.bundle_, self._engines = result.model, None, {}

@@ -255,3 +255,39 @@ def test_backtest_scores_folds_beside_naive(fitted):
     assert (table["naive_rmse"].iloc[:2] > 0).all()
     with pytest.raises(ForecasterError, match=r"^folds must be at least 1"):
         fitted.backtest(0)
+
+
+class _EngineChosen(Exception):
+    """Raised by the patched engine builder: the choice is all these tests need."""
+
+
+@pytest.mark.parametrize(
+    "days, jit_compile, chosen",
+    [
+        (260, None, False),  # 65 test days: XLA's compile costs more than it saves
+        (8100, None, True),  # 2,025 test days: it may repay its compile
+        (260, True, True),  # an explicit choice overrides
+        (8100, False, False),
+    ],
+)
+def test_the_test_day_evaluation_uses_xla_only_over_a_long_test_part(
+    monkeypatch, days, jit_compile, chosen
+):
+    from types import SimpleNamespace
+
+    from forecaster.data.frames import panel_from_pandas
+    from forecaster.prep.panel import prepare_panel
+
+    built = []
+
+    def record(self, model, jit_compile):
+        built.append(jit_compile)
+        raise _EngineChosen
+
+    monkeypatch.setattr(fc.Forecaster, "_keras_engine", record)
+    model = fc.Forecaster(**TINY)
+    panel = panel_from_pandas(make_prices(days))
+    prepared = prepare_panel(panel, model.settings.prep)
+    with pytest.raises(_EngineChosen):
+        model.adopt(panel, prepared, SimpleNamespace(model=None), True, jit_compile)
+    assert built == [chosen]

@@ -10,6 +10,7 @@ from conftest import make_prices, tiny_settings
 
 from forecaster.evaluate import baselines
 from forecaster.evaluate.evaluation import evaluate
+from forecaster.evaluate.panel import evaluation_jit
 from forecaster.model.keras_engine import KerasEngine
 from forecaster.prep.windows import prepare
 from forecaster.report.tables import combination_line, format_distribution
@@ -20,7 +21,9 @@ def _engine(loss: str, representation: str = "log-delta"):
     settings = tiny_settings(model__loss=loss, prep__representation=representation)
     prepared = prepare(make_prices(400, seed=2), settings.prep)
     model = fit_model(prepared, settings).model
-    return KerasEngine(model, representation, settings.prep.window, 1), prepared
+    args = (representation, settings.prep.window, 1)
+    jit = evaluation_jit([prepared])  # as Forecaster.fit evaluates this test part
+    return KerasEngine(model, *args, jit_compile=jit), prepared
 
 
 def _evaluated(loss: str, representation: str = "log-delta"):
@@ -188,7 +191,8 @@ def test_cqr_bands_cover_their_level_on_the_validation_days():
 def test_calibrated_evaluation_reports_the_corrected_bands():
     settings = tiny_settings(model__loss="student-t", train__calibrate=True)
     prepared = prepare(make_prices(400, seed=2), settings.prep)
-    engine = KerasEngine(fit_model(prepared, settings).model, "log-delta", 10, 1)
+    model = fit_model(prepared, settings).model
+    engine = KerasEngine(model, "log-delta", 10, 1, evaluation_jit([prepared]))
     result = evaluate(engine, prepared, calibrate=True)
     distribution = result["metrics"]["distribution"]
     assert distribution["main"] == "model_cqr"

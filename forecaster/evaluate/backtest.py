@@ -19,6 +19,7 @@ from forecaster.config import Settings, check_at_least
 from forecaster.data.series import Panel
 from forecaster.errors import ForecasterError
 from forecaster.evaluate.evaluation import evaluate
+from forecaster.evaluate.panel import evaluation_jit
 from forecaster.model.heads import require_price_objective
 from forecaster.model.keras_engine import KerasEngine
 from forecaster.prep.panel import cutoff_date, prepare_panel
@@ -73,7 +74,9 @@ def fold_rows(panel: Panel, settings: Settings, k: int, cutoff) -> list[dict]:
     prep = settings.prep
     prepared = prepare_panel(panel, prep, prep.features, cutoff)
     result = fit_model(list(prepared.parts.values()), settings)
-    engine = KerasEngine(result.model, prep.representation, prep.window, prep.horizon)
+    args = (prep.representation, prep.window, prep.horizon)
+    jit = evaluation_jit(prepared.parts.values())  # XLA over a long block only
+    engine = KerasEngine(result.model, *args, jit_compile=jit)
     rows = []
     for name, part in prepared.parts.items():
         evaluation = evaluate(engine, part, settings.train.calibrate)
