@@ -172,16 +172,21 @@ def test_the_state_after_the_last_day_is_the_next_one_step_forecast(family):
     assert np.sqrt(state.variance[0]) == pytest.approx(sigma * 100, rel=1e-9)
 
 
-def test_future_record_keeps_a_small_json_state():
+def prepared_series(close, ohlc, n_train: int = 600):
+    """What future_record reads of a prepared series (prices, dates, split, ohlc)."""
     from types import SimpleNamespace
 
-    close, ohlc = ohlc_series()
-    prepared = SimpleNamespace(
+    return SimpleNamespace(
         prices=close,
         dates=pd.bdate_range("2020-01-01", periods=len(close)),
-        split=SimpleNamespace(n_train=600),
+        split=SimpleNamespace(n_train=n_train),
         ohlc=ohlc,
     )
+
+
+def test_future_record_keeps_a_small_json_state():
+    close, ohlc = ohlc_series()
+    prepared = prepared_series(close, ohlc)
     pool = {"anchor": "range_garch_t", "anchor_label": "Range-GARCH-t"}
     record = multistep.future_record(prepared, pool | {"weight_model": 0.7})
     assert record["last_date"] == f"{prepared.dates[-1]:%Y-%m-%d}"
@@ -199,15 +204,8 @@ def test_a_pool_whose_anchor_collapses_after_the_last_day_keeps_no_state(
     the series' sd (its test days looked fine): such a future state is
     refused with one warning, and the forecast shows the network's bands
     instead of a band a twentieth of its width."""
-    from types import SimpleNamespace
-
     close, ohlc = ohlc_series()
-    prepared = SimpleNamespace(
-        prices=close,
-        dates=pd.bdate_range("2020-01-01", periods=len(close)),
-        split=SimpleNamespace(n_train=600),
-        ohlc=ohlc,
-    )
+    prepared = prepared_series(close, ohlc)
     sd = np.std(anchors.percent_returns(close)[:599])
     collapsed = AnchorState("garch_t", {"nu": 5.0}, np.array([(sd / 19) ** 2]))
     monkeypatch.setattr(multistep, "anchor_state", lambda *a, **k: collapsed)
