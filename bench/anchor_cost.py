@@ -26,6 +26,12 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
+from forecaster.config import DataSettings, PrepSettings
+from forecaster.data import load_prices
+from forecaster.evaluate import anchors, baselines, combination, multistep
+from forecaster.prep.panel import series_ohlc
+from forecaster.prep.windows import prepare
+
 TICKERS = ("AAPL", "GOOG", "MSFT")
 PARTS = ("fixed", "refit", "validation", "multi_step")
 
@@ -40,11 +46,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def panel(data: Path) -> list:
     """(name, prepared) for the sample tickers, with and without High/Low."""
-    from forecaster.config import DataSettings, PrepSettings
-    from forecaster.data import load_prices
-    from forecaster.prep.panel import series_ohlc
-    from forecaster.prep.windows import prepare
-
     found = []
     for ticker in TICKERS:
         series = load_prices(DataSettings(csv=str(data / f"{ticker}.csv")))
@@ -57,8 +58,6 @@ def panel(data: Path) -> list:
 
 def cost(prepared) -> dict:
     """CPU seconds of each part of the anchors' work on one series."""
-    from forecaster.evaluate import anchors, baselines, combination, multistep
-
     forget = getattr(anchors, "forget_fits", None)  # an older checkout has none
     forget() if forget else anchors._FITS.clear()  # nothing of another series'
     split = prepared.split

@@ -11,11 +11,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 from conftest import TINY_FLAGS
 from panel_fakes import random_walk_ohlcv
+
+from forecaster.workflows.runs import train_report
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -160,10 +163,6 @@ def test_a_panel_of_one_prints_its_series_whole_table(tmp_path):
     """One file with input features is a panel of one: train.py shows that
     series' whole table (its distribution beside the anchors), as the same
     file without features does, not the panel's one-row summary."""
-    from types import SimpleNamespace
-
-    from forecaster.workflows.runs import train_report
-
     results = {"AAA": {"table": "AAA's table, anchors and all"}}
     model = SimpleNamespace(
         is_panel=True,
