@@ -14,6 +14,7 @@ from forecaster.evaluate.anchor_paths import (
     cumulative_quantiles,
     simulate_returns,
     skew_t_draws,
+    stack_states,
 )
 from forecaster.report.tables import format_multi_step
 
@@ -80,6 +81,36 @@ def test_range_gjr_simulation_runs_the_recursion():
     drive = (params["alpha"] + params["gamma"] * (drawn[..., 0] < 0)) * 0.7 * h0
     h1 = params["omega"] + drive + params["beta"] * h0
     np.testing.assert_allclose(drawn[..., 1] ** 2, h1)
+
+
+@pytest.mark.parametrize("family", list(multistep.FAMILIES))
+def test_stacked_states_draw_each_series_from_its_own_fit(family):
+    """Series simulated together (a panel's pool) keep their own law."""
+    close, ohlc = ohlc_series()
+    calm = multistep.anchor_state(family, close, 500, ohlc, np.array([600]))
+    other, other_ohlc = ohlc_series(seed=11)  # another fit: other parameters
+    wild = multistep.anchor_state(family, other, 500, other_ohlc, np.array([690]))
+    wild.variance = wild.variance * 9  # three times calm's scale, about
+    if wild.pairs is not None:  # each origin draws from its own pairs
+        wild.pairs = np.abs(wild.pairs)
+    together = simulate_returns(stack_states([calm, wild]), 5, 40_000, seed=1)
+    for row, state in enumerate((calm, wild)):
+        alone = simulate_returns(state, 5, 40_000, seed=2)[0]
+        levels = [0.05, 0.5, 0.95]
+        np.testing.assert_allclose(
+            np.quantile(together[row].sum(axis=1), levels),
+            np.quantile(alone.sum(axis=1), levels),
+            rtol=0.05, atol=0.03 * alone.sum(axis=1).std(),
+        )  # fmt: skip
+    if wild.pairs is not None:
+        assert (together[1, :, 0] > 0).all() and (together[0, :, 0] < 0).any()
+
+
+def test_states_of_two_families_do_not_stack():
+    garch = AnchorState("garch_t", {"nu": 5.0}, np.array([1.0]))
+    egarch = AnchorState("egarch_t", {"nu": 5.0}, np.array([1.0]))
+    with pytest.raises(ValueError, match="one family to stack"):
+        stack_states([garch, egarch])
 
 
 @pytest.mark.parametrize("family", list(multistep.FAMILIES))

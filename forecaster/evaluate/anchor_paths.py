@@ -44,7 +44,8 @@ class AnchorState:
     `variance` (b,): the variance of each origin's next return (percent^2);
     `history` (b, 22): log-HAR's last 22 floored ranges before it (else None);
     `pairs` (k, 2): the training days' (z, u) or (z, e) pairs (range
-    families, else None).
+    families, else None). A state of several series (`stack_states`) holds
+    each origin's own parameters, arrays (b, 1), and pairs (b, k, 2).
     """
 
     family: str
@@ -71,6 +72,38 @@ class AnchorState:
             for key in ("variance", "history", "pairs")
         }
         return cls(record["family"], dict(record["params"]), **arrays)
+
+
+def stack_states(states: list[AnchorState]) -> AnchorState:
+    """One state for every origin of `states`, each keeping its own fit.
+
+    `states`: of one family, with pairs of one length (range families); the
+    parameters become arrays (b, 1), one row per origin, and the pairs
+    (b, k, 2), so one `simulate_returns` draws every series' paths together.
+    """
+    families = {state.family for state in states}
+    if len(families) != 1:
+        raise ForecasterError(
+            f"states must be of one family to stack. Received: {sorted(families)}"
+        )
+    lengths = {None if state.pairs is None else len(state.pairs) for state in states}
+    if len(lengths) != 1:
+        raise ForecasterError(
+            "states must hold as many pairs each to stack. Received: "
+            f"{sorted(lengths, key=str)}"
+        )
+    counts = [len(np.atleast_1d(state.variance)) for state in states]
+    params = {
+        key: np.repeat([float(state.params[key]) for state in states], counts)[:, None]
+        for key in states[0].params
+    }
+    variance = np.concatenate([np.atleast_1d(state.variance) for state in states])
+    history = pairs = None
+    if states[0].history is not None:
+        history = np.concatenate([state.history for state in states])
+    if states[0].pairs is not None:
+        pairs = np.repeat(np.stack([state.pairs for state in states]), counts, axis=0)
+    return AnchorState(families.pop(), params, variance, history, pairs)
 
 
 def simulate_returns(state: AnchorState, steps: int, sims: int = SIMULATIONS, seed=0):
@@ -131,7 +164,7 @@ def _innovations(family: str, params: dict, shape, rng) -> np.ndarray:
     if family == "gjr_skewt":
         return skew_t_draws(params["eta"], params["lambda"], shape, rng)
     nu = params["nu"]
-    return rng.standard_t(nu, size=shape) * math.sqrt((nu - 2) / nu)
+    return rng.standard_t(nu, size=shape) * np.sqrt((nu - 2) / nu)
 
 
 def skew_t_draws(eta: float, lam: float, shape, rng) -> np.ndarray:
@@ -141,21 +174,29 @@ def skew_t_draws(eta: float, lam: float, shape, rng) -> np.ndarray:
     (1 + lambda) right of it: y = b z + a is a two-piece scaled t, left with
     probability (1 - lambda) / 2.
     """
-    c = math.exp(math.lgamma((eta + 1) / 2) - math.lgamma(eta / 2)) / math.sqrt(
+    c = np.exp(_log_gamma((eta + 1) / 2) - _log_gamma(eta / 2)) / np.sqrt(
         math.pi * (eta - 2)
     )
     a = 4 * lam * c * (eta - 2) / (eta - 1)
-    b = math.sqrt(1 + 3 * lam**2 - a**2)
-    size = np.abs(rng.standard_t(eta, size=shape)) * math.sqrt((eta - 2) / eta)
+    b = np.sqrt(1 + 3 * lam**2 - a**2)
+    size = np.abs(rng.standard_t(eta, size=shape)) * np.sqrt((eta - 2) / eta)
     left = rng.random(size=shape) < (1 - lam) / 2
     y = np.where(left, -(1 - lam) * size, (1 + lam) * size)
     return (y - a) / b
 
 
+_log_gamma = np.vectorize(math.lgamma, otypes=[float])  # a parameter or one per origin
+
+
 def _draw_pairs(pairs, shape, rng) -> tuple[np.ndarray, np.ndarray]:
-    if pairs is None or len(pairs) == 0:
+    """Pairs drawn (shape): from `pairs` (k, 2), or each origin's own (b, k, 2)."""
+    if pairs is None or pairs.shape[-2] == 0:
         raise ForecasterError("A range anchor's simulation needs its training pairs.")
-    picked = pairs[rng.integers(0, len(pairs), size=shape)]
+    picked = rng.integers(0, pairs.shape[-2], size=shape)
+    if pairs.ndim == 3:  # (b, sims) rows: origin i draws from pairs[i]
+        picked = pairs[np.arange(shape[0])[:, None], picked]
+    else:
+        picked = pairs[picked]
     return picked[..., 0], picked[..., 1]
 
 

@@ -17,8 +17,8 @@ from forecaster.data.calendars import DEFAULT_CALENDAR, sessions_after
 from forecaster.errors import ForecasterError
 from forecaster.evaluate.anchor_paths import (
     AnchorState,
-    cumulative_quantiles,
     simulate_returns,
+    stack_states,
 )
 from forecaster.evaluate.calibration import widen_quantiles
 from forecaster.evaluate.intervals import (
@@ -155,26 +155,28 @@ def distribution_quantiles(
 POOL_SIMULATIONS = 2000  # the anchor's paths behind a pooled forecast's bands
 
 
-def pool_bands(frame: pd.DataFrame, future: dict, seed: int = 0) -> pd.DataFrame:
-    """`frame`'s median and bands pooled with the anchor's, as validation chose.
+def anchor_bands(futures: dict, days: int, seed: int = 0) -> dict:
+    """name -> the anchor's BAND_LEVELS quantiles of the price, (days, levels).
 
-    `future`: the pool's record (forecaster.evaluate.multistep.future_record):
-    the anchor's state after the last known day and the model's weight w.
-    Each band column becomes w x the network's quantile + (1 - w) x the
-    anchor's quantile of the price that day (from POOL_SIMULATIONS paths of
-    its returns, drawn with `seed`). The "forecast" column is left alone.
+    `futures`: name -> the pool's record (forecaster.evaluate.multistep.
+    future_record). Each series' quantiles come from POOL_SIMULATIONS paths
+    of its anchor's returns, drawn with `seed`; the series of one family
+    (and one number of training pairs) are drawn together, in one array, so
+    a panel's cost does not grow with a loop over its series.
     """
-    state = AnchorState.from_record(future["state"])
-    days, weight = len(frame), float(future["weight_model"])
-    drawn = simulate_returns(state, days, POOL_SIMULATIONS, seed)
-    levels = list(BAND_LEVELS.values())
-    by_day = cumulative_quantiles(drawn, range(1, days + 1), levels)
-    moves = np.stack([by_day[day][0] for day in range(1, days + 1)])
-    anchor = future["last_price"] * np.exp(moves / 100)  # (days, levels)
-    pooled = frame.copy()
-    for column, values in zip(BAND_LEVELS, anchor.T, strict=True):
-        pooled[column] = weight * frame[column].to_numpy() + (1 - weight) * values
-    return pooled
+    groups = {}
+    for name, future in futures.items():
+        state = AnchorState.from_record(future["state"])
+        key = (state.family, None if state.pairs is None else len(state.pairs))
+        groups.setdefault(key, []).append((name, state, future["last_price"]))
+    levels, bands = list(BAND_LEVELS.values()), {}
+    for members in groups.values():
+        names, states, last = zip(*members, strict=True)
+        drawn = simulate_returns(stack_states(states), days, POOL_SIMULATIONS, seed)
+        moves = np.quantile(np.cumsum(drawn, axis=-1), levels, axis=1)  # (l, b, d)
+        prices = np.asarray(last)[None, :, None] * np.exp(moves / 100)
+        bands.update(zip(names, np.moveaxis(prices, 0, -1), strict=True))
+    return bands
 
 
 def recorded_choices(metrics: dict, names, name: str, panel: bool):
@@ -208,21 +210,26 @@ def recorded_choices(metrics: dict, names, name: str, panel: bool):
 
 def pool_series(frame: pd.DataFrame, parts: dict, pools: dict, seed: int = 0):
     """(frame, line): each series' bands pooled with its anchor where validation
-    chose the pool (`pool_bands`), and one line saying whose bands they are.
+    chose the pool, and one line saying whose bands they are.
 
     `frame`: forecast_future's long frame; `pools`: name -> the pool's record
-    in metrics.json (distribution.combination, {} if none). The anchor's
-    state is the one after the bundle's last day: a series whose prices end
-    elsewhere keeps the network's bands, and the line says why.
+    in metrics.json (distribution.combination, {} if none). A pooled band
+    column is w x the network's quantile + (1 - w) x the anchor's quantile
+    of the price that day (`anchor_bands`, drawn with `seed`), w the
+    model's weight validation chose; the "forecast" column is left alone.
+    The anchor's state is the one after the bundle's last day: a series
+    whose prices end elsewhere keeps the network's bands, and the line says
+    why.
     """
     if "median" not in frame:
         return frame, None
-    pieces, lines = [], set()
-    for name, rows in frame.groupby("series", sort=False):
+    rows_of = frame.groupby("series", sort=False).indices
+    futures, lines = {}, set()
+    for name in rows_of:
         pool, part = pools.get(name) or {}, parts[name]
         future = pool.get("future")
         if future and same_day(part, future):
-            rows = pool_bands(rows, future, seed)
+            futures[name] = future
             weight = future["weight_model"]
             lines.add(
                 f"bands: the pool chosen on validation, {weight:.0%} network + "
@@ -239,8 +246,20 @@ def pool_series(frame: pd.DataFrame, parts: dict, pools: dict, seed: int = 0):
                 "bands: the network's own (validation chose the pool with "
                 f"{pool.get('anchor_label')}, but {why})"
             )
-        pieces.append(rows)
-    return pd.concat(pieces, ignore_index=True), "; ".join(sorted(lines)) or None
+    line = "; ".join(sorted(lines)) or None
+    if not futures:
+        return frame, line
+    rows = np.concatenate([rows_of[name] for name in futures])
+    days = len(rows_of[next(iter(futures))])
+    weight = np.repeat([float(f["weight_model"]) for f in futures.values()], days)
+    bands = anchor_bands(futures, days, seed)
+    anchor = np.concatenate([bands[name] for name in futures])  # (rows, levels)
+    pooled = frame.copy()
+    for k, column in enumerate(BAND_LEVELS):
+        values = pooled[column].to_numpy(dtype=float, copy=True)
+        values[rows] = weight * values[rows] + (1 - weight) * anchor[:, k]
+        pooled[column] = values
+    return pooled, line
 
 
 def same_day(part, future: dict) -> bool:
