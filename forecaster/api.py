@@ -38,6 +38,7 @@ from forecaster.evaluate.panel import (
     series_table,
 )
 from forecaster.forecast.future import (
+    anchored_series,
     forecast_direction,
     forecast_future,
     pool_series,
@@ -319,7 +320,7 @@ class Forecaster:
         drift, pools = recorded_choices(self.metrics_, parts, self.name, self.is_panel)
         frame = forecast_future(
             self.get_engine(engine), parts, days, block, chosen, calendar,
-            samples, seed, drift,
+            samples, seed, drift, anchored_series(parts, pools),
         )  # fmt: skip
         frame, bands = pool_series(frame, parts, pools, seed)
         frame = frame.drop(columns="series") if self.single_ else frame

@@ -209,6 +209,14 @@ def test_forecast_bands_are_the_pool_validation_chose(bundle_copy):
         0.25 * own["upper_95"].iloc[-1] + 0.75 * upper
     )
     np.testing.assert_allclose(pooled["forecast"], own["forecast"])
+    future["weight_model"] = 0.0  # the anchor's bands alone: no path is drawn
+    engine = model.get_engine("auto")
+    engine.sample_paths = None  # calling it would fail
+    alone = model.forecast(5)
+    assert alone["upper_95"].iloc[-1] == pytest.approx(upper)
+    assert alone[["median", "lower_95", "upper_95"]].notna().all().all()
+    np.testing.assert_allclose(alone["forecast"], own["forecast"])
+    del engine.sample_paths
     older = make_prices()[:-1]  # the series the bundle was trained on, a day short
     elsewhere = model.forecast(5, prices=older)  # not the day the state is for
     assert elsewhere.attrs["bands"].startswith("bands: the network's own")

@@ -54,6 +54,7 @@ def forecast_future(
     samples: int = 512,
     seed: int = 0,
     drift: dict | None = None,
+    anchored=(),
 ) -> pd.DataFrame:
     """Every series forecast `days` sessions of `calendar` past its last date.
 
@@ -72,6 +73,9 @@ def forecast_future(
     (metrics.json "drift", forecaster.evaluate.drift; 0 = the last price):
     the "forecast" column of a recursive forecast is that damped path, as
     the scored one was. A series missing from it keeps the raw path.
+    `anchored`: names whose bands a pool takes wholly from its anchor
+    (`anchored_series`): their paths are not drawn and their median and
+    bands are NaN here, for `pool_series` to fill.
     """
     check_at_least("days", days)
     window = engine.window
@@ -87,9 +91,13 @@ def forecast_future(
     scaled = engine.forecast(contexts, days, block, extra)
     quantiles = None
     if engine.head.probabilistic:
-        quantiles = distribution_quantiles(
-            engine, contexts, days, block, samples, seed, extra
-        )
+        drawn = [row for row, name in enumerate(names) if name not in anchored]
+        quantiles = np.full((len(names), days, len(BAND_LEVELS)), np.nan)
+        if drawn:
+            quantiles[drawn] = distribution_quantiles(
+                engine, contexts[drawn], days, block, samples, seed,
+                None if extra is None else extra[drawn],
+            )  # fmt: skip
     columns = []  # per series: (name, last date, {column: (days,) values})
     for row, name in enumerate(names):
         part = parts[name]
@@ -100,6 +108,8 @@ def forecast_future(
             path = damp_drift(path[None], last, weight, part.scaler.log)[0]
         if quantiles is None:
             bands = band_columns(part.prices, path, intervals.get(name), window)
+        elif name in anchored:
+            bands = dict.fromkeys(BAND_LEVELS, np.full(days, np.nan))
         else:
             cqr = (intervals.get(name) or {}).get("cqr")
             own = widen_quantiles(quantiles[row : row + 1], list(BAND_LEVELS), cqr)
@@ -254,12 +264,29 @@ def pool_series(frame: pd.DataFrame, parts: dict, pools: dict, seed: int = 0):
     weight = np.repeat([float(f["weight_model"]) for f in futures.values()], days)
     bands = anchor_bands(futures, days, seed)
     anchor = np.concatenate([bands[name] for name in futures])  # (rows, levels)
-    pooled = frame.copy()
+    pooled, own = frame.copy(), weight > 0  # weight 0: the network's were not drawn
     for k, column in enumerate(BAND_LEVELS):
         values = pooled[column].to_numpy(dtype=float, copy=True)
-        values[rows] = weight * values[rows] + (1 - weight) * anchor[:, k]
+        mixed = (1 - weight) * anchor[:, k]
+        mixed[own] += weight[own] * values[rows[own]]
+        values[rows] = mixed
         pooled[column] = values
     return pooled, line
+
+
+def anchored_series(parts: dict, pools: dict) -> set:
+    """Names in `parts` whose pooled bands give the network no weight.
+
+    `pools` as `pool_series` takes it. Their bands are the anchor's alone,
+    so `forecast_future` need not draw their paths.
+    """
+    return {
+        name
+        for name, part in parts.items()
+        if (future := (pools.get(name) or {}).get("future"))
+        and same_day(part, future)
+        and float(future["weight_model"]) == 0.0
+    }
 
 
 def same_day(part, future: dict) -> bool:
