@@ -104,3 +104,16 @@ def test_cosine_basis_is_orthonormal_with_a_constant_first_vector():
     basis = cosine_basis(7)
     np.testing.assert_allclose(basis.T @ basis, np.eye(7), atol=1e-12)
     np.testing.assert_allclose(basis[:, 0], 1 / np.sqrt(7))
+
+
+def test_path_chunks_on_threads_draw_the_same_paths(tmp_path, monkeypatch):
+    from forecaster.model import sampler
+
+    engine = NumpyEngine(_student_t_lstm(tmp_path, 1), "log-delta", WINDOW, 1)
+    monkeypatch.setattr(sampler, "PATH_CHUNK", 16)  # 120 paths: 8 chunks
+    monkeypatch.setattr(sampler, "PATH_THREADS", 1)
+    alone = engine.sample_paths(_contexts(3), 12, samples=40, seed=5)
+    monkeypatch.setattr(sampler, "PATH_THREADS", 3)
+    threaded = engine.sample_paths(_contexts(3), 12, samples=40, seed=5)
+    np.testing.assert_array_equal(threaded, alone)
+    assert np.ptp(alone[:, :, -1]) > 0.01

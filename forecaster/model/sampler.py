@@ -15,9 +15,17 @@ interpolated (a polynomial through the nodes): with NODES nodes over the
 spread of 30 days of draws it agrees with running every window whole to
 float32 precision (tests/test_sampling.py holds the two to 1e-5; the
 "level" representation needs no interpolation and is exact).
+
+The paths' chunks run on PATH_THREADS threads: NumPy leaves the GIL while
+its kernels run, and the chunks share nothing, so the paths are the same
+bit for bit on any number of threads. It shortens the wait, not the CPU
+time (BENCHMARKS.md, "A 200-series panel against one series").
 """
 
 from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -26,6 +34,7 @@ from forecaster.prep.windows import decode_outputs
 
 NODES = 6  # Chebyshev nodes in the last value, per series and call
 PATH_CHUNK = 1024  # paths through the network at once: its buffers stay in cache
+PATH_THREADS = min(4, len(os.sched_getaffinity(0)))  # threads over the chunks
 
 
 def shared_start_paths(
@@ -44,23 +53,24 @@ def shared_start_paths(
     series, window = context.shape
     samples = n_paths // series
     drawn = np.empty((n_paths, n_calls * block), dtype=np.float32)
-    for call in range(n_calls):
-        done = call * block
-        known = max(0, window - done)  # the length of the window's shared start
-        tail = drawn[:, max(0, done - window) : done]  # each path's own part
-        last = tail[:, -1] if done else np.repeat(context[:, -1], samples)
-        shift = last if representation != "level" else np.zeros_like(last)
-        start = _start_states(model, context[:, window - known :], shift, samples)
-        outputs = np.concatenate(
-            [
-                _tail_outputs(model, context, tail, shift, start, samples, rows)
-                for rows in _chunks(n_paths)
-            ]
-        )[:, :block]
-        moves = quantile_function(outputs, model.head, uniforms[call][..., None])
-        drawn[:, done : done + block] = decode_outputs(
-            last[:, None].astype(np.float64), moves[..., 0], representation
-        )
+    chunks = _chunks(n_paths)
+    with ThreadPoolExecutor(max(1, min(PATH_THREADS, len(chunks)))) as pool:
+        for call in range(n_calls):
+            done = call * block
+            known = max(0, window - done)  # the length of the window's shared start
+            tail = drawn[:, max(0, done - window) : done]  # each path's own part
+            last = tail[:, -1] if done else np.repeat(context[:, -1], samples)
+            shift = last if representation != "level" else np.zeros_like(last)
+            start = _start_states(model, context[:, window - known :], shift, samples)
+
+            def outputs_of(rows, tail=tail, shift=shift, start=start):
+                return _tail_outputs(model, context, tail, shift, start, samples, rows)
+
+            outputs = np.concatenate(list(pool.map(outputs_of, chunks)))[:, :block]
+            moves = quantile_function(outputs, model.head, uniforms[call][..., None])
+            drawn[:, done : done + block] = decode_outputs(
+                last[:, None].astype(np.float64), moves[..., 0], representation
+            )
     return drawn
 
 
