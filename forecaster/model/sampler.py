@@ -33,7 +33,7 @@ from forecaster.model.heads import quantile_function
 from forecaster.prep.windows import decode_outputs
 
 NODES = 6  # Chebyshev nodes in the last value, per series and call
-PATH_CHUNK = 1024  # paths through the network at once: its buffers stay in cache
+PATH_CHUNK = 2048  # paths through the network at once: its buffers stay in cache
 PATH_THREADS = min(4, len(os.sched_getaffinity(0)))  # threads over the chunks
 
 
