@@ -7,7 +7,9 @@ Three parts, each printed side by side from one run:
   network, both trained here (`--epochs 1`: speed does not depend on the
   weights); the Student-t bundle in a worktree of `--reference` too (before);
   and a 200-series panel bundle against a one-series bundle of the same small
-  model (generated random walks, 400 days; LSTM 16 x 2, window 30).
+  model (generated random walks, 400 days; LSTM 16 x 2, window 30), each
+  also as a "network" copy with its pool records dropped, so that every
+  series' paths are sampled (no series pools at network weight 0).
 - bands: the 80% and 95% bands (and the median) of day 30 of the default
   bundle's forecast, from the default draws (model.draws) and from the plain
   random draws of before, each against a reference of 20,000 paths: the error
@@ -72,6 +74,31 @@ def bundle(name: str, flags: list[str]) -> Path:
     return path
 
 
+def network_only(path: Path) -> Path:
+    """A copy of bundle `path` whose series keep the network's own bands.
+
+    Every series' pool record (metrics.json distribution.combination) is
+    dropped, so predict.py samples every series' paths: the case where
+    validation chose the pool with the network at weight 0 for none of them.
+    """
+    import json
+    import shutil
+
+    from forecaster.store.manifest import write_manifest
+
+    copy = path.with_name(f"{path.name}-network")
+    if (copy / "manifest.json").exists():
+        return copy
+    shutil.copytree(path, copy, dirs_exist_ok=True)
+    metrics = json.loads((copy / "metrics.json").read_text())
+    for one in [metrics, *(metrics.get("series") or {}).values()]:
+        (one.get("distribution") or {}).pop("combination", None)
+    (copy / "metrics.json").write_text(json.dumps(metrics))
+    (copy / "manifest.json").unlink()
+    write_manifest(copy)
+    return copy
+
+
 def panel_csv(series: int) -> Path:
     path = OUT / f"walks-{series}.csv"
     if not path.exists():
@@ -128,10 +155,12 @@ def bench_predict(
         for series in (1, 200):
             flags = ["--csv", str(panel_csv(series)), *SMALL]
             bundles[f"panel-{series}"] = bundle(f"walks-{series}", flags)
+        for series in (1, 200):
+            bundles[f"network-{series}"] = network_only(bundles[f"panel-{series}"])
     runs = {name: (path, ROOT) for name, path in bundles.items()}
     if reference:
         checkout = reference_checkout(reference)
-        for name in ("point", "distribution", "panel-1", "panel-200"):
+        for name in [*bundles]:
             if name in bundles:
                 runs[f"{name}@{reference}"] = (bundles[name], checkout)
     times = {name: [] for name in runs}
@@ -152,15 +181,20 @@ def bench_predict(
         print(f"  {'':26s}    CPU {statistics.median(cpu[name]):7.2f} s  ({runs_text})")
     median = {name: statistics.median(values) for name, values in times.items()}
     if panels:
-        ratio = statistics.median(cpu["panel-200"]) / statistics.median(cpu["panel-1"])
-        print(f"  panel-200 / panel-1, CPU time: {ratio:.2f}")
+        for tag in ("", f"@{reference}") if reference else ("",):
+            for kind in ("panel", "network"):
+                ratio = statistics.median(cpu[f"{kind}-200{tag}"]) / statistics.median(
+                    cpu[f"{kind}-1{tag}"]
+                )
+                print(f"  {kind}-200{tag} / {kind}-1{tag}, CPU time: {ratio:.2f}")
     for tag in ("", f"@{reference}") if reference else ("",):
         if points:
             ratio = median[f"distribution{tag}"] / median[f"point{tag}"]
             print(f"  distribution{tag} / point{tag}: {ratio:.2f}")
         if panels:
-            ratio = median[f"panel-200{tag}"] / median[f"panel-1{tag}"]
-            print(f"  panel-200{tag} / panel-1{tag}: {ratio:.2f}")
+            for kind in ("panel", "network"):
+                ratio = median[f"{kind}-200{tag}"] / median[f"{kind}-1{tag}"]
+                print(f"  {kind}-200{tag} / {kind}-1{tag}, wall: {ratio:.2f}")
 
 
 def day_quantiles(engine, context, uniforms) -> np.ndarray:
