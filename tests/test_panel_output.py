@@ -55,8 +55,8 @@ def test_big_panel_report_chart_is_bounded_and_says_so(monkeypatch):
     assert '"label":"C"' not in page.replace(" ", "")
 
 
-def test_panel_distribution_keeps_every_table_and_bounds_the_charts(monkeypatch):
-    monkeypatch.setattr(html_distribution, "CHART_MAX_SERIES", 1)
+def test_panel_distribution_has_a_row_per_series_and_bounds_the_detail(monkeypatch):
+    monkeypatch.setattr(html_distribution, "DETAIL_MAX_SERIES", 1)
     seen = []
     monkeypatch.setattr(
         html_distribution,
@@ -66,14 +66,20 @@ def test_panel_distribution_keeps_every_table_and_bounds_the_charts(monkeypatch)
     monkeypatch.setattr(
         html_distribution, "direction_scores_html", lambda metrics, direction: ""
     )
-    one = {
-        "distribution": {
-            "methods": {"model": {"label": "model", "crps": 1.0}},
-            "direction": {"reliability": [[0.5, 0.5, 10]]},
-        }
-    }
+    pool = {"preferred": True, "weight_model": 0.25, "anchor_label": "GARCH-t"}
+
+    def one(crps, combination):
+        methods = {"model": {"label": "model", "crps": crps}}
+        distribution = {"main": "model", "methods": methods}
+        distribution["direction"] = {"reliability": [[0.5, 0.5, 10]]}
+        return {"distribution": distribution | combination}
+
     page = html_distribution.panel_distribution_section(
-        {"series": {"A": one, "B": one}}
+        {"series": {"A": one(1.5, {"combination": pool}), "B": one(2.5, {})}}
     )
-    assert page.count("<table class='distribution'>") == 2
+    assert page.count("<table class='distribution'>") == 1  # A's detail only
     assert len(seen) == 1 and "first 1 of 2 series" in page
+    table = page.split("<table class='panel-distribution'>")[1].split("</table>")[0]
+    assert "<td>A</td>" in table and "<td>B</td>" in table
+    assert "<td>1.5</td>" in table and "<td>2.5</td>" in table
+    assert "<td>25% + GARCH-t</td>" in table and "<td>no pool</td>" in table
