@@ -38,10 +38,8 @@ from forecaster.evaluate.panel import (
     series_table,
 )
 from forecaster.forecast.future import (
-    anchored_series,
     forecast_direction,
-    forecast_future,
-    pool_series,
+    forecast_pooled,
     recorded_choices,
 )
 from forecaster.io import write_directory_atomically
@@ -318,11 +316,10 @@ class Forecaster:
             for name, one in by_name.items()
         }
         drift, pools = recorded_choices(self.metrics_, parts, self.name, self.is_panel)
-        frame = forecast_future(
+        frame, bands = forecast_pooled(
             self.get_engine(engine), parts, days, block, chosen, calendar,
-            samples, seed, drift, anchored_series(parts, pools),
+            samples, seed, drift, pools,
         )  # fmt: skip
-        frame, bands = pool_series(frame, parts, pools, seed)
         frame = frame.drop(columns="series") if self.single_ else frame
         frame.attrs["bands"] = bands  # one line saying whose bands these are
         return frame

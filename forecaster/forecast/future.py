@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -119,6 +120,31 @@ def forecast_future(
     return long_frame(columns, days, calendar)
 
 
+def forecast_pooled(
+    engine, parts, days, block, intervals, calendar, samples, seed, drift, pools
+) -> tuple[pd.DataFrame, str | None]:
+    """(frame, line): `forecast_future`, its bands pooled as validation chose.
+
+    The arguments are `forecast_future`'s, and `pools`: name -> the pool's
+    record in metrics.json (distribution.combination, {} if none). A
+    probabilistic head's bands pool with each series' anchor (`pool_plan`,
+    `pool_series`); the anchors' paths are drawn on a thread of their own
+    while the network's are sampled (NumPy's generators and kernels leave
+    the GIL), and a series whose pool gives the network weight 0 draws no
+    network paths at all. `line` says whose bands they are.
+    """
+    futures, line = {}, None  # a pool mixes quantiles: a probabilistic head's
+    if engine.head.probabilistic:
+        futures, line = pool_plan(parts, pools)
+    with ThreadPoolExecutor(1) as beside:
+        anchors = beside.submit(anchor_bands, futures, days, seed)
+        frame = forecast_future(
+            engine, parts, days, block, intervals, calendar, samples, seed, drift,
+            anchored_series(futures),
+        )  # fmt: skip
+    return pool_series(frame, futures, anchors.result()), line
+
+
 def long_frame(columns: list, days: int, calendar: str) -> pd.DataFrame:
     """The long frame series, date, then the columns of `columns`, built at once.
 
@@ -218,25 +244,19 @@ def recorded_choices(metrics: dict, names, name: str, panel: bool):
     return {k: w for k, w in drift.items() if w is not None}, pools
 
 
-def pool_series(frame: pd.DataFrame, parts: dict, pools: dict, seed: int = 0):
-    """(frame, line): each series' bands pooled with its anchor where validation
-    chose the pool, and one line saying whose bands they are.
+def pool_plan(parts: dict, pools: dict) -> tuple[dict, str | None]:
+    """(futures, line): the pool records that apply to `parts`, and whose bands.
 
-    `frame`: forecast_future's long frame; `pools`: name -> the pool's record
-    in metrics.json (distribution.combination, {} if none). A pooled band
-    column is w x the network's quantile + (1 - w) x the anchor's quantile
-    of the price that day (`anchor_bands`, drawn with `seed`), w the
-    model's weight validation chose; the "forecast" column is left alone.
-    The anchor's state is the one after the bundle's last day: a series
-    whose prices end elsewhere keeps the network's bands, and the line says
-    why.
+    `pools`: name -> the pool's record in metrics.json
+    (distribution.combination, {} if none). `futures`: name -> the pool's
+    future record, for each series whose bands pool with its anchor; the
+    anchor's state is the one after the bundle's last day, so a series whose
+    prices end elsewhere keeps the network's bands. `line` says whose bands
+    they are, and why (None when no series had a pool).
     """
-    if "median" not in frame:
-        return frame, None
-    rows_of = frame.groupby("series", sort=False).indices
     futures, lines = {}, set()
-    for name in rows_of:
-        pool, part = pools.get(name) or {}, parts[name]
+    for name, part in parts.items():
+        pool = pools.get(name) or {}
         future = pool.get("future")
         if future and same_day(part, future):
             futures[name] = future
@@ -256,13 +276,33 @@ def pool_series(frame: pd.DataFrame, parts: dict, pools: dict, seed: int = 0):
                 "bands: the network's own (validation chose the pool with "
                 f"{pool.get('anchor_label')}, but {why})"
             )
-    line = "; ".join(sorted(lines)) or None
-    if not futures:
-        return frame, line
+    return futures, "; ".join(sorted(lines)) or None
+
+
+def anchored_series(futures: dict) -> set:
+    """Names in `futures` (`pool_plan`) whose pool gives the network no weight.
+
+    Their bands are the anchor's alone, so `forecast_future` need not draw
+    their paths.
+    """
+    return {name for name, f in futures.items() if float(f["weight_model"]) == 0.0}
+
+
+def pool_series(frame: pd.DataFrame, futures: dict, bands: dict) -> pd.DataFrame:
+    """`frame` with each series in `futures` pooled with its anchor's `bands`.
+
+    `frame`: forecast_future's long frame; `futures` from `pool_plan`;
+    `bands`: `anchor_bands(futures, days)`. Each band column of a pooled
+    series becomes w x the network's quantile + (1 - w) x the anchor's, w
+    the model's weight validation chose; the "forecast" column is left
+    alone.
+    """
+    if "median" not in frame or not futures:
+        return frame
+    rows_of = frame.groupby("series", sort=False).indices
     rows = np.concatenate([rows_of[name] for name in futures])
     days = len(rows_of[next(iter(futures))])
     weight = np.repeat([float(f["weight_model"]) for f in futures.values()], days)
-    bands = anchor_bands(futures, days, seed)
     anchor = np.concatenate([bands[name] for name in futures])  # (rows, levels)
     pooled, own = frame.copy(), weight > 0  # weight 0: the network's were not drawn
     for k, column in enumerate(BAND_LEVELS):
@@ -271,22 +311,7 @@ def pool_series(frame: pd.DataFrame, parts: dict, pools: dict, seed: int = 0):
         mixed[own] += weight[own] * values[rows[own]]
         values[rows] = mixed
         pooled[column] = values
-    return pooled, line
-
-
-def anchored_series(parts: dict, pools: dict) -> set:
-    """Names in `parts` whose pooled bands give the network no weight.
-
-    `pools` as `pool_series` takes it. Their bands are the anchor's alone,
-    so `forecast_future` need not draw their paths.
-    """
-    return {
-        name
-        for name, part in parts.items()
-        if (future := (pools.get(name) or {}).get("future"))
-        and same_day(part, future)
-        and float(future["weight_model"]) == 0.0
-    }
+    return pooled
 
 
 def same_day(part, future: dict) -> bool:
