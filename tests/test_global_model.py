@@ -245,3 +245,40 @@ def test_a_global_model_with_a_covariate_saves_and_forecasts(tmp_path):
     np.testing.assert_allclose(
         loaded.forecast(2)["forecast"], model.forecast(2)["forecast"], rtol=1e-5
     )
+
+
+def test_a_series_pooled_at_network_weight_0_draws_no_paths():
+    """Its bands are the anchor's alone; the other series' stay as they were."""
+    from forecaster.evaluate.anchor_paths import AnchorState
+
+    panel = {name: frame["Close"] for name, frame in generated_panel().items()}
+    model = fc.Forecaster(window=10, units=4, layers=1, epochs=1, verbose=0)
+    model.fit(panel)
+    for one in model.metrics_["series"].values():
+        one["distribution"].pop("combination", None)  # the network's own bands
+    own = model.forecast(5)
+    part = model.panel_.parts["AAA"]
+    params = {"omega": 0.05, "alpha[1]": 0.1, "beta[1]": 0.85, "nu": 8.0}
+    future = {
+        "weight_model": 0.0,
+        "anchor_label": "GARCH(1,1)-t",
+        "last_date": f"{part.dates[-1]:%Y-%m-%d}",
+        "last_price": float(part.prices[-1]),
+        "state": AnchorState("garch_t", params, np.array([4.0])).record(),
+    }
+    pool = {"preferred": True, "anchor_label": "GARCH(1,1)-t", "future": future}
+    model.metrics_["series"]["AAA"]["distribution"]["combination"] = pool
+    engine, sampled = model.get_engine("auto"), []
+    draw = engine.sample_paths
+    engine.sample_paths = lambda context, *args: (
+        sampled.append(len(context)) or draw(context, *args)
+    )
+    pooled = model.forecast(5)
+    del engine.sample_paths
+    assert sampled == [2]  # BBB and CCC only
+    others = pooled["series"] != "AAA"
+    pd.testing.assert_frame_equal(pooled[others], own[others])
+    aaa = pooled[~others]
+    assert aaa[["median", "lower_95", "upper_95"]].notna().all().all()
+    assert not np.allclose(aaa["upper_95"], own.loc[~others, "upper_95"])
+    assert "0% network + 100% GARCH(1,1)-t" in pooled.attrs["bands"]
