@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from forecaster.report.charts import loss_axis, loss_label
-from forecaster.report.html import REPORT_FILE, build_report, read_parts
+from forecaster.report.html import REPORT_FILE, build_report, panel_page, read_parts
+from forecaster.report.html_blocks import ReportParts
 from forecaster.report.tables import combination_line, format_anchors
 from forecaster.workflows.runs import run_forecast
 
@@ -315,3 +316,18 @@ def test_a_panel_report_renders_in_headless_chromium(panel_report, tmp_path):
         browser.close()
     assert problems == [] and drawn >= 2
     assert tables == 2  # one distribution table per series
+
+
+@pytest.mark.parametrize(
+    ("series", "heading"),
+    [
+        (["QQQ"], "forecaster report: QQQ (quotes)"),
+        (["AAA", "BBB"], "forecaster report: a panel of 2 series (quotes)"),
+    ],
+)
+def test_a_panel_pages_heading_names_a_lone_series(tmp_path, series, heading):
+    """One file with input features is a panel of one: its page is titled by
+    the series, not "a panel of 1 series"; a real panel keeps its count."""
+    parts = ReportParts(metadata={"panel": {"series": series}}, metrics={})
+    page = panel_page(parts, tmp_path / "quotes")
+    assert f"<h1>{heading}</h1>" in page

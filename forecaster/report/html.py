@@ -240,7 +240,10 @@ def panel_page(parts: ReportParts, bundle_dir: Path) -> str:
     """
     names = ((parts.metadata or {}).get("panel") or {}).get("series", [])
     name = final_name(bundle_dir)
-    title = f"forecaster report: a panel of {len(names)} series ({name})"
+    if len(names) == 1:  # one file with input features: a panel of one
+        title = f"forecaster report: {names[0]} ({name})"
+    else:
+        title = f"forecaster report: a panel of {len(names)} series ({name})"
     body = "".join(
         [
             f"<h1>{html.escape(title)}</h1>",
