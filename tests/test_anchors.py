@@ -264,3 +264,17 @@ def test_a_degenerate_fit_is_an_error_kept_once_and_left_out(monkeypatch, caplog
     said = [r.message for r in caplog.records if "degenerate" in r.message]
     assert len(said) == 1 and said[0].endswith("; left out")  # one line, once
     anchors.forget_fits()
+
+
+def test_a_familys_non_convergence_is_said_once(caplog, monkeypatch):
+    """A panel's 200 series each fitting EGARCH would repeat "did not
+    converge" 200 times: the first is a warning, later ones of that family
+    debug lines; another family still gets its own warning."""
+    monkeypatch.setattr(anchors, "_UNCONVERGED", set())
+    with caplog.at_level(logging.DEBUG, logger="forecaster"):
+        for family in ("egarch_t", "egarch_t", "egarch_t", "garch_t"):
+            anchors._not_converged(family, " (optimizer flag 9)")
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    warned = [m.split(" estimation")[0] for level, m in said if level == "WARNING"]
+    assert warned == ["EGARCH(1,1,1)-t", "GARCH(1,1)-t"]
+    assert [level for level, _ in said].count("DEBUG") == 2

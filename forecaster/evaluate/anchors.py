@@ -237,6 +237,24 @@ def check_volatility(family: str, sigma, returns, n_fit: int) -> None:
 
 
 _FITS: dict = {}  # (family, n_fit, data digest) -> Volatility: a run fits each once
+_UNCONVERGED: set = set()  # the families whose non-convergence was said
+
+
+def _not_converged(family: str, detail: str) -> None:
+    """A warning the first time a family's fit does not converge, then debug
+    lines: a panel's 200 series would otherwise repeat it 200 times. The fit
+    is still used when its volatility is believable (`check_volatility`)."""
+    if family in _UNCONVERGED:
+        log.debug("%s estimation did not converge%s", LABELS[family], detail)
+        return
+    _UNCONVERGED.add(family)
+    log.warning(
+        "%s estimation did not converge%s; kept where its volatility is "
+        "believable. Later fits of this family that do not converge are not "
+        "repeated here (logged at debug level)",
+        LABELS[family],
+        detail,
+    )
 
 
 def forget_fits() -> None:
@@ -261,7 +279,7 @@ def _estimate(family: str, returns, ranges, n_fit: int, start=None) -> Volatilit
     leverage = family == "range_gjr_t"
     fitted = range_garch.fit(returns, ranges, leverage, n_fit, start)
     if not fitted.converged:
-        log.warning("%s estimation did not converge", LABELS[family])
+        _not_converged(family, "")
     h = range_garch.variance(fitted.params, returns, ranges, fitted.seed)
     nu = fitted.params["nu"]
     return Volatility(family, np.sqrt(h), nu, 0.0, fitted.params, fitted.loglik, n_fit)
@@ -281,11 +299,7 @@ def _arch(family: str, returns, n_fit: int, start=None) -> Volatility:
             last_obs=n_fit, disp="off", show_warning=False, starting_values=first
         )  # logged:
     if fitted.convergence_flag != 0:
-        log.warning(
-            "%s estimation did not converge (optimizer flag %s)",
-            LABELS[family],
-            fitted.convergence_flag,
-        )
+        _not_converged(family, f" (optimizer flag {fitted.convergence_flag})")
     params = {k: float(v) for k, v in fitted.params.items()}
     sigma = np.asarray(model.fix(fitted.params).conditional_volatility, np.float64)
     nu = params.get("nu", params.get("eta"))
