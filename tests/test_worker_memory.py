@@ -15,7 +15,8 @@ from conftest import make_prices, tiny_settings
 from tensorflow.python.framework.func_graph import FuncGraph
 
 from forecaster.api import Forecaster
-from forecaster.distributed import fanout
+from forecaster.distributed import fanout, tune
+from forecaster.train import fit
 
 
 def _fresh_layer_name() -> str:
@@ -116,3 +117,26 @@ def test_release_worker_memory_drops_only_the_gradients_registered_since(
     assert registry == {"CustomGradient-1": 1, "MatMul": 3}
     fanout.release_worker_memory()  # no snapshot: nothing dropped
     assert registry == {"CustomGradient-1": 1, "MatMul": 3}
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["trained", "failed"])
+def test_a_tune_trial_releases_what_it_left(monkeypatch, fails):
+    """Ray Tune reuses a worker for later trials: each trial releases its
+    training's state, as a fan-out task does, whether it trained or failed."""
+
+    def fake_fit(prepared, settings, callbacks):
+        if fails:
+            raise RuntimeError("the trial's fit failed")
+
+    released = []
+    monkeypatch.setattr(fit, "fit_model", fake_fit)
+    monkeypatch.setattr(tune, "_validation_reporter", lambda *_: None)
+    monkeypatch.setattr(tune, "registered_gradients", lambda: {"before"})
+    monkeypatch.setattr(tune, "release_worker_memory", released.append)
+    prices = tune._as_series(make_prices(n=120), None)
+    if fails:
+        with pytest.raises(RuntimeError, match="fit failed"):
+            tune._trial({}, prices, tiny_settings())
+    else:
+        tune._trial({}, prices, tiny_settings())
+    assert released == [{"before"}]

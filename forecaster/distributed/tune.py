@@ -42,6 +42,7 @@ from forecaster.api import Forecaster
 from forecaster.config import CELLS, REPRESENTATIONS, Settings
 from forecaster.data.frames import prices_from_pandas
 from forecaster.data.series import Series
+from forecaster.distributed.fanout import registered_gradients, release_worker_memory
 from forecaster.distributed.runtime import (
     configure_tensorflow,
     gpus_per_task,
@@ -279,7 +280,13 @@ def _trial(config: dict, prices, base: Settings) -> None:
     settings.train.verbose = 0
     prepared = prepare(prices.values, settings.prep)
     prepared = replace(prepared, ohlc=series_ohlc(prices, prices.values.index))
-    fit_model(prepared, settings, callbacks=[_validation_reporter(prepared, settings)])
+    gradients_before = registered_gradients()
+    try:  # Tune reuses a worker for later trials: release what this one left
+        fit_model(
+            prepared, settings, callbacks=[_validation_reporter(prepared, settings)]
+        )
+    finally:
+        release_worker_memory(gradients_before)
 
 
 def _validation_reporter(prepared, settings: Settings):
