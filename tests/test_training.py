@@ -2,14 +2,11 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
-from conftest import make_prices, tiny_settings
 
 from forecaster.config import PrepSettings
 from forecaster.prep.windows import (
     encode_inputs,
     encode_targets,
-    prepare,
     target_view,
     window_view,
 )
@@ -157,22 +154,3 @@ def test_pipelines_are_traced_without_autograph(monkeypatch, shuffle, repeat):
     )
     next(iter(dataset))
     assert converted == []
-
-
-def test_validation_is_one_stream_read_one_pass_an_epoch():
-    # A fresh validation iterator each epoch cost ~50 ms an epoch: its own
-    # start, and a slower first training step after it (BENCHMARKS.md).
-    settings = tiny_settings(train__epochs=1)
-    part = prepare(make_prices(600), settings.prep)
-    _, (val, val_steps), _ = training._fit_and_val_data([part], settings, 32, 0)
-    assert val.cardinality() == tf.data.INFINITE_CARDINALITY
-    assert val_steps == batches_per_pass(part.split.val_targets, 1024)
-    one = window_dataset(part.scaled, part.split.val_targets, settings.prep, 1024)
-    for _ in range(2):  # the stream's next `val_steps` batches are a whole pass
-        x, y = one_pass(val.take(val_steps))
-        want_x, want_y = one_pass(one)
-        np.testing.assert_array_equal(x, want_x)
-        np.testing.assert_array_equal(y, want_y)
-    result = training.fit_model(part, settings)
-    got = result.model.evaluate(one, verbose=0)
-    assert result.history[0]["val_loss"] == pytest.approx(got, rel=1e-5)

@@ -281,7 +281,7 @@ def fit_model(
     stopper = EarlyStoppingCheckpoint(
         train.patience, checkpoint_dir, state, run_key=run_key_of(settings)
     )
-    fit_data, (val_data, val_steps), steps = _fit_and_val_data(
+    fit_data, val_data, steps = _fit_and_val_data(
         parts, settings, global_batch, stopper.epochs_done
     )
     started = time.perf_counter()
@@ -291,7 +291,6 @@ def fit_model(
             fit_data,
             steps_per_epoch=steps,
             validation_data=val_data,
-            validation_steps=val_steps,
             epochs=train.epochs,
             initial_epoch=stopper.epochs_done,
             callbacks=[stopper, *(callbacks or []), *display],
@@ -357,6 +356,5 @@ def _fit_and_val_data(parts, settings: Settings, global_batch: int, epochs_done:
         extra=extra,
     )
     scaled, extra, val_targets = training_windows(parts, "val")
-    val_data = window_dataset(scaled, val_targets, prep, 1024, repeat=True, extra=extra)
-    val = (val_data, batches_per_pass(val_targets, 1024))
-    return fit_data, val, batches_per_pass(fit_targets, global_batch)
+    val_data = window_dataset(scaled, val_targets, prep, 1024, extra=extra)
+    return fit_data, val_data, batches_per_pass(fit_targets, global_batch)
