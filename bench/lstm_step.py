@@ -9,6 +9,8 @@ Dense(1) readout, MSE) takes one gradient (no optimizer) with:
   TensorFlow's gradient of it): what the product trains with;
 - keras-xla: the same, traced with `jit_compile=True`;
 - keras-unroll: the same layers with `unroll=True` (100 steps inlined);
+- keras-stacked: the three cells in one Keras RNN layer (`StackedRNNCells`,
+  one `while` loop for all three, the same weights);
 - block-lstm: TensorFlow's fused `BlockLSTM` op (one kernel for the whole
   sequence, and one for its gradient), on the same weights;
 - hand-bptt: a `tf.custom_gradient` over the sequence: the forward loop keeps
@@ -31,7 +33,14 @@ import subprocess
 import sys
 import time
 
-VARIANTS = ("keras", "keras-xla", "keras-unroll", "block-lstm", "hand-bptt")
+VARIANTS = (
+    "keras",
+    "keras-xla",
+    "keras-unroll",
+    "keras-stacked",
+    "block-lstm",
+    "hand-bptt",
+)
 BATCH, WINDOW, UNITS, LAYERS, FEATURES = 256, 100, 50, 3, 2
 
 
@@ -73,16 +82,38 @@ def measure(variant: str, steps: int) -> dict:
             )
         return tf.reduce_mean((model.layers[-1](h[-1]) - y) ** 2)
 
+    stacked = keras.Sequential(
+        [
+            keras.Input((WINDOW, FEATURES)),
+            keras.layers.RNN(
+                keras.layers.StackedRNNCells(
+                    [keras.layers.LSTMCell(UNITS) for _ in range(LAYERS)]
+                )
+            ),
+            keras.layers.Dense(1),
+        ]
+    )
+    stacked.set_weights(model.get_weights())
+
+    def stacked_loss():
+        return tf.reduce_mean((stacked(x) - y) ** 2)
+
     loss = {
+        "keras-stacked": stacked_loss,
         "block-lstm": lambda: sequence_loss(block_lstm),
         "hand-bptt": lambda: sequence_loss(hand_bptt),
     }.get(variant, keras_loss)
-    variables = model.trainable_variables
+    variables = (stacked if variant == "keras-stacked" else model).trainable_variables
 
     def gradient(loss_fn):
         with tf.GradientTape() as tape:
             value = loss_fn()
         return tape.gradient(value, variables)
+
+    def reference_gradient():
+        with tf.GradientTape() as tape:
+            value = keras_loss()
+        return tape.gradient(value, model.trainable_variables)
 
     step = tf.function(lambda: gradient(loss), jit_compile=variant == "keras-xla")
     started = time.perf_counter()
@@ -94,7 +125,7 @@ def measure(variant: str, steps: int) -> dict:
         grads = step()
         times.append(time.perf_counter() - started)
     cpu = (time.process_time() - cpu) / steps
-    reference = tf.function(lambda: gradient(keras_loss))()
+    reference = tf.function(reference_gradient)()
     error = max(
         float(tf.reduce_max(tf.abs(a - b)) / tf.reduce_max(tf.abs(b)))
         for a, b in zip(grads, reference, strict=True)

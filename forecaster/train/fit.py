@@ -22,6 +22,7 @@ import tensorflow as tf
 import forecaster.model.keras_heads  # noqa: F401  (registers the head layers)
 from forecaster.config import PrepSettings, Settings
 from forecaster.model.factory import build_model
+from forecaster.model.stacked import run_stacked
 from forecaster.prep.windows import Prepared, encode_inputs, encode_targets
 from forecaster.train import devices
 from forecaster.train.checkpoint import (
@@ -322,7 +323,9 @@ def _seed_everything(seed: int) -> None:
 def _start_model(settings: Settings, parts: list[Prepared], state):
     """The checkpoint's last model when resuming, else a fresh one from the factory."""
     if state is not None:
-        return keras.saving.load_model(state.model_path, safe_mode=True)
+        model = keras.saving.load_model(state.model_path, safe_mode=True)
+        run_stacked(model)  # as the factory's model ran (forecaster.model.stacked)
+        return model
     prep = settings.prep
     return build_model(
         settings.model,
