@@ -323,9 +323,7 @@ def _seed_everything(seed: int) -> None:
 def _start_model(settings: Settings, parts: list[Prepared], state):
     """The checkpoint's last model when resuming, else a fresh one from the factory."""
     if state is not None:
-        model = keras.saving.load_model(state.model_path, safe_mode=True)
-        run_stacked(model)  # as the factory's model ran (forecaster.model.stacked)
-        return model
+        return resumed_model(state)
     prep = settings.prep
     return build_model(
         settings.model,
@@ -334,6 +332,17 @@ def _start_model(settings: Settings, parts: list[Prepared], state):
         parts[0].n_features,
         scales=head_scales(parts),
     )
+
+
+def resumed_model(state):
+    """The checkpoint's last model, its LSTM stack run as the factory's runs.
+
+    (one loop over time, forecaster.model.stacked: the saved file keeps the
+    separate layers, so the routing is applied again after loading)
+    """
+    model = keras.saving.load_model(state.model_path, safe_mode=True)
+    run_stacked(model)
+    return model
 
 
 def _fit_and_val_data(parts, settings: Settings, global_batch: int, epochs_done: int):
