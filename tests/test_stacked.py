@@ -84,3 +84,14 @@ def test_a_resumed_run_is_routed_again(tmp_path):
     resumed = fit_model(part, settings, checkpoint_dir=tmp_path / "ckpt", resume=True)
     assert resumed.resumed_from == 1 and len(resumed.history) == 2
     assert "call" in vars(resumed.model)
+
+
+def test_nothing_is_routed_where_a_gpu_is_visible(monkeypatch):
+    # There Keras runs each LSTM layer with cuDNN's fused kernel.
+    model = tiny()
+    del model.call
+    monkeypatch.setattr(
+        tf.config, "list_physical_devices", lambda kind=None: ["/physical:GPU:0"]
+    )
+    assert run_stacked(model) == 0
+    assert "call" not in vars(model)

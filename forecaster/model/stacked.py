@@ -4,7 +4,7 @@ Keras runs each recurrent layer as its own `while` loop over the window: the
 default network (3 x LSTM(50), window 100) walks the window three times, one
 layer after another, each step a handful of small ops. Run as one loop whose
 step goes through the three cells in turn (Keras' `RNN(StackedRNNCells)`),
-a training step took 84-87 ms instead of 133-139 ms on 2 cores, with
+a gradient step took 83 ms instead of 126 ms on 2 cores, with
 bit-identical gradients (bench/lstm_step.py, BENCHMARKS.md): TensorFlow can
 start layer 1's next step while layers 2 and 3 finish this one, and there
 is one loop's overhead instead of three.
@@ -14,21 +14,26 @@ layers, config, weights and saved file stay those of separate LSTM layers
 (the NumPy engine, a bundle and a checkpoint read as before); only this
 instance's `call` goes through the cells of each run of two or more
 consecutive plain LSTM layers together. A model loaded from disk is routed
-by calling it once more.
+by calling it once more. On a GPU nothing is routed: there Keras runs each
+LSTM layer with the fused cuDNN kernel, which a stacked loop would bypass.
 """
 
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 
 def run_stacked(model) -> int:
     """Route `model`'s runs of consecutive LSTM layers through one loop each.
 
     Returns how many layers now run inside such a loop (0: the model is
-    unchanged, e.g. one recurrent layer, GRU cells, or Dropout between the
-    layers). Call before the model's first traced step. Idempotent.
+    unchanged, e.g. one recurrent layer, GRU cells, Dropout between the
+    layers, or a GPU is visible). Call before the model's first traced step.
+    Idempotent.
     """
+    if tf.config.list_physical_devices("GPU"):
+        return 0  # Keras' cuDNN LSTM kernel beats any loop
     plan, stacked = _plan(list(model.layers))
     if stacked:
         model.call = _StackedCall(plan)
