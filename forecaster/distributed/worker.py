@@ -43,7 +43,7 @@ from forecaster.train.checkpoint import (
     resume_state,
     run_key_of,
 )
-from forecaster.train.fit import training_windows, window_dataset
+from forecaster.train.fit import resumed_model, training_windows, window_dataset
 
 SEED_STRIDE = 7919  # worker k shuffles its shard with seed + k * SEED_STRIDE
 VALIDATION_BATCH = 1024  # windows per validation batch, as in a local run
@@ -108,7 +108,7 @@ def _restored_state(settings: Settings):
 def _start_model(settings: Settings, scales, n_features: int, state):
     """The checkpoint's last model when restarted, else a fresh one from the factory."""
     if state is not None:
-        return keras.saving.load_model(state.model_path, safe_mode=True)
+        return resumed_model(state)
     prep = settings.prep
     return build_model(
         settings.model, prep.window, prep.horizon, n_features, scales=tuple(scales)

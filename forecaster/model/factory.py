@@ -8,6 +8,7 @@ from forecaster.config import CELLS, ModelSettings, check_choice
 from forecaster.errors import ForecasterError
 from forecaster.model.heads import QUANTILES, HeadSpec, head_kind
 from forecaster.model.keras_heads import MoveChannel, head_layers, head_loss
+from forecaster.model.stacked import run_stacked
 
 
 def build_model(
@@ -59,6 +60,7 @@ def build_model(
             layers.append(keras.layers.Dropout(settings.dropout))
     layers.extend(head_layers(spec, settings.df_gain))
     model = keras.Sequential(layers, name=f"stacked_{settings.cell}")
+    run_stacked(model)  # LSTM layers in one loop over time; saved as they are
     model.compile(
         optimizer=keras.optimizers.Adam(
             learning_rate=settings.learning_rate, clipnorm=settings.clipnorm
