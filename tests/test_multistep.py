@@ -246,3 +246,32 @@ def test_a_pool_whose_anchor_collapses_after_the_last_day_keeps_no_state(
     believable = AnchorState("garch_t", {"nu": 5.0}, np.array([(sd / 2) ** 2]))
     monkeypatch.setattr(multistep, "anchor_state", lambda *a, **k: believable)
     assert multistep.future_record(prepared, pool)["weight_model"] == 0.0
+
+
+def test_a_direct_model_is_scored_on_its_head_as_a_forecast_shows_it():
+    """A horizon-10 model's 5- and 10-day quantiles are its outputs 5 and 10
+    (each the distribution of the move from the day before the origin), not a
+    fan sampled one step at a time; a forecast of 10 days reads the same."""
+    from conftest import make_prices
+
+    import forecaster as fc
+
+    model = fc.Forecaster(
+        window=10, horizon=10, units=4, layers=2, epochs=1, batch_size=32, verbose=0
+    ).fit(make_prices(400))
+    block = model.metrics_["multi_step"]
+    assert block["model_horizon"] == 10 and block["origin_stride"] == 10
+    engine, prepared = model.get_engine(), next(iter(model.panel_.parts.values()))
+    at = multistep.origins(prepared.split.n_train, len(prepared.prices), 10)
+    got = multistep.model_quantiles(engine, prepared, at)
+    context = prepared.scaled[at[0] - 10 : at[0]][None]
+    head = engine.step_quantiles(context, 10, multistep.QUANTILES)[0]
+    moves = 100 * np.log(
+        prepared.scaler.inverse_transform(head) / prepared.prices[at[0] - 1]
+    )
+    np.testing.assert_allclose(got[5][0], moves[4], atol=1e-5)
+    np.testing.assert_allclose(got[10][0], moves[9], atol=1e-5)
+    actual = multistep.outcomes(prepared.prices, at)[10]
+    assert block["methods"]["model"]["10"] == multistep.score(got[10], actual)
+    sampled = multistep.model_quantiles(engine, prepared, at[:1], horizons=(11,))
+    assert sampled[11].shape == (1, 5)  # past the horizon: sampled paths

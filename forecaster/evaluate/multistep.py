@@ -2,8 +2,12 @@
 
 At each scored origin t (a test day whose whole path lies in the test part)
 the outcome is the cumulative h-day log return in percent,
-100 ln(P[t + h - 1] / P[t - 1]). The model's forecast of it is the fan of
-`MODEL_SAMPLES` paths it draws itself (Engine.sample_paths, recursive); each
+100 ln(P[t + h - 1] / P[t - 1]). The model's forecast of it is the one a
+forecast shows: read from the head of one model call for the days within the
+model's horizon (a direct model: its output h is the distribution of that
+same h-day move), else the fan of `MODEL_SAMPLES` paths it draws itself
+(Engine.sample_paths, `horizon` steps kept per call: recursive for the
+one-step default); each
 anchor's is `SIMULATIONS` paths of forecaster.evaluate.anchor_paths, with its
 parameters estimated on the training days only (the fits of the one-step
 comparison) and its variance filtered through the day before t. Where
@@ -57,19 +61,40 @@ def outcomes(prices, at, horizons=HORIZONS) -> dict:
 
 
 def model_quantiles(engine, prepared, at, horizons=HORIZONS, samples=MODEL_SAMPLES):
-    """{h: (b, 5)} QUANTILES of the model's sampled h-day log returns (percent)."""
+    """{h: (b, 5)} QUANTILES of the model's h-day log returns (percent).
+
+    As a forecast gives them (forecaster.forecast.future): h up to the
+    model's horizon from the head of one call (Engine.step_quantiles), each
+    further h from `samples` paths drawn `horizon` steps per call.
+    """
     window = prepared.split.window
     contexts = np.stack(
         [window_view(prepared.scaled, window, (t, t + 1))[0] for t in at]
     )
-    drawn = engine.sample_paths(contexts, max(horizons), samples, seed=0, block=1)
-    prices = prepared.scaler.inverse_transform(drawn)  # (b, samples, steps)
     last = np.asarray(prepared.prices, np.float64)[at - 1]
-    moves = 100 * np.log(prices / last[:, None, None])
-    return {
-        h: np.moveaxis(np.quantile(moves[..., h - 1], QUANTILES, axis=1), 0, -1)
-        for h in horizons
-    }
+    quantiles = {}
+    read = [h for h in horizons if h <= engine.horizon]
+    if read:
+        scaled = engine.step_quantiles(contexts, max(read), QUANTILES)
+        moves = _log_moves(prepared, scaled, last)  # (b, steps, 5)
+        quantiles |= {h: moves[:, h - 1] for h in read}
+    drawn = [h for h in horizons if h > engine.horizon]
+    if drawn:
+        paths = engine.sample_paths(
+            contexts, max(drawn), samples, seed=0, block=engine.horizon
+        )
+        moves = _log_moves(prepared, paths, last)  # (b, samples, steps)
+        quantiles |= {
+            h: np.moveaxis(np.quantile(moves[..., h - 1], QUANTILES, axis=1), 0, -1)
+            for h in drawn
+        }
+    return {h: quantiles[h] for h in horizons}
+
+
+def _log_moves(prepared, scaled, last) -> np.ndarray:
+    """100 ln(price / last): scaled values (b, ...) against each origin's last."""
+    prices = prepared.scaler.inverse_transform(scaled)
+    return 100 * np.log(prices / last.reshape(-1, *[1] * (prices.ndim - 1)))
 
 
 def anchor_state(family: str, prices, n_train: int, ohlc, at, keep=None):
@@ -174,17 +199,20 @@ def score(quantiles, actual) -> dict:
     }
 
 
-def multi_step(engine, prepared, distribution: dict, horizons=HORIZONS):
-    """The "multi_step" block of metrics.json, or None without a sampled fan.
+def multi_step(
+    engine, prepared, distribution: dict, horizons=HORIZONS, stride=ORIGIN_STRIDE
+):
+    """The "multi_step" block of metrics.json, or None without a distribution.
 
     `distribution`: the one-step comparison's record (its anchors, its main
     method and the pool's choice). A model with a point head, or with input
     features beside the price (one model call, no recursion), has no fan.
+    Every `stride`-th test day is an origin.
     """
     if not engine.head.probabilistic or prepared.extra is not None:
         return None
     prices, n_train = prepared.prices, prepared.split.n_train
-    at = origins(n_train, len(prices), max(horizons))
+    at = origins(n_train, len(prices), max(horizons), stride)
     if len(at) < 2:
         return None
     quantiles = {"model": model_quantiles(engine, prepared, at, horizons)}
@@ -206,7 +234,9 @@ def multi_step(engine, prepared, distribution: dict, horizons=HORIZONS):
         }
         main = "combined" if distribution["main"] == "combined" else main
     actual = outcomes(prices, at, horizons)
-    return _record(quantiles, actual, main, at, distribution, horizons)
+    record = _record(quantiles, actual, main, at, distribution, horizons)
+    # model_horizon: the days read from the head; further ones are sampled
+    return record | {"origin_stride": stride, "model_horizon": engine.horizon}
 
 
 def _record(quantiles, actual, main, at, distribution, horizons) -> dict:
@@ -231,8 +261,7 @@ def _record(quantiles, actual, main, at, distribution, horizons) -> dict:
         "horizons": list(horizons),
         "outcome": "cumulative log return over h days, percent",
         "origins": len(at),
-        "origin_stride": ORIGIN_STRIDE,
-        "model_samples": MODEL_SAMPLES,
+        "model_samples": MODEL_SAMPLES,  # paths, for the days past model_horizon
         "anchor_simulations": SIMULATIONS,
         "main": main,
         "methods": methods,

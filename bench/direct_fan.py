@@ -1,0 +1,151 @@
+"""Issue 27: the direct multi-horizon head against the sampled fan, 5 and 10 days out.
+
+Trains `Settings()` defaults, as `python train.py --csv data/<T>.csv
+--horizon H` does, on AAPL, GOOG and MSFT (data/), once per H in
+`--horizons` (1: the default one-step model, whose 5- and 10-day quantiles
+come from 256 of its own sampled paths; 10 or 30: a direct model, whose
+output h is the distribution of the h-day move, read from one call). Each
+model is scored by forecaster.evaluate.multistep on the same test origins:
+the outcome 100 ln(P[t + h - 1] / P[t - 1]), coverage and interval score
+of the 80% and 95% intervals, qCRPS of five quantiles, for the network
+alone and for the pool with an anchor where validation chose it, beside the
+GARCH-family anchors (the best one on qCRPS shown). Two origin sets: every
+10th test day (metrics.json's record, Keras engine) and every `--stride`-th
+(the saved bundle's NumPy engine, as predict.py runs it). Training is
+deterministic on CPU (seed 42).
+
+python -m bench.direct_fan                           # 3 tickers x H 1, 10, 30 (long)
+python -m bench.direct_fan --tickers AAPL --horizons 1 30 --epochs 2   # smoke test
+python -m bench.direct_fan --report                  # reprint from the records
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from forecaster.config import DataSettings, Settings  # noqa: E402
+
+TICKERS = ("AAPL", "GOOG", "MSFT")
+OUT = Path("bench/out/direct_fan.json")
+LOSSES = ("coverage_0.8", "coverage_0.95", "interval_score_0.8")
+LOSSES += ("interval_score_0.95", "qcrps")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tickers", nargs="+", choices=TICKERS, default=list(TICKERS))
+    p.add_argument("--horizons", nargs="+", type=int, default=[1, 10, 30])
+    p.add_argument("--epochs", type=int, help="override the default epochs (smoke)")
+    p.add_argument("--stride", type=int, default=1, help="the dense origins' stride")
+    p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--report", action="store_true", help="reprint --out only")
+    return p.parse_args(argv)
+
+
+def run(ticker: str, horizon: int, epochs, stride: int) -> dict:
+    """Train the default with `horizon` on data/<ticker>.csv; its 5/10-day scores."""
+    import forecaster as fc
+    from forecaster.data import load_prices
+    from forecaster.data.series import Panel
+    from forecaster.evaluate.multistep import multi_step
+
+    series = load_prices(DataSettings(csv=f"data/{ticker}.csv"))
+    settings = Settings()
+    settings.prep.horizon = horizon
+    settings.train.verbose = 0
+    if epochs is not None:
+        settings.train.epochs = epochs
+    started = time.perf_counter()
+    model = fc.Forecaster.from_settings(settings).fit(Panel([series], []))
+    seconds = time.perf_counter() - started
+    metrics = model.metrics_
+    if "series" in metrics:  # a Panel object reads as a panel (of one)
+        metrics = next(iter(metrics["series"].values()))
+    prepared = next(iter(model.panel_.parts.values()))
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(Path(tmp) / "bundle")
+        engine = fc.load(Path(tmp) / "bundle").get_engine("numpy")
+        dense = multi_step(engine, prepared, metrics["distribution"], stride=stride)
+    return {
+        "ticker": ticker,
+        "horizon": horizon,
+        "seconds": seconds,
+        "best_epoch": int(model.best_epoch_),
+        "main": metrics["distribution"]["main"],
+        "every_10th": metrics["multi_step"],
+        "dense": dense,
+    }
+
+
+def best_anchor(block: dict, h: str) -> str:
+    """The anchor with the lowest qCRPS at `h` on these origins."""
+    anchors = [key for key in block["methods"] if key not in ("model", "combined")]
+    return min(anchors, key=lambda key: block["methods"][key][h]["qcrps"])
+
+
+def cells(scored: dict) -> str:
+    cover = f"{100 * scored['coverage_0.8']:5.1f} {100 * scored['coverage_0.95']:5.1f}"
+    losses = (scored[k] for k in ("interval_score_0.8", "interval_score_0.95", "qcrps"))
+    return cover + "".join(f"{value:8.3f}" for value in losses)
+
+
+def table(records: list[dict], origins: str) -> str:
+    """Per ticker and h: each model's network alone, its main fan, the best anchor."""
+    header = f"{'ticker':<6}{'h':>3} {'fan':<22}{'cov80':>6}{'cov95':>6}"
+    header += f"{'IS80':>8}{'IS95':>8}{'qCRPS':>8}"
+    lines = [f"origins: {origins}", header]
+    tickers = dict.fromkeys(r["ticker"] for r in records)
+    for ticker in tickers:
+        runs = [r for r in records if r["ticker"] == ticker and r[origins]]
+        for h in map(str, runs[0][origins]["horizons"] if runs else []):
+            first = runs[0][origins]
+            lines.append(f"{ticker:<6}{h:>3} ({first['origins']} origins)")
+            for record in runs:
+                block = record[origins]
+                name = "sampled" if int(h) > block["model_horizon"] else "head"
+                label = f"H={record['horizon']} {name}"
+                lines.append(
+                    f"{'':<10}{label:<22}{cells(block['methods']['model'][h])}"
+                )
+                if block["main"] != "model":
+                    label = f"H={record['horizon']} pooled"
+                    main = block["methods"][block["main"]][h]
+                    lines.append(f"{'':<10}{label:<22}{cells(main)}")
+            anchor = best_anchor(first, h)
+            label = first["methods"][anchor]["label"]
+            lines.append(f"{'':<10}{label:<22}{cells(first['methods'][anchor][h])}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    if args.report:
+        records = json.loads(args.out.read_text())
+    else:
+        records = []
+        for ticker in args.tickers:
+            for horizon in args.horizons:
+                records.append(run(ticker, horizon, args.epochs, args.stride))
+                print(
+                    f"{ticker} H={horizon}: {records[-1]['seconds']:.0f} s, "
+                    f"best epoch {records[-1]['best_epoch']}",
+                    flush=True,
+                )
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(records, indent=1, allow_nan=False))
+    print(table(records, "every_10th"))
+    print(table(records, "dense"))
+    print(f"(records: {args.out})")
+
+
+if __name__ == "__main__":
+    main()
