@@ -21,6 +21,7 @@ Three parts, each printed side by side from one run:
 
     python -m bench.forecast_speed --only predict --rounds 3 --reference main
     python -m bench.forecast_speed --only panels --rounds 3   # 1 vs 200 series only
+    python -m bench.forecast_speed --only predict --only panels --direct 30
     python -m bench.forecast_speed --only bands --repeats 8
     python -m bench.forecast_speed --only blas --load 3
 """
@@ -139,22 +140,34 @@ def reference_checkout(rev: str) -> Path:
 
 
 def bench_predict(
-    rounds: int, reference: str | None, panels: bool, points: bool = True
+    rounds: int,
+    reference: str | None,
+    panels: bool,
+    points: bool = True,
+    direct: int | None = None,
 ) -> None:
     """predict.py --days 30 end to end, alternating; medians and ratios.
 
     `points`: the point and distribution bundles of AAPL; `panels`: the
     one-series and 200-series panel bundles (both the default Student-t
-    distribution, the same small network).
+    distribution, the same small network). `direct`: each also trained with
+    --horizon `direct` (a direct model: 30 days from one call when `direct`
+    >= 30, no sampled paths), rows "...-hN" beside.
     """
     bundles = {}
+    variants = {"": []}
+    if direct:
+        variants[f"-h{direct}"] = ["--horizon", str(direct)]
     if points:
         bundles["point"] = bundle("aapl-mse", ["--loss", "mse"])
-        bundles["distribution"] = bundle("aapl-student-t", [])
+    for tag, horizon in variants.items():
+        if points:
+            bundles[f"distribution{tag}"] = bundle(f"aapl-student-t{tag}", horizon)
+        if panels:
+            for series in (1, 200):
+                flags = ["--csv", str(panel_csv(series)), *SMALL, *horizon]
+                bundles[f"panel-{series}{tag}"] = bundle(f"walks-{series}{tag}", flags)
     if panels:
-        for series in (1, 200):
-            flags = ["--csv", str(panel_csv(series)), *SMALL]
-            bundles[f"panel-{series}"] = bundle(f"walks-{series}", flags)
         for series in (1, 200):
             bundles[f"network-{series}"] = network_only(bundles[f"panel-{series}"])
     runs = {name: (path, ROOT) for name, path in bundles.items()}
@@ -187,6 +200,17 @@ def bench_predict(
                     cpu[f"{kind}-1{tag}"]
                 )
                 print(f"  {kind}-200{tag} / {kind}-1{tag}, CPU time: {ratio:.2f}")
+    for tag in variants:
+        if panels and tag:
+            ratio = statistics.median(cpu[f"panel-200{tag}"]) / statistics.median(
+                cpu[f"panel-1{tag}"]
+            )
+            print(f"  panel-200{tag} / panel-1{tag}, CPU time: {ratio:.2f}")
+        if points:
+            name = f"distribution{tag}"
+            ratio = statistics.median(cpu[name]) / statistics.median(cpu["point"])
+            wall = median[name] / median["point"]
+            print(f"  {name} / point, CPU time: {ratio:.2f}, wall: {wall:.2f}")
     for tag in ("", f"@{reference}") if reference else ("",):
         if points:
             ratio = median[f"distribution{tag}"] / median[f"point{tag}"]
@@ -311,12 +335,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=8, help="seeds per estimator")
     parser.add_argument("--panels", action="store_true", help="1 vs 200 series")
     parser.add_argument("--load", type=int, default=3, help="busy-loop processes")
+    parser.add_argument(
+        "--direct", type=int, help="also time bundles trained with --horizon N"
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     parts = args.only or ["predict", "bands", "blas"]
     if "predict" in parts or "panels" in parts:
         panels = args.panels or "panels" in parts
-        bench_predict(args.rounds, args.reference, panels, "predict" in parts)
+        points = "predict" in parts
+        bench_predict(args.rounds, args.reference, panels, points, args.direct)
     if "bands" in parts:
         bench_bands(args.repeats)
     if "blas" in parts:
