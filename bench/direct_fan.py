@@ -16,7 +16,7 @@ deterministic on CPU (seed 42).
 
 python -m bench.direct_fan                           # 3 tickers x H 1, 10, 30 (long)
 python -m bench.direct_fan --tickers AAPL --horizons 1 30 --epochs 2   # smoke test
-python -m bench.direct_fan --report                  # reprint from the records
+python -m bench.direct_fan --report bench/out/direct_fan.json   # reprint, no training
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, help="override the default epochs (smoke)")
     p.add_argument("--stride", type=int, default=1, help="the dense origins' stride")
     p.add_argument("--out", type=Path, default=OUT)
-    p.add_argument("--report", action="store_true", help="reprint --out only")
+    p.add_argument(
+        "--report", nargs="+", type=Path, help="reprint these records, no training"
+    )
     return p.parse_args(argv)
 
 
@@ -70,6 +72,7 @@ def run(ticker: str, horizon: int, epochs, stride: int) -> dict:
     if "series" in metrics:  # a Panel object reads as a panel (of one)
         metrics = next(iter(metrics["series"].values()))
     prepared = next(iter(model.panel_.parts.values()))
+    main = metrics["distribution"]["main"]
     with tempfile.TemporaryDirectory() as tmp:
         model.save(Path(tmp) / "bundle")
         engine = fc.load(Path(tmp) / "bundle").get_engine("numpy")
@@ -80,6 +83,15 @@ def run(ticker: str, horizon: int, epochs, stride: int) -> dict:
         "seconds": seconds,
         "best_epoch": int(model.best_epoch_),
         "main": metrics["distribution"]["main"],
+        "pool": {  # the pool validation chose: its weight and anchor
+            key: value
+            for key, value in (metrics["distribution"].get("combination") or {}).items()
+            if key != "future"
+        },
+        "one_step": {  # the main distribution's one-step test scores
+            key: metrics["distribution"]["methods"][main][key]
+            for key in ("crps", "coverage_0.8", "coverage_0.95")
+        },
         "every_10th": metrics["multi_step"],
         "dense": dense,
     }
@@ -125,11 +137,49 @@ def table(records: list[dict], origins: str) -> str:
     return "\n".join(lines)
 
 
+def against_one_step(records: list[dict], origins: str) -> str:
+    """Each direct model over the H=1 model on the same origins: coverage error
+    (|coverage - level|, points) and loss ratios, network alone and pooled."""
+    lines = [
+        f"origins: {origins}; |cov - level| in points, then loss / H=1's "
+        "(below 1: the direct model is better)",
+        f"{'ticker':<6}{'h':>3} {'fan':<12}{'err80':>6}{'err95':>6}"
+        f"{'IS80':>7}{'IS95':>7}{'qCRPS':>7}",
+    ]
+    by_key = {(r["ticker"], r["horizon"]): r[origins] for r in records if r[origins]}
+    for (ticker, horizon), block in by_key.items():
+        base = by_key.get((ticker, 1))
+        for h in map(str, block["horizons"]):
+            for fan in (
+                ("model", block["main"]) if block["main"] != "model" else ("model",)
+            ):
+                ours = block["methods"][fan][h]
+                cells = "".join(
+                    f"{100 * abs(ours[f'coverage_{level}'] - level):6.1f}"
+                    for level in (0.8, 0.95)
+                )
+                if base is not None and horizon != 1:
+                    reference = base["methods"][
+                        fan if fan in base["methods"] else "model"
+                    ][h]
+                    cells += "".join(
+                        f"{ours[loss] / reference[loss]:7.3f}"
+                        for loss in (
+                            "interval_score_0.8",
+                            "interval_score_0.95",
+                            "qcrps",
+                        )
+                    )
+                label = f"H={horizon} {'pooled' if fan != 'model' else 'alone'}"
+                lines.append(f"{ticker:<6}{h:>3} {label:<12}{cells}")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.report:
-        records = json.loads(args.out.read_text())
+        records = [r for path in args.report for r in json.loads(path.read_text())]
     else:
         records = []
         for ticker in args.tickers:
@@ -142,8 +192,9 @@ def main(argv=None) -> None:
                 )
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps(records, indent=1, allow_nan=False))
-    print(table(records, "every_10th"))
-    print(table(records, "dense"))
+    for origins in ("every_10th", "dense"):
+        print(table(records, origins))
+        print(against_one_step(records, origins))
     print(f"(records: {args.out})")
 
 
