@@ -137,9 +137,13 @@ def table(records: list[dict], origins: str) -> str:
     return "\n".join(lines)
 
 
+RATIO_LOSSES = ("interval_score_0.8", "interval_score_0.95", "qcrps")
+
+
 def against_one_step(records: list[dict], origins: str) -> str:
-    """Each direct model over the H=1 model on the same origins: coverage error
-    (|coverage - level|, points) and loss ratios, network alone and pooled."""
+    """Each model's coverage error (|coverage - level|, points) and each direct
+    model's losses over the H=1 model's on the same origins, network alone and
+    pooled; then the mean coverage error of each H and fan over every row."""
     lines = [
         f"origins: {origins}; |cov - level| in points, then loss / H=1's "
         "(below 1: the direct model is better)",
@@ -147,31 +151,26 @@ def against_one_step(records: list[dict], origins: str) -> str:
         f"{'IS80':>7}{'IS95':>7}{'qCRPS':>7}",
     ]
     by_key = {(r["ticker"], r["horizon"]): r[origins] for r in records if r[origins]}
+    errors = {}  # (H, fan) -> [err80, err95] of every row
     for (ticker, horizon), block in by_key.items():
         base = by_key.get((ticker, 1))
+        fans = dict.fromkeys(("model", block["main"]))
         for h in map(str, block["horizons"]):
-            for fan in (
-                ("model", block["main"]) if block["main"] != "model" else ("model",)
-            ):
+            for fan in fans:
                 ours = block["methods"][fan][h]
-                cells = "".join(
-                    f"{100 * abs(ours[f'coverage_{level}'] - level):6.1f}"
-                    for level in (0.8, 0.95)
-                )
+                label = f"H={horizon} {'alone' if fan == 'model' else 'pooled'}"
+                error = [100 * abs(ours[f"coverage_{v}"] - v) for v in (0.8, 0.95)]
+                errors.setdefault(label, []).append(error)
+                cells = "".join(f"{value:6.1f}" for value in error)
                 if base is not None and horizon != 1:
-                    reference = base["methods"][
-                        fan if fan in base["methods"] else "model"
-                    ][h]
+                    own = base["methods"].get(fan, base["methods"]["model"])[h]
                     cells += "".join(
-                        f"{ours[loss] / reference[loss]:7.3f}"
-                        for loss in (
-                            "interval_score_0.8",
-                            "interval_score_0.95",
-                            "qcrps",
-                        )
+                        f"{ours[loss] / own[loss]:7.3f}" for loss in RATIO_LOSSES
                     )
-                label = f"H={horizon} {'pooled' if fan != 'model' else 'alone'}"
                 lines.append(f"{ticker:<6}{h:>3} {label:<12}{cells}")
+    for label, rows in errors.items():
+        mean = [sum(column) / len(rows) for column in zip(*rows, strict=True)]
+        lines.append(f"{'mean':<10}{label:<12}{mean[0]:6.1f}{mean[1]:6.1f}")
     return "\n".join(lines)
 
 
@@ -195,7 +194,7 @@ def main(argv=None) -> None:
     for origins in ("every_10th", "dense"):
         print(table(records, origins))
         print(against_one_step(records, origins))
-    print(f"(records: {args.out})")
+    print(f"(records: {', '.join(map(str, args.report or [args.out]))})")
 
 
 if __name__ == "__main__":
