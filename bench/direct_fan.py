@@ -77,6 +77,7 @@ def run(ticker: str, horizon: int, epochs, stride: int) -> dict:
         model.save(Path(tmp) / "bundle")
         engine = fc.load(Path(tmp) / "bundle").get_engine("numpy")
         dense = multi_step(engine, prepared, metrics["distribution"], stride=stride)
+        widths = width_record(engine, prepared, stride)
     return {
         "ticker": ticker,
         "horizon": horizon,
@@ -94,7 +95,37 @@ def run(ticker: str, horizon: int, epochs, stride: int) -> dict:
         },
         "every_10th": metrics["multi_step"],
         "dense": dense,
+        "widths": widths,
     }
+
+
+def width_record(engine, prepared, stride: int) -> dict:
+    """{h: the network's 80% interval width over GARCH(1,1)-t's, on average, and
+    the correlation of the two widths across the dense origins}: whether a
+    fan is too wide overall, and whether it widens when volatility does."""
+    import numpy as np
+
+    from forecaster.evaluate import multistep
+
+    at = multistep.origins(
+        prepared.split.n_train, len(prepared.prices), max(multistep.HORIZONS), stride
+    )
+    ours = multistep.model_quantiles(engine, prepared, at)
+    state = multistep.anchor_state(
+        "garch_t", prepared.prices, prepared.split.n_train, prepared.ohlc, at
+    )
+    garch = multistep.anchor_quantiles(state)
+    record = {}
+    for h in multistep.HORIZONS:
+        width, reference = (
+            ours[h][:, 3] - ours[h][:, 1],
+            garch[h][:, 3] - garch[h][:, 1],
+        )
+        record[str(h)] = {
+            "mean_ratio_to_garch_t": float(width.mean() / reference.mean()),
+            "correlation_with_garch_t": float(np.corrcoef(width, reference)[0, 1]),
+        }
+    return record
 
 
 def best_anchor(block: dict, h: str) -> str:
@@ -138,6 +169,19 @@ def table(records: list[dict], origins: str) -> str:
 
 
 RATIO_LOSSES = ("interval_score_0.8", "interval_score_0.95", "qcrps")
+
+
+def width_table(records: list[dict]) -> str:
+    """Each model's 80% width over GARCH-t's (mean) and their correlation."""
+    lines = ["80% interval width on the dense origins: mean / GARCH(1,1)-t's, corr"]
+    for record in records:
+        for h, one in (record.get("widths") or {}).items():
+            lines.append(
+                f"{record['ticker']:<6}{h:>3} H={record['horizon']:<4}"
+                f"{one['mean_ratio_to_garch_t']:7.3f}"
+                f"{one['correlation_with_garch_t']:7.3f}"
+            )
+    return "\n".join(lines)
 
 
 def against_one_step(records: list[dict], origins: str) -> str:
@@ -194,6 +238,7 @@ def main(argv=None) -> None:
     for origins in ("every_10th", "dense"):
         print(table(records, origins))
         print(against_one_step(records, origins))
+    print(width_table(records))
     print(f"(records: {', '.join(map(str, args.report or [args.out]))})")
 
 
