@@ -44,6 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tickers", nargs="+", choices=TICKERS, default=list(TICKERS))
     p.add_argument("--horizons", nargs="+", type=int, default=[1, 10, 30])
     p.add_argument("--epochs", type=int, help="override the default epochs (smoke)")
+    p.add_argument("--patience", type=int, help="override early stopping's patience")
     p.add_argument("--stride", type=int, default=1, help="the dense origins' stride")
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument(
@@ -52,7 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def run(ticker: str, horizon: int, epochs, stride: int) -> dict:
+def run(ticker: str, horizon: int, epochs, stride: int, patience=None) -> dict:
     """Train the default with `horizon` on data/<ticker>.csv; its 5/10-day scores."""
     import forecaster as fc
     from forecaster.data import load_prices
@@ -65,6 +66,8 @@ def run(ticker: str, horizon: int, epochs, stride: int) -> dict:
     settings.train.verbose = 0
     if epochs is not None:
         settings.train.epochs = epochs
+    if patience is not None:
+        settings.train.patience = patience
     started = time.perf_counter()
     model = fc.Forecaster.from_settings(settings).fit(Panel([series], []))
     seconds = time.perf_counter() - started
@@ -227,7 +230,9 @@ def main(argv=None) -> None:
         records = []
         for ticker in args.tickers:
             for horizon in args.horizons:
-                records.append(run(ticker, horizon, args.epochs, args.stride))
+                records.append(
+                    run(ticker, horizon, args.epochs, args.stride, args.patience)
+                )
                 print(
                     f"{ticker} H={horizon}: {records[-1]['seconds']:.0f} s, "
                     f"best epoch {records[-1]['best_epoch']}",
