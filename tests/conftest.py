@@ -62,6 +62,22 @@ def tiny_settings(csv: str | None = None, **changes) -> Settings:
     return s.validate()
 
 
+def garch_pool(part, weight_model: float) -> dict:
+    """A pool record (metrics' distribution "combination") of `weight_model`
+    network + a fixed GARCH(1,1)-t anchor, its state on `part`'s last day."""
+    from forecaster.evaluate.anchor_paths import AnchorState
+
+    params = {"omega": 0.05, "alpha[1]": 0.1, "beta[1]": 0.85, "nu": 8.0}
+    future = {
+        "weight_model": weight_model,
+        "anchor_label": "GARCH(1,1)-t",
+        "last_date": f"{part.dates[-1]:%Y-%m-%d}",
+        "last_price": float(part.prices[-1]),
+        "state": AnchorState("garch_t", params, np.array([4.0])).record(),
+    }
+    return {"preferred": True, "anchor_label": "GARCH(1,1)-t", "future": future}
+
+
 def write(tmp_path: Path, content: str | bytes, name: str = "prices.csv") -> Path:
     """Write text or bytes to tmp_path/name; returns the path."""
     path = tmp_path / name

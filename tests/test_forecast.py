@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_prices, tiny_settings, write_csv
+from conftest import garch_pool, make_prices, tiny_settings, write_csv
 
 from forecaster.config import DataSettings
 from forecaster.errors import ForecasterError
@@ -184,18 +184,11 @@ def test_forecast_bands_are_the_pool_validation_chose(bundle_copy):
 
     model = fc.load(bundle_copy)
     part = model.panel_.parts[model.name]
-    params = {"omega": 0.05, "alpha[1]": 0.1, "beta[1]": 0.85, "nu": 8.0}
-    future = {
-        "weight_model": 0.25,
-        "anchor_label": "GARCH(1,1)-t",
-        "last_date": f"{part.dates[-1]:%Y-%m-%d}",
-        "last_price": float(part.prices[-1]),
-        "state": AnchorState("garch_t", params, np.array([4.0])).record(),
-    }
+    pool = garch_pool(part, 0.25)
+    future = pool["future"]
     model.metrics_["distribution"].pop("combination", None)  # the network alone
     own = model.forecast(5)
     assert own.attrs["bands"] is None
-    pool = {"preferred": True, "anchor_label": "GARCH(1,1)-t", "future": future}
     model.metrics_["distribution"]["combination"] = pool
     pooled = model.forecast(5)
     assert pooled.attrs["bands"] == (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import garch_pool
 from panel_fakes import random_walk_ohlcv
 
 import forecaster as fc
@@ -249,8 +250,6 @@ def test_a_global_model_with_a_covariate_saves_and_forecasts(tmp_path):
 
 def test_a_series_pooled_at_network_weight_0_draws_no_paths():
     """Its bands are the anchor's alone; the other series' stay as they were."""
-    from forecaster.evaluate.anchor_paths import AnchorState
-
     panel = {name: frame["Close"] for name, frame in generated_panel().items()}
     model = fc.Forecaster(window=10, units=4, layers=1, epochs=1, verbose=0)
     model.fit(panel)
@@ -258,15 +257,7 @@ def test_a_series_pooled_at_network_weight_0_draws_no_paths():
         one["distribution"].pop("combination", None)  # the network's own bands
     own = model.forecast(5)
     part = model.panel_.parts["AAA"]
-    params = {"omega": 0.05, "alpha[1]": 0.1, "beta[1]": 0.85, "nu": 8.0}
-    future = {
-        "weight_model": 0.0,
-        "anchor_label": "GARCH(1,1)-t",
-        "last_date": f"{part.dates[-1]:%Y-%m-%d}",
-        "last_price": float(part.prices[-1]),
-        "state": AnchorState("garch_t", params, np.array([4.0])).record(),
-    }
-    pool = {"preferred": True, "anchor_label": "GARCH(1,1)-t", "future": future}
+    pool = garch_pool(part, 0.0)
     model.metrics_["series"]["AAA"]["distribution"]["combination"] = pool
     engine, sampled = model.get_engine("auto"), []
     draw = engine.sample_paths
