@@ -255,14 +255,18 @@ def test_a_degenerate_fit_is_an_error_kept_once_and_left_out(monkeypatch, caplog
     anchors.forget_fits()
     caplog.set_level(logging.WARNING, logger="forecaster")
     monkeypatch.setattr(anchors, "_estimate", wandered)
+    monkeypatch.setattr(anchors, "_DEGENERATE", set())  # none said yet
     for _ in range(2):
         with pytest.raises(ForecasterError, match="EGARCH.*degenerate fit"):
             anchors.volatility("egarch_t", returns, None, 299)
     assert calls == ["egarch_t"]  # the failure is kept: no second estimate
+    with pytest.raises(ForecasterError, match="degenerate"):  # another series
+        anchors.volatility("egarch_t", returns * 1.1, None, 299)
+    assert calls == ["egarch_t"] * 2  # estimated, but not said again
     days = baselines.TestDays(prices, 300)
     assert baselines.distribution("egarch_t", days) is None
     said = [r.message for r in caplog.records if "degenerate" in r.message]
-    assert len(said) == 1 and said[0].endswith("; left out")  # one line, once
+    assert len(said) == 1 and "; left out. Later ones" in said[0]  # one line, once
     anchors.forget_fits()
 
 

@@ -199,7 +199,7 @@ def volatility(
                 )
             except DegenerateFit as error:  # kept: a run asks again, and
                 _FITS[key] = error  # refitting a degenerate one costs the most
-                log.warning("%s; left out", error)  # said once, not by each caller
+                _say_once(family, _DEGENERATE, f"{error}; left out")  # not by callers
     if isinstance(_FITS[key], DegenerateFit):
         raise _FITS[key]
     return _FITS[key]
@@ -238,22 +238,29 @@ def check_volatility(family: str, sigma, returns, n_fit: int) -> None:
 
 _FITS: dict = {}  # (family, n_fit, data digest) -> Volatility: a run fits each once
 _UNCONVERGED: set = set()  # the families whose non-convergence was said
+_DEGENERATE: set = set()  # the families whose degenerate fit was said
 
 
 def _not_converged(family: str, detail: str) -> None:
-    """A warning the first time a family's fit does not converge, then debug
-    lines: a panel's 200 series would otherwise repeat it 200 times. The fit
-    is still used when its volatility is believable (`check_volatility`)."""
-    if family in _UNCONVERGED:
-        log.debug("%s estimation did not converge%s", LABELS[family], detail)
+    """A family's fit did not converge: it is still used when its volatility
+    is believable (`check_volatility`)."""
+    _say_once(
+        family,
+        _UNCONVERGED,
+        f"{LABELS[family]} estimation did not converge{detail}; kept where its "
+        "volatility is believable",
+    )
+
+
+def _say_once(family: str, said: set, message: str) -> None:
+    """A warning the first time for `family` in `said`, then debug lines: a
+    panel's 200 series would otherwise repeat it once a series."""
+    if family in said:
+        log.debug("%s", message)
         return
-    _UNCONVERGED.add(family)
+    said.add(family)
     log.warning(
-        "%s estimation did not converge%s; kept where its volatility is "
-        "believable. Later fits of this family that do not converge are not "
-        "repeated here (logged at debug level)",
-        LABELS[family],
-        detail,
+        "%s. Later ones of this family are not repeated here (debug level)", message
     )
 
 
