@@ -19,6 +19,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from forecaster.config import Settings  # noqa: E402
+from forecaster.evaluate.anchor_paths import AnchorState  # noqa: E402
 
 
 def make_prices(n: int = 260, seed: int = 0, start: float = 100.0) -> pd.Series:
@@ -65,8 +66,6 @@ def tiny_settings(csv: str | None = None, **changes) -> Settings:
 def garch_pool(part, weight_model: float) -> dict:
     """A pool record (metrics' distribution "combination") of `weight_model`
     network + a fixed GARCH(1,1)-t anchor, its state on `part`'s last day."""
-    from forecaster.evaluate.anchor_paths import AnchorState
-
     params = {"omega": 0.05, "alpha[1]": 0.1, "beta[1]": 0.85, "nu": 8.0}
     future = {
         "weight_model": weight_model,
